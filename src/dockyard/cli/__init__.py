@@ -1,0 +1,1 @@
+"""The `dockyard` command: a thin adapter that renders what the library returns."""

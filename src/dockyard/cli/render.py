@@ -1,0 +1,71 @@
+"""All terminal output of the CLI: the only module that imports Rich.
+
+Diagnostics are rendered once each, errors before warnings' summary, with paths shown relative
+to the current directory when that is shorter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.markup import escape
+
+from dockyard.diagnostics import Diagnostic, Location
+
+_stderr: Console | None = None
+
+
+def stderr() -> Console:
+    global _stderr
+    if _stderr is None:
+        _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _stderr
+
+
+def _where(location: Location) -> str:
+    file = location.file
+    if file:
+        try:
+            rel = os.path.relpath(file)
+            if len(rel) < len(file):
+                file = rel
+        except ValueError:
+            pass
+    return str(Location(file, location.line, location.path))
+
+
+def diagnostic_text(d: Diagnostic) -> str:
+    """Plain text of one diagnostic (also what tests and golden files compare)."""
+    where = _where(d.location)
+    head = f"{d.severity.value}[{d.code}]"
+    text = f"{head} {where}: {d.message}" if where else f"{head}: {d.message}"
+    if d.hint:
+        text += f"\n    hint: {d.hint}"
+    return text
+
+
+def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
+    console = stderr()
+    for d in diagnostics:
+        style = "bold red" if d.is_error else "yellow"
+        lines = diagnostic_text(d).split("\n")
+        console.print(f"[{style}]{escape(lines[0])}[/]")
+        for line in lines[1:]:
+            console.print(f"[dim]{escape(line)}[/]")
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    console = stderr()
+    console.print(f"[bold red]error:[/] {escape(message)}")
+    if hint:
+        console.print(f"[dim]    hint: {escape(hint)}[/]")
+
+
+def write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    if not text.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()

@@ -1,0 +1,457 @@
+"""Loading a Compose project: files -> interpolation -> extends/include -> merge -> `Project`.
+
+This is the pipeline of Compose v2 (the reference), written as functions over plain data, with
+every problem collected as a `Diagnostic` located at its file, line and key path. Validation of
+Dockyard's own rules (`dockyard.compose.validate`) runs on the typed result; nothing is returned
+unless the whole project is valid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.compose.discovery import DiscoveryError, find_compose_files
+from dockyard.compose.dotenv import DotenvError, parse_dotenv
+from dockyard.compose.interpolation import escape_template, interpolate_tree
+from dockyard.compose.merge import merge_values, strip_tags
+from dockyard.compose.models import Project
+from dockyard.compose.normalize import Normalizer, make_project
+from dockyard.compose.options import LoadOptions
+from dockyard.compose.paths import KeyPath, format_path
+from dockyard.compose.schema import check_project
+from dockyard.compose.yamlfile import LineMap, Override, Reset, YamlFileError, parse_yaml
+from dockyard.diagnostics import Diagnostic, Location, Severity, dedupe
+from dockyard.errors import ProjectInvalid
+
+Report = Callable[[str, str, KeyPath, str | None], None]
+
+_WARNING_CODES = frozenset({"unset-variable"})
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A valid project and the warnings found while loading it (each reported once)."""
+
+    project: Project
+    warnings: tuple[Diagnostic, ...]
+
+
+@dataclass
+class _Session:
+    """Diagnostics and line maps of one load."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: list[tuple[str, LineMap]] = field(default_factory=list)
+
+    def reporter(self, file: str | None, lines: LineMap | None = None) -> Report:
+        def report(code: str, message: str, path: KeyPath, hint: str | None) -> None:
+            line = _line_for(lines, path) if lines is not None else None
+            self.add(code, message, Location(file, line, format_path(path) or None), hint)
+        return report
+
+    def add(self, code: str, message: str, location: Location, hint: str | None) -> None:
+        severity = Severity.WARNING if code in _WARNING_CODES else Severity.ERROR
+        self.diagnostics.append(Diagnostic(severity, code, message, location, hint))
+
+    def locate(self, path: KeyPath) -> Location:
+        """The file and line that last defined `path` (or its closest parent)."""
+        best: tuple[int, str, int] | None = None
+        for file, lines in self.sources:
+            for depth in range(len(path), 0, -1):
+                line = lines.get(path[:depth])
+                if line is not None:
+                    if best is None or depth >= best[0]:
+                        best = (depth, file, line)
+                    break
+        if best is None:
+            return Location(None, None, format_path(path) or None)
+        return Location(best[1], best[2], format_path(path) or None)
+
+    def located_reporter(self) -> Report:
+        def report(code: str, message: str, path: KeyPath, hint: str | None) -> None:
+            self.add(code, message, self.locate(path), hint)
+        return report
+
+
+def _line_for(lines: LineMap, path: KeyPath) -> int | None:
+    for depth in range(len(path), 0, -1):
+        line = lines.get(path[:depth])
+        if line is not None:
+            return line
+    return None
+
+
+def load_project(options: LoadOptions) -> LoadResult:
+    """Load, normalize and validate a Compose project. Raises `ProjectInvalid` with every error."""
+    session = _Session()
+    try:
+        project = _load(options, session)
+    except _Abort:
+        project = None
+    diagnostics = dedupe(session.diagnostics)
+    if project is None or any(d.is_error for d in diagnostics):
+        raise ProjectInvalid(sorted(diagnostics, key=Diagnostic.sort_key))
+    return LoadResult(project, tuple(d for d in diagnostics if not d.is_error))
+
+
+class _Abort(Exception):
+    """Stop loading: what follows would only repeat the problems already recorded."""
+
+
+def _load(options: LoadOptions, session: _Session) -> Project | None:
+    from dockyard.compose.validate import validate_project  # keeps import order acyclic
+
+    working_dir = os.path.abspath(options.working_dir)
+    environ = dict(options.environ)
+    # COMPOSE_FILE may come from .env in the working directory, as in Compose.
+    early = {**_read_env_file(os.path.join(working_dir, ".env"), environ, session, False),
+             **environ}
+    try:
+        files, notes = find_compose_files(working_dir, options.files, early)
+    except DiscoveryError as exc:
+        session.diagnostics.append(exc.diagnostic)
+        raise _Abort() from None
+    session.diagnostics.extend(notes)
+    project_dir = os.path.dirname(files[0])
+
+    variables = _project_variables(options, working_dir, project_dir, environ, session)
+
+    merged: dict[str, Any] = {}
+    for path in files:
+        data = _load_file(path, variables, project_dir, session)
+        if data is not None:
+            merged = merge_values(merged, data)
+    merged = strip_tags(merged)
+    if any(d.is_error for d in session.diagnostics):
+        raise _Abort()
+
+    name = _project_name(options, variables, merged, project_dir, session)
+    if name is None:
+        raise _Abort()
+
+    profiles = options.profiles or tuple(
+        p.strip() for p in variables.get("COMPOSE_PROFILES", "").split(",") if p.strip()
+    )
+    services = dict(merged.get("services") or {})
+    enabled = {n: s for n, s in services.items() if _profile_enabled(s or {}, profiles)}
+    disabled = tuple(sorted(set(services) - set(enabled)))
+    merged["services"] = enabled
+
+    report = session.located_reporter()
+    environments = {
+        n: _service_environment(n, s or {}, variables, session) for n, s in enabled.items()
+    }
+    normalizer = Normalizer(report, name, project_dir)
+    project = make_project(normalizer, merged, environments, tuple(files), disabled)
+    for diagnostic in validate_project(project, merged, session.locate):
+        session.diagnostics.append(diagnostic)
+    return project
+
+
+def _project_variables(
+    options: LoadOptions, working_dir: str, project_dir: str, environ: dict[str, str],
+    session: _Session,
+) -> dict[str, str]:
+    """Interpolation variables: the env files (or `.env`), overridden by the OS environment."""
+    dotenv: dict[str, str] = {}
+    env_files = list(options.env_files)
+    if not env_files and environ.get("COMPOSE_ENV_FILES"):
+        env_files = [f for f in environ["COMPOSE_ENV_FILES"].split(",") if f]
+    if env_files:
+        for env_file in env_files:
+            path = os.path.join(working_dir, env_file)
+            dotenv.update(_read_env_file(path, {**dotenv, **environ}, session, True))
+    else:
+        dotenv = _read_env_file(os.path.join(project_dir, ".env"), environ, session, False)
+    return {**dotenv, **environ}
+
+
+def _read_env_file(path: str, lookup: Mapping[str, str], session: _Session, required: bool,
+                   origin: Location | None = None) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        if required:
+            where = origin or Location(os.path.abspath(path))
+            session.add("file-not-found", f"the env file {os.path.abspath(path)} does not exist",
+                        where, "create it, fix the path, or mark it `required: false`")
+        return {}
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
+        session.add("file-not-found", f"cannot read the env file {path}: {exc}",
+                    origin or Location(path), None)
+        return {}
+    try:
+        return parse_dotenv(text, lookup.get)
+    except DotenvError as exc:
+        session.add("env-file-syntax", f"invalid env file: {exc.message}",
+                    Location(os.path.abspath(path), exc.line),
+                    "lines look like KEY=value; quote values that contain spaces or '#'")
+        return {}
+
+
+def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: _Session,
+               chain: tuple[str, ...] = (), fill_context: bool = False
+               ) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        session.add("file-not-found", f"cannot read the Compose file {path}: {exc.strerror}",
+                    Location(path), "check the path given with -f, COMPOSE_FILE or include")
+        return None
+    try:
+        data, lines = parse_yaml(text, path)
+    except YamlFileError as exc:
+        session.diagnostics.append(exc.diagnostic)
+        return None
+    session.sources.append((path, lines))
+    report = session.reporter(path, lines)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        report("schema", "a Compose file must be a mapping at the top level (services: ...)",
+               (), None)
+        return None
+    if "version" in data:
+        session.diagnostics.append(Diagnostic(
+            Severity.WARNING, "version-obsolete",
+            "the top-level `version` key is obsolete and ignored",
+            Location(path, lines.get(("version",)), "version"), "remove it"))
+    data = interpolate_tree(data, variables, report)
+    check_project(_unwrap(data), report)
+    file_dir = os.path.dirname(path)
+    _rebase_paths(data, base_dir, file_dir, fill_context)
+    services = data.get("services")
+    if isinstance(services, dict):
+        resolved: dict[str, Any] = {}
+        for name in services:
+            resolved[name] = _resolve_extends(name, services, path, variables, session,
+                                              (*chain, f"{path}:{name}"))
+        data["services"] = resolved
+    for index, entry in enumerate(data.pop("include", None) or []):
+        _apply_include(data, entry, index, path, file_dir, variables, session, report)
+    return data
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, Reset | Override):
+        return _unwrap(value.value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _is_local_path(text: str) -> bool:
+    return text.startswith((".", "/", "~"))
+
+
+def _abs(base: str, path: str) -> str:
+    if "://" in path or path.startswith("git@"):
+        return path
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str,
+                  fill_context: bool = False) -> None:
+    """Make a file's relative paths absolute, so merging files from other folders is safe.
+
+    A build without `context` keeps none (an earlier file may set it) unless `fill_context`:
+    an included project's default context is its own directory.
+    """
+    for service in (data.get("services") or {}).values():
+        if not isinstance(service, dict):
+            continue
+        build = service.get("build")
+        if isinstance(build, str):
+            service["build"] = {"context": _abs(base_dir, build)}
+        elif isinstance(build, dict):
+            context = build.get("context")
+            if isinstance(context, str):
+                build["context"] = _abs(base_dir, context)
+            elif fill_context:
+                build["context"] = base_dir
+        for key in ("env_file", "label_file"):
+            value = service.get(key)
+            if isinstance(value, str):
+                service[key] = [_abs(base_dir, value)]
+            elif isinstance(value, list):
+                service[key] = [
+                    _abs(base_dir, v) if isinstance(v, str) else
+                    {**v, "path": _abs(base_dir, v["path"])}
+                    if isinstance(v, dict) and isinstance(v.get("path"), str) else v
+                    for v in value
+                ]
+        volumes = service.get("volumes")
+        if isinstance(volumes, list):
+            for i, volume in enumerate(volumes):
+                if isinstance(volume, str):
+                    source, sep, rest = volume.partition(":")
+                    if sep and _is_local_path(source):
+                        volumes[i] = f"{_abs(base_dir, source)}:{rest}"
+                elif isinstance(volume, dict) and volume.get("type") == "bind" and isinstance(
+                    volume.get("source"), str
+                ):
+                    volume["source"] = _abs(base_dir, volume["source"])
+        extends = service.get("extends")
+        if isinstance(extends, dict) and isinstance(extends.get("file"), str):
+            extends["file"] = _abs(file_dir, extends["file"])
+    for kind in ("secrets", "configs"):
+        for spec in (data.get(kind) or {}).values():
+            if isinstance(spec, dict) and isinstance(spec.get("file"), str):
+                spec["file"] = _abs(base_dir, spec["file"])
+
+
+def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
+                     variables: Mapping[str, str], session: _Session,
+                     chain: tuple[str, ...]) -> Any:
+    service = services.get(name)
+    if not isinstance(service, dict) or "extends" not in service:
+        return service
+    extends = service["extends"]
+    ref = {"service": extends} if isinstance(extends, str) else dict(extends)
+    base_name = ref.get("service")
+    location = session.locate(("services", name, "extends"))
+    if not isinstance(base_name, str):
+        return service
+    base_file = ref.get("file")
+    if isinstance(base_file, str):
+        key = f"{base_file}:{base_name}"
+        if key in chain:
+            session.add("extends-cycle", f"services.{name} extends itself through "
+                        f"{' -> '.join(chain)} -> {key}", location,
+                        "remove one `extends` of the cycle")
+            return service
+        data = _load_file(base_file, variables, os.path.dirname(base_file), session,
+                          (*chain, key), fill_context=True)
+        if data is None:
+            return service
+        base_services = data.get("services") or {}
+        base = base_services.get(base_name)
+    else:
+        key = f"{path}:{base_name}"
+        if key in chain:
+            session.add("extends-cycle", f"services.{name} extends itself through "
+                        f"{' -> '.join(c.rsplit(':', 1)[-1] for c in (*chain, key))}",
+                        location, "remove one `extends` of the cycle")
+            return service
+        base = _resolve_extends(base_name, services, path, variables, session, (*chain, key))
+    if not isinstance(base, dict):
+        where = f" in {base_file}" if base_file else ""
+        session.add("extends-unknown", f"services.{name} extends {base_name!r}, which is not "
+                    f"a service{where}", location,
+                    f"define the service {base_name!r} or fix the name in `extends`")
+        return service
+    own = {k: v for k, v in service.items() if k != "extends"}
+    base = {k: v for k, v in base.items() if k != "extends"}
+    return merge_values(base, own, ("services", name))
+
+
+def _apply_include(data: dict[str, Any], entry: Any, index: int, path: str, file_dir: str,
+                   variables: Mapping[str, str], session: _Session, report: Report) -> None:
+    spec = {"path": entry} if isinstance(entry, str) else dict(entry or {})
+    paths = spec.get("path") or []
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    if not paths:
+        return
+    files = [_abs(file_dir, p) for p in paths]
+    project_dir = _abs(file_dir, spec["project_directory"]) if spec.get(
+        "project_directory") else os.path.dirname(files[0])
+    env_files = spec.get("env_file")
+    env_list = [env_files] if isinstance(env_files, str) else list(env_files or [])
+    included_env: dict[str, str] = {}
+    if env_list:
+        for env_file in env_list:
+            included_env.update(_read_env_file(_abs(file_dir, env_file), variables, session,
+                                               True))
+    else:
+        included_env = _read_env_file(os.path.join(project_dir, ".env"), variables, session,
+                                      False)
+    inc_vars = {**included_env, **variables}
+    included: dict[str, Any] = {}
+    for file in files:
+        if not os.path.isfile(file):
+            report("file-not-found", f"include[{index}]: {file} does not exist",
+                   ("include", index), "fix the path; it is relative to the including file")
+            return
+        loaded = _load_file(file, inc_vars, project_dir, session, fill_context=True)
+        if loaded is not None:
+            included = merge_values(included, loaded)
+    included = strip_tags(included)
+    for section in ("services", "networks", "volumes", "secrets", "configs", "models"):
+        for key, value in (included.get(section) or {}).items():
+            existing = (data.get(section) or {})
+            if key in existing and existing[key] != value:
+                report("include-conflict", f"{section}.{key} is defined both here and in the "
+                       f"included {files[0]}", (section, key),
+                       "rename one of them: an included project cannot be overridden")
+                continue
+            data.setdefault(section, {})
+            if data[section] is None:
+                data[section] = {}
+            data[section][key] = value
+
+
+def _project_name(options: LoadOptions, variables: Mapping[str, str], merged: Mapping[str, Any],
+                  project_dir: str, session: _Session) -> str | None:
+    from dockyard.naming import is_valid_project_name, normalize_project_name
+
+    explicit = (
+        (options.project_name, "-p/--project-name"),
+        (variables.get("COMPOSE_PROJECT_NAME"), "COMPOSE_PROJECT_NAME"),
+    )
+    for value, origin in explicit:
+        if value:
+            if not is_valid_project_name(value):
+                session.add(
+                    "invalid-project-name",
+                    f"invalid project name {value!r} from {origin}: it must contain only "
+                    "lowercase letters, digits, dashes and underscores, and start with a "
+                    "letter or digit", Location(),
+                    f"use {normalize_project_name(value) or 'a name like my-app'!r}")
+                return None
+            return value
+    # `name:` and the directory name are normalized, as Compose does.
+    declared = merged.get("name")
+    source = str(declared) if declared else os.path.basename(project_dir)
+    name = normalize_project_name(source)
+    if not name:
+        where = session.locate(("name",)) if declared else Location(project_dir)
+        session.add("invalid-project-name", f"cannot make a project name from {source!r}",
+                    where, "give one with -p NAME or a top-level `name:`")
+        return None
+    return name
+
+
+def _profile_enabled(service: Mapping[str, Any], active: tuple[str, ...]) -> bool:
+    profiles = service.get("profiles") or []
+    if not profiles:
+        return True
+    return "*" in active or any(p in active for p in profiles)
+
+
+def _service_environment(name: str, service: Mapping[str, Any], variables: Mapping[str, str],
+                         session: _Session) -> dict[str, str | None]:
+    """`env_file` entries in order, then `environment` on top. A bare KEY stays None: a config."""
+    from dockyard.compose.normalize import key_value_list
+
+    env: dict[str, str | None] = {}
+    for index, entry in enumerate(service.get("env_file") or []):
+        if isinstance(entry, dict):
+            path = entry.get("path")
+            required = entry.get("required", True)
+            required = required if isinstance(required, bool) else str(required) == "true"
+        else:
+            path, required = entry, True
+        if not isinstance(path, str):
+            continue
+        origin = session.locate(("services", name, "env_file", index))
+        values = _read_env_file(path, variables, session, bool(required), origin)
+        env.update({k: escape_template(v) for k, v in values.items()})
+    env.update(key_value_list(service.get("environment")))
+    return env

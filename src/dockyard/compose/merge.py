@@ -1,0 +1,173 @@
+"""Merging Compose files with Compose's rules (later files override earlier ones).
+
+Mappings merge key by key and scalars are replaced. Sequences are appended, then de-duplicated
+by what identifies an entry (a port by address, a mount by target, an environment entry by name),
+the later value winning in the earlier position. `command`, `entrypoint` and `healthcheck.test`
+are replaced whole. `!reset` removes the earlier value; `!override` replaces it without merging.
+
+Before merging, each file's short syntaxes that Compose merges by identity are put in one form
+(`canonical`): `build: .` becomes `{context: .}`, `depends_on` and service `networks` lists become
+mappings, ports and mounts stay as written but are keyed by their parsed identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dockyard.compose.paths import KeyPath, matches
+from dockyard.compose.yamlfile import Override, Reset
+
+Merger = Callable[[Any, Any, KeyPath], Any]
+
+
+def _to_sequence(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            items.append(key if item is None else f"{key}={_scalar_text(item)}")
+        return sorted(items, key=str)
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, str):
+        return [value]
+    return []
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _to_mapping(value: Any, default: dict[str, Any] | None) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return {str(item): (dict(default) if default is not None else None) for item in value}
+    return {}
+
+
+def _merge_to_sequence(base: Any, other: Any, _path: KeyPath) -> Any:
+    return _to_sequence(base) + _to_sequence(other)
+
+
+def _override(_base: Any, other: Any, _path: KeyPath) -> Any:
+    return other
+
+
+def _merge_build(base: Any, other: Any, path: KeyPath) -> Any:
+    def as_map(v: Any) -> dict[str, Any]:
+        return {"context": v} if isinstance(v, str) else dict(v) if isinstance(v, dict) else {}
+    return merge_values(as_map(base), as_map(other), path, skip_special=True)
+
+
+_DEP_DEFAULT = {"condition": "service_started", "required": True}
+
+
+def _merge_depends_on(base: Any, other: Any, path: KeyPath) -> Any:
+    return merge_values(_to_mapping(base, _DEP_DEFAULT), _to_mapping(other, _DEP_DEFAULT), path,
+                        skip_special=True)
+
+
+def _merge_networks(base: Any, other: Any, path: KeyPath) -> Any:
+    return merge_values(_to_mapping(base, None), _to_mapping(other, None), path,
+                        skip_special=True)
+
+
+def _merge_logging(base: Any, other: Any, path: KeyPath) -> Any:
+    if not isinstance(base, dict) or not isinstance(other, dict):
+        return other
+    if "driver" not in other or "driver" not in base or other["driver"] == base["driver"]:
+        return merge_values(base, other, path, skip_special=True)
+    return other
+
+
+def _merge_ulimit(base: Any, other: Any, path: KeyPath) -> Any:
+    if isinstance(base, dict) and isinstance(other, dict):
+        return merge_values(base, other, path, skip_special=True)
+    return other
+
+
+_SPECIALS: tuple[tuple[tuple[str, ...], Merger], ...] = (
+    (("networks", "*", "labels"), _merge_to_sequence),
+    (("volumes", "*", "labels"), _merge_to_sequence),
+    (("services", "*", "annotations"), _merge_to_sequence),
+    (("services", "*", "build"), _merge_build),
+    (("services", "*", "build", "args"), _merge_to_sequence),
+    (("services", "*", "build", "additional_contexts"), _merge_to_sequence),
+    (("services", "*", "build", "extra_hosts"), _merge_to_sequence),
+    (("services", "*", "build", "labels"), _merge_to_sequence),
+    (("services", "*", "command"), _override),
+    (("services", "*", "depends_on"), _merge_depends_on),
+    (("services", "*", "deploy", "labels"), _merge_to_sequence),
+    (("services", "*", "dns"), _merge_to_sequence),
+    (("services", "*", "dns_opt"), _merge_to_sequence),
+    (("services", "*", "dns_search"), _merge_to_sequence),
+    (("services", "*", "entrypoint"), _override),
+    (("services", "*", "env_file"), _merge_to_sequence),
+    (("services", "*", "label_file"), _merge_to_sequence),
+    (("services", "*", "environment"), _merge_to_sequence),
+    (("services", "*", "extra_hosts"), _merge_to_sequence),
+    (("services", "*", "healthcheck", "test"), _override),
+    (("services", "*", "labels"), _merge_to_sequence),
+    (("services", "*", "logging"), _merge_logging),
+    (("services", "*", "networks"), _merge_networks),
+    (("services", "*", "sysctls"), _merge_to_sequence),
+    (("services", "*", "tmpfs"), _merge_to_sequence),
+    (("services", "*", "ulimits", "*"), _merge_ulimit),
+)
+
+
+def merge_values(base: Any, other: Any, path: KeyPath = (), skip_special: bool = False) -> Any:
+    """Merge `other` (a later file) onto `base`. Neither argument is modified."""
+    if isinstance(other, Reset):
+        return _RESET
+    if isinstance(other, Override):
+        return strip_tags(other.value)
+    if not skip_special:
+        for pattern, merger in _SPECIALS:
+            if matches(path, pattern):
+                if other is None:
+                    return base
+                return merger(base, other, path)
+    if other is None:
+        return base
+    if isinstance(base, dict) and isinstance(other, dict):
+        merged = dict(base)
+        for key, value in other.items():
+            if key not in merged or (isinstance(key, str) and key.startswith("x-")):
+                if isinstance(value, Reset):
+                    merged.pop(key, None)
+                else:
+                    merged[key] = strip_tags(value)
+                continue
+            result = merge_values(merged[key], value, (*path, key))
+            if result is _RESET:
+                del merged[key]
+            else:
+                merged[key] = result
+        return merged
+    if isinstance(base, list) and isinstance(other, list):
+        return base + [strip_tags(v) for v in other]
+    return strip_tags(other)
+
+
+class _ResetMarker:
+    pass
+
+
+_RESET: Any = _ResetMarker()
+
+
+def strip_tags(value: Any) -> Any:
+    """Resolve `!reset`/`!override` inside a value that has nothing to merge with."""
+    if isinstance(value, Override):
+        return strip_tags(value.value)
+    if isinstance(value, Reset):
+        return None
+    if isinstance(value, dict):
+        return {k: strip_tags(v) for k, v in value.items() if not isinstance(v, Reset)}
+    if isinstance(value, list):
+        return [strip_tags(v) for v in value if not isinstance(v, Reset)]
+    return value

@@ -1,0 +1,522 @@
+"""From merged Compose data (plain dicts) to the typed `Project`.
+
+Each value is converted to its long form and type; a value that cannot be converted is reported
+(`invalid-port`, `invalid-duration`, `invalid-size`, `schema`) with its key path and the walk goes
+on, so every problem of the project is found in one run.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dockyard.compose.models import (
+    Build,
+    Dependency,
+    Deploy,
+    FileReference,
+    Healthcheck,
+    Mount,
+    Port,
+    Project,
+    Resource,
+    ResourceSpec,
+    RestartPolicy,
+    Service,
+    ServiceNetwork,
+    frozen_map,
+)
+from dockyard.compose.paths import KeyPath
+from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short
+from dockyard.compose.units import parse_bytes, parse_duration
+
+Report = Callable[[str, str, KeyPath, str | None], None]
+
+MODELED_SERVICE_KEYS = frozenset({
+    "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose",
+    "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
+    "volumes", "secrets", "configs", "labels", "domainname", "hostname", "user", "working_dir",
+    "profiles", "extends",
+})
+_BOOL_KEYS = frozenset({"tty", "stdin_open", "privileged", "read_only", "init",
+                        "oom_kill_disable"})
+_INT_KEYS = frozenset({"cpu_count", "cpu_percent", "cpu_shares", "cpu_quota", "cpu_period",
+                       "pids_limit", "scale", "mem_swappiness", "oom_score_adj"})
+_SIZE_KEYS = frozenset({"shm_size", "mem_limit", "mem_reservation", "memswap_limit"})
+
+
+def scalar_text(value: Any) -> str:
+    """A YAML scalar as Compose prints it in a string field."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    return None
+
+
+def split_command(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(scalar_text(v) for v in value)
+    text = str(value)
+    try:
+        return tuple(shlex.split(text))
+    except ValueError:
+        return tuple(text.split())
+
+
+def key_value_list(items: Any, *, none_as_empty: bool = False) -> dict[str, str | None]:
+    """`KEY=VALUE` list or mapping to a mapping; later entries win, as in Compose."""
+    out: dict[str, str | None] = {}
+    if isinstance(items, dict):
+        for key, value in items.items():
+            if value is None:
+                out[str(key)] = "" if none_as_empty else None
+            else:
+                out[str(key)] = scalar_text(value)
+        return out
+    for item in items or []:
+        text = str(item)
+        if "=" in text:
+            key, _, value = text.partition("=")
+            out[key] = value
+        else:
+            out[text] = "" if none_as_empty else None
+    return out
+
+
+def _is_path_like(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or (len(source) > 1 and source[1] == ":")
+
+
+class Normalizer:
+    def __init__(self, report: Report, project_name: str, project_dir: str) -> None:
+        self.report = report
+        self.project_name = project_name
+        self.project_dir = project_dir
+
+    # -- values -------------------------------------------------------------------------------
+    def duration(self, value: Any, path: KeyPath) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value * 1_000_000_000)  # a bare number is seconds
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.report("invalid-duration", str(exc), path,
+                        "durations look like 10s, 1m30s, 500ms or 2h")
+            return None
+
+    def size(self, value: Any, path: KeyPath) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse_bytes(value)
+        except ValueError as exc:
+            self.report("invalid-size", str(exc), path,
+                        "sizes look like 512m, 1g, 1.5gb, 64k or a number of bytes")
+            return None
+
+    def integer(self, value: Any, path: KeyPath) -> int | None:
+        if value is None:
+            return None
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        except ValueError:
+            self.report("schema", f"expected a whole number, got {value!r}", path, None)
+            return None
+
+    def number(self, value: Any, path: KeyPath) -> float | None:
+        if value is None:
+            return None
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except ValueError:
+            self.report("schema", f"expected a number, got {value!r}", path, None)
+            return None
+
+    def boolean(self, value: Any, path: KeyPath, default: bool = False) -> bool:
+        if value is None:
+            return default
+        result = to_bool(value)
+        if result is None:
+            self.report("schema", f"expected true or false, got {value!r}", path, None)
+            return default
+        return result
+
+    def abspath(self, path: str) -> str:
+        if "://" in path or path.startswith("git@"):
+            return path
+        return os.path.normpath(os.path.join(self.project_dir, os.path.expanduser(path)))
+
+    # -- service parts ------------------------------------------------------------------------
+    def ports(self, items: list[Any], path: KeyPath) -> tuple[Port, ...]:
+        out: list[Port] = []
+        index_of: dict[tuple[str | None, str | None, int, str], int] = {}
+        for i, item in enumerate(items or []):
+            try:
+                parsed = parse_long(item) if isinstance(item, dict) else parse_short(item)
+            except PortSyntaxError as exc:
+                self.report("invalid-port", str(exc), (*path, i),
+                            "ports look like 8080, \"80:8080\", \"127.0.0.1:80:8080/udp\" or "
+                            "the long form with target/published/protocol/mode")
+                continue
+            for port in parsed:
+                key = (port.host_ip, port.published, port.target, port.protocol)
+                if key in index_of:
+                    out[index_of[key]] = port
+                else:
+                    index_of[key] = len(out)
+                    out.append(port)
+        return tuple(out)
+
+    def build(self, raw: Any, path: KeyPath) -> Build | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            raw = {"context": raw}
+        context = raw.get("context") or "."
+        extra = {k: v for k, v in raw.items()
+                 if k not in ("context", "dockerfile", "args", "target", "labels")}
+        return Build(
+            context=self.abspath(str(context)),
+            dockerfile=None if raw.get("dockerfile_inline") else
+            str(raw.get("dockerfile") or "Dockerfile"),
+            args=frozen_map(key_value_list(raw.get("args"))),
+            target=raw.get("target"),
+            labels=frozen_map({k: v or "" for k, v in key_value_list(raw.get("labels")).items()}),
+            extra=frozen_map(extra),
+        )
+
+    def depends_on(self, raw: Any) -> dict[str, Dependency]:
+        out: dict[str, Dependency] = {}
+        if isinstance(raw, list):
+            return {str(name): Dependency() for name in raw}
+        for name, spec in (raw or {}).items():
+            spec = spec or {}
+            out[name] = Dependency(
+                condition=str(spec.get("condition") or "service_started"),
+                required=bool(to_bool(spec.get("required", True))),
+                restart=bool(to_bool(spec.get("restart", False))),
+            )
+        return out
+
+    def healthcheck(self, raw: Any, path: KeyPath) -> Healthcheck | None:
+        if raw is None:
+            return None
+        test = raw.get("test")
+        test_tuple: tuple[str, ...] | None
+        if test is None:
+            test_tuple = None
+        elif isinstance(test, str):
+            test_tuple = ("CMD-SHELL", test)
+        else:
+            test_tuple = tuple(str(t) for t in test)
+        retries = raw.get("retries")
+        return Healthcheck(
+            test=test_tuple,
+            interval=self.duration(raw.get("interval"), (*path, "interval")),
+            timeout=self.duration(raw.get("timeout"), (*path, "timeout")),
+            start_period=self.duration(raw.get("start_period"), (*path, "start_period")),
+            start_interval=self.duration(raw.get("start_interval"), (*path, "start_interval")),
+            retries=None if retries is None else self.integer(retries, (*path, "retries")),
+            disable=self.boolean(raw.get("disable"), (*path, "disable")),
+        )
+
+    def resources(self, raw: Any, path: KeyPath) -> ResourceSpec | None:
+        if raw is None:
+            return None
+        extra = {k: v for k, v in raw.items() if k not in ("cpus", "memory", "pids")}
+        return ResourceSpec(
+            cpus=self.number(raw.get("cpus"), (*path, "cpus")),
+            memory=self.size(raw.get("memory"), (*path, "memory")),
+            pids=self.integer(raw.get("pids"), (*path, "pids")),
+            extra=frozen_map(extra),
+        )
+
+    def deploy(self, raw: Any, path: KeyPath) -> Deploy | None:
+        if raw is None:
+            return None
+        resources = raw.get("resources") or {}
+        policy = raw.get("restart_policy")
+        restart_policy = None
+        if policy is not None:
+            p = (*path, "restart_policy")
+            restart_policy = RestartPolicy(
+                condition=policy.get("condition"),
+                delay=self.duration(policy.get("delay"), (*p, "delay")),
+                max_attempts=self.integer(policy.get("max_attempts"), (*p, "max_attempts")),
+                window=self.duration(policy.get("window"), (*p, "window")),
+            )
+        extra = {k: v for k, v in raw.items()
+                 if k not in ("replicas", "resources", "restart_policy", "labels", "mode")}
+        for key in ("update_config", "rollback_config"):
+            if isinstance(extra.get(key), dict):
+                cfg = dict(extra[key])
+                for d in ("delay", "monitor"):
+                    if cfg.get(d) is not None:
+                        self.duration(cfg[d], (*path, key, d))
+                extra[key] = cfg
+        return Deploy(
+            replicas=self.integer(raw.get("replicas"), (*path, "replicas")),
+            limits=self.resources(resources.get("limits"), (*path, "resources", "limits")),
+            reservations=self.resources(resources.get("reservations"),
+                                        (*path, "resources", "reservations")),
+            restart_policy=restart_policy,
+            labels=frozen_map({k: v or "" for k, v in key_value_list(raw.get("labels")).items()}),
+            mode=raw.get("mode"),
+            extra=frozen_map(extra),
+        )
+
+    def mounts(self, items: list[Any], path: KeyPath) -> tuple[Mount, ...]:
+        out: list[Mount] = []
+        index_of: dict[str, int] = {}
+        for i, item in enumerate(items or []):
+            mount = self.mount(item, (*path, i))
+            if mount is None:
+                continue
+            if mount.target in index_of:
+                out[index_of[mount.target]] = mount
+            else:
+                index_of[mount.target] = len(out)
+                out.append(mount)
+        return tuple(out)
+
+    def mount(self, item: Any, path: KeyPath) -> Mount | None:
+        if isinstance(item, dict):
+            kind = str(item.get("type") or "volume")
+            source = item.get("source")
+            if kind == "bind" and source:
+                source = self.abspath(str(source))
+            extra = {k: v for k, v in item.items()
+                     if k not in ("type", "source", "target", "read_only")}
+            if kind == "bind":
+                extra.setdefault("bind", {"create_host_path": True})
+            return Mount(type=kind, target=str(item.get("target") or ""), source=source,
+                         read_only=self.boolean(item.get("read_only"), (*path, "read_only")),
+                         extra=frozen_map(extra))
+        text = str(item)
+        parts = _split_volume(text)
+        if len(parts) == 1:
+            return Mount(type="volume", target=parts[0], extra=frozen_map({"volume": {}}))
+        if len(parts) > 3:
+            self.report("schema", f"invalid volume {text!r}: use SOURCE:TARGET[:MODE]", path,
+                        None)
+            return None
+        source, target = parts[0], parts[1]
+        modes = parts[2].split(",") if len(parts) == 3 else []
+        read_only = "ro" in modes
+        if _is_path_like(source):
+            bind: dict[str, Any] = {"create_host_path": True}
+            for mode in modes:
+                if mode in ("z", "Z"):
+                    bind["selinux"] = mode
+                elif mode in ("shared", "rshared", "slave", "rslave", "private", "rprivate"):
+                    bind["propagation"] = mode
+            return Mount(type="bind", source=self.abspath(source), target=target,
+                         read_only=read_only, extra=frozen_map({"bind": bind}))
+        volume: dict[str, Any] = {}
+        if "nocopy" in modes:
+            volume["nocopy"] = True
+        return Mount(type="volume", source=source, target=target, read_only=read_only,
+                     extra=frozen_map({"volume": volume}))
+
+    def file_refs(self, items: list[Any], path: KeyPath) -> tuple[FileReference, ...]:
+        out: list[FileReference] = []
+        for i, item in enumerate(items or []):
+            if isinstance(item, str):
+                out.append(FileReference(source=item))
+                continue
+            mode = item.get("mode")
+            mode_int: int | None = None
+            if mode is not None:
+                try:
+                    mode_int = int(str(mode), 8) if isinstance(mode, str) else int(mode)
+                except ValueError:
+                    self.report("schema", f"invalid file mode {mode!r}", (*path, i, "mode"),
+                                "use an octal mode such as 0440")
+            out.append(FileReference(source=str(item.get("source", "")), target=item.get("target"),
+                                     uid=item.get("uid"), gid=item.get("gid"), mode=mode_int))
+        return tuple(out)
+
+    def service_networks(self, raw: Any) -> dict[str, ServiceNetwork | None]:
+        if raw is None:
+            return {}
+        if isinstance(raw, list):
+            return {str(n): None for n in raw}
+        out: dict[str, ServiceNetwork | None] = {}
+        for name, spec in raw.items():
+            if spec is None:
+                out[name] = None
+                continue
+            extra = {k: v for k, v in spec.items()
+                     if k not in ("aliases", "ipv4_address", "ipv6_address")}
+            out[name] = ServiceNetwork(
+                aliases=tuple(_unique(str(a) for a in spec.get("aliases") or [])),
+                ipv4_address=spec.get("ipv4_address"),
+                ipv6_address=spec.get("ipv6_address"),
+                extra=frozen_map(extra),
+            )
+        return out
+
+    def service(self, name: str, raw: dict[str, Any], environment: Mapping[str, str | None]
+                ) -> Service:
+        path: KeyPath = ("services", name)
+        extra: dict[str, Any] = {}
+        extensions: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key.startswith("x-"):
+                extensions[key] = value
+            elif key not in MODELED_SERVICE_KEYS:
+                extra[key] = self.extra_value(key, value, (*path, key))
+        networks = self.service_networks(raw.get("networks"))
+        if not networks and "network_mode" not in raw:
+            networks = {"default": None}
+        return Service(
+            name=name,
+            image=raw.get("image"),
+            build=self.build(raw.get("build"), (*path, "build")),
+            command=split_command(raw.get("command")),
+            entrypoint=split_command(raw.get("entrypoint")),
+            environment=frozen_map(environment),
+            ports=self.ports(raw.get("ports") or [], (*path, "ports")),
+            expose=tuple(_unique(scalar_text(e) for e in raw.get("expose") or [])),
+            depends_on=frozen_map(self.depends_on(raw.get("depends_on"))),
+            healthcheck=self.healthcheck(raw.get("healthcheck"), (*path, "healthcheck")),
+            deploy=self.deploy(raw.get("deploy"), (*path, "deploy")),
+            restart=raw.get("restart"),
+            stop_grace_period=self.duration(raw.get("stop_grace_period"),
+                                            (*path, "stop_grace_period")),
+            networks=frozen_map(networks),
+            volumes=self.mounts(raw.get("volumes") or [], (*path, "volumes")),
+            secrets=self.file_refs(raw.get("secrets") or [], (*path, "secrets")),
+            configs=self.file_refs(raw.get("configs") or [], (*path, "configs")),
+            labels=frozen_map({k: v or "" for k, v in key_value_list(raw.get("labels")).items()}),
+            domainname=raw.get("domainname"),
+            hostname=raw.get("hostname"),
+            user=None if raw.get("user") is None else scalar_text(raw["user"]),
+            working_dir=raw.get("working_dir"),
+            profiles=tuple(_unique(raw.get("profiles") or [])),
+            extensions=frozen_map(extensions),
+            extra=frozen_map(extra),
+        )
+
+    def extra_value(self, key: str, value: Any, path: KeyPath) -> Any:
+        """Light normalization of the keys Dockyard keeps but does not model one by one."""
+        if value is None:
+            return None
+        if key in _BOOL_KEYS:
+            return self.boolean(value, path)
+        if key in _INT_KEYS:
+            return self.integer(value, path)
+        if key in _SIZE_KEYS:
+            return self.size(value, path)
+        if key == "stop_signal":
+            return str(value)
+        if key in ("cap_add", "cap_drop", "dns_opt", "security_opt", "links", "external_links",
+                   "volumes_from", "device_cgroup_rules", "group_add"):
+            return list(_unique(scalar_text(v) for v in value))
+        if key in ("dns", "dns_search", "tmpfs"):
+            return list(_unique([value] if isinstance(value, str) else value))
+        if key in ("sysctls", "annotations"):
+            return {k: v or "" for k, v in key_value_list(value).items()}
+        if key == "extra_hosts":
+            return _extra_hosts(value)
+        if key == "ulimits":
+            return {n: ({"single": self.integer(v, (*path, n))} if not isinstance(v, dict)
+                        else {"soft": self.integer(v.get("soft"), (*path, n, "soft")),
+                              "hard": self.integer(v.get("hard"), (*path, n, "hard"))})
+                    for n, v in value.items()}
+        return value
+
+    # -- top level ----------------------------------------------------------------------------
+    def resources_of(self, kind: str, raw: Mapping[str, Any]) -> dict[str, Resource]:
+        out: dict[str, Resource] = {}
+        for key, spec in (raw or {}).items():
+            spec = dict(spec or {})
+            external_raw = spec.pop("external", None)
+            external = bool(to_bool(external_raw)) if not isinstance(external_raw, dict) \
+                else True
+            name = spec.pop("name", None)
+            if name is None and isinstance(external_raw, dict):
+                name = external_raw.get("name")
+            if name is None:
+                name = key if external else f"{self.project_name}_{key}"
+            if kind in ("secrets", "configs") and isinstance(spec.get("file"), str):
+                spec["file"] = self.abspath(spec["file"])
+            out[key] = Resource(name=str(name), external=external, settings=frozen_map(spec))
+        return out
+
+
+def _split_volume(text: str) -> list[str]:
+    """`SOURCE:TARGET[:MODE]`, keeping a Windows drive letter (`C:\\x`) in the source."""
+    parts = text.split(":")
+    if len(parts) > 1 and len(parts[0]) == 1 and parts[0].isalpha() and parts[1].startswith(
+        ("\\", "/")
+    ):
+        parts = [parts[0] + ":" + parts[1], *parts[2:]]
+    return parts
+
+
+def _extra_hosts(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        out: list[str] = []
+        for host, ips in value.items():
+            for ip in ips if isinstance(ips, list) else [ips]:
+                out.append(f"{host}={ip}")
+        return out
+    return [str(v).replace(":", "=", 1) if "=" not in str(v) else str(v) for v in value]
+
+
+def _unique(items: Any) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def make_project(
+    normalizer: Normalizer,
+    data: Mapping[str, Any],
+    environments: Mapping[str, Mapping[str, str | None]],
+    compose_files: tuple[str, ...],
+    disabled: tuple[str, ...],
+) -> Project:
+    services = {
+        name: normalizer.service(name, raw or {}, environments.get(name, {}))
+        for name, raw in sorted((data.get("services") or {}).items())
+    }
+    networks_raw = dict(data.get("networks") or {})
+    uses_default = any("default" in s.networks for s in services.values())
+    if uses_default and "default" not in networks_raw:
+        networks_raw["default"] = None
+    return Project(
+        name=normalizer.project_name,
+        working_dir=normalizer.project_dir,
+        compose_files=compose_files,
+        services=frozen_map(services),
+        networks=frozen_map(normalizer.resources_of("networks", networks_raw)),
+        volumes=frozen_map(normalizer.resources_of("volumes", data.get("volumes") or {})),
+        secrets=frozen_map(normalizer.resources_of("secrets", data.get("secrets") or {})),
+        configs=frozen_map(normalizer.resources_of("configs", data.get("configs") or {})),
+        models=frozen_map(data.get("models") or {}),
+        extensions=frozen_map({k: v for k, v in data.items() if k.startswith("x-")}),
+        disabled_services=disabled,
+    )

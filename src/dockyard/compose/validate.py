@@ -1,0 +1,227 @@
+"""Dockyard's own rules over a loaded project (DESIGN sections 2 and 3).
+
+Compose accepts things a deployment platform cannot honour (a bind mount of this laptop's
+folder), or that would make names collide. These checks run on the typed `Project` and return
+every problem as a `Diagnostic`; the loader refuses the project if any is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from dockyard.compose.interpolation import config_references
+from dockyard.compose.models import Condition, Project, Service
+from dockyard.compose.paths import KeyPath
+from dockyard.compose.ports import port_numbers
+from dockyard.diagnostics import Diagnostic, Location, error, warning
+
+Locate = Callable[[KeyPath], Location]
+
+CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+# Service keys a deployment uses (the rest is accepted, kept in `compose config`, and warned).
+USED_SERVICE_KEYS = frozenset({
+    "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose",
+    "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
+    "volumes", "labels", "domainname", "user", "working_dir", "profiles", "extends",
+    "scale", "stop_signal", "init", "tmpfs", "read_only",
+})
+USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode"})
+_CONDITIONS = frozenset(c.value for c in Condition)
+
+
+def validate_project(project: Project, raw: Mapping[str, Any], locate: Locate
+                     ) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    services = project.services
+    raw_services: Mapping[str, Any] = raw.get("services") or {}
+    for name, service in services.items():
+        raw_service = raw_services.get(name) or {}
+        out.extend(_check_service(project, service, raw_service, locate))
+    out.extend(_check_dependency_cycles(project, locate))
+    out.extend(_check_label_collisions(project, locate))
+    return out
+
+
+def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
+                   locate: Locate) -> Iterator[Diagnostic]:
+    name = service.name
+    base: KeyPath = ("services", name)
+
+    def at(*path: str | int) -> Location:
+        return locate((*base, *path))
+
+    if service.image is None and service.build is None:
+        yield error("no-image-or-build", f"service {name!r} has neither `image` nor `build`",
+                    at(), "add `image: NAME` to run an image, or `build: DIR` to build one")
+
+    for dep, spec in service.depends_on.items():
+        if dep not in project.services:
+            if dep in project.disabled_services:
+                hint = f"enable the profile of {dep!r} with --profile, or remove the dependency"
+                msg = f"service {name!r} depends on {dep!r}, which is disabled by its profiles"
+            else:
+                hint = f"services are: {', '.join(sorted(project.services))}"
+                msg = f"service {name!r} depends on {dep!r}, which is not a service"
+            if spec.required:
+                yield error("depends-on-unknown", msg, at("depends_on", dep), hint)
+        if spec.condition not in _CONDITIONS:
+            yield error("depends-on-condition",
+                        f"service {name!r}: {spec.condition!r} is not a depends_on condition",
+                        at("depends_on", dep, "condition"),
+                        "use service_started, service_healthy or service_completed_successfully")
+
+    ingress_targets: dict[int, int] = {}
+    for index, port in enumerate(service.ports):
+        path = ("ports", _raw_index(raw.get("ports"), index))
+        bad = [n for n in port_numbers(port) if not 1 <= n <= 65535]
+        if bad:
+            yield error("port-range", f"service {name!r}: port {bad[0]} is outside 1-65535",
+                        at(*path), "use a port number from 1 to 65535")
+            continue
+        if port.mode not in ("ingress", "host"):
+            yield error("schema", f"service {name!r}: port mode {port.mode!r} is not "
+                        "'ingress' or 'host'", at(*path), None)
+        if port.protocol not in ("tcp", "udp"):
+            yield error("schema", f"service {name!r}: port protocol {port.protocol!r} is not "
+                        "'tcp' or 'udp'", at(*path), None)
+        if port.mode == "ingress" and port.protocol == "udp":
+            yield warning("udp-ingress-to-host",
+                          f"service {name!r}: UDP port {port.target} cannot be served by the "
+                          "HTTP ingress; it is published as a host port", at(*path),
+                          "write `mode: host` to say so and silence this warning")
+            continue
+        if port.is_ingress:
+            if port.target in ingress_targets:
+                yield error("duplicate-ingress-port",
+                            f"service {name!r} lists ingress port {port.target} twice",
+                            at(*path), "each ingress target port gets one domain: remove one")
+            ingress_targets[port.target] = index
+            if port.published and port.published != str(port.target):
+                yield warning("ingress-published-ignored",
+                              f"service {name!r}: published port {port.published} is ignored "
+                              f"for ingress port {port.target}; it is served at its domain",
+                              at(*path),
+                              f"write `- {port.target}`, or use `mode: host` to publish "
+                              f"{port.published} on the host")
+    if ingress_targets and (service.healthcheck is None or service.healthcheck.test is None
+                            or service.healthcheck.disable):
+        yield warning("ingress-no-healthcheck",
+                      f"service {name!r} is public but has no healthcheck; an HTTP GET / "
+                      "below 500 will decide its health", at("ports"),
+                      "add a `healthcheck:` that tests the service itself")
+    if service.domainname and not ingress_targets:
+        yield error("domainname-without-ingress",
+                    f"service {name!r} sets domainname {service.domainname!r} but has no "
+                    "ingress port to serve it", at("domainname"),
+                    "add an ingress port (`ports: [\"8080\"]`) or remove `domainname`")
+
+    for index, mount in enumerate(service.volumes):
+        if mount.is_bind:
+            yield error("bind-mount",
+                        f"service {name!r} mounts the host path {mount.source} at "
+                        f"{mount.target}; a deployment runs on a server, not in this directory",
+                        at("volumes", index),
+                        f"use a named volume (`data:{mount.target}` plus a top-level "
+                        "`volumes: {data: {}}`), or copy the files into the image with `build`")
+        elif mount.type == "volume" and mount.source and mount.source not in project.volumes:
+            yield error("undefined-reference",
+                        f"service {name!r} uses the volume {mount.source!r}, which is not "
+                        "declared under the top-level `volumes`", at("volumes", index),
+                        f"add `volumes: {{{mount.source}: {{}}}}` at the top level")
+
+    for network in service.networks:
+        if network not in project.networks:
+            yield error("undefined-reference",
+                        f"service {name!r} joins the network {network!r}, which is not "
+                        "declared under the top-level `networks`", at("networks", network),
+                        f"add `networks: {{{network}: {{}}}}` at the top level")
+    for kind, refs, declared in (("secrets", service.secrets, project.secrets),
+                                 ("configs", service.configs, project.configs)):
+        for index, ref in enumerate(refs):
+            if ref.source not in declared:
+                yield error("undefined-reference",
+                            f"service {name!r} uses the {kind[:-1]} {ref.source!r}, which is "
+                            f"not declared under the top-level `{kind}`", at(kind, index),
+                            f"declare it under `{kind}:` at the top level")
+
+    for key, value in service.environment.items():
+        if value is None:
+            if not CONFIG_NAME.match(key):
+                yield error("invalid-config-name",
+                            f"service {name!r}: environment key {key!r} has no value, so it "
+                            "names a config, but it is not a valid config name",
+                            at("environment", key),
+                            "config names are letters, digits and _, start with a letter or _, "
+                            "at most 64 characters; or give the key a value")
+            continue
+        for ref in config_references(value):
+            if not CONFIG_NAME.match(ref):
+                yield error("invalid-config-name",
+                            f"service {name!r}: ${{{ref}}} in environment {key!r} is not a "
+                            "valid config name", at("environment", key),
+                            "config names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+    for key in raw:
+        if key.startswith("x-") or key in USED_SERVICE_KEYS:
+            continue
+        yield warning("unused-key", f"service {name!r}: `{key}` is accepted but not used "
+                      "by Dockyard deployments", at(key),
+                      "see the Compose keys table in the README")
+    deploy = raw.get("deploy") or {}
+    if isinstance(deploy, dict):
+        for key in deploy:
+            if not key.startswith("x-") and key not in USED_DEPLOY_KEYS:
+                yield warning("unused-key", f"service {name!r}: `deploy.{key}` is accepted "
+                              "but not used by Dockyard deployments", at("deploy", key),
+                              "see the Compose keys table in the README")
+
+
+def _raw_index(raw_ports: Any, index: int) -> int:
+    """The index in the file of the `index`-th parsed port (ranges expand to several)."""
+    if not isinstance(raw_ports, list):
+        return index
+    return min(index, len(raw_ports) - 1) if raw_ports else index
+
+
+def _check_dependency_cycles(project: Project, locate: Locate) -> Iterator[Diagnostic]:
+    graph = {name: [d for d in s.depends_on if d in project.services]
+             for name, s in project.services.items()}
+    state: dict[str, int] = {}
+    reported: set[frozenset[str]] = set()
+    stack: list[str] = []
+
+    def visit(node: str) -> Iterator[Diagnostic]:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph[node]:
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):] + [dep]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    yield error("dependency-cycle",
+                                "dependency cycle: " + " -> ".join(cycle),
+                                locate(("services", node, "depends_on", dep)),
+                                "remove one of these depends_on entries to break the cycle")
+            elif state.get(dep) is None:
+                yield from visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            yield from visit(name)
+
+
+def _check_label_collisions(project: Project, locate: Locate) -> Iterator[Diagnostic]:
+    from dockyard.naming import label_collisions
+
+    for first, second in label_collisions(project.services):
+        yield error("domain-collision",
+                    f"services {first!r} and {second!r} get the same DNS name after "
+                    "sanitizing; their domains and hostnames would collide",
+                    locate(("services", second)),
+                    f"rename {first!r} or {second!r}")

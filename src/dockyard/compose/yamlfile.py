@@ -1,0 +1,208 @@
+"""Reading one Compose YAML file into plain data plus a map of line numbers.
+
+Compose v2 reads YAML 1.2 (go-yaml v3): `yes`, `no`, `on`, `off` are strings, `22:22` is a string
+(not a base-60 number) and dates stay strings. PyYAML speaks YAML 1.1, so the resolvers here are
+replaced with the YAML 1.2 core schema. Duplicate keys are an error, as in Compose.
+
+The data is plain dicts, lists and scalars so every later stage is a pure function over it. Line
+numbers live beside it in `LineMap` (key path -> 1-based line), used only to say where a problem is.
+The Compose merge tags `!reset` and `!override` become `Reset` and `Override` wrappers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from dockyard.compose.paths import KeyPath
+from dockyard.diagnostics import Diagnostic, Location, error
+
+LineMap = dict[KeyPath, int]
+
+try:  # libyaml parses in C; the constructors below stay in Python either way.
+    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """`!reset value`: drop whatever earlier files set at this key."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """`!override value`: replace what earlier files set instead of merging with it."""
+
+    value: Any
+
+
+class YamlFileError(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class _Loader(_BaseLoader):
+    """YAML 1.2 core schema, line tracking, merge tags."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+    line_map: LineMap
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node)).lower()
+    if text.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if text == ".nan":
+        return float("nan")
+    return float(text)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            )
+        if key is None:
+            key = "null"
+        elif isinstance(key, bool):
+            key = "true" if key else "false"
+        elif not isinstance(key, str):
+            key = str(key)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping key {key!r} is defined twice", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+def _construct_reset(loader: _Loader, node: yaml.Node) -> Reset:
+    return Reset(_construct_any(loader, node))
+
+
+def _construct_override(loader: _Loader, node: yaml.Node) -> Override:
+    return Override(_construct_any(loader, node))
+
+
+def _construct_any(loader: _Loader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return _construct_mapping(loader, node)
+    if isinstance(node, yaml.SequenceNode):
+        return [loader.construct_object(child, deep=True) for child in node.value]
+    value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return None if value in ("", "~", "null") else value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_Loader.add_constructor("!reset", _construct_reset)
+_Loader.add_constructor("!override", _construct_override)
+
+
+def _record_lines(node: yaml.Node, path: KeyPath, lines: LineMap) -> None:
+    """Walk the composed node tree once and remember the line of every key and list item."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value == "<<":
+                    # merge key: the merged keys are reported at the line of the alias target
+                    _record_merge(value_node, path, lines)
+                    continue
+                child = (*path, str(key_node.value))
+                lines[child] = key_node.start_mark.line + 1
+                _record_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            lines.setdefault(child, item.start_mark.line + 1)
+            _record_lines(item, child, lines)
+
+
+def _record_merge(node: yaml.Node, path: KeyPath, lines: LineMap) -> None:
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for source in sources:
+        if isinstance(source, yaml.MappingNode):
+            for key_node, value_node in source.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    child = (*path, str(key_node.value))
+                    lines.setdefault(child, key_node.start_mark.line + 1)
+                    _record_lines(value_node, child, lines)
+
+
+def parse_yaml(text: str, filename: str) -> tuple[Any, LineMap]:
+    """Parse one YAML document. Raises `YamlFileError` (code `yaml-syntax`) with file and line."""
+    loader = _Loader(text)
+    lines: LineMap = {}
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines
+        _record_lines(node, (), lines)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem and "defined twice" not in problem:
+            problem = f"{problem} ({exc.context})"
+        raise YamlFileError(
+            error(
+                "yaml-syntax",
+                f"invalid YAML: {problem}",
+                Location(filename, mark.line + 1 if mark else None),
+                hint="check the indentation (spaces, not tabs), quotes and colons on that line",
+            )
+        ) from None
+    except yaml.YAMLError as exc:
+        raise YamlFileError(
+            error("yaml-syntax", f"invalid YAML: {exc}", Location(filename))
+        ) from None
+    except RecursionError:
+        raise YamlFileError(
+            error("yaml-syntax", "invalid YAML: nested too deeply", Location(filename))
+        ) from None
+    finally:
+        loader.dispose()
+    return data, lines

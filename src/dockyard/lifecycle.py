@@ -256,8 +256,10 @@ class ServiceEvent:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
-        """Read what `to_json` wrote. Raises `ValueError` for missing, mistyped or conflicting
-        fields (the number wins on the wire, but a name that disagrees with it is refused)."""
+        """Read what `to_json` wrote; either `state_number` or `state` is enough.
+
+        Raises `ValueError` for missing or mistyped fields, and when both are given but disagree.
+        """
         service = _field(data, "service", str)
         at_text = _field(data, "at", str)
         reason = data.get("reason", "")

@@ -217,8 +217,9 @@ def portable(value: Any, case_dir: str) -> Any:
 
 def reference_json_text(outcome: Outcome) -> str:
     data = json.loads(outcome.stdout)
-    return json.dumps(portable(data, str(outcome.case.directory)), indent=2,
-                      ensure_ascii=False) + "\n"
+    return (
+        json.dumps(portable(data, str(outcome.case.directory)), indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def reference_error_text(outcome: Outcome) -> str:
@@ -230,8 +231,11 @@ def reference_error_text(outcome: Outcome) -> str:
 
 def _summary(error_text: str) -> str:
     """The most telling line of an error: the first that is neither a warning nor a preamble."""
-    lines = [ln for ln in error_text.splitlines()
-             if not ln.startswith("level=warning") and not ln.startswith("decoding failed")]
+    lines = [
+        ln
+        for ln in error_text.splitlines()
+        if not ln.startswith("level=warning") and not ln.startswith("decoding failed")
+    ]
     return " | ".join(lines[:2]) if lines else error_text.strip()
 
 
@@ -275,7 +279,8 @@ def process(case: Case, binary: Path, check: bool, rewrite_errors: bool) -> list
     if check and not up_to_date:
         problems.append("stored reference files are out of date (run without --check)")
     sys.stdout.write(
-        f"{case.name:42} expect={case.expect:7} ref={case.reference:7} compose {verdict}\n")
+        f"{case.name:42} expect={case.expect:7} ref={case.reference:7} compose {verdict}\n"
+    )
     return problems
 
 
@@ -286,10 +291,16 @@ def all_case_dirs() -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("cases", nargs="*", help="case directory names (default: all)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; fail when a stored reference is out of date")
-    parser.add_argument("--rewrite-errors", action="store_true",
-                        help=f"also rewrite existing {REFERENCE_ERROR} files of refused cases")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail when a stored reference is out of date",
+    )
+    parser.add_argument(
+        "--rewrite-errors",
+        action="store_true",
+        help=f"also rewrite existing {REFERENCE_ERROR} files of refused cases",
+    )
     ns = parser.parse_args(argv)
     binary = reference_binary()
     if not binary.exists():

@@ -3,8 +3,8 @@
 Lines are `KEY=VALUE`, `KEY: VALUE` or `export KEY=VALUE`; `#` starts a comment at the start of a
 line or after whitespace in an unquoted value. Single quotes are literal; double quotes
 understand `\\n`, `\\t`, `\\"`, `\\\\` and `\\$`, and both may span lines. Unquoted and
-double-quoted values are interpolated with the variables defined above them, then `lookup`. A bare `KEY` takes its value
-from `lookup` and is skipped when that has none.
+double-quoted values are interpolated with the variables defined above them, then `lookup`.
+A bare `KEY` takes its value from `lookup` and is skipped when that has none.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ unless the whole project is valid.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from dockyard.compose.normalize import Normalizer, make_project
 from dockyard.compose.options import LoadOptions
 from dockyard.compose.paths import KeyPath, format_path
 from dockyard.compose.schema import check_project
+from dockyard.compose.interpolation import Interpolator, InterpolationError
 from dockyard.compose.yamlfile import LineMap, Override, Reset, YamlFileError, parse_yaml
 from dockyard.diagnostics import Diagnostic, Location, Severity, dedupe
 from dockyard.errors import ProjectInvalid
@@ -45,6 +47,29 @@ class _Session:
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: list[tuple[str, LineMap]] = field(default_factory=list)
+    parsed: dict[str, tuple[Any, LineMap] | None] = field(default_factory=dict)
+
+    def parse(self, path: str) -> tuple[Any, LineMap] | None:
+        """Read and parse a file once per load; problems are recorded, None returned."""
+        if path in self.parsed:
+            return self.parsed[path]
+        result: tuple[Any, LineMap] | None = None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            self.add("file-not-found", f"cannot read the Compose file {path}: {exc.strerror}",
+                     Location(path), "check the path given with -f, COMPOSE_FILE or include")
+        except UnicodeDecodeError:
+            self.add("yaml-syntax", f"{path} is not UTF-8 text", Location(path),
+                     "save the file as UTF-8")
+        else:
+            try:
+                result = parse_yaml(text, path)
+            except YamlFileError as exc:
+                self.diagnostics.append(exc.diagnostic)
+        self.parsed[path] = result
+        return result
 
     def reporter(self, file: str | None, lines: LineMap | None = None) -> Report:
         def report(code: str, message: str, path: KeyPath, hint: str | None) -> None:
@@ -118,6 +143,11 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
     project_dir = os.path.dirname(files[0])
 
     variables = _project_variables(options, working_dir, project_dir, environ, session)
+    name = _project_name(options, variables, files, project_dir, session)
+    if name is None:
+        raise _Abort()
+    # As in Compose, the files may use the project's name in their variables.
+    variables["COMPOSE_PROJECT_NAME"] = name
 
     merged: dict[str, Any] = {}
     for path in files:
@@ -126,10 +156,6 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
             merged = merge_values(merged, data)
     merged = strip_tags(merged)
     if any(d.is_error for d in session.diagnostics):
-        raise _Abort()
-
-    name = _project_name(options, variables, merged, project_dir, session)
-    if name is None:
         raise _Abort()
 
     profiles = options.profiles or tuple(
@@ -144,7 +170,7 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
     environments = {
         n: _service_environment(n, s or {}, variables, session) for n, s in enabled.items()
     }
-    normalizer = Normalizer(report, name, project_dir)
+    normalizer = Normalizer(report, name, project_dir, variables)
     project = make_project(normalizer, merged, environments, tuple(files), disabled)
     for diagnostic in validate_project(project, merged, session.locate):
         session.diagnostics.append(diagnostic)
@@ -196,18 +222,11 @@ def _read_env_file(path: str, lookup: Mapping[str, str], session: _Session, requ
 def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: _Session,
                chain: tuple[str, ...] = (), fill_context: bool = False
                ) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        session.add("file-not-found", f"cannot read the Compose file {path}: {exc.strerror}",
-                    Location(path), "check the path given with -f, COMPOSE_FILE or include")
+    parsed = session.parse(path)
+    if parsed is None:
         return None
-    try:
-        data, lines = parse_yaml(text, path)
-    except YamlFileError as exc:
-        session.diagnostics.append(exc.diagnostic)
-        return None
+    data, lines = parsed
+    data = copy.deepcopy(data)  # later stages edit it in place
     session.sources.append((path, lines))
     report = session.reporter(path, lines)
     if data is None:
@@ -221,7 +240,7 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
             Severity.WARNING, "version-obsolete",
             "the top-level `version` key is obsolete and ignored",
             Location(path, lines.get(("version",)), "version"), "remove it"))
-    data = interpolate_tree(data, variables, report)
+    data = dict(interpolate_tree(data, variables, report))
     check_project(_unwrap(data), report)
     file_dir = os.path.dirname(path)
     _rebase_paths(data, base_dir, file_dir, fill_context)
@@ -240,10 +259,10 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
 def _unwrap(value: Any) -> Any:
     if isinstance(value, Reset | Override):
         return _unwrap(value.value)
-    if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, dict):  # a `!reset` key is removed, nothing to check
+        return {k: _unwrap(v) for k, v in value.items() if not isinstance(v, Reset)}
     if isinstance(value, list):
-        return [_unwrap(v) for v in value]
+        return [_unwrap(v) for v in value if not isinstance(v, Reset)]
     return value
 
 
@@ -397,7 +416,27 @@ def _apply_include(data: dict[str, Any], entry: Any, index: int, path: str, file
             data[section][key] = value
 
 
-def _project_name(options: LoadOptions, variables: Mapping[str, str], merged: Mapping[str, Any],
+def _declared_name(files: list[str], variables: Mapping[str, str], session: _Session
+                   ) -> tuple[str | None, Location]:
+    """The top-level `name:` of the last file that sets one, interpolated."""
+    declared: tuple[str | None, Location] = (None, Location())
+    for path in files:
+        parsed = session.parse(path)
+        if parsed is None or not isinstance(parsed[0], dict):
+            continue
+        value = parsed[0].get("name")
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            location = Location(path, parsed[1].get(("name",)), "name")
+            try:
+                text = Interpolator(variables).substitute(str(value))
+            except InterpolationError as exc:
+                session.add(exc.code, exc.message, location, exc.hint)
+                continue
+            declared = (text, location)
+    return declared
+
+
+def _project_name(options: LoadOptions, variables: Mapping[str, str], files: list[str],
                   project_dir: str, session: _Session) -> str | None:
     from dockyard.naming import is_valid_project_name, normalize_project_name
 
@@ -417,11 +456,11 @@ def _project_name(options: LoadOptions, variables: Mapping[str, str], merged: Ma
                 return None
             return value
     # `name:` and the directory name are normalized, as Compose does.
-    declared = merged.get("name")
-    source = str(declared) if declared else os.path.basename(project_dir)
+    declared, where = _declared_name(files, variables, session)
+    source = declared if declared else os.path.basename(project_dir)
     name = normalize_project_name(source)
     if not name:
-        where = session.locate(("name",)) if declared else Location(project_dir)
+        where = where if declared else Location(project_dir)
         session.add("invalid-project-name", f"cannot make a project name from {source!r}",
                     where, "give one with -p NAME or a top-level `name:`")
         return None

@@ -48,11 +48,17 @@ _SIZE_KEYS = frozenset({"shm_size", "mem_limit", "mem_reservation", "memswap_lim
 
 
 def scalar_text(value: Any) -> str:
-    """A YAML scalar as Compose prints it in a string field."""
+    """A YAML scalar as Compose (Go) prints it in a string field."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "+Inf" if value > 0 else "-Inf"
+        if value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        return repr(value)
     return str(value)
 
 
@@ -101,10 +107,12 @@ def _is_path_like(source: str) -> bool:
 
 
 class Normalizer:
-    def __init__(self, report: Report, project_name: str, project_dir: str) -> None:
+    def __init__(self, report: Report, project_name: str, project_dir: str,
+                 variables: Mapping[str, str] | None = None) -> None:
         self.report = report
         self.project_name = project_name
         self.project_dir = project_dir
+        self.variables: Mapping[str, str] = variables or {}
 
     # -- values -------------------------------------------------------------------------------
     def duration(self, value: Any, path: KeyPath) -> int | None:
@@ -171,7 +179,7 @@ class Normalizer:
         index_of: dict[tuple[str | None, str | None, int, str], int] = {}
         for i, item in enumerate(items or []):
             try:
-                parsed = parse_long(item) if isinstance(item, dict) else parse_short(item)
+                parsed = [parse_long(item)] if isinstance(item, dict) else parse_short(item)
             except PortSyntaxError as exc:
                 self.report("invalid-port", str(exc), (*path, i),
                             "ports look like 8080, \"80:8080\", \"127.0.0.1:80:8080/udp\" or "
@@ -194,20 +202,42 @@ class Normalizer:
         context = raw.get("context") or "."
         extra = {k: v for k, v in raw.items()
                  if k not in ("context", "dockerfile", "args", "target", "labels")}
+        if extra.get("shm_size") is not None:
+            size = self.size(extra["shm_size"], (*path, "shm_size"))
+            extra["shm_size"] = None if size is None else str(size)
+        if extra.get("extra_hosts") is not None:
+            extra["extra_hosts"] = _extra_hosts(extra["extra_hosts"])
+        # A build argument without a value takes it from the environment, or is dropped, as in
+        # Compose (build arguments are not configs: they end up in the image).
+        args = {k: self.variables[k] if v is None else v
+                for k, v in key_value_list(raw.get("args")).items()
+                if v is not None or k in self.variables}
         return Build(
             context=self.abspath(str(context)),
             dockerfile=None if raw.get("dockerfile_inline") else
             str(raw.get("dockerfile") or "Dockerfile"),
-            args=frozen_map(key_value_list(raw.get("args"))),
+            args=frozen_map(args),
             target=raw.get("target"),
             labels=frozen_map({k: v or "" for k, v in key_value_list(raw.get("labels")).items()}),
             extra=frozen_map(extra),
         )
 
-    def depends_on(self, raw: Any) -> dict[str, Dependency]:
+    def depends_on(self, raw: Any, service: Mapping[str, Any]) -> dict[str, Dependency]:
+        """Explicit dependencies, plus those Compose implies from links, volumes_from and
+        `network_mode: service:X` (restarted with their dependency)."""
         out: dict[str, Dependency] = {}
+        implied: list[str] = [str(link).split(":", 1)[0] for link in service.get("links") or []]
+        implied += [str(v).split(":", 1)[0] for v in service.get("volumes_from") or []
+                    if not str(v).startswith("container:")]
+        network_mode = service.get("network_mode")
+        if isinstance(network_mode, str) and network_mode.startswith("service:"):
+            implied.append(network_mode.split(":", 1)[1])
         if isinstance(raw, list):
-            return {str(name): Dependency() for name in raw}
+            out = {str(name): Dependency() for name in raw}
+            raw = {}
+        for name in implied:
+            if name not in out and name not in (raw or {}):
+                out[name] = Dependency(restart=True)
         for name, spec in (raw or {}).items():
             spec = spec or {}
             out[name] = Dependency(
@@ -308,6 +338,10 @@ class Normalizer:
                      if k not in ("type", "source", "target", "read_only")}
             if kind == "bind":
                 extra.setdefault("bind", {"create_host_path": True})
+            tmpfs = extra.get("tmpfs")
+            if isinstance(tmpfs, dict) and tmpfs.get("size") is not None:
+                size = self.size(tmpfs["size"], (*path, "tmpfs", "size"))
+                extra["tmpfs"] = {**tmpfs, "size": None if size is None else str(size)}
             return Mount(type=kind, target=str(item.get("target") or ""), source=source,
                          read_only=self.boolean(item.get("read_only"), (*path, "read_only")),
                          extra=frozen_map(extra))
@@ -337,12 +371,15 @@ class Normalizer:
         return Mount(type="volume", source=source, target=target, read_only=read_only,
                      extra=frozen_map({"volume": volume}))
 
-    def file_refs(self, items: list[Any], path: KeyPath) -> tuple[FileReference, ...]:
+    def file_refs(self, items: list[Any], path: KeyPath, default_dir: str | None = None
+                  ) -> tuple[FileReference, ...]:
+        """Secrets (with `default_dir` /run/secrets, the default target) and configs."""
         out: list[FileReference] = []
         for i, item in enumerate(items or []):
             if isinstance(item, str):
-                out.append(FileReference(source=item))
-                continue
+                item = {"source": item}
+            if default_dir and not item.get("target"):
+                item = {**item, "target": f"{default_dir}/{item.get('source', '')}"}
             mode = item.get("mode")
             mode_int: int | None = None
             if mode is not None:
@@ -397,7 +434,7 @@ class Normalizer:
             environment=frozen_map(environment),
             ports=self.ports(raw.get("ports") or [], (*path, "ports")),
             expose=tuple(_unique(scalar_text(e) for e in raw.get("expose") or [])),
-            depends_on=frozen_map(self.depends_on(raw.get("depends_on"))),
+            depends_on=frozen_map(self.depends_on(raw.get("depends_on"), raw)),
             healthcheck=self.healthcheck(raw.get("healthcheck"), (*path, "healthcheck")),
             deploy=self.deploy(raw.get("deploy"), (*path, "deploy")),
             restart=raw.get("restart"),
@@ -405,7 +442,7 @@ class Normalizer:
                                             (*path, "stop_grace_period")),
             networks=frozen_map(networks),
             volumes=self.mounts(raw.get("volumes") or [], (*path, "volumes")),
-            secrets=self.file_refs(raw.get("secrets") or [], (*path, "secrets")),
+            secrets=self.file_refs(raw.get("secrets") or [], (*path, "secrets"), "/run/secrets"),
             configs=self.file_refs(raw.get("configs") or [], (*path, "configs")),
             labels=frozen_map({k: v or "" for k, v in key_value_list(raw.get("labels")).items()}),
             domainname=raw.get("domainname"),
@@ -426,7 +463,10 @@ class Normalizer:
         if key in _INT_KEYS:
             return self.integer(value, path)
         if key in _SIZE_KEYS:
-            return self.size(value, path)
+            size = self.size(value, path)
+            return None if size is None else str(size)  # Compose prints bytes as a string
+        if key == "pull_policy":
+            return "missing" if value == "if_not_present" else value
         if key == "stop_signal":
             return str(value)
         if key in ("cap_add", "cap_drop", "dns_opt", "security_opt", "links", "external_links",
@@ -439,7 +479,7 @@ class Normalizer:
         if key == "extra_hosts":
             return _extra_hosts(value)
         if key == "ulimits":
-            return {n: ({"single": self.integer(v, (*path, n))} if not isinstance(v, dict)
+            return {n: (self.integer(v, (*path, n)) if not isinstance(v, dict)
                         else {"soft": self.integer(v.get("soft"), (*path, n, "soft")),
                               "hard": self.integer(v.get("hard"), (*path, n, "hard"))})
                     for n, v in value.items()}
@@ -475,13 +515,24 @@ def _split_volume(text: str) -> list[str]:
 
 
 def _extra_hosts(value: Any) -> list[str]:
+    """`host=ip` entries sorted by host (Compose keeps them in a map), IPv6 without brackets."""
+    pairs: list[tuple[str, str]] = []
     if isinstance(value, dict):
-        out: list[str] = []
         for host, ips in value.items():
             for ip in ips if isinstance(ips, list) else [ips]:
-                out.append(f"{host}={ip}")
-        return out
-    return [str(v).replace(":", "=", 1) if "=" not in str(v) else str(v) for v in value]
+                pairs.append((str(host), str(ip)))
+    else:
+        for entry in value:
+            text = str(entry)
+            sep = "=" if "=" in text else ":"
+            host, _, ip = text.partition(sep)
+            pairs.append((host, ip))
+    out = []
+    for host, ip in sorted(pairs, key=lambda pair: pair[0]):
+        if ip.startswith("[") and ip.endswith("]"):
+            ip = ip[1:-1]
+        out.append(f"{host}={ip}")
+    return out
 
 
 def _unique(items: Any) -> list[Any]:
@@ -503,19 +554,32 @@ def make_project(
         name: normalizer.service(name, raw or {}, environments.get(name, {}))
         for name, raw in sorted((data.get("services") or {}).items())
     }
-    networks_raw = dict(data.get("networks") or {})
-    uses_default = any("default" in s.networks for s in services.values())
-    if uses_default and "default" not in networks_raw:
+    # Like `docker compose config`, keep only the top-level resources some service uses.
+    used_networks = {n for s in services.values() for n in s.networks}
+    used_volumes = {m.source for s in services.values() for m in s.volumes
+                    if m.type == "volume" and m.source}
+    used_secrets = {r.source for s in services.values() for r in s.secrets}
+    used_configs = {r.source for s in services.values() for r in s.configs}
+    for s in services.values():
+        if s.build is not None:
+            used_secrets |= {r if isinstance(r, str) else str(r.get("source"))
+                             for r in s.build.extra.get("secrets") or []}
+    networks_raw = {k: v for k, v in (data.get("networks") or {}).items() if k in used_networks}
+    if "default" in used_networks and "default" not in networks_raw:
         networks_raw["default"] = None
+
+    def used(section: str, names: set[str]) -> dict[str, Any]:
+        return {k: v for k, v in (data.get(section) or {}).items() if k in names}
+
     return Project(
         name=normalizer.project_name,
         working_dir=normalizer.project_dir,
         compose_files=compose_files,
         services=frozen_map(services),
         networks=frozen_map(normalizer.resources_of("networks", networks_raw)),
-        volumes=frozen_map(normalizer.resources_of("volumes", data.get("volumes") or {})),
-        secrets=frozen_map(normalizer.resources_of("secrets", data.get("secrets") or {})),
-        configs=frozen_map(normalizer.resources_of("configs", data.get("configs") or {})),
+        volumes=frozen_map(normalizer.resources_of("volumes", used("volumes", used_volumes))),
+        secrets=frozen_map(normalizer.resources_of("secrets", used("secrets", used_secrets))),
+        configs=frozen_map(normalizer.resources_of("configs", used("configs", used_configs))),
         models=frozen_map(data.get("models") or {}),
         extensions=frozen_map({k: v for k, v in data.items() if k.startswith("x-")}),
         disabled_services=disabled,

@@ -101,7 +101,7 @@ def healthcheck_to_dict(check: Healthcheck) -> dict[str, Any]:
 def _resources(spec: ResourceSpec) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if spec.cpus is not None:
-        out["cpus"] = spec.cpus
+        out["cpus"] = int(spec.cpus) if spec.cpus.is_integer() else spec.cpus
     if spec.memory is not None:
         out["memory"] = str(spec.memory)
     if spec.pids is not None:
@@ -149,8 +149,9 @@ def mount_to_dict(mount: Mount) -> dict[str, Any]:
 
 
 def file_ref_to_dict(ref: FileReference) -> dict[str, Any]:
+    mode = None if ref.mode is None else "0" + format(ref.mode, "o")  # octal, as Compose
     return _drop_none({"source": ref.source, "target": ref.target, "uid": ref.uid,
-                       "gid": ref.gid, "mode": ref.mode})
+                       "gid": ref.gid, "mode": mode})
 
 
 def service_to_dict(service: Service) -> dict[str, Any]:

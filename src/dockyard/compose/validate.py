@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dockyard.compose.interpolation import config_references
-from dockyard.compose.models import Condition, Project, Service
+from dockyard.compose.models import Condition, Port, Project, Service
 from dockyard.compose.paths import KeyPath
-from dockyard.compose.ports import port_numbers
+from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short, port_numbers
 from dockyard.diagnostics import Diagnostic, Location, error, warning
 
 Locate = Callable[[KeyPath], Location]
@@ -40,7 +40,7 @@ def validate_project(project: Project, raw: Mapping[str, Any], locate: Locate
     for name, service in services.items():
         raw_service = raw_services.get(name) or {}
         out.extend(_check_service(project, service, raw_service, locate))
-    out.extend(_check_dependency_cycles(project, locate))
+    out.extend(_check_dependency_cycles(project, raw_services, locate))
     out.extend(_check_label_collisions(project, locate))
     return out
 
@@ -58,6 +58,7 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                     at(), "add `image: NAME` to run an image, or `build: DIR` to build one")
 
     for dep, spec in service.depends_on.items():
+        dep_at = raw_key_path(raw.get("depends_on"), dep)
         if dep not in project.services:
             if dep in project.disabled_services:
                 hint = f"enable the profile of {dep!r} with --profile, or remove the dependency"
@@ -66,16 +67,16 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                 hint = f"services are: {', '.join(sorted(project.services))}"
                 msg = f"service {name!r} depends on {dep!r}, which is not a service"
             if spec.required:
-                yield error("depends-on-unknown", msg, at("depends_on", dep), hint)
+                yield error("depends-on-unknown", msg, at("depends_on", dep_at), hint)
         if spec.condition not in _CONDITIONS:
             yield error("depends-on-condition",
                         f"service {name!r}: {spec.condition!r} is not a depends_on condition",
                         at("depends_on", dep, "condition"),
                         "use service_started, service_healthy or service_completed_successfully")
 
-    ingress_targets: dict[int, int] = {}
-    for index, port in enumerate(service.ports):
-        path = ("ports", _raw_index(raw.get("ports"), index))
+    ingress_targets: dict[int, KeyPath] = {}
+    for raw_index, port in _raw_ports(raw.get("ports")):
+        path = ("ports", raw_index)
         bad = [n for n in port_numbers(port) if not 1 <= n <= 65535]
         if bad:
             yield error("port-range", f"service {name!r}: port {bad[0]} is outside 1-65535",
@@ -94,11 +95,11 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                           "write `mode: host` to say so and silence this warning")
             continue
         if port.is_ingress:
-            if port.target in ingress_targets:
+            if port.target in ingress_targets and ingress_targets[port.target] != path:
                 yield error("duplicate-ingress-port",
                             f"service {name!r} lists ingress port {port.target} twice",
                             at(*path), "each ingress target port gets one domain: remove one")
-            ingress_targets[port.target] = index
+            ingress_targets.setdefault(port.target, path)
             if port.published and port.published != str(port.target):
                 yield warning("ingress-published-ignored",
                               f"service {name!r}: published port {port.published} is ignored "
@@ -108,9 +109,10 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                               f"{port.published} on the host")
     if ingress_targets and (service.healthcheck is None or service.healthcheck.test is None
                             or service.healthcheck.disable):
+        first = next(iter(ingress_targets.values()))
         yield warning("ingress-no-healthcheck",
                       f"service {name!r} is public but has no healthcheck; an HTTP GET / "
-                      "below 500 will decide its health", at("ports"),
+                      "below 500 will decide its health", at(*first),
                       "add a `healthcheck:` that tests the service itself")
     if service.domainname and not ingress_targets:
         yield error("domainname-without-ingress",
@@ -133,10 +135,11 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                         f"add `volumes: {{{mount.source}: {{}}}}` at the top level")
 
     for network in service.networks:
-        if network not in project.networks:
+        if network not in project.networks and "network_mode" not in raw:
             yield error("undefined-reference",
                         f"service {name!r} joins the network {network!r}, which is not "
-                        "declared under the top-level `networks`", at("networks", network),
+                        "declared under the top-level `networks`",
+                        at("networks", raw_key_path(raw.get("networks"), network)),
                         f"add `networks: {{{network}: {{}}}}` at the top level")
     for kind, refs, declared in (("secrets", service.secrets, project.secrets),
                                  ("configs", service.configs, project.configs)):
@@ -153,15 +156,16 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                 yield error("invalid-config-name",
                             f"service {name!r}: environment key {key!r} has no value, so it "
                             "names a config, but it is not a valid config name",
-                            at("environment", key),
+                            at("environment", raw_key_path(raw.get("environment"), key)),
                             "config names are letters, digits and _, start with a letter or _, "
                             "at most 64 characters; or give the key a value")
             continue
-        for ref in config_references(value):
-            if not CONFIG_NAME.match(ref):
+        for config in config_references(value):
+            if not CONFIG_NAME.match(config):
                 yield error("invalid-config-name",
-                            f"service {name!r}: ${{{ref}}} in environment {key!r} is not a "
-                            "valid config name", at("environment", key),
+                            f"service {name!r}: ${{{config}}} in environment {key!r} is not a "
+                            "valid config name",
+                            at("environment", raw_key_path(raw.get("environment"), key)),
                             "config names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
     for key in raw:
@@ -179,14 +183,36 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                               "see the Compose keys table in the README")
 
 
-def _raw_index(raw_ports: Any, index: int) -> int:
-    """The index in the file of the `index`-th parsed port (ranges expand to several)."""
-    if not isinstance(raw_ports, list):
-        return index
-    return min(index, len(raw_ports) - 1) if raw_ports else index
+def _raw_ports(raw_ports: Any) -> Iterator[tuple[int, Port]]:
+    """Each port with the index of the entry that wrote it (a range writes several).
+
+    Entries that repeat an earlier one (same address, port and protocol) are merged as Compose
+    merges them; unparseable entries were already reported by the normalizer.
+    """
+    seen: set[tuple[str | None, str | None, int, str]] = set()
+    for index, item in enumerate(raw_ports if isinstance(raw_ports, list) else []):
+        try:
+            ports = [parse_long(item)] if isinstance(item, dict) else parse_short(item)
+        except PortSyntaxError:
+            continue
+        for port in ports:
+            key = (port.host_ip, port.published, port.target, port.protocol)
+            if key not in seen:
+                seen.add(key)
+                yield index, port
 
 
-def _check_dependency_cycles(project: Project, locate: Locate) -> Iterator[Diagnostic]:
+def raw_key_path(raw: Any, key: str) -> str | int:
+    """Where `key` is written in a list-or-mapping field: its list index, or the key itself."""
+    if isinstance(raw, list):
+        for index, item in enumerate(raw):
+            if str(item) == key or str(item).split("=", 1)[0] == key:
+                return index
+    return key
+
+
+def _check_dependency_cycles(project: Project, raw_services: Mapping[str, Any],
+                             locate: Locate) -> Iterator[Diagnostic]:
     graph = {name: [d for d in s.depends_on if d in project.services]
              for name, s in project.services.items()}
     state: dict[str, int] = {}
@@ -202,9 +228,12 @@ def _check_dependency_cycles(project: Project, locate: Locate) -> Iterator[Diagn
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
+                    first, second = cycle[0], cycle[1]
+                    raw_deps = (raw_services.get(first) or {}).get("depends_on")
                     yield error("dependency-cycle",
                                 "dependency cycle: " + " -> ".join(cycle),
-                                locate(("services", node, "depends_on", dep)),
+                                locate(("services", first, "depends_on",
+                                        raw_key_path(raw_deps, second))),
                                 "remove one of these depends_on entries to break the cycle")
             elif state.get(dep) is None:
                 yield from visit(dep)
@@ -220,8 +249,10 @@ def _check_label_collisions(project: Project, locate: Locate) -> Iterator[Diagno
     from dockyard.naming import label_collisions
 
     for first, second in label_collisions(project.services):
+        # Point at the one written later: the earlier one was there first.
+        here = max((locate(("services", n)) for n in (first, second)),
+                   key=lambda loc: (loc.file or "", loc.line or 0))
         yield error("domain-collision",
                     f"services {first!r} and {second!r} get the same DNS name after "
-                    "sanitizing; their domains and hostnames would collide",
-                    locate(("services", second)),
+                    "sanitizing; their domains and hostnames would collide", here,
                     f"rename {first!r} or {second!r}")

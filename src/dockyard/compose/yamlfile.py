@@ -22,10 +22,8 @@ from dockyard.diagnostics import Diagnostic, Location, error
 
 LineMap = dict[KeyPath, int]
 
-try:  # libyaml parses in C; the constructors below stay in Python either way.
-    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _BaseLoader = yaml.SafeLoader
+# libyaml parses in C when PyYAML has it; the constructors below stay in Python either way.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,7 @@ class YamlFileError(Exception):
         self.diagnostic = diagnostic
 
 
-class _Loader(_BaseLoader):
+class _Loader(_BaseLoader):  # type: ignore[misc]
     """YAML 1.2 core schema, line tracking, merge tags."""
 
     yaml_implicit_resolvers: dict[Any, Any] = {}
@@ -61,9 +59,11 @@ _Loader.add_implicit_resolver(
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
 )
+# go-yaml v3 reads integers with Go's ParseInt(base 0): `0o17`, `0x1F`, `0b101`, a leading `0`
+# for octal (`012` is 10) and `_` separators (`1_000`).
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+))$"),
     list("-+0123456789"),
 )
 _Loader.add_implicit_resolver(
@@ -77,13 +77,21 @@ _Loader.add_implicit_resolver(
 _Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
-def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int | float | str:
     text = str(loader.construct_scalar(node))
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text, 10)
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-").replace("_", "")
+    try:
+        if digits[:2] in ("0o", "0x", "0b"):
+            return sign * int(digits, 0)
+        if len(digits) > 1 and digits.startswith("0"):
+            return sign * int(digits, 8)
+        return sign * int(digits, 10)
+    except ValueError:  # `09`: not octal; Go then reads it as a float
+        try:
+            return float(text.replace("_", ""))
+        except ValueError:
+            return text
 
 
 def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
@@ -96,8 +104,12 @@ def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    # Keys merged in with `<<` may be overridden by the mapping's own keys; only the mapping's
+    # own keys must be unique.
+    own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
     loader.flatten_mapping(node)
     result: dict[Any, Any] = {}
+    own_keys: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list | dict):
@@ -110,10 +122,12 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
             key = "true" if key else "false"
         elif not isinstance(key, str):
             key = str(key)
-        if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"mapping key {key!r} is defined twice", key_node.start_mark
-            )
+        if id(key_node) in own:
+            if key in own_keys:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"mapping key {key!r} is defined twice", key_node.start_mark
+                )
+            own_keys.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
     return result
 
@@ -131,7 +145,7 @@ def _construct_any(loader: _Loader, node: yaml.Node) -> Any:
         return _construct_mapping(loader, node)
     if isinstance(node, yaml.SequenceNode):
         return [loader.construct_object(child, deep=True) for child in node.value]
-    value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    value = loader.construct_scalar(node)
     return None if value in ("", "~", "null") else value
 
 
@@ -184,6 +198,8 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, LineMap]:
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            mark = exc.context_mark  # an unclosed quote or bracket: point where it opened
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem and "defined twice" not in problem:
             problem = f"{problem} ({exc.context})"

@@ -1,0 +1,26 @@
+"""Shared test set-up: every test runs with its own empty DOCKYARD_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--regen", action="store_true", default=False,
+                     help="rewrite golden files from the current output instead of comparing")
+
+
+@pytest.fixture(autouse=True)
+def dockyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "dockyard-home"
+    monkeypatch.setenv("DOCKYARD_HOME", str(home))
+    monkeypatch.setenv("DOCKYARD_USER", "alice")
+    yield home
+
+
+@pytest.fixture
+def regen(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--regen"))

@@ -23,11 +23,11 @@ class Case:
 
     @property
     def valid(self) -> bool:
-        return self.spec.get("expect", "valid") == "valid"
+        return bool(self.spec.get("expect", "valid") == "valid")
 
     @property
     def compare_reference(self) -> bool:
-        return self.spec.get("reference", "compare") == "compare"
+        return bool(self.spec.get("reference", "compare") == "compare")
 
     @property
     def args(self) -> dict[str, Any]:

@@ -14,23 +14,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.compose.codes import WARNINGS
 from dockyard.compose.discovery import DiscoveryError, find_compose_files
 from dockyard.compose.dotenv import DotenvError, parse_dotenv
-from dockyard.compose.interpolation import escape_template, interpolate_tree
+from dockyard.compose.interpolation import (
+    InterpolationError,
+    Interpolator,
+    escape_template,
+    interpolate_tree,
+)
 from dockyard.compose.merge import merge_values, strip_tags
 from dockyard.compose.models import Project
 from dockyard.compose.normalize import Normalizer, make_project
 from dockyard.compose.options import LoadOptions
 from dockyard.compose.paths import KeyPath, format_path
 from dockyard.compose.schema import check_project
-from dockyard.compose.interpolation import Interpolator, InterpolationError
 from dockyard.compose.yamlfile import LineMap, Override, Reset, YamlFileError, parse_yaml
 from dockyard.diagnostics import Diagnostic, Location, Severity, dedupe
 from dockyard.errors import ProjectInvalid
 
 Report = Callable[[str, str, KeyPath, str | None], None]
 
-_WARNING_CODES = frozenset({"unset-variable"})
+_WARNING_CODES = frozenset(WARNINGS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,48 @@
+"""Every diagnostic code the Compose loader can report, with its severity and meaning.
+
+Codes are stable: scripts and tests may match on them. docs/diagnostics.md documents each one
+and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+ERRORS: dict[str, str] = {
+    "no-compose-file": "no Compose file in the directory or its parents",
+    "file-not-found": "a Compose file, env file or included file does not exist",
+    "yaml-syntax": "the YAML cannot be parsed (with file and line), or repeats a key",
+    "env-file-syntax": "a .env or env_file line cannot be parsed",
+    "schema": "a value has the wrong type or shape for the Compose specification",
+    "unknown-key": "a key the Compose specification does not define",
+    "invalid-interpolation": "a ${...} expression is malformed",
+    "required-variable": "${VAR:?message} or ${VAR?message} with VAR unset",
+    "invalid-project-name": "the project name from -p or COMPOSE_PROJECT_NAME is invalid",
+    "extends-unknown": "extends names a service that does not exist",
+    "extends-cycle": "services extend each other in a cycle",
+    "include-conflict": "an included project defines a resource the project also defines",
+    "no-image-or-build": "a service has neither image nor build",
+    "depends-on-unknown": "depends_on names a service that does not exist or is disabled",
+    "depends-on-condition": "depends_on uses an unknown condition",
+    "dependency-cycle": "services depend on each other in a cycle (the whole cycle is named)",
+    "invalid-port": "a port cannot be parsed",
+    "port-range": "a port number is outside 1-65535",
+    "duplicate-ingress-port": "a service lists the same ingress target port twice",
+    "domain-collision": "two services get the same DNS label after sanitizing",
+    "domainname-without-ingress": "domainname on a service without an ingress port",
+    "bind-mount": "a host path is mounted; deployments run on a server",
+    "invalid-config-name": "a config name does not match ^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+    "invalid-duration": "a duration cannot be parsed (use 10s, 1m30s, 500ms)",
+    "invalid-size": "a size cannot be parsed (use 512m, 1g, 64k)",
+    "undefined-reference": "a service uses a network, volume, secret or config not declared",
+}
+
+WARNINGS: dict[str, str] = {
+    "unset-variable": "a variable is not set and defaults to an empty string",
+    "version-obsolete": "the top-level version key is obsolete",
+    "multiple-compose-files": "several default Compose files exist; the first is used",
+    "unused-key": "a key is accepted but not used by Dockyard deployments",
+    "ingress-published-ignored": "published differs from target on an ingress port",
+    "udp-ingress-to-host": "a UDP ingress port is published as a host port",
+    "ingress-no-healthcheck": "a public service has no healthcheck; GET / decides its health",
+}
+
+ALL_CODES: frozenset[str] = frozenset(ERRORS) | frozenset(WARNINGS)

@@ -1,0 +1,34 @@
+"""The docs say what the code does: every diagnostic code and every Compose key is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dockyard.compose.codes import ALL_CODES
+from dockyard.compose.schema import SERVICE_KEYS
+from dockyard.compose.validate import USED_SERVICE_KEYS
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "dockyard"
+
+
+def test_every_code_in_source_is_registered_and_documented() -> None:
+    text = "\n".join(p.read_text() for p in SRC.rglob("*.py"))
+    emitted = set(re.findall(r'(?:error|warning|add|report)\(\s*"([a-z][a-z-]+)"', text))
+    emitted |= set(re.findall(r'InterpolationError\(\s*"([a-z-]+)"', text))
+    assert emitted, "the scan found no codes"
+    assert emitted <= ALL_CODES, f"codes missing from codes.py: {sorted(emitted - ALL_CODES)}"
+    doc = (ROOT / "docs" / "diagnostics.md").read_text()
+    missing = [code for code in ALL_CODES if f"`{code}`" not in doc]
+    assert not missing, f"codes missing from docs/diagnostics.md: {missing}"
+
+
+def test_readme_table_lists_every_service_key_in_its_row() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines()
+            if line.startswith("| supported") or line.startswith("| warned")}
+    for key in SERVICE_KEYS:
+        row = rows["supported"] if key in USED_SERVICE_KEYS else next(
+            v for k, v in rows.items() if k.startswith("warned"))
+        assert f"`{key}`" in row, f"{key} is not in its README row"

@@ -27,7 +27,7 @@ def test_every_code_in_source_is_registered_and_documented() -> None:
 def test_readme_table_lists_every_service_key_in_its_row() -> None:
     readme = (ROOT / "README.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in readme.splitlines()
-            if line.startswith("| supported") or line.startswith("| warned")}
+            if line.startswith(("| supported", "| warned"))}
     for key in SERVICE_KEYS:
         row = rows["supported"] if key in USED_SERVICE_KEYS else next(
             v for k, v in rows.items() if k.startswith("warned"))

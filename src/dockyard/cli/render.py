@@ -9,20 +9,30 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from dockyard.diagnostics import Diagnostic, Location
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _stderr: Console | None = None
 
 
 def stderr() -> Console:
+    """The stderr console, created (and Rich imported, about 70 ms) on first use only."""
     global _stderr
     if _stderr is None:
+        from rich.console import Console
+
         _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     return _stderr
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _where(location: Location) -> str:
@@ -48,6 +58,9 @@ def diagnostic_text(d: Diagnostic) -> str:
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
+    diagnostics = list(diagnostics)
+    if not diagnostics:
+        return
     console = stderr()
     for d in diagnostics:
         style = "bold red" if d.is_error else "yellow"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from dockyard import yamlout
 from dockyard.cli.render import print_diagnostics, write_stdout
 from dockyard.compose import LoadOptions, NamingContext, load_project, project_to_dict
 from dockyard.home import current_username
@@ -17,12 +18,4 @@ def run_config(options: LoadOptions, *, as_json: bool) -> None:
     if as_json:
         write_stdout(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        write_stdout(dump_yaml(data))
-
-
-def dump_yaml(data: object) -> str:
-    import yaml
-
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return str(yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False,
-                         allow_unicode=True, width=1000))
+        write_stdout(yamlout.dump(data))

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     compose = commands.add_parser(
         "compose", help="work with a Compose project",
         description="Work with a Compose project (config now; up, ps, down and logs next).")
+    compose.set_defaults(help_parser=compose)
     compose_commands = compose.add_subparsers(dest="compose_command", metavar="COMMAND",
                                               parser_class=_Parser)
     config = compose_commands.add_parser(
@@ -92,9 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     handler = getattr(args, "handler", None)
     if handler is None:
-        target = parser
-        if args.command == "compose":
-            target = parser._subparsers._group_actions[0].choices["compose"]  # type: ignore[union-attr]
+        target: argparse.ArgumentParser = getattr(args, "help_parser", parser)
         target.print_help()
         return int(ExitCode.OK) if args.command is None else int(ExitCode.USAGE)
     from dockyard.errors import DockyardError

@@ -14,7 +14,7 @@ from dockyard.compose.yamlfile import parse_yaml
 
 TRICKY = ["", "yes", "No", "on", "off", "null", "~", "true", "1:30", "22:22", "0x1F", "012",
           "1_000", "2001-12-14", "- x", "a: b", "#c", "x #y", "$$HOME", "${X}", "'q'", '"q"',
-          "multi\nline", "tab\there", " lead", "trail ", "über", "*alias", "&anchor", "!tag",
+          "multi\nline", "tab\there", " lead", "trail ", "A\n", "über", "*alias", "&anchor", "!tag",
           "@at", "%pct", "`tick`", "[1]", "{a: 1}", ".inf", "-.5", "1e3", "?", "|", ">", "=",
           "\u2028", "y", "n", "NULL", "0o17", "+1", ".nan"]
 

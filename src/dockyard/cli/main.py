@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit code 0 when the project is valid, 3 when it is invalid.")
     _project_options(config)
     config.add_argument("--json", action="store_true", help="print JSON instead of YAML")
-    config.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    # SUPPRESS: without --debug here, the global `dockyard --debug` stays in force.
+    config.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")
     config.set_defaults(handler=_compose_config)
     return parser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 ERRORS: dict[str, str] = {
     "no-compose-file": "no Compose file in the directory or its parents",
     "file-not-found": "a Compose file, env file or included file does not exist",
+    "empty-file": "a Compose file is empty",
     "yaml-syntax": "the YAML cannot be parsed (with file and line), or repeats a key",
     "env-file-syntax": "a .env or env_file line cannot be parsed",
     "schema": "a value has the wrong type or shape for the Compose specification",

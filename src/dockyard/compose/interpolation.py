@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.compose.paths import KeyPath, format_path, matches
+from dockyard.compose.paths import KeyPath, matches
 from dockyard.compose.yamlfile import Override, Reset
 
 _NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")
@@ -232,7 +232,7 @@ def interpolate_tree(
         try:
             result = interp.substitute(data, keep_unset_plain=keeps_unset(path))
         except InterpolationError as exc:
-            report(exc.code, f"{format_path(path)}: {exc.message}", path, exc.hint)
+            report(exc.code, exc.message, path, exc.hint)
             return ""
         for name in sorted(interp.unset):
             report(

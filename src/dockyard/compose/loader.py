@@ -53,6 +53,10 @@ class _Session:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: list[tuple[str, LineMap]] = field(default_factory=list)
     parsed: dict[str, tuple[Any, LineMap] | None] = field(default_factory=dict)
+    unreadable: bool = False  # a file could not be read or parsed
+    # Services whose definition is incomplete because of an error already reported (a key of
+    # the wrong type was removed, an `extends` failed): consequences are not reported again.
+    incomplete: set[str] = field(default_factory=set)
 
     def parse(self, path: str) -> tuple[Any, LineMap] | None:
         """Read and parse a file once per load; problems are recorded, None returned."""
@@ -74,6 +78,8 @@ class _Session:
             except YamlFileError as exc:
                 self.diagnostics.append(exc.diagnostic)
         self.parsed[path] = result
+        if result is None:
+            self.unreadable = True
         return result
 
     def reporter(self, file: str | None, lines: LineMap | None = None) -> Report:
@@ -160,7 +166,8 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
         if data is not None:
             merged = merge_values(merged, data)
     merged = strip_tags(merged)
-    if any(d.is_error for d in session.diagnostics):
+    if session.unreadable:
+        # Validating the rest would report problems that are only due to the missing file.
         raise _Abort()
 
     profiles = options.profiles or tuple(
@@ -177,7 +184,8 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
     }
     normalizer = Normalizer(report, name, project_dir, variables)
     project = make_project(normalizer, merged, environments, tuple(files), disabled)
-    for diagnostic in validate_project(project, merged, session.locate):
+    for diagnostic in validate_project(project, merged, session.locate,
+                                       frozenset(session.incomplete)):
         session.diagnostics.append(diagnostic)
     return project
 
@@ -233,13 +241,24 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
     data, lines = parsed
     data = copy.deepcopy(data)  # later stages edit it in place
     session.sources.append((path, lines))
-    report = session.reporter(path, lines)
+    file_report = session.reporter(path, lines)
     if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        report("schema", "a Compose file must be a mapping at the top level (services: ...)",
-               (), None)
+        file_report("empty-file", "the Compose file is empty", (),
+                    "define at least `services:` with one service")
         return None
+    if not isinstance(data, dict):
+        file_report("schema", "a Compose file must be a mapping at the top level", (),
+                    "start the file with `services:`")
+        return None
+    bad_paths: list[KeyPath] = []
+
+    def report(code: str, message: str, key_path: KeyPath, hint: str | None) -> None:
+        if code in ("schema", "unknown-key"):
+            bad_paths.append(key_path)
+            if len(key_path) > 1 and key_path[0] == "services":
+                session.incomplete.add(str(key_path[1]))
+        file_report(code, message, key_path, hint)
+
     if "version" in data:
         session.diagnostics.append(Diagnostic(
             Severity.WARNING, "version-obsolete",
@@ -247,6 +266,9 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
             Location(path, lines.get(("version",)), "version"), "remove it"))
     data = dict(interpolate_tree(data, variables, report))
     check_project(_unwrap(data), report)
+    # Remove what has the wrong shape (already reported), so the later stages, which trust the
+    # shape, still run and report every other problem of the project in the same run.
+    _prune(data, bad_paths)
     file_dir = os.path.dirname(path)
     _rebase_paths(data, base_dir, file_dir, fill_context)
     services = data.get("services")
@@ -259,6 +281,48 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
     for index, entry in enumerate(data.pop("include", None) or []):
         _apply_include(data, entry, index, path, file_dir, variables, session, report)
     return data
+
+
+_PRUNED: Any = object()
+
+
+def _prune(data: dict[str, Any], paths: list[KeyPath]) -> None:
+    for path in paths:
+        if not path:
+            continue
+        parent: Any = data
+        for part in path[:-1]:
+            while isinstance(parent, Reset | Override):
+                parent = parent.value
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        while isinstance(parent, Reset | Override):
+            parent = parent.value
+        last = path[-1]
+        if isinstance(parent, dict) and last in parent:
+            parent[last] = _PRUNED
+        elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+            parent[last] = _PRUNED
+    if paths:
+        _drop_pruned(data)
+
+
+def _drop_pruned(value: Any) -> Any:
+    while isinstance(value, Reset | Override):
+        value = value.value
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is _PRUNED]:
+            del value[key]
+        for item in value.values():
+            _drop_pruned(item)
+    elif isinstance(value, list):
+        value[:] = [v for v in value if v is not _PRUNED]
+        for item in value:
+            _drop_pruned(item)
+    return value
 
 
 def _unwrap(value: Any) -> Any:
@@ -370,6 +434,7 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
         session.add("extends-unknown", f"services.{name} extends {base_name!r}, which is not "
                     f"a service{where}", location,
                     f"define the service {base_name!r} or fix the name in `extends`")
+        session.incomplete.add(name)
         return service
     own = {k: v for k, v in service.items() if k != "extends"}
     base = {k: v for k, v in base.items() if k != "extends"}

@@ -145,7 +145,8 @@ class Normalizer:
                 raise ValueError
             return int(str(value).strip()) if isinstance(value, str) else int(value)
         except ValueError:
-            self.report("schema", f"expected a whole number, got {value!r}", path, None)
+            self.report("schema", f"expected a whole number, got {value!r}", path,
+                        "write a whole number, like 2")
             return None
 
     def number(self, value: Any, path: KeyPath) -> float | None:
@@ -156,7 +157,8 @@ class Normalizer:
                 raise ValueError
             return float(value)
         except ValueError:
-            self.report("schema", f"expected a number, got {value!r}", path, None)
+            self.report("schema", f"expected a number, got {value!r}", path,
+                        "write a number, like 0.5")
             return None
 
     def boolean(self, value: Any, path: KeyPath, default: bool = False) -> bool:
@@ -164,7 +166,8 @@ class Normalizer:
             return default
         result = to_bool(value)
         if result is None:
-            self.report("schema", f"expected true or false, got {value!r}", path, None)
+            self.report("schema", f"expected true or false, got {value!r}", path,
+                        "write true or false")
             return default
         return result
 
@@ -350,8 +353,8 @@ class Normalizer:
         if len(parts) == 1:
             return Mount(type="volume", target=parts[0], extra=frozen_map({"volume": {}}))
         if len(parts) > 3:
-            self.report("schema", f"invalid volume {text!r}: use SOURCE:TARGET[:MODE]", path,
-                        None)
+            self.report("schema", f"invalid volume {text!r}", path,
+                        "write VOLUME:TARGET[:MODE], like data:/var/lib/data:ro")
             return None
         source, target = parts[0], parts[1]
         modes = parts[2].split(",") if len(parts) == 3 else []

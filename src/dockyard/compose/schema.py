@@ -29,8 +29,11 @@ class Spec:
 
     def check(self, value: Any, path: KeyPath, report: Report) -> None:
         if not self.accepts_kind(value):
-            report("schema", f"{format_path(path)}: expected {_describe(self.kinds)}, "
-                   f"got {_kind_name(value)}", path, None)
+            hint = f"write {_describe(self.kinds)} here (see the Compose specification)"
+            if "string" in self.kinds and _kind(value) in ("integer", "number", "boolean"):
+                hint = "quote the value: YAML reads it as a number or a boolean"
+            report("schema", f"expected {_describe(self.kinds)}, got {_kind_name(value)}", path,
+                   hint)
 
 
 def _kind(value: Any) -> str:
@@ -87,8 +90,8 @@ class Scalar(Spec):
     def check(self, value: Any, path: KeyPath, report: Report) -> None:
         super().check(value, path, report)
         if self.enum and isinstance(value, str) and value not in self.enum:
-            report("schema", f"{format_path(path)}: {value!r} is not one of "
-                   f"{', '.join(self.enum)}", path, None)
+            report("schema", f"{value!r} is not one of {', '.join(self.enum)}", path,
+                   f"use one of {', '.join(self.enum)}")
 
 
 @dataclass
@@ -119,19 +122,20 @@ class Obj(Spec):
                 continue
             elif self.values is not None:
                 if self._key_re is not None and not self._key_re.match(key):
-                    report("schema", f"{format_path(child)}: invalid name {key!r}: use only "
-                           "letters, digits, '.', '_' and '-'", child, None)
+                    report("schema", f"invalid name {key!r}", child,
+                           "use only letters, digits, '.', '_' and '-'")
                     continue
                 self.values.check(item, child, report)
             else:
                 close = difflib.get_close_matches(key, list(self.props), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else None
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        "remove it, or name it x-... to keep it as an extension")
                 where = format_path(path) or "the top level"
-                report("unknown-key", f"{format_path(child)}: {key!r} is not a Compose key "
-                       f"of {where}", child, hint)
+                report("unknown-key", f"{key!r} is not a Compose key of {where}", child, hint)
         for key in self.required:
             if key not in value:
-                report("schema", f"{format_path(path)}: {key!r} is required", path, None)
+                report("schema", f"{key!r} is required here", path,
+                       f"add `{key}:` to {format_path(path) or 'the file'}")
 
 
 @dataclass

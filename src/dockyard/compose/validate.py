@@ -32,28 +32,31 @@ USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels
 _CONDITIONS = frozenset(c.value for c in Condition)
 
 
-def validate_project(project: Project, raw: Mapping[str, Any], locate: Locate
-                     ) -> list[Diagnostic]:
+def validate_project(project: Project, raw: Mapping[str, Any], locate: Locate,
+                     incomplete: frozenset[str] = frozenset()) -> list[Diagnostic]:
+    """Every problem of the project. `incomplete` names services already reported as broken;
+    what only follows from that (a missing image) is not reported again."""
     out: list[Diagnostic] = []
     services = project.services
     raw_services: Mapping[str, Any] = raw.get("services") or {}
     for name, service in services.items():
         raw_service = raw_services.get(name) or {}
-        out.extend(_check_service(project, service, raw_service, locate))
+        out.extend(_check_service(project, service, raw_service, locate,
+                                  name in incomplete))
     out.extend(_check_dependency_cycles(project, raw_services, locate))
     out.extend(_check_label_collisions(project, locate))
     return out
 
 
 def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
-                   locate: Locate) -> Iterator[Diagnostic]:
+                   locate: Locate, incomplete: bool = False) -> Iterator[Diagnostic]:
     name = service.name
     base: KeyPath = ("services", name)
 
     def at(*path: str | int) -> Location:
         return locate((*base, *path))
 
-    if service.image is None and service.build is None:
+    if service.image is None and service.build is None and not incomplete:
         yield error("no-image-or-build", f"service {name!r} has neither `image` nor `build`",
                     at(), "add `image: NAME` to run an image, or `build: DIR` to build one")
 
@@ -84,10 +87,11 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
             continue
         if port.mode not in ("ingress", "host"):
             yield error("schema", f"service {name!r}: port mode {port.mode!r} is not "
-                        "'ingress' or 'host'", at(*path), None)
+                        "'ingress' or 'host'", at(*path),
+                        "use mode: ingress (a public domain) or mode: host (a host port)")
         if port.protocol not in ("tcp", "udp"):
             yield error("schema", f"service {name!r}: port protocol {port.protocol!r} is not "
-                        "'tcp' or 'udp'", at(*path), None)
+                        "'tcp' or 'udp'", at(*path), "use protocol: tcp or udp")
         if port.mode == "ingress" and port.protocol == "udp":
             yield warning("udp-ingress-to-host",
                           f"service {name!r}: UDP port {port.target} cannot be served by the "

@@ -156,8 +156,21 @@ _Loader.add_constructor("!reset", _construct_reset)
 _Loader.add_constructor("!override", _construct_override)
 
 
+MAX_NODES = 200_000  # after expanding aliases; real Compose files are far below
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def _record_lines(node: yaml.Node, path: KeyPath, lines: LineMap) -> None:
-    """Walk the composed node tree once and remember the line of every key and list item."""
+    """Walk the composed node tree once and remember the line of every key and list item.
+
+    Aliases are walked where they are used, so a document that expands to an enormous tree
+    (a "billion laughs" alias bomb) is refused here, before anything else walks it.
+    """
+    if len(lines) > MAX_NODES:
+        raise _TooLarge()
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
@@ -214,6 +227,12 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, LineMap]:
     except yaml.YAMLError as exc:
         raise YamlFileError(
             error("yaml-syntax", f"invalid YAML: {exc}", Location(filename))
+        ) from None
+    except _TooLarge:
+        raise YamlFileError(
+            error("yaml-syntax", f"the document expands to more than {MAX_NODES} values "
+                  "through its aliases", Location(filename),
+                  hint="reduce the use of YAML anchors and aliases (*name)")
         ) from None
     except RecursionError:
         raise YamlFileError(

@@ -35,7 +35,6 @@ FORMS: list[tuple[str, str, dict[str, str]]] = [
     ("indented-comment", "   # a comment\nA=1", {"A": "1"}),
     ("blank-lines", "\n\nA=1\n\n\nB=2\n\n", {"A": "1", "B": "2"}),
     ("inline-comment", "A=1 # one", {"A": "1"}),
-    ("inline-comment-tab", "A=1\t# one", {"A": "1"}),
     ("hash-without-space", "A=1#one", {"A": "1#one"}),
     ("hash-url", "A=http://x/#frag", {"A": "http://x/#frag"}),
     ("inline-comment-then-line", "A=1 #c\nB=2", {"A": "1", "B": "2"}),
@@ -72,6 +71,10 @@ FORMS: list[tuple[str, str, dict[str, str]]] = [
     ("alternative", "A=${HOME:+set}", {"A": "set"}),
     ("self-reference", "A=1\nA=${A}2", {"A": "12"}),
     ("unquoted-dollar-dollar", "A=$$", {"A": "$"}),
+    ("unquoted-escapes-are-literal", "A=a\\nb", {"A": "a\\nb"}),
+    ("backslash-newline-in-double", 'A="a\\\nb"', {"A": "a\\\nb"}),
+    ("junk-after-quote-ignored", "A='x'junk", {"A": "x"}),
+    ("space-before-quote", "A= 'x y'", {"A": "x y"}),
     # bare keys take their value from the lookup, or are skipped
     ("bare-from-lookup", "HOME", {"HOME": "/home/me"}),
     ("bare-empty-in-lookup", "EMPTY", {"EMPTY": ""}),
@@ -141,6 +144,12 @@ def test_error_line_after_backslash_newline_in_double_quotes() -> None:
     with pytest.raises(DotenvError) as info:
         parse('A="a\\\nb"\nB=${')
     assert info.value.line == 3
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a tab before # starts an inline comment; Compose "
+                   "v2 only cuts at ' #' (A=1<TAB># one is '1\\t# one' there)")
+def test_only_a_space_starts_an_inline_comment() -> None:
+    assert parse("A=1\t# one") == {"A": "1\t# one"}
 
 
 def test_single_quoted_value_is_not_interpolated_even_when_malformed() -> None:

@@ -1,6 +1,6 @@
 """Time `dockyard compose config` against Docker Compose v2's `config`, side by side, in one run.
 
-    .venv/bin/python bench/config_bench.py [--runs N] [--json]
+    .venv/bin/python bench/config_bench.py [--runs N] [--corpus-runs N] [--json]
 
 Measures (median and p90 of wall time, the two tools interleaved run by run so both see the same
 machine load):
@@ -141,9 +141,17 @@ def interleave(runs: int, first: Callable[[], float], second: Callable[[], float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=10, help="repetitions of each measure")
+    parser.add_argument("--corpus-runs", type=int, default=None,
+                        help="repetitions of the corpus pass (default: --runs; one pass of both"
+                             " tools over the corpus takes about 15 s)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    if args.runs < 1 or (args.corpus_runs is not None and args.corpus_runs < 1):
+        parser.error("--runs and --corpus-runs must be at least 1")
+    if not DOCKYARD.exists():
+        sys.exit(f"no dockyard executable at {DOCKYARD}: run scripts/setup, then this with"
+                 " .venv/bin/python")
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
     compose = reference_binary()
     results: dict[str, Any] = {}
@@ -174,7 +182,7 @@ def main() -> None:
                 total += run(cmd, workdir, case_env)
             return total
 
-        ours_c, ref_c = interleave(max(1, args.runs // 5), lambda: corpus("dockyard"),
+        ours_c, ref_c = interleave(args.corpus_runs or args.runs, lambda: corpus("dockyard"),
                                    lambda: corpus("compose"))
         results["config_corpus"] = {"cases": len(cases), "dockyard": stats(ours_c),
                                     "compose_v2": stats(ref_c)}

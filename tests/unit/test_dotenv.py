@@ -138,16 +138,12 @@ def test_errors_have_line_numbers(text: str, line: int, shown: str) -> None:
     assert str(info.value) == info.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a backslash-newline inside a double-quoted value "
-                   "is not counted, so later error lines are one too small")
 def test_error_line_after_backslash_newline_in_double_quotes() -> None:
     with pytest.raises(DotenvError) as info:
         parse('A="a\\\nb"\nB=${')
     assert info.value.line == 3
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a tab before # starts an inline comment; Compose "
-                   "v2 only cuts at ' #' (A=1<TAB># one is '1\\t# one' there)")
 def test_only_a_space_starts_an_inline_comment() -> None:
     assert parse("A=1\t# one") == {"A": "1\t# one"}
 

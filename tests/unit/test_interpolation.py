@@ -22,6 +22,7 @@ from dockyard.compose.interpolation import (
     interpolate_tree,
     keeps_unset,
 )
+from dockyard.compose.merge import extract_tags
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.yamlfile import Override, Reset
 
@@ -396,21 +397,22 @@ def test_tree_keys_and_non_strings_are_untouched() -> None:
     assert sink.problems == []
 
 
-def test_tree_merge_tags_are_kept_and_interpolated() -> None:
+def test_tree_merge_tags_are_moved_out_before_interpolation() -> None:
+    """The loader takes `!reset`/`!override` out of a file first; what remains is plain."""
     data = {"services": {"web": {
         "ports": Reset(["${A}"]),
         "labels": Override({"l": "${B}"}),
         "environment": Override({"K": "${CFG}", "L": "$U"}),
     }}}
-    out, sink = _tree(data)
+    tagged = extract_tags(data)
+    assert tagged.resets == (("services", "web", "ports"),)
+    assert tagged.overrides == {("services", "web", "labels"),
+                                ("services", "web", "environment")}
+    out, _ = _tree(tagged.data)
     web = out["services"]["web"]
-    assert web["ports"] == Reset(["a"])
-    assert web["labels"] == Override({"l": "b"})
-    assert web["environment"] == Override({"K": "${CFG}", "L": ""})
-    assert [(p[0], p[2]) for p in sink.problems] == [
-        ("unset-variable", ("services", "web", "environment", "L")),
-    ]
-
+    assert "ports" not in web
+    assert web["labels"] == {"l": "b"}
+    assert web["environment"] == {"K": "${CFG}", "L": ""}
 
 def test_tree_does_not_modify_its_input() -> None:
     data = {"services": {"web": {"image": "${A}", "environment": ["K=${B}"]}}}

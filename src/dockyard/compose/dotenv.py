@@ -90,6 +90,8 @@ def parse_dotenv(text: str, lookup: Callable[[str], str | None]) -> dict[str, st
                     break
                 if ch == "\\" and quote == '"' and qpos + 1 < n:
                     nxt = text[qpos + 1]
+                    if nxt == "\n":
+                        line_no += 1
                     buf.append(_ESCAPES.get(nxt, "\\" + nxt))
                     qpos += 2
                     continue
@@ -103,7 +105,7 @@ def parse_dotenv(text: str, lookup: Callable[[str], str | None]) -> dict[str, st
             pos = n if after == -1 else after + 1
             line_no += 1
         else:
-            comment = re.search(r"\s#", rest)
+            comment = re.search(r" #", rest)  # Compose cuts at " #" only
             raw = (rest[: comment.start()] if comment else rest).strip()
             value = _interpolate(raw, _Vars(), start_line)
             pos = end + 1

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.compose.paths import KeyPath, matches
-from dockyard.compose.yamlfile import Override, Reset
 
 _NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")
 
@@ -223,10 +222,6 @@ def interpolate_tree(
         return {k: interpolate_tree(v, variables, report, (*path, k)) for k, v in data.items()}
     if isinstance(data, list):
         return [interpolate_tree(v, variables, report, (*path, i)) for i, v in enumerate(data)]
-    if isinstance(data, Reset):
-        return Reset(interpolate_tree(data.value, variables, report, path))
-    if isinstance(data, Override):
-        return Override(interpolate_tree(data.value, variables, report, path))
     if isinstance(data, str) and "$" in data:
         interp = Interpolator(variables)
         try:

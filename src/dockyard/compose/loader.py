@@ -23,13 +23,13 @@ from dockyard.compose.interpolation import (
     escape_template,
     interpolate_tree,
 )
-from dockyard.compose.merge import merge_values, strip_tags
+from dockyard.compose.merge import TaggedFile, extract_tags, merge_file, merge_values
 from dockyard.compose.models import Project
 from dockyard.compose.normalize import Normalizer, make_project
 from dockyard.compose.options import LoadOptions
 from dockyard.compose.paths import KeyPath, format_path
 from dockyard.compose.schema import check_project
-from dockyard.compose.yamlfile import LineMap, Override, Reset, YamlFileError, parse_yaml
+from dockyard.compose.yamlfile import LineMap, YamlFileError, parse_yaml
 from dockyard.diagnostics import Diagnostic, Location, Severity, dedupe
 from dockyard.errors import ProjectInvalid
 
@@ -162,10 +162,9 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
 
     merged: dict[str, Any] = {}
     for path in files:
-        data = _load_file(path, variables, project_dir, session)
-        if data is not None:
-            merged = merge_values(merged, data)
-    merged = strip_tags(merged)
+        loaded = _load_file(path, variables, project_dir, session)
+        if loaded is not None:
+            merged = merge_file(merged, loaded)
     if session.unreadable:
         # Validating the rest would report problems that are only due to the missing file.
         raise _Abort()
@@ -234,12 +233,11 @@ def _read_env_file(path: str, lookup: Mapping[str, str], session: _Session, requ
 
 def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: _Session,
                chain: tuple[str, ...] = (), fill_context: bool = False
-               ) -> dict[str, Any] | None:
+               ) -> TaggedFile | None:
     parsed = session.parse(path)
     if parsed is None:
         return None
     data, lines = parsed
-    data = copy.deepcopy(data)  # later stages edit it in place
     session.sources.append((path, lines))
     file_report = session.reporter(path, lines)
     if data is None:
@@ -250,6 +248,9 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
         file_report("schema", "a Compose file must be a mapping at the top level", (),
                     "start the file with `services:`")
         return None
+    # A fresh copy (later stages edit it in place) with the merge tags moved out of it.
+    tagged = extract_tags(copy.deepcopy(data))
+    data = tagged.data
     bad_paths: list[KeyPath] = []
 
     def report(code: str, message: str, key_path: KeyPath, hint: str | None) -> None:
@@ -265,7 +266,7 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
             "the top-level `version` key is obsolete and ignored",
             Location(path, lines.get(("version",)), "version"), "remove it"))
     data = dict(interpolate_tree(data, variables, report))
-    check_project(_unwrap(data), report)
+    check_project(data, report)
     # Remove what has the wrong shape (already reported), so the later stages, which trust the
     # shape, still run and report every other problem of the project in the same run.
     _prune(data, bad_paths)
@@ -280,7 +281,7 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
         data["services"] = resolved
     for index, entry in enumerate(data.pop("include", None) or []):
         _apply_include(data, entry, index, path, file_dir, variables, session, report)
-    return data
+    return TaggedFile(data, tagged.resets, tagged.overrides)
 
 
 _PRUNED: Any = object()
@@ -292,15 +293,11 @@ def _prune(data: dict[str, Any], paths: list[KeyPath]) -> None:
             continue
         parent: Any = data
         for part in path[:-1]:
-            while isinstance(parent, Reset | Override):
-                parent = parent.value
             try:
                 parent = parent[part]
             except (KeyError, IndexError, TypeError):
                 parent = None
                 break
-        while isinstance(parent, Reset | Override):
-            parent = parent.value
         last = path[-1]
         if isinstance(parent, dict) and last in parent:
             parent[last] = _PRUNED
@@ -311,8 +308,6 @@ def _prune(data: dict[str, Any], paths: list[KeyPath]) -> None:
 
 
 def _drop_pruned(value: Any) -> Any:
-    while isinstance(value, Reset | Override):
-        value = value.value
     if isinstance(value, dict):
         for key in [k for k, v in value.items() if v is _PRUNED]:
             del value[key]
@@ -322,16 +317,6 @@ def _drop_pruned(value: Any) -> Any:
         value[:] = [v for v in value if v is not _PRUNED]
         for item in value:
             _drop_pruned(item)
-    return value
-
-
-def _unwrap(value: Any) -> Any:
-    if isinstance(value, Reset | Override):
-        return _unwrap(value.value)
-    if isinstance(value, dict):  # a `!reset` key is removed, nothing to check
-        return {k: _unwrap(v) for k, v in value.items() if not isinstance(v, Reset)}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value if not isinstance(v, Reset)]
     return value
 
 
@@ -415,11 +400,11 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
                         f"{' -> '.join(chain)} -> {key}", location,
                         "remove one `extends` of the cycle")
             return service
-        data = _load_file(base_file, variables, os.path.dirname(base_file), session,
-                          (*chain, key), fill_context=True)
-        if data is None:
+        loaded = _load_file(base_file, variables, os.path.dirname(base_file), session,
+                            (*chain, key), fill_context=True)
+        if loaded is None:
             return service
-        base_services = data.get("services") or {}
+        base_services = loaded.data.get("services") or {}
         base = base_services.get(base_name)
     else:
         key = f"{path}:{base_name}"
@@ -470,8 +455,7 @@ def _apply_include(data: dict[str, Any], entry: Any, index: int, path: str, file
             return
         loaded = _load_file(file, inc_vars, project_dir, session, fill_context=True)
         if loaded is not None:
-            included = merge_values(included, loaded)
-    included = strip_tags(included)
+            included = merge_file(included, loaded)
     for section in ("services", "networks", "volumes", "secrets", "configs", "models"):
         for key, value in (included.get(section) or {}).items():
             existing = (data.get(section) or {})

@@ -12,7 +12,9 @@ mappings, ports and mounts stay as written but are keyed by their parsed identit
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from dockyard.compose.paths import KeyPath, matches
@@ -119,12 +121,14 @@ _SPECIALS: tuple[tuple[tuple[str, ...], Merger], ...] = (
 )
 
 
-def merge_values(base: Any, other: Any, path: KeyPath = (), skip_special: bool = False) -> Any:
-    """Merge `other` (a later file) onto `base`. Neither argument is modified."""
-    if isinstance(other, Reset):
-        return _RESET
-    if isinstance(other, Override):
-        return strip_tags(other.value)
+def merge_values(base: Any, other: Any, path: KeyPath = (), skip_special: bool = False,
+                 overrides: frozenset[KeyPath] = frozenset()) -> Any:
+    """Merge `other` (a later file) onto `base`. Neither argument is modified.
+
+    `overrides` are the paths the later file tagged `!override`: replaced, not merged.
+    """
+    if path in overrides:
+        return other
     if not skip_special:
         for pattern, merger in _SPECIALS:
             if matches(path, pattern):
@@ -136,38 +140,70 @@ def merge_values(base: Any, other: Any, path: KeyPath = (), skip_special: bool =
     if isinstance(base, dict) and isinstance(other, dict):
         merged = dict(base)
         for key, value in other.items():
-            if key not in merged or (isinstance(key, str) and key.startswith("x-")):
-                if isinstance(value, Reset):
-                    merged.pop(key, None)
-                else:
-                    merged[key] = strip_tags(value)
-                continue
-            result = merge_values(merged[key], value, (*path, key))
-            if result is _RESET:
-                del merged[key]
+            if key not in merged:
+                merged[key] = value
             else:
-                merged[key] = result
+                merged[key] = merge_values(merged[key], value, (*path, key),
+                                           overrides=overrides)
         return merged
     if isinstance(base, list) and isinstance(other, list):
-        return base + [strip_tags(v) for v in other]
-    return strip_tags(other)
+        return base + other
+    return other
 
 
-class _ResetMarker:
-    pass
+@dataclass(frozen=True)
+class TaggedFile:
+    """One file's data with its `!reset` and `!override` tags moved out of it.
+
+    The data is plain (every later stage can trust it); the tags say how it merges onto what
+    earlier files set: each reset path is removed first, each override path is replaced.
+    """
+
+    data: dict[str, Any]
+    resets: tuple[KeyPath, ...] = ()
+    overrides: frozenset[KeyPath] = frozenset()
 
 
-_RESET: Any = _ResetMarker()
+def extract_tags(data: dict[str, Any]) -> TaggedFile:
+    resets: list[KeyPath] = []
+    overrides: set[KeyPath] = set()
+
+    def walk(value: Any, path: KeyPath) -> Any:
+        while isinstance(value, Override):
+            overrides.add(path)
+            value = value.value
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if isinstance(item, Reset):
+                    resets.append((*path, key))
+                    continue
+                out[key] = walk(item, (*path, key))
+            return out
+        if isinstance(value, list):
+            return [walk(item, (*path, i)) for i, item in enumerate(value)
+                    if not isinstance(item, Reset)]
+        if isinstance(value, Reset):
+            return None
+        return value
+
+    return TaggedFile(walk(data, ()), tuple(resets), frozenset(overrides))
 
 
-def strip_tags(value: Any) -> Any:
-    """Resolve `!reset`/`!override` inside a value that has nothing to merge with."""
-    if isinstance(value, Override):
-        return strip_tags(value.value)
-    if isinstance(value, Reset):
-        return None
-    if isinstance(value, dict):
-        return {k: strip_tags(v) for k, v in value.items() if not isinstance(v, Reset)}
-    if isinstance(value, list):
-        return [strip_tags(v) for v in value if not isinstance(v, Reset)]
-    return value
+def merge_file(base: dict[str, Any], tagged: TaggedFile) -> dict[str, Any]:
+    """Merge one tagged file onto what the earlier files set."""
+    if tagged.resets:
+        base = copy.deepcopy(base)
+        for path in tagged.resets:
+            parent: Any = base
+            for part in path[:-1]:
+                parent = parent.get(part) if isinstance(parent, dict) else None
+            key = path[-1]
+            if isinstance(parent, dict):
+                parent.pop(key, None)
+            elif isinstance(parent, list) and isinstance(key, str):
+                # `KEY: !reset` against an earlier list form (environment, labels, depends_on)
+                parent[:] = [item for item in parent
+                             if str(item) != key and not str(item).startswith(key + "=")]
+    merged: dict[str, Any] = merge_values(base, tagged.data, overrides=tagged.overrides)
+    return merged

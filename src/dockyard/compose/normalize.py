@@ -29,7 +29,7 @@ from dockyard.compose.models import (
     frozen_map,
 )
 from dockyard.compose.paths import KeyPath
-from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short
+from dockyard.compose.ports import PortOutOfRange, PortSyntaxError, parse_long, parse_short
 from dockyard.compose.units import parse_bytes, parse_duration
 
 Report = Callable[[str, str, KeyPath, str | None], None]
@@ -183,6 +183,10 @@ class Normalizer:
         for i, item in enumerate(items or []):
             try:
                 parsed = [parse_long(item)] if isinstance(item, dict) else parse_short(item)
+            except PortOutOfRange as exc:
+                self.report("port-range", str(exc), (*path, i),
+                            "use a port number from 1 to 65535")
+                continue
             except PortSyntaxError as exc:
                 self.report("invalid-port", str(exc), (*path, i),
                             "ports look like 8080, \"80:8080\", \"127.0.0.1:80:8080/udp\" or "

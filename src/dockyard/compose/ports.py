@@ -19,12 +19,19 @@ class PortSyntaxError(ValueError):
     pass
 
 
+class PortOutOfRange(PortSyntaxError):
+    """A port number outside 1-65535, found while parsing (so a range is never expanded)."""
+
+
 def _parse_range(text: str, what: str, spec: str) -> tuple[int, int]:
     m = _RANGE.match(text)
     if m is None:
         raise PortSyntaxError(f"invalid {what} {text!r} in port {spec!r}")
     start = int(m.group(1))
     end = int(m.group(2)) if m.group(2) else start
+    for number in (start, end):
+        if not 1 <= number <= 65535:
+            raise PortOutOfRange(f"port {number} is outside 1-65535")
     if end < start:
         raise PortSyntaxError(f"invalid {what} range {text!r} in port {spec!r}: end before start")
     return start, end

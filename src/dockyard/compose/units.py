@@ -22,7 +22,7 @@ def parse_duration(text: str) -> int:
     if s in ("0", "+0", "-0"):
         return 0
     sign = 1
-    if s[:1] in "+-":
+    if s and s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
     if not s:
@@ -37,6 +37,8 @@ def parse_duration(text: str) -> int:
             )
         total += float(m.group(1)) * _UNITS_NS[m.group(2)]
         pos = m.end()
+    if total > 2**63 - 1:  # Go's time.Duration is an int64 of nanoseconds
+        raise ValueError(f"invalid duration {text!r}: too long")
     return sign * int(round(total))
 
 
@@ -86,4 +88,7 @@ def parse_bytes(value: str | int | float) -> int:
     number = float(m.group(1)) if m.group(1).count(".") <= 1 else None
     if number is None:
         raise ValueError(f"invalid size {value!r}")
-    return int(number * _SIZE_MULTIPLIERS[(m.group(2) or "").lower()])
+    size = number * _SIZE_MULTIPLIERS[(m.group(2) or "").lower()]
+    if size > 2**63 - 1:  # Docker sizes are int64 bytes
+        raise ValueError(f"invalid size {value!r}: too large")
+    return int(size)

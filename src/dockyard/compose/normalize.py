@@ -7,6 +7,7 @@ on, so every problem of the project is found in one run.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -144,7 +145,7 @@ class Normalizer:
             if isinstance(value, bool):
                 raise ValueError
             return int(str(value).strip()) if isinstance(value, str) else int(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: .inf
             self.report("schema", f"expected a whole number, got {value!r}", path,
                         "write a whole number, like 2")
             return None
@@ -155,7 +156,10 @@ class Normalizer:
         try:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         except ValueError:
             self.report("schema", f"expected a number, got {value!r}", path,
                         "write a number, like 0.5")

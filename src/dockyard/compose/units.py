@@ -79,6 +79,8 @@ def parse_bytes(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise ValueError(f"invalid size {value!r}")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"invalid size {value!r}")
         return int(value)
     m = _SIZE.match(value.strip())
     if m is None:

@@ -252,7 +252,7 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(-(2**70), 2**70),
     st.integers(-3, 70000),
-    # Infinite floats crash the normalizer: see test_infinite_numbers_are_refused.
+    # NaN and infinities included: see test_infinite_numbers_are_refused.
     st.floats(),
     st.text(max_size=12),
     st.sampled_from(STRINGS),

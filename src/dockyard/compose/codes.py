@@ -19,6 +19,7 @@ ERRORS: dict[str, str] = {
     "invalid-project-name": "the project name from -p or COMPOSE_PROJECT_NAME is invalid",
     "extends-unknown": "extends names a service that does not exist",
     "extends-cycle": "services extend each other in a cycle",
+    "include-cycle": "files include each other in a cycle",
     "include-conflict": "an included project defines a resource the project also defines",
     "no-image-or-build": "a service has neither image nor build",
     "depends-on-unknown": "depends_on names a service that does not exist or is disabled",

@@ -280,7 +280,8 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
                                               (*chain, f"{path}:{name}"))
         data["services"] = resolved
     for index, entry in enumerate(data.pop("include", None) or []):
-        _apply_include(data, entry, index, path, file_dir, variables, session, report)
+        _apply_include(data, entry, index, path, file_dir, variables, session, report,
+                       (*chain, path))
     return TaggedFile(data, tagged.resets, tagged.overrides)
 
 
@@ -427,7 +428,8 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
 
 
 def _apply_include(data: dict[str, Any], entry: Any, index: int, path: str, file_dir: str,
-                   variables: Mapping[str, str], session: _Session, report: Report) -> None:
+                   variables: Mapping[str, str], session: _Session, report: Report,
+                   chain: tuple[str, ...] = ()) -> None:
     spec = {"path": entry} if isinstance(entry, str) else dict(entry or {})
     paths = spec.get("path") or []
     paths = [paths] if isinstance(paths, str) else list(paths)
@@ -450,10 +452,17 @@ def _apply_include(data: dict[str, Any], entry: Any, index: int, path: str, file
     included: dict[str, Any] = {}
     for file in files:
         if not os.path.isfile(file):
-            report("file-not-found", f"include[{index}]: {file} does not exist",
+            report("file-not-found", f"the included file {file} does not exist",
                    ("include", index), "fix the path; it is relative to the including file")
             return
-        loaded = _load_file(file, inc_vars, project_dir, session, fill_context=True)
+        if file in chain:
+            files_in_chain = [f for f in chain if os.path.isfile(f)]  # not extends entries
+            cycle = " -> ".join(os.path.relpath(f, file_dir) for f in (*files_in_chain, file))
+            report("include-cycle", f"an include cycle: {cycle}",
+                   ("include", index), "remove the include that leads back to a file "
+                   "already being included")
+            return
+        loaded = _load_file(file, inc_vars, project_dir, session, chain, fill_context=True)
         if loaded is not None:
             included = merge_file(included, loaded)
     for section in ("services", "networks", "volumes", "secrets", "configs", "models"):

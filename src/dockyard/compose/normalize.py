@@ -142,8 +142,8 @@ class Normalizer:
         if value is None:
             return None
         try:
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError  # 1.5 retries is a mistake, not 1
             return int(str(value).strip()) if isinstance(value, str) else int(value)
         except (ValueError, OverflowError):  # OverflowError: .inf
             self.report("schema", f"expected a whole number, got {value!r}", path,

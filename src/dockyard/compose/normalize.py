@@ -39,7 +39,7 @@ MODELED_SERVICE_KEYS = frozenset({
     "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose",
     "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
     "volumes", "secrets", "configs", "labels", "domainname", "hostname", "user", "working_dir",
-    "profiles", "extends",
+    "profiles", "extends", "label_file",
 })
 _BOOL_KEYS = frozenset({"tty", "stdin_open", "privileged", "read_only", "init",
                         "oom_kill_disable"})
@@ -455,7 +455,7 @@ class Normalizer:
             volumes=self.mounts(raw.get("volumes") or [], (*path, "volumes")),
             secrets=self.file_refs(raw.get("secrets") or [], (*path, "secrets"), "/run/secrets"),
             configs=self.file_refs(raw.get("configs") or [], (*path, "configs")),
-            labels=frozen_map({k: v or "" for k, v in key_value_list(raw.get("labels")).items()}),
+            labels=frozen_map(self.labels(raw, path)),
             domainname=raw.get("domainname"),
             hostname=raw.get("hostname"),
             user=None if raw.get("user") is None else scalar_text(raw["user"]),
@@ -464,6 +464,25 @@ class Normalizer:
             extensions=frozen_map(extensions),
             extra=frozen_map(extra),
         )
+
+    def labels(self, raw: Mapping[str, Any], path: KeyPath) -> dict[str, str]:
+        """`label_file` entries in order, then `labels` on top, as in Compose."""
+        from dockyard.compose.dotenv import DotenvError, parse_dotenv
+
+        out: dict[str, str] = {}
+        for index, file in enumerate(raw.get("label_file") or []):
+            where = (*path, "label_file", index)
+            try:
+                with open(str(file), encoding="utf-8") as handle:
+                    out.update(parse_dotenv(handle.read(), lambda _name: None))
+            except OSError:
+                self.report("file-not-found", f"the label file {file} does not exist", where,
+                            "create it or fix the path (relative to the project directory)")
+            except DotenvError as exc:
+                self.report("env-file-syntax", f"{file}:{exc.line}: {exc.message}", where,
+                            "lines look like KEY=value")
+        out.update({k: v or "" for k, v in key_value_list(raw.get("labels")).items()})
+        return out
 
     def extra_value(self, key: str, value: Any, path: KeyPath) -> Any:
         """Light normalization of the keys Dockyard keeps but does not model one by one."""

@@ -50,12 +50,12 @@ class Diagnostic:
         return self.severity is Severity.ERROR
 
     def render(self) -> str:
-        """One plain-text paragraph: `where: message` then the hint on its own line."""
+        """Plain text: `error[code] file:line: key.path: message`, then `    hint: ...`."""
         where = str(self.location)
-        head = f"{where}: {self.message}" if where else self.message
-        text = f"{self.severity.value}[{self.code}]: {head}"
+        head = f"{self.severity.value}[{self.code}]"
+        text = f"{head} {where}: {self.message}" if where else f"{head}: {self.message}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n    hint: {self.hint}"
         return text
 
     def sort_key(self) -> tuple[str, int, str, str, str]:

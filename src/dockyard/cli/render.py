@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from dockyard.diagnostics import Diagnostic, Location
@@ -35,27 +36,21 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
-def _where(location: Location) -> str:
-    file = location.file
+def _relative(file: str | None) -> str | None:
     if file:
         try:
             rel = os.path.relpath(file)
             if len(rel) < len(file):
-                file = rel
+                return rel
         except ValueError:
             pass
-    return str(Location(file, location.line, location.path))
+    return file
 
 
 def diagnostic_text(d: Diagnostic) -> str:
-    """Plain text of one diagnostic (also what tests and golden files compare)."""
-    where = _where(d.location)
-    head = f"{d.severity.value}[{d.code}]"
-    text = f"{head} {where}: {d.message}" if where else f"{head}: {d.message}"
-    if d.hint:
-        text += f"\n    hint: {d.hint}"
-    return text
-
+    """Plain text of one diagnostic, its file shown relative to the current directory."""
+    loc = d.location
+    return replace(d, location=Location(_relative(loc.file), loc.line, loc.path)).render()
 
 def _plain_stderr() -> bool:
     """Plain text when stderr is not a terminal (pipes, CI, tests) or NO_COLOR is set: the

@@ -11,7 +11,7 @@ import enum
 class ExitCode(enum.IntEnum):
     OK = 0
     FAILURE = 1  # an error with no more specific code
-    USAGE = 2  # the command line is wrong (same number click/typer use)
+    USAGE = 2  # the command line is wrong (argparse's own number)
     INVALID_PROJECT = 3  # the Compose project was refused by validation
     INTERRUPTED = 130  # Ctrl-C
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE)

@@ -24,8 +24,7 @@ class UnsafeArchive(DockyardError):
 
 def _inside(path: str) -> bool:
     normalized = posixpath.normpath(path)
-    return not (normalized.startswith("/") or normalized == ".."
-                or normalized.startswith("../"))
+    return not (normalized.startswith(("/", "../")) or normalized == "..")
 
 
 def check_archive(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,

@@ -1,0 +1,234 @@
+"""The store's operations. Each takes the account it acts for and touches only its rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from dockyard.errors import DockyardError
+from dockyard.ids import new_deployment_id
+from dockyard.lifecycle import ServiceEvent, ServiceState
+from dockyard.store import schema
+
+
+class StoreError(DockyardError):
+    """The store cannot be opened or is newer than this version of Dockyard."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    id: str
+    project: str
+    action: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+def hash_token(token: str) -> str:
+    """Tokens are kept only as their SHA-256: a leaked database reveals no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open (creating or upgrading as needed) the store at `url`."""
+        store = cls(url)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+    def version(self) -> int:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("schema_version"):
+                return 0
+            value = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))
+            return int(value.scalar() or 0)
+
+    def migrate(self) -> int:
+        """Apply the pending migrations, each in its own transaction. Returns the version."""
+        current = self.version()
+        latest = len(schema.MIGRATIONS)
+        if current > latest:
+            raise StoreError(f"the store has schema version {current}, newer than this "
+                             f"Dockyard knows ({latest})", hint="upgrade Dockyard")
+        if current == 0:
+            with self.engine.begin() as conn:
+                schema.schema_version.create(conn, checkfirst=True)
+        for version in range(current + 1, latest + 1):
+            with self.engine.begin() as conn:
+                schema.MIGRATIONS[version - 1](conn)
+                conn.execute(schema.schema_version.insert().values(version=version))
+        return latest
+
+    # -- accounts and tokens --------------------------------------------------------------------
+    def ensure_account(self, name: str) -> Account:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(schema.accounts.c.id).where(
+                schema.accounts.c.name == name)).first()
+            if row is not None:
+                return Account(int(row[0]), name)
+            result = conn.execute(schema.accounts.insert().values(name=name,
+                                                                  created_at=_now()))
+            return Account(_pk(result), name)
+
+    def create_token(self, account: Account, label: str = "default") -> str:
+        """A new API token for `account`; the plain token is returned once and never stored."""
+        token = "dky_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(schema.tokens.insert().values(
+                account_id=account.id, token_hash=hash_token(token), label=label,
+                created_at=_now()))
+        return token
+
+    def account_for_token(self, token: str) -> Account | None:
+        query = (sa.select(schema.accounts.c.id, schema.accounts.c.name)
+                 .join(schema.tokens, schema.tokens.c.account_id == schema.accounts.c.id)
+                 .where(schema.tokens.c.token_hash == hash_token(token)))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else Account(int(row[0]), str(row[1]))
+
+    # -- projects and deployments ------------------------------------------------------------------
+    def _project_id(self, conn: sa.Connection, account: Account, name: str,
+                    create: bool) -> int | None:
+        table = schema.projects
+        row = conn.execute(sa.select(table.c.id).where(
+            table.c.account_id == account.id, table.c.name == name)).first()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        result = conn.execute(table.insert().values(account_id=account.id, name=name,
+                                                    created_at=_now()))
+        return _pk(result)
+
+    def create_deployment(self, account: Account, project: str, action: str,
+                          normalized: dict[str, Any]) -> str:
+        deployment_id = new_deployment_id()
+        with self.engine.begin() as conn:
+            project_id = self._project_id(conn, account, project, create=True)
+            conn.execute(schema.deployments.insert().values(
+                id=deployment_id, account_id=account.id, project_id=project_id, action=action,
+                status="running", project_json=json.dumps(normalized, sort_keys=True),
+                created_at=_now()))
+        return deployment_id
+
+    def finish_deployment(self, account: Account, deployment_id: str, status: str) -> None:
+        table = schema.deployments
+        with self.engine.begin() as conn:
+            conn.execute(table.update().where(
+                table.c.id == deployment_id, table.c.account_id == account.id
+            ).values(status=status, finished_at=_now()))
+
+    def deployments(self, account: Account, project: str | None = None,
+                    limit: int = 50) -> list[DeploymentRecord]:
+        d, p = schema.deployments, schema.projects
+        query = (sa.select(d.c.id, p.c.name, d.c.action, d.c.status, d.c.created_at,
+                           d.c.finished_at)
+                 .join(p, p.c.id == d.c.project_id)
+                 .where(d.c.account_id == account.id)
+                 .order_by(d.c.created_at.desc(), d.c.id).limit(limit))
+        if project is not None:
+            query = query.where(p.c.name == project)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [DeploymentRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), _aware(r[4]),
+                                 None if r[5] is None else _aware(r[5])) for r in rows]
+
+    def deployed_project(self, account: Account, deployment_id: str) -> dict[str, Any] | None:
+        d = schema.deployments
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(d.c.project_json).where(
+                d.c.id == deployment_id, d.c.account_id == account.id)).first()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def _owns(self, conn: sa.Connection, account: Account, deployment_id: str) -> bool:
+        d = schema.deployments
+        return conn.execute(sa.select(d.c.id).where(
+            d.c.id == deployment_id, d.c.account_id == account.id)).first() is not None
+
+    # -- events and logs ---------------------------------------------------------------------------
+    def add_event(self, account: Account, event: ServiceEvent) -> None:
+        if event.deployment is None:
+            raise ValueError("an event to store needs its deployment")
+        with self.engine.begin() as conn:
+            if not self._owns(conn, account, event.deployment):
+                raise StoreError(f"no deployment {event.deployment} for this account")
+            conn.execute(schema.events.insert().values(
+                deployment_id=event.deployment, service=event.service, state=int(event.state),
+                reason=event.reason, at=event.at))
+
+    def events(self, account: Account, deployment_id: str) -> list[ServiceEvent]:
+        e, d = schema.events, schema.deployments
+        query = (sa.select(e.c.service, e.c.state, e.c.at, e.c.reason)
+                 .join(d, d.c.id == e.c.deployment_id)
+                 .where(d.c.id == deployment_id, d.c.account_id == account.id)
+                 .order_by(e.c.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [ServiceEvent(service=str(r[0]), state=ServiceState(int(r[1])), at=_aware(r[2]),
+                             reason=str(r[3]), deployment=deployment_id) for r in rows]
+
+    def append_build_log(self, account: Account, deployment_id: str, service: str,
+                         lines: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            if not self._owns(conn, account, deployment_id):
+                raise StoreError(f"no deployment {deployment_id} for this account")
+            now = _now()
+            conn.execute(schema.build_logs.insert(), [
+                {"deployment_id": deployment_id, "service": service, "line": line, "at": now}
+                for line in lines])
+
+    def build_log(self, account: Account, deployment_id: str, service: str) -> list[str]:
+        b, d = schema.build_logs, schema.deployments
+        query = (sa.select(b.c.line).join(d, d.c.id == b.c.deployment_id)
+                 .where(d.c.id == deployment_id, d.c.account_id == account.id,
+                        b.c.service == service).order_by(b.c.id))
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(query).all()]
+
+
+def _pk(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("the database returned no key for a new row")
+    return int(key[0])
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,86 @@
+"""The store on a real SQLite file: migrations, tokens, deployments, events, isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dockyard.ids import is_deployment_id
+from dockyard.lifecycle import ServiceEvent, ServiceState
+from dockyard.store import Store, StoreError
+from dockyard.store.schema import MIGRATIONS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(f"sqlite:///{tmp_path / 'dockyard.db'}")
+    yield s
+    s.close()
+
+
+def test_migrations_are_applied_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    first = Store.open(url)
+    assert first.version() == len(MIGRATIONS)
+    first.close()
+    again = Store.open(url)  # reopening applies nothing twice
+    assert again.version() == len(MIGRATIONS)
+    with again.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (999)"))
+    with pytest.raises(StoreError, match="newer"):
+        again.migrate()
+    again.close()
+
+
+def test_tokens_are_hashed_and_resolve_to_their_account(store: Store) -> None:
+    alice = store.ensure_account("alice")
+    assert store.ensure_account("alice") == alice
+    token = store.create_token(alice)
+    assert store.account_for_token(token) == alice
+    assert store.account_for_token(token + "x") is None
+    with store.engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(sa.text("SELECT token_hash FROM tokens"))]
+    assert token not in stored and len(stored[0]) == 64
+
+
+def test_deployment_history_events_and_build_logs(store: Store) -> None:
+    alice = store.ensure_account("alice")
+    dep = store.create_deployment(alice, "shop", "up", {"name": "shop", "services": {}})
+    assert is_deployment_id(dep)
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    for state in (ServiceState.UPDATE_QUEUED, ServiceState.SERVICE_DEPLOYMENT_PENDING,
+                  ServiceState.SERVICE_DEPLOYMENT_COMPLETED):
+        store.add_event(alice, ServiceEvent("web", state, at, "ok", dep))
+    assert [e.state for e in store.events(alice, dep)] == [7, 8, 9]
+    assert store.events(alice, dep)[0].at == at
+    store.append_build_log(alice, dep, "web", ["Step 1/2", "Step 2/2"])
+    assert store.build_log(alice, dep, "web") == ["Step 1/2", "Step 2/2"]
+    store.finish_deployment(alice, dep, "completed")
+    (record,) = store.deployments(alice, "shop")
+    assert record.id == dep and record.status == "completed" and record.finished_at
+    assert store.deployed_project(alice, dep) == {"name": "shop", "services": {}}
+
+
+def test_accounts_never_see_each_other(store: Store) -> None:
+    alice, bob = store.ensure_account("alice"), store.ensure_account("bob")
+    dep = store.create_deployment(alice, "shop", "up", {})
+    store.add_event(alice, ServiceEvent("web", ServiceState.UPDATE_QUEUED,
+                                        datetime.now(UTC), "", dep))
+    assert store.deployments(bob) == []
+    assert store.events(bob, dep) == []
+    assert store.deployed_project(bob, dep) is None
+    assert store.build_log(bob, dep, "web") == []
+    with pytest.raises(StoreError):
+        store.add_event(bob, ServiceEvent("web", ServiceState.UPDATE_QUEUED,
+                                          datetime.now(UTC), "", dep))
+    with pytest.raises(StoreError):
+        store.append_build_log(bob, dep, "web", ["x"])
+    store.finish_deployment(bob, dep, "failed")  # touches nothing of alice's
+    assert store.deployments(alice)[0].status == "running"
+    # the same project name in two accounts is two projects
+    store.create_deployment(bob, "shop", "up", {})
+    assert len(store.deployments(alice, "shop")) == 1 and len(store.deployments(bob, "shop")) == 1

@@ -13,5 +13,6 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1  # an error with no more specific code
     USAGE = 2  # the command line is wrong (argparse's own number)
     INVALID_PROJECT = 3  # the Compose project was refused by validation
+    ENGINE_UNAVAILABLE = 4  # the container engine does not answer
     INTERRUPTED = 130  # Ctrl-C
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE)

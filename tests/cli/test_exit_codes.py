@@ -13,6 +13,7 @@ STABLE = {
     "FAILURE": 1,
     "USAGE": 2,
     "INVALID_PROJECT": 3,
+    "ENGINE_UNAVAILABLE": 4,
     "INTERNAL": 70,
     "INTERRUPTED": 130,
 }

@@ -1,0 +1,22 @@
+"""Engine errors, as the project's own errors with hints."""
+
+from __future__ import annotations
+
+from dockyard.errors import DockyardError
+from dockyard.exit_codes import ExitCode
+
+
+class EngineUnavailable(DockyardError):
+    """The Docker Engine does not answer."""
+
+    exit_code = ExitCode.ENGINE_UNAVAILABLE
+
+
+class BuildFailed(DockyardError):
+    """An image build failed; `step` and `last_lines` say where and why."""
+
+    def __init__(self, message: str, step: str | None, last_lines: list[str]) -> None:
+        super().__init__(message, hint="fix the Dockerfile step above; the full log is kept "
+                         "with the deployment")
+        self.step = step
+        self.last_lines = last_lines

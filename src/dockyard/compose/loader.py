@@ -280,7 +280,7 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
                                               (*chain, f"{path}:{name}"))
         data["services"] = resolved
     for index, entry in enumerate(data.pop("include", None) or []):
-        _apply_include(data, entry, index, path, file_dir, variables, session, report,
+        _apply_include(data, entry, index, file_dir, variables, session, report,
                        (*chain, path))
     return TaggedFile(data, tagged.resets, tagged.overrides)
 
@@ -427,7 +427,7 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
     return merge_values(base, own, ("services", name))
 
 
-def _apply_include(data: dict[str, Any], entry: Any, index: int, path: str, file_dir: str,
+def _apply_include(data: dict[str, Any], entry: Any, index: int, file_dir: str,
                    variables: Mapping[str, str], session: _Session, report: Report,
                    chain: tuple[str, ...] = ()) -> None:
     spec = {"path": entry} if isinstance(entry, str) else dict(entry or {})

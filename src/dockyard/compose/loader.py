@@ -25,13 +25,15 @@ from dockyard.compose.interpolation import (
 )
 from dockyard.compose.merge import TaggedFile, extract_tags, merge_file, merge_values
 from dockyard.compose.models import Project
-from dockyard.compose.normalize import Normalizer, make_project
+from dockyard.compose.normalize import Normalizer, key_value_list, make_project
 from dockyard.compose.options import LoadOptions
 from dockyard.compose.paths import KeyPath, format_path
 from dockyard.compose.schema import check_project
+from dockyard.compose.validate import validate_project
 from dockyard.compose.yamlfile import LineMap, YamlFileError, parse_yaml
 from dockyard.diagnostics import Diagnostic, Location, Severity, dedupe
 from dockyard.errors import ProjectInvalid
+from dockyard.naming import is_valid_project_name, normalize_project_name
 
 Report = Callable[[str, str, KeyPath, str | None], None]
 
@@ -84,7 +86,8 @@ class _Session:
 
     def reporter(self, file: str | None, lines: LineMap | None = None) -> Report:
         def report(code: str, message: str, path: KeyPath, hint: str | None) -> None:
-            line = _line_for(lines, path) if lines is not None else None
+            found = _line_for(lines, path) if lines is not None else None
+            line = found[1] if found else None
             self.add(code, message, Location(file, line, format_path(path) or None), hint)
         return report
 
@@ -96,12 +99,9 @@ class _Session:
         """The file and line that last defined `path` (or its closest parent)."""
         best: tuple[int, str, int] | None = None
         for file, lines in self.sources:
-            for depth in range(len(path), 0, -1):
-                line = lines.get(path[:depth])
-                if line is not None:
-                    if best is None or depth >= best[0]:
-                        best = (depth, file, line)
-                    break
+            found = _line_for(lines, path)
+            if found is not None and (best is None or found[0] >= best[0]):
+                best = (found[0], file, found[1])
         if best is None:
             return Location(None, None, format_path(path) or None)
         return Location(best[1], best[2], format_path(path) or None)
@@ -112,11 +112,12 @@ class _Session:
         return report
 
 
-def _line_for(lines: LineMap, path: KeyPath) -> int | None:
+def _line_for(lines: LineMap, path: KeyPath) -> tuple[int, int] | None:
+    """(depth, line) of `path` or of its closest parent written in the file."""
     for depth in range(len(path), 0, -1):
         line = lines.get(path[:depth])
         if line is not None:
-            return line
+            return depth, line
     return None
 
 
@@ -138,22 +139,21 @@ class _Abort(Exception):
 
 
 def _load(options: LoadOptions, session: _Session) -> Project | None:
-    from dockyard.compose.validate import validate_project  # keeps import order acyclic
-
     working_dir = os.path.abspath(options.working_dir)
     environ = dict(options.environ)
     # COMPOSE_FILE may come from .env in the working directory, as in Compose.
-    early = {**_read_env_file(os.path.join(working_dir, ".env"), environ, session, False),
-             **environ}
+    working_dotenv = _read_env_file(os.path.join(working_dir, ".env"), environ, session, False)
     try:
-        files, notes = find_compose_files(working_dir, options.files, early)
+        files, notes = find_compose_files(working_dir, options.files,
+                                          {**working_dotenv, **environ})
     except DiscoveryError as exc:
         session.diagnostics.append(exc.diagnostic)
         raise _Abort() from None
     session.diagnostics.extend(notes)
     project_dir = os.path.dirname(files[0])
 
-    variables = _project_variables(options, working_dir, project_dir, environ, session)
+    variables = _project_variables(options, working_dir, project_dir, environ, session,
+                                   working_dotenv if project_dir == working_dir else None)
     name = _project_name(options, variables, files, project_dir, session)
     if name is None:
         raise _Abort()
@@ -191,9 +191,11 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
 
 def _project_variables(
     options: LoadOptions, working_dir: str, project_dir: str, environ: dict[str, str],
-    session: _Session,
+    session: _Session, project_dotenv: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Interpolation variables: the env files (or `.env`), overridden by the OS environment."""
+    """Interpolation variables: the env files (or `.env`), overridden by the OS environment.
+
+    `project_dotenv` is the project directory's `.env` when it was already read."""
     dotenv: dict[str, str] = {}
     env_files = list(options.env_files)
     if not env_files and environ.get("COMPOSE_ENV_FILES"):
@@ -202,6 +204,8 @@ def _project_variables(
         for env_file in env_files:
             path = os.path.join(working_dir, env_file)
             dotenv.update(_read_env_file(path, {**dotenv, **environ}, session, True))
+    elif project_dotenv is not None:
+        dotenv = project_dotenv
     else:
         dotenv = _read_env_file(os.path.join(project_dir, ".env"), environ, session, False)
     return {**dotenv, **environ}
@@ -501,8 +505,6 @@ def _declared_name(files: list[str], variables: Mapping[str, str], session: _Ses
 
 def _project_name(options: LoadOptions, variables: Mapping[str, str], files: list[str],
                   project_dir: str, session: _Session) -> str | None:
-    from dockyard.naming import is_valid_project_name, normalize_project_name
-
     explicit = (
         (options.project_name, "-p/--project-name"),
         (variables.get("COMPOSE_PROJECT_NAME"), "COMPOSE_PROJECT_NAME"),
@@ -540,8 +542,6 @@ def _profile_enabled(service: Mapping[str, Any], active: tuple[str, ...]) -> boo
 def _service_environment(name: str, service: Mapping[str, Any], variables: Mapping[str, str],
                          session: _Session) -> dict[str, str | None]:
     """`env_file` entries in order, then `environment` on top. A bare KEY stays None: a config."""
-    from dockyard.compose.normalize import key_value_list
-
     env: dict[str, str | None] = {}
     for index, entry in enumerate(service.get("env_file") or []):
         if isinstance(entry, dict):

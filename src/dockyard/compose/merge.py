@@ -1,13 +1,12 @@
 """Merging Compose files with Compose's rules (later files override earlier ones).
 
-Mappings merge key by key and scalars are replaced. Sequences are appended, then de-duplicated
-by what identifies an entry (a port by address, a mount by target, an environment entry by name),
-the later value winning in the earlier position. `command`, `entrypoint` and `healthcheck.test`
-are replaced whole. `!reset` removes the earlier value; `!override` replaces it without merging.
-
-Before merging, each file's short syntaxes that Compose merges by identity are put in one form
-(`canonical`): `build: .` becomes `{context: .}`, `depends_on` and service `networks` lists become
-mappings, ports and mounts stay as written but are keyed by their parsed identity.
+Mappings merge key by key and scalars are replaced; sequences are appended. Fields that may be
+written as a list or a mapping are merged in one form: `environment`, `labels` and the like as
+`KEY=VALUE` lists (later entries win when normalized), `depends_on` and service `networks` as
+mappings, `build: .` as `{context: .}`. `command`, `entrypoint` and `healthcheck.test` are
+replaced whole. Entries that identify the same thing (a port by address, a mount by target) are
+de-duplicated later, by the normalizer. `!reset` removes the earlier value and `!override`
+replaces it without merging (`TaggedFile`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dockyard.compose.dotenv import DotenvError, parse_dotenv
 from dockyard.compose.models import (
     Build,
     Dependency,
@@ -467,8 +468,6 @@ class Normalizer:
 
     def labels(self, raw: Mapping[str, Any], path: KeyPath) -> dict[str, str]:
         """`label_file` entries in order, then `labels` on top, as in Compose."""
-        from dockyard.compose.dotenv import DotenvError, parse_dotenv
-
         out: dict[str, str] = {}
         for index, file in enumerate(raw.get("label_file") or []):
             where = (*path, "label_file", index)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dockyard.compose.interpolation import config_references
 from dockyard.compose.models import (
     Build,
     Deploy,
@@ -26,6 +27,7 @@ from dockyard.compose.models import (
     Service,
 )
 from dockyard.compose.units import format_duration
+from dockyard.naming import NamingMode, private_hostnames, public_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +224,6 @@ def _resource_to_dict(resource: Resource, *, with_ipam: bool = False) -> dict[st
 def dockyard_extension(project: Project, service: Service, naming: NamingContext
                        ) -> dict[str, Any]:
     """What Dockyard computed for a service: exposure, domains and private hostnames."""
-    from dockyard.naming import NamingMode, private_hostnames, public_domain
-
     public = service.ingress_ports
     exposure = "public" if public else "host" if service.host_ports else "private"
     domains: dict[str, list[str]] = {}
@@ -237,8 +237,6 @@ def dockyard_extension(project: Project, service: Service, naming: NamingContext
     if service.domainname and public:
         for names in domains.values():
             names.append(service.domainname)
-    from dockyard.compose.interpolation import config_references
-
     configs = sorted({k for k, v in service.environment.items() if v is None} | {
         ref for v in service.environment.values() if v for ref in config_references(v)})
     return {

@@ -16,6 +16,7 @@ from dockyard.compose.models import Condition, Port, Project, Service
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short, port_numbers
 from dockyard.diagnostics import Diagnostic, Location, error, warning
+from dockyard.naming import label_collisions
 
 Locate = Callable[[KeyPath], Location]
 
@@ -250,8 +251,6 @@ def _check_dependency_cycles(project: Project, raw_services: Mapping[str, Any],
 
 
 def _check_label_collisions(project: Project, locate: Locate) -> Iterator[Diagnostic]:
-    from dockyard.naming import label_collisions
-
     for first, second in label_collisions(project.services):
         # Point at the one written later: the earlier one was there first.
         here = max((locate(("services", n)) for n in (first, second)),

@@ -14,5 +14,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # the command line is wrong (argparse's own number)
     INVALID_PROJECT = 3  # the Compose project was refused by validation
     ENGINE_UNAVAILABLE = 4  # the container engine does not answer
+    DEPLOYMENT_FAILED = 5  # a service of the deployment failed (build, start or health)
+    WAIT_TIMEOUT = 6  # `up --wait-timeout` passed before every service settled
+    SERVER_UNAVAILABLE = 7  # the Dockyard server cannot be reached or started
     INTERRUPTED = 130  # Ctrl-C
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE)

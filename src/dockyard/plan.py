@@ -57,9 +57,11 @@ def config_hash(service: Service, image_id: str | None = None) -> str:
 
     The replica count is left out (scaling needs no replacement); the image id is put in, so a
     rebuilt image with changed content replaces the service even when the Compose text did not
-    change.
+    change. The `build` section is left out: where the context lies differs between the client
+    and the server, and what the build produces is the image id.
     """
     data = service_to_dict(service)
+    data.pop("build", None)
     deploy = data.get("deploy")
     if isinstance(deploy, dict):
         data["deploy"] = {k: v for k, v in deploy.items() if k != "replicas"}

@@ -17,10 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from dockyard import __version__
 from dockyard.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from dockyard.client.api import Client
+    from dockyard.compose.options import LoadOptions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +50,41 @@ def _project_options(parser: argparse.ArgumentParser) -> None:
                        help="read variables from FILE instead of .env (repeatable)")
 
 
+def _server_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="URL",
+                        help="the Dockyard server (default: $DOCKYARD_SERVER, else a local "
+                        "server, started in the background when none runs)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")
+
+
+def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=what)
+
+
+def _logs_options(parser: argparse.ArgumentParser, *, follow_default: bool) -> None:
+    parser.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="only these services (default: all)")
+    if follow_default:
+        parser.add_argument("--no-follow", dest="follow", action="store_false",
+                            help="print what there is and stop")
+        parser.set_defaults(follow=True)
+    else:
+        parser.add_argument("--follow", action="store_true",
+                            help="keep printing new lines")
+    parser.add_argument("--since", metavar="WHEN",
+                        help="only lines after WHEN: a duration ago (10m, 1h30m) or a time "
+                        "(2026-11-28T10:00:00Z)")
+    parser.add_argument("--until", metavar="WHEN", help="only lines before WHEN (same forms)")
+    parser.add_argument("--type", choices=["build", "run", "all"], default="all",
+                        help="build output, run output, or both (default: all)")
+    parser.add_argument("--deployment", metavar="ID",
+                        help="the deployment whose logs to show: an id, or latest (default)")
+    parser.add_argument("-n", "--tail", type=int, metavar="N",
+                        help="only the last N lines of each container")
+    _json_option(parser, "print one JSON object per line")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dockyard",
@@ -56,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compose = commands.add_parser(
         "compose", help="work with a Compose project",
-        description="Work with a Compose project (config now; up, ps, down and logs next).")
+        description="Work with a Compose project: config, up, ps, logs, down.")
     compose.set_defaults(help_parser=compose)
     compose_commands = compose.add_subparsers(dest="compose_command", metavar="COMMAND",
                                               parser_class=_Parser)
@@ -72,19 +112,201 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks of errors")
     config.set_defaults(handler=_compose_config)
+
+    up = compose_commands.add_parser(
+        "up", help="build and deploy the project, and wait until it is healthy",
+        description="Validate the project, upload its build contexts, build what changed and "
+        "deploy every service in depends_on order, showing each service's state live. Ends "
+        "with the `ps` table and the endpoints. Unchanged services are not restarted. Exit "
+        "code 0 when every service is SERVICE_DEPLOYMENT_COMPLETED, 5 when one failed, 6 "
+        "when --wait-timeout passed first. Ctrl-C stops watching; the deployment goes on.")
+    _project_options(up)
+    _server_option(up)
+    up.add_argument("-d", "--detach", action="store_true",
+                    help="start the deployment and return without waiting")
+    up.add_argument("--build", action="store_true",
+                    help="build images even when their context and settings are unchanged")
+    up.add_argument("--force", action="store_true",
+                    help="replace every service, even the unchanged ones")
+    up.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                    help="stop waiting after SECONDS (exit code 6); the deployment goes on")
+    _json_option(up, "print one JSON event per line")
+    up.set_defaults(handler=_compose_up)
+
+    ps = compose_commands.add_parser(
+        "ps", help="show the services, their states and endpoints",
+        description="Show every service of the project: SERVICE DEPLOYMENT STATE FQDN "
+        "ENDPOINT, as the server knows them now.")
+    _project_options(ps)
+    _server_option(ps)
+    ps.add_argument("-l", "--long", action="store_true",
+                    help="also show replicas, since when and why")
+    _json_option(ps, "print a JSON list of objects")
+    ps.set_defaults(handler=_compose_ps)
+
+    down = compose_commands.add_parser(
+        "down", help="stop and remove the project's services",
+        description="Stop and remove every container and the network of the project. Named "
+        "volumes are kept unless --volumes. The deployment history is kept.")
+    _project_options(down)
+    _server_option(down)
+    down.add_argument("-v", "--volumes", action="store_true",
+                      help="also remove the project's named volumes (their data is lost)")
+    down.add_argument("-d", "--detach", action="store_true", help="do not wait")
+    _json_option(down, "print the result as JSON")
+    down.set_defaults(handler=_compose_down)
+
+    compose_logs = compose_commands.add_parser(
+        "logs", help="show the services' output (build and run)",
+        description="Show the output of the project's services, each line prefixed by its "
+        "service.")
+    _project_options(compose_logs)
+    _server_option(compose_logs)
+    _logs_options(compose_logs, follow_default=False)
+    compose_logs.set_defaults(handler=_logs)
+
+    for command, follow in (("logs", False), ("tail", True)):
+        item = commands.add_parser(
+            command, help="show the services' output" if not follow else
+            "follow the services' output (logs --follow)",
+            description="Show the output of the project's services (build and run), each "
+            "line prefixed by its service." + (" Keeps following new lines until Ctrl-C."
+                                               if follow else ""))
+        _project_options(item)
+        _server_option(item)
+        _logs_options(item, follow_default=follow)
+        item.set_defaults(handler=_logs)
+
+    deployments = commands.add_parser(
+        "deployments", help="the history of deployments",
+        description="The deployments of your projects, newest first: id, time, action, "
+        "status, services. With -p (or a Compose project here) only that project's.")
+    deployments.add_argument("-p", "--project-name", metavar="NAME", help="only this project")
+    deployments.add_argument("--all", action="store_true",
+                             help="every project, even with a Compose file here")
+    deployments.add_argument("-n", "--limit", type=int, default=50, metavar="N",
+                             help="at most N deployments (default 50)")
+    _server_option(deployments)
+    _json_option(deployments, "print a JSON list")
+    deployments.set_defaults(handler=_deployments)
+
+    server = commands.add_parser(
+        "server", help="run the Dockyard server (the control plane)",
+        description="Run the control plane: the HTTP API, builds and deployments on the "
+        "local Docker Engine. Every option can also be set by a DOCKYARD_<OPTION> variable "
+        "(DOCKYARD_LISTEN, DOCKYARD_MODE ...). The CLI starts one by itself when none runs.")
+    server.add_argument("--listen", metavar="HOST:PORT",
+                        help="where to listen (default 127.0.0.1:7427; port 0 picks one)")
+    server.add_argument("--data", metavar="DIR",
+                        help="the data directory (default: $DOCKYARD_HOME/data/server)")
+    server.add_argument("--mode", choices=["byoc", "playground"],
+                        help="naming mode: byoc (default, single user) or playground")
+    server.add_argument("--zone", help="the DNS zone of public domains (default: localhost, "
+                        "prod1a.localhost in playground mode)")
+    server.add_argument("--build-concurrency", metavar="N", help="builds at once (default 2)")
+    server.add_argument("--max-context-bytes", metavar="BYTES",
+                        help="largest build context accepted (default 512 MiB)")
+    server.add_argument("--stabilization", metavar="SECONDS",
+                        help="how long a service without a health check must run to be "
+                        "healthy (default 1)")
+    server.add_argument("--deploy-timeout", metavar="SECONDS",
+                        help="how long a service may take to become healthy (default 300)")
+    server.add_argument("--store-url", metavar="URL",
+                        help="an SQLAlchemy database URL (default: SQLite in the data dir)")
+    server.set_defaults(handler=_server)
     return parser
 
 
-def _compose_config(args: argparse.Namespace) -> None:
-    from dockyard.cli.commands.config import run_config
+def _load_options(args: argparse.Namespace) -> LoadOptions:
     from dockyard.compose.options import LoadOptions
 
-    options = LoadOptions(
+    return LoadOptions(
         working_dir=args.cwd, files=tuple(args.file), project_name=args.project_name,
         profiles=tuple(args.profile), env_files=tuple(args.env_file),
         environ=dict(os.environ),
     )
-    run_config(options, as_json=args.json)
+
+
+def _client_factory(args: argparse.Namespace) -> Callable[[], Client]:
+    def factory() -> Client:
+        from dockyard.cli.render import note
+        from dockyard.client.api import connect
+
+        return connect(args.server, announce=note)
+
+    return factory
+
+
+def _project_name(args: argparse.Namespace) -> str:
+    """`-p`, else the name of the Compose project in the working directory."""
+    if args.project_name:
+        return str(args.project_name)
+    from dockyard.compose import load_project
+
+    return load_project(_load_options(args)).project.name
+
+
+def _compose_config(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.config import run_config
+
+    run_config(_load_options(args), as_json=args.json)
+
+
+def _compose_up(args: argparse.Namespace) -> int:
+    from dockyard.cli.commands.deploy import UpOptions, run_up
+
+    return run_up(_load_options(args), _client_factory(args), UpOptions(
+        detach=args.detach, build=args.build, force=args.force,
+        wait_timeout=args.wait_timeout, as_json=args.json))
+
+
+def _compose_ps(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.status import run_ps
+
+    run_ps(_project_name(args), _client_factory(args), as_json=args.json, long=args.long)
+
+
+def _compose_down(args: argparse.Namespace) -> int:
+    from dockyard.cli.commands.deploy import run_down
+
+    return run_down(_project_name(args), _client_factory(args), volumes=args.volumes,
+                    detach=args.detach, as_json=args.json)
+
+
+def _logs(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.logs import parse_when, run_logs
+
+    run_logs(_project_name(args), _client_factory(args), services=list(args.services),
+             follow=args.follow, since=parse_when(args.since, "--since"),
+             until=parse_when(args.until, "--until"), kind=args.type,
+             deployment=args.deployment, tail=args.tail, as_json=args.json)
+
+
+def _deployments(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.status import run_deployments
+
+    project = args.project_name
+    if project is None and not args.all:
+        from dockyard.errors import DockyardError
+
+        try:
+            project = _project_name(argparse.Namespace(
+                project_name=None, cwd=".", file=[], profile=[], env_file=[]))
+        except DockyardError:  # no usable Compose project here: show every project
+            project = None
+    run_deployments(project, _client_factory(args), as_json=args.json, limit=args.limit)
+
+
+def _server(args: argparse.Namespace) -> int:
+    from dockyard.server.main import serve
+    from dockyard.server.settings import settings_from
+
+    options = {"listen": args.listen, "data": args.data, "mode": args.mode,
+               "zone": args.zone, "build_concurrency": args.build_concurrency,
+               "max_context_bytes": args.max_context_bytes,
+               "stabilization": args.stabilization, "deploy_timeout": args.deploy_timeout,
+               "store_url": args.store_url}
+    return serve(settings_from(options))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dockyard.errors import DockyardError
 
     try:
-        handler(args)
+        code = handler(args)
     except DockyardError as exc:
         from dockyard.cli.render import print_diagnostics, print_error
         from dockyard.errors import ProjectInvalid
@@ -126,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in Dockyard; run again with --debug and report the traceback")
         return int(ExitCode.INTERNAL)
-    return int(ExitCode.OK)
+    return int(ExitCode.OK) if code is None else int(code)
 
 
 def run() -> None:

@@ -16,6 +16,7 @@ from dockyard.diagnostics import Diagnostic, Location
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 _stderr: Console | None = None
 
@@ -91,3 +92,60 @@ def write_stdout(text: str) -> None:
     if not text.endswith("\n"):
         sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """A one-line message for the person at the terminal (stderr)."""
+    if _plain_stderr():
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+        return
+    stderr().print(f"[dim]{escape(message)}[/]")
+
+
+class LiveStates:
+    """The live table of `compose up`: service, state, how long, reason.
+
+    On a terminal it redraws in place (Rich); otherwise each change is one plain line on
+    stderr, so logs and CI output stay readable.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, str, str]] = {}  # service -> (state, since, reason)
+        self._live: object | None = None
+        if not _plain_stderr():
+            from rich.live import Live
+
+            live = Live(self._table(), console=stderr(), refresh_per_second=4,
+                        transient=False, get_renderable=self._table)
+            live.start()
+            self._live = live
+
+    def _table(self) -> Table:
+        from rich.table import Table
+
+        from dockyard.cli.tables import elapsed
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("SERVICE", "STATE", "TIME", "REASON"):
+            table.add_column(column)
+        for service, (state, since, reason) in sorted(self.rows.items()):
+            style = ("green" if state.endswith("COMPLETED") else
+                     "red" if state.endswith("FAILED") else "yellow")
+            table.add_row(escape(service), f"[{style}]{state}[/]", elapsed(since),
+                          escape(reason))
+        return table
+
+    def update(self, service: str, state: str, at: str, reason: str) -> None:
+        self.rows[service] = (state, at, reason)
+        if self._live is None:
+            sys.stderr.write(f"{service}  {state}  {reason}\n")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._live is not None:
+            from rich.live import Live
+
+            assert isinstance(self._live, Live)
+            self._live.stop()
+            self._live = None

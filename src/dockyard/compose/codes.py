@@ -35,6 +35,10 @@ ERRORS: dict[str, str] = {
     "invalid-duration": "a duration cannot be parsed (use 10s, 1m30s, 500ms)",
     "invalid-size": "a size cannot be parsed (use 512m, 1g, 64k)",
     "undefined-reference": "a service uses a network, volume, secret or config not declared",
+    # Checked by the server before a deployment starts:
+    "context-missing": "a service's build context was not uploaded to the server",
+    "image-missing": "an image a service uses is not on the server's engine (no pulls)",
+    "config-missing": "a config the project references is not set",
 }
 
 WARNINGS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The Docker Engine driver (docker-py): builds for now; containers come with `compose up`.
+"""The Docker Engine driver (docker-py): builds, networks, volumes, containers, logs, events.
 
 docker-py negotiates the engine's API version itself (Debian's Engine 20.10 speaks 1.41);
 no version is pinned. Engine errors become `EngineUnavailable` or `BuildFailed` with hints.
@@ -10,15 +10,24 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from dockyard.build.context import PackedContext
-from dockyard.runtime.errors import BuildFailed, EngineUnavailable
+from dockyard.runtime.driver import (
+    LABEL_MANAGED,
+    ContainerInfo,
+    ContainerSpec,
+    EngineEvent,
+    LogLine,
+)
+from dockyard.runtime.errors import BuildFailed, EngineError, EngineUnavailable
 
 LogSink = Callable[[str], None]
 _STEP = re.compile(r"^Step \d+/\d+ : ")
@@ -91,3 +100,259 @@ class DockerEngine:
         if image_id is None:
             image_id = str(self.client.images.get(tag).id)
         return image_id
+
+    # -- images ------------------------------------------------------------------------------
+    def image_id(self, reference: str) -> str | None:
+        """The id of a local image, or None. Never pulls: there may be no registry."""
+        try:
+            return str(self.client.api.inspect_image(reference)["Id"])  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise _engine_error(exc) from None
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        repository, _, tag = reference.rpartition(":")
+        if not repository or "/" in tag:
+            repository, tag = reference, "latest"
+        with _errors():
+            self.client.api.tag(image_id, repository, tag, force=True)
+
+    # -- networks and volumes ----------------------------------------------------------------
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        with _errors():
+            if any(n["Name"] == name for n in self.client.api.networks(names=[name])):
+                return
+            self.client.api.create_network(name, driver="bridge", labels=dict(labels),
+                                           check_duplicate=True)
+
+    def remove_network(self, name: str) -> None:
+        with _errors():
+            for network in self.client.api.networks(names=[name]):
+                if network["Name"] == name:
+                    try:
+                        self.client.api.remove_network(network["Id"])
+                    except docker.errors.NotFound:
+                        pass
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        with _errors():
+            try:
+                self.client.api.inspect_volume(name)
+            except docker.errors.NotFound:
+                self.client.api.create_volume(name, labels=dict(labels))
+
+    def remove_volume(self, name: str) -> None:
+        with _errors():
+            try:
+                self.client.api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]:
+        with _errors():
+            found = self.client.api.volumes(filters={"label": _label_filter(labels)})
+        return sorted(str(v["Name"]) for v in (found.get("Volumes") or []))
+
+    # -- containers --------------------------------------------------------------------------
+    def run(self, spec: ContainerSpec) -> str:
+        """Create and start one container; returns its id."""
+        api = self.client.api
+        restart: dict[str, Any] | None = None
+        if spec.restart != "no":
+            restart = {"Name": spec.restart}
+            if spec.restart == "on-failure" and spec.restart_max_attempts:
+                restart["MaximumRetryCount"] = spec.restart_max_attempts
+        port_bindings: dict[int | str, list[tuple[str, str] | str]] = {}
+        for port in spec.ports:
+            key = f"{port.target}/{port.protocol}"
+            binding: tuple[str, str] | str = ((port.host_ip, port.published) if port.host_ip
+                                              else port.published)
+            port_bindings.setdefault(key, []).append(binding)
+        mounts = [docker.types.Mount(target=m.target, source=m.source,
+                                     type="tmpfs" if m.type == "tmpfs" else "volume",
+                                     read_only=m.read_only) for m in spec.mounts]
+        with _errors():
+            host_config = api.create_host_config(
+                restart_policy=restart, nano_cpus=spec.nano_cpus, mem_limit=spec.memory,
+                mem_reservation=spec.memory_reservation, cpu_shares=spec.cpu_shares,
+                pids_limit=spec.pids_limit, mounts=mounts or None,
+                port_bindings=port_bindings or None, init=spec.init, read_only=spec.read_only,
+                tmpfs=dict(spec.tmpfs) or None, extra_hosts=list(spec.extra_hosts) or None,
+                cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
+                network_mode=spec.network)
+            # docker-py takes a mapping of network to endpoint here; its stubs say otherwise.
+            networking = api.create_networking_config({  # type: ignore[arg-type]
+                spec.network: api.create_endpoint_config(aliases=list(spec.aliases))})
+            created = api.create_container(
+                image=spec.image, name=spec.name, labels=dict(spec.labels),
+                environment=dict(spec.environment),
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                healthcheck=dict(spec.healthcheck) if spec.healthcheck else None,
+                stop_timeout=spec.stop_timeout, stop_signal=spec.stop_signal,
+                ports=[(p.target, p.protocol) for p in spec.ports] or None,
+                user=spec.user, working_dir=spec.working_dir, hostname=spec.hostname,
+                domainname=spec.domainname, tty=spec.tty, stdin_open=spec.stdin_open,
+                host_config=host_config, networking_config=networking)
+            container_id = str(created["Id"])
+            try:
+                api.start(container_id)
+            except docker.errors.APIError:
+                api.remove_container(container_id, force=True)
+                raise
+        return container_id
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """Every container (running or not) carrying all of `labels`."""
+        with _errors():
+            found = self.client.api.containers(all=True, filters={"label": _label_filter(labels)})
+        infos = [self.inspect(str(c["Id"])) for c in found]
+        return sorted((i for i in infos if i is not None), key=lambda i: i.name)
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        try:
+            data = self.client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise _engine_error(exc) from None
+        except requests.exceptions.RequestException as exc:
+            raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
+                                    hint="is dockerd running?") from None
+        return _info(data)
+
+    def stop(self, container_id: str, timeout: int | None = None) -> None:
+        with _errors():
+            try:
+                if timeout is None:
+                    self.client.api.stop(container_id)
+                else:
+                    self.client.api.stop(container_id, timeout=timeout)
+            except docker.errors.NotFound:
+                pass
+
+    def remove(self, container_id: str) -> None:
+        with _errors():
+            try:
+                self.client.api.remove_container(container_id, force=True, v=False)
+            except docker.errors.NotFound:
+                pass
+
+    def logs(self, container_id: str, *, tail: int | None = None,
+             since: datetime | None = None, until: datetime | None = None,
+             follow: bool = False) -> Iterator[LogLine]:
+        """The container's output, stdout and stderr interleaved, one line at a time."""
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True,
+                                  "follow": follow, "stream": True,
+                                  "tail": "all" if tail is None else tail}
+        if since is not None:
+            kwargs["since"] = since
+        if until is not None:
+            kwargs["until"] = until
+        try:
+            stream = self.client.api.logs(container_id, **kwargs)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise _engine_error(exc) from None
+        pending = b""
+        try:
+            for chunk in stream:
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    yield _log_line(container_id, raw)
+            if pending:
+                yield _log_line(container_id, pending)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
+        """Container events of containers with `labels`, as they happen (blocks)."""
+        filters = {"type": "container", "label": _label_filter(labels)}
+        with _errors():
+            stream = self.client.api.events(filters=filters, decode=True)
+        try:
+            for item in stream:
+                actor = item.get("Actor") or {}
+                attributes: dict[str, str] = dict(actor.get("Attributes") or {})
+                action = str(item.get("Action") or item.get("status") or "")
+                code = attributes.get("exitCode")
+                yield EngineEvent(action=action, container_id=str(actor.get("ID") or ""),
+                                  labels=attributes,
+                                  exit_code=int(code) if code and code.isdigit() else None)
+        finally:
+            stream.close()
+
+
+class _errors:
+    """Engine errors, as the project's own errors (a context manager)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 _tb: object) -> None:
+        if isinstance(exc, docker.errors.APIError):
+            raise _engine_error(exc) from None
+        if isinstance(exc, requests.exceptions.RequestException):
+            raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
+                                    hint="is dockerd running?") from None
+
+
+def _engine_error(exc: docker.errors.APIError) -> EngineError:
+    explanation = exc.explanation if isinstance(exc.explanation, str) else str(exc)
+    return EngineError(f"the Docker Engine refused: {explanation}")
+
+
+def _label_filter(labels: Mapping[str, str]) -> list[str]:
+    items = [f"{k}={v}" for k, v in labels.items()]
+    return items or [LABEL_MANAGED]
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, rest = text.partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
+    try:
+        parsed = datetime.fromisoformat(head.rstrip("Z"))
+    except ValueError:
+        return None
+    micro = int(fraction.ljust(6, "0")) if fraction else 0
+    return parsed.replace(microsecond=micro, tzinfo=UTC)
+
+
+def _log_line(container_id: str, raw: bytes) -> LogLine:
+    text = raw.decode("utf-8", errors="replace").rstrip("\r")
+    stamp, sep, rest = text.partition(" ")
+    at = _parse_time(stamp) if sep else None
+    return LogLine(container_id, rest if at is not None else text, at)
+
+
+def _info(data: Mapping[str, Any]) -> ContainerInfo:
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    health = state.get("Health")
+    networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+    address = next((str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")), None)
+    ports: list[str] = []
+    for key, bindings in ((data.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        for binding in bindings or []:
+            ports.append(f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}"
+                         f"->{key}")
+    health_log = health.get("Log") if isinstance(health, dict) else None
+    last_check = str(health_log[-1].get("Output") or "") if health_log else ""
+    return ContainerInfo(
+        id=str(data["Id"]), name=str(data.get("Name", "")).lstrip("/"),
+        labels=dict(config.get("Labels") or {}), status=str(state.get("Status", "")),
+        exit_code=int(state.get("ExitCode") or 0),
+        health=str(health["Status"]) if isinstance(health, dict) else None,
+        restart_count=int(data.get("RestartCount") or 0), ip_address=address,
+        started_at=_parse_time(state.get("StartedAt")), host_ports=tuple(sorted(set(ports))),
+        health_output=" ".join(last_check.split())[:300])

@@ -12,6 +12,10 @@ class EngineUnavailable(DockyardError):
     exit_code = ExitCode.ENGINE_UNAVAILABLE
 
 
+class EngineError(DockyardError):
+    """The engine answered but refused an operation (a name in use, a bad option ...)."""
+
+
 class BuildFailed(DockyardError):
     """An image build failed; `step` and `last_lines` say where and why."""
 

@@ -75,6 +75,20 @@ build_logs = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+service_status = sa.Table(
+    "service_status", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("service", sa.String(253), nullable=False),
+    sa.Column("deployment_id", sa.String(12),
+              sa.ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("state", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "service"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -83,5 +97,10 @@ def _v1_initial(conn: sa.Connection) -> None:
         table.create(conn)
 
 
+def _v2_service_status(conn: sa.Connection) -> None:
+    """The current state of every service of every project: what `ps` reads."""
+    service_status.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
-MIGRATIONS: list[Migration] = [_v1_initial]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status]

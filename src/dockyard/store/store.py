@@ -36,6 +36,24 @@ class DeploymentRecord:
     status: str
     created_at: datetime
     finished_at: datetime | None
+    account: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with its position in the store (SSE resumes after `id`)."""
+
+    id: int
+    event: ServiceEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    service: str
+    deployment: str
+    state: ServiceState
+    reason: str
+    at: datetime
 
 
 def _now() -> datetime:
@@ -148,19 +166,25 @@ class Store:
         table = schema.deployments
         with self.engine.begin() as conn:
             conn.execute(table.update().where(
-                table.c.id == deployment_id, table.c.account_id == account.id
-            ).values(status=status, finished_at=_now()))
+                table.c.id == deployment_id, table.c.account_id == account.id,
+                table.c.status == "running").values(status=status, finished_at=_now()))
 
     def deployments(self, account: Account, project: str | None = None,
                     limit: int = 50) -> list[DeploymentRecord]:
+        return self._deployments(account.id, project, limit, None)
+
+    def _deployments(self, account_id: int, project: str | None, limit: int,
+                     deployment_id: str | None) -> list[DeploymentRecord]:
         d, p = schema.deployments, schema.projects
         query = (sa.select(d.c.id, p.c.name, d.c.action, d.c.status, d.c.created_at,
                            d.c.finished_at)
                  .join(p, p.c.id == d.c.project_id)
-                 .where(d.c.account_id == account.id)
+                 .where(d.c.account_id == account_id)
                  .order_by(d.c.created_at.desc(), d.c.id).limit(limit))
         if project is not None:
             query = query.where(p.c.name == project)
+        if deployment_id is not None:
+            query = query.where(d.c.id == deployment_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [DeploymentRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), _aware(r[4]),
@@ -179,15 +203,102 @@ class Store:
             d.c.id == deployment_id, d.c.account_id == account.id)).first() is not None
 
     # -- events and logs ---------------------------------------------------------------------------
-    def add_event(self, account: Account, event: ServiceEvent) -> None:
+    def add_event(self, account: Account, event: ServiceEvent) -> int:
+        """Record `event` in its deployment's history and as its service's current state."""
         if event.deployment is None:
             raise ValueError("an event to store needs its deployment")
+        d, st = schema.deployments, schema.service_status
         with self.engine.begin() as conn:
-            if not self._owns(conn, account, event.deployment):
+            row = conn.execute(sa.select(d.c.project_id).where(
+                d.c.id == event.deployment, d.c.account_id == account.id)).first()
+            if row is None:
                 raise StoreError(f"no deployment {event.deployment} for this account")
-            conn.execute(schema.events.insert().values(
+            project_id = int(row[0])
+            result = conn.execute(schema.events.insert().values(
                 deployment_id=event.deployment, service=event.service, state=int(event.state),
                 reason=event.reason, at=event.at))
+            values = {"deployment_id": event.deployment, "state": int(event.state),
+                      "reason": event.reason, "at": event.at}
+            updated = conn.execute(st.update().where(
+                st.c.project_id == project_id, st.c.service == event.service).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(st.insert().values(project_id=project_id, service=event.service,
+                                                **values))
+            return _pk(result)
+
+    def statuses(self, account: Account, project: str) -> list[ServiceStatus]:
+        """The current state of each service of `project`, by service name."""
+        st, p = schema.service_status, schema.projects
+        query = (sa.select(st.c.service, st.c.deployment_id, st.c.state, st.c.reason, st.c.at)
+                 .join(p, p.c.id == st.c.project_id)
+                 .where(p.c.account_id == account.id, p.c.name == project)
+                 .order_by(st.c.service))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [ServiceStatus(str(r[0]), str(r[1]), ServiceState(int(r[2])), str(r[3]),
+                              _aware(r[4])) for r in rows]
+
+    def forget_services(self, account: Account, project: str, services: Sequence[str]) -> None:
+        """Drop the current state of services that no longer exist (history is kept)."""
+        st, _p = schema.service_status, schema.projects
+        with self.engine.begin() as conn:
+            project_id = self._project_id(conn, account, project, create=False)
+            if project_id is None:
+                return
+            conn.execute(st.delete().where(st.c.project_id == project_id,
+                                           st.c.service.in_(list(services))))
+
+    def projects(self, account: Account) -> list[str]:
+        p = schema.projects
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(p.c.name).where(p.c.account_id == account.id)
+                                .order_by(p.c.name)).all()
+        return [str(r[0]) for r in rows]
+
+    def events_since(self, account: Account, deployment_id: str,
+                     after: int = 0) -> list[StoredEvent]:
+        e, d = schema.events, schema.deployments
+        query = (sa.select(e.c.id, e.c.service, e.c.state, e.c.at, e.c.reason)
+                 .join(d, d.c.id == e.c.deployment_id)
+                 .where(d.c.id == deployment_id, d.c.account_id == account.id, e.c.id > after)
+                 .order_by(e.c.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [StoredEvent(int(r[0]), ServiceEvent(
+            service=str(r[1]), state=ServiceState(int(r[2])), at=_aware(r[3]),
+            reason=str(r[4]), deployment=deployment_id)) for r in rows]
+
+    def deployment(self, account: Account, deployment_id: str) -> DeploymentRecord | None:
+        found = list(self._deployments(account.id, None, 1, deployment_id))
+        return found[0] if found else None
+
+    def unfinished_deployments(self) -> list[tuple[Account, DeploymentRecord]]:
+        """Deployments of every account still marked running: for recovery at server start."""
+        d, p, a = schema.deployments, schema.projects, schema.accounts
+        query = (sa.select(d.c.id, p.c.name, d.c.action, d.c.status, d.c.created_at,
+                           d.c.finished_at, a.c.id, a.c.name)
+                 .join(p, p.c.id == d.c.project_id).join(a, a.c.id == d.c.account_id)
+                 .where(d.c.status == "running").order_by(d.c.created_at))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(Account(int(r[6]), str(r[7])),
+                 DeploymentRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), _aware(r[4]),
+                                  None, str(r[7]))) for r in rows]
+
+    def all_projects(self) -> list[tuple[Account, str]]:
+        """Every project of every account: for the server's own checks, never for a user."""
+        p, a = schema.projects, schema.accounts
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(a.c.id, a.c.name, p.c.name)
+                                .join(a, a.c.id == p.c.account_id)
+                                .order_by(a.c.name, p.c.name)).all()
+        return [(Account(int(r[0]), str(r[1])), str(r[2])) for r in rows]
+
+    def account_by_name(self, name: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.accounts.c.id).where(
+                schema.accounts.c.name == name)).first()
+        return None if row is None else Account(int(row[0]), name)
 
     def events(self, account: Account, deployment_id: str) -> list[ServiceEvent]:
         e, d = schema.events, schema.deployments

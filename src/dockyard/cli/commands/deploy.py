@@ -1,0 +1,159 @@
+"""`dockyard compose up` and `dockyard compose down`: thin adapters over the client."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.build.context import pack_context
+from dockyard.cli.render import LiveStates, note, print_diagnostics, write_stdout
+from dockyard.cli.tables import endpoints_text, ps_table
+from dockyard.client.api import Client
+from dockyard.compose import LoadOptions, load_project, project_to_dict
+from dockyard.errors import DockyardError
+from dockyard.exit_codes import ExitCode
+
+
+class DeploymentFailed(DockyardError):
+    exit_code = ExitCode.DEPLOYMENT_FAILED
+
+
+class WaitTimeout(DockyardError):
+    exit_code = ExitCode.WAIT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    detach: bool = False
+    build: bool = False
+    force: bool = False
+    wait_timeout: float | None = None
+    as_json: bool = False
+
+
+def _emit_json(item: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(item) + "\n")
+    sys.stdout.flush()
+
+
+def prepare(options: LoadOptions) -> tuple[str, dict[str, Any], dict[str, Any], list[Any]]:
+    """Load and validate locally, pack every build context: (name, project, builds, packs)."""
+    result = load_project(options)
+    print_diagnostics(result.warnings)
+    project = result.project
+    data = project_to_dict(project)
+    builds: dict[str, Any] = {}
+    packs = []
+    for name, service in project.services.items():
+        if service.build is None:
+            continue
+        dockerfile = service.build.dockerfile or "Dockerfile"
+        packed = pack_context(service.build.context, dockerfile)
+        packs.append(packed)
+        data["services"][name]["build"]["context"] = "."
+        builds[name] = {"digest": packed.digest, "dockerfile": dockerfile,
+                        "args": {k: v for k, v in service.build.args.items() if v is not None},
+                        "target": service.build.target}
+    return project.name, data, builds, packs
+
+
+def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
+    name, data, builds, packs = prepare(options)
+    client: Client = client_factory()
+    with client:
+        sent = 0
+        for packed in {p.digest: p for p in packs}.values():
+            if not client.has_context(packed.digest):
+                client.upload_context(packed.digest, packed.data)
+                sent += 1
+        deployment = client.deploy(name, data, builds, force=up.force, build=up.build)
+        if up.as_json:
+            _emit_json({"event": "deployment", "deployment": deployment, "project": name,
+                        "contexts_uploaded": sent})
+        else:
+            note(f"deployment {deployment} of project {name} started")
+        if up.detach:
+            if not up.as_json:
+                note(f"follow it with `dockyard compose ps -p {name}` or `dockyard tail -p "
+                     f"{name}`")
+            return int(ExitCode.OK)
+        try:
+            status = _watch(client, deployment, up)
+        except KeyboardInterrupt:
+            note(f"detached: deployment {deployment} goes on; follow it with `dockyard "
+                 f"compose ps -p {name}` or `dockyard tail -p {name}`")
+            return int(ExitCode.INTERRUPTED)
+        rows = client.services(name)
+    if up.as_json:
+        _emit_json({"event": "services", "services": rows, "status": status})
+    else:
+        write_stdout(ps_table(rows) + endpoints_text(rows))
+    if status == "timeout":
+        raise WaitTimeout(f"deployment {deployment} did not settle within "
+                          f"{up.wait_timeout:g}s; it goes on",
+                          hint=f"follow it with `dockyard compose ps -p {name}`")
+    failed = [r for r in rows if r["state"] != "SERVICE_DEPLOYMENT_COMPLETED"]
+    if status != "succeeded" or failed:
+        details = "; ".join(f"{r['service']}: {r['state']} ({r['reason']})" for r in failed)
+        raise DeploymentFailed(f"deployment {deployment} failed: {details or status}",
+                               hint=f"see `dockyard logs -p {name}` for the services' output")
+    return int(ExitCode.OK)
+
+
+def _watch(client: Client, deployment: str, up: UpOptions) -> str:
+    """Show each state change until the deployment ends; returns its status or "timeout"."""
+    items: queue.Queue[tuple[str, Any] | BaseException] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for item in client.events(deployment):
+                items.put(item)
+        except BaseException as exc:  # handed to the main thread
+            items.put(exc)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = None if up.wait_timeout is None else time.monotonic() + up.wait_timeout
+    live = None if up.as_json else LiveStates()
+    try:
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = items.get(timeout=wait)
+            except queue.Empty:
+                return "timeout"
+            if isinstance(item, BaseException):
+                raise item
+            kind, data = item
+            if kind == "end":
+                return str(data.get("status"))
+            if up.as_json:
+                _emit_json({"event": "state", **data})
+            elif live is not None:
+                live.update(str(data["service"]), str(data["state"]), str(data["at"]),
+                            str(data.get("reason", "")))
+    finally:
+        if live is not None:
+            live.close()
+
+
+def run_down(project: str, client_factory: Any, *, volumes: bool, detach: bool,
+             as_json: bool) -> int:
+    client: Client = client_factory()
+    with client:
+        deployment = client.down(project, volumes=volumes)
+        if not detach:
+            status = _watch(client, deployment, UpOptions(as_json=as_json))
+            if status != "succeeded":
+                raise DeploymentFailed(f"taking {project} down failed ({status})",
+                                       hint="see `dockyard deployments` and the server log")
+    if as_json:
+        _emit_json({"event": "down", "deployment": deployment, "project": project})
+    else:
+        note(f"project {project} is down (deployment {deployment})"
+             + ("" if volumes else "; its volumes are kept (use --volumes to remove them)"))
+    return int(ExitCode.OK)

@@ -1,0 +1,34 @@
+"""`dockyard compose ps` and `dockyard deployments`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dockyard.cli.render import note, write_stdout
+from dockyard.cli.tables import deployments_table, ps_table
+from dockyard.client.api import Client
+
+
+def run_ps(project: str, client_factory: Any, *, as_json: bool, long: bool) -> None:
+    client: Client = client_factory()
+    with client:
+        rows = client.services(project)
+    if as_json:
+        write_stdout(json.dumps(rows, indent=2))
+    elif not rows:
+        note(f"no services found in project {project!r}; `dockyard deployments` shows what "
+             "was deployed")
+    else:
+        write_stdout(ps_table(rows, long=long))
+
+
+def run_deployments(project: str | None, client_factory: Any, *, as_json: bool,
+                    limit: int) -> None:
+    client: Client = client_factory()
+    with client:
+        items = client.deployments(project, limit=limit)
+    if as_json:
+        write_stdout(json.dumps(items, indent=2))
+    else:
+        write_stdout(deployments_table(items))

@@ -1,0 +1,198 @@
+"""`Client`: every API call of the server as a method, errors as the project's own exceptions.
+
+The library never prints: streaming calls (`events`, `logs`) yield parsed items and the caller
+renders them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from dockyard.diagnostics import Diagnostic, Location, Severity
+from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.exit_codes import ExitCode
+
+
+class ClientError(DockyardError):
+    """The server refused a request, or could not be reached."""
+
+
+class ServerUnreachable(ClientError):
+    exit_code = ExitCode.SERVER_UNAVAILABLE
+
+
+class DeploymentConflict(ClientError):
+    """Another deployment of the project runs."""
+
+
+class EngineDown(ClientError):
+    exit_code = ExitCode.ENGINE_UNAVAILABLE
+
+
+class Client:
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the Dockyard server at {self.url}: {exc}",
+                                    hint="is the server running? (`dockyard server`)") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def _stream(self, path: str, params: Mapping[str, Any] | None = None
+                ) -> Iterator[tuple[str, Any]]:
+        """Server-Sent Events as (event, data) pairs, until the server says `end`."""
+        try:
+            with self.http.stream("GET", path, params=params, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                kind = "message"
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        kind = line[len("event: "):]
+                    elif line.startswith("data: "):
+                        data = json.loads(line[len("data: "):])
+                        yield kind, data
+                        if kind == "end":
+                            return
+                        kind = "message"
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"lost the Dockyard server at {self.url}: {exc}",
+                                    hint="is the server running? (`dockyard server`)") from None
+
+    # -- the API ---------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/health"))
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/whoami"))
+
+    def has_context(self, digest: str) -> bool:
+        try:
+            response = self.http.head(f"/v1/contexts/{digest}")
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the Dockyard server at {self.url}: {exc}"
+                                    ) from None
+        if response.status_code == 401:
+            raise _error(response)
+        return response.status_code == 200
+
+    def upload_context(self, digest: str, data: bytes) -> None:
+        self._request("PUT", f"/v1/contexts/{digest}", content=data,
+                      headers={"Content-Type": "application/x-tar"}, timeout=None)
+
+    def deploy(self, project: str, data: Mapping[str, Any],
+               builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
+               build: bool = False) -> str:
+        body = {"project": dict(data), "builds": dict(builds), "force": force, "build": build}
+        return str(self._json("POST", f"/v1/projects/{project}/deployments",
+                              json=body)["deployment"])
+
+    def down(self, project: str, *, volumes: bool = False) -> str:
+        return str(self._json("POST", f"/v1/projects/{project}/down",
+                              json={"volumes": volumes})["deployment"])
+
+    def services(self, project: str) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"/v1/projects/{project}/services"))
+
+    def projects(self) -> list[str]:
+        return list(self._json("GET", "/v1/projects"))
+
+    def deployments(self, project: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if project:
+            params["project"] = project
+        return list(self._json("GET", "/v1/deployments", params=params))
+
+    def deployment(self, deployment: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/deployments/{deployment}"))
+
+    def events(self, deployment: str, after: int = 0) -> Iterator[tuple[str, Any]]:
+        """The deployment's state events as they happen; ends with ("end", {"status"})."""
+        return self._stream(f"/v1/deployments/{deployment}/events", {"after": after})
+
+    def logs(self, project: str, *, services: list[str] | None = None, follow: bool = False,
+             since: str | None = None, until: str | None = None, kind: str = "all",
+             deployment: str | None = None, tail: int | None = None
+             ) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"follow": follow, "type": kind}
+        for key, value in (("service", services), ("since", since), ("until", until),
+                           ("deployment", deployment), ("tail", tail)):
+            if value:
+                params[key] = value
+        for event, data in self._stream(f"/v1/projects/{project}/logs", params):
+            if event == "log":
+                yield dict(data)
+
+
+def _error(response: httpx.Response) -> DockyardError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("error") or body.get("detail") or
+                  f"the server answered {response.status_code}")
+    hint = body.get("hint")
+    kind = body.get("kind")
+    if kind == "ProjectInvalid" and isinstance(body.get("diagnostics"), list):
+        return ProjectInvalid([
+            Diagnostic(Severity(d.get("severity", "error")), str(d.get("code")),
+                       str(d.get("message")),
+                       Location(d.get("file"), d.get("line"), d.get("path")), d.get("hint"))
+            for d in body["diagnostics"]])
+    if response.status_code == 409:
+        return DeploymentConflict(message, hint)
+    if response.status_code == 503 or kind == "EngineUnavailable":
+        return EngineDown(message, hint)
+    if response.status_code == 422 and isinstance(body.get("detail"), list):
+        message = "the server refused the request: " + "; ".join(
+            str(d.get("msg")) for d in body["detail"] if isinstance(d, dict))
+    return ClientError(message, hint)
+
+
+def connect(server: str | None = None, *, environ: Mapping[str, str] | None = None,
+            announce: Any = None) -> Client:
+    """A client of `server`, `$DOCKYARD_SERVER`, or the local server (started if needed).
+
+    `announce` is called with a message when a local server had to be started.
+    """
+    env = os.environ if environ is None else environ
+    url = server or env.get("DOCKYARD_SERVER")
+    if url:
+        token = env.get("DOCKYARD_TOKEN") or ""
+        if not token:
+            from dockyard.client.local import stored_token
+
+            token = stored_token(url, env) or ""
+        return Client(url, token)
+    from dockyard.client.local import ensure_local_server
+
+    url, token = ensure_local_server(env, announce=announce)
+    return Client(url, token)

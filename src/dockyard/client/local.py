@@ -1,0 +1,123 @@
+"""The embedded default: find the local server, or start one in the background.
+
+The local server keeps its state under `$DOCKYARD_HOME` (`data/server/`): `server.json` (pid and
+URL, written once it listens), `server.log`, `local-token` (the single-user account's token,
+mode 0600). It listens on 127.0.0.1 on a free port the operating system picks, so a port in use
+never stops it. A `server.json` whose pid is dead, or whose server does not answer, is stale:
+a new server is started. A lock file keeps two CLIs from starting two servers at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+from dockyard.home import config_dir, data_dir
+
+START_TIMEOUT = 30.0
+
+
+def server_dir(env: Mapping[str, str]) -> Path:
+    return data_dir(env) / "server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v1/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def running_server(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """(url, pid) of a live local server, or None."""
+    path = server_dir(env) / "server.json"
+    try:
+        state = json.loads(path.read_text())
+        url, pid = str(state["url"]), int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid) or not _answers(url):
+        return None
+    return url, pid
+
+
+def _token(env: Mapping[str, str]) -> str:
+    return (server_dir(env) / "local-token").read_text().strip()
+
+
+def ensure_local_server(env: Mapping[str, str],
+                        announce: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """(url, token) of the local server, starting it first when none answers."""
+    from dockyard.client.api import ServerUnreachable
+
+    found = running_server(env)
+    if found is not None:
+        return found[0], _token(env)
+    directory = server_dir(env)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = running_server(env)  # another CLI may have started it meanwhile
+        if found is not None:
+            return found[0], _token(env)
+        (directory / "server.json").unlink(missing_ok=True)
+        log_path = directory / "server.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "dockyard.server", "--listen", "127.0.0.1:0",
+                 "--data", str(directory)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                env=dict(env), close_fds=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            found = running_server(env)
+            if found is not None and found[1] == process.pid:
+                if announce is not None:
+                    announce(f"started a local Dockyard server at {found[0]} (pid "
+                             f"{process.pid}, log {log_path})")
+                return found[0], _token(env)
+            if process.poll() is not None:
+                raise ServerUnreachable(
+                    f"the local Dockyard server stopped as it started (exit code "
+                    f"{process.returncode})", hint=f"its log says why: {_tail(log_path)}")
+            time.sleep(0.05)
+        process.kill()
+        raise ServerUnreachable("the local Dockyard server did not answer within "
+                                f"{START_TIMEOUT:g}s", hint=f"see its log: {log_path}")
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return str(path)
+    return " | ".join(text[-lines:]) or str(path)
+
+
+def stored_token(url: str, env: Mapping[str, str]) -> str | None:
+    """A token saved by `dockyard login` for `url` (the login command arrives with accounts)."""
+    path = config_dir(env) / "credentials.json"
+    try:
+        tokens = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    value = tokens.get(url.rstrip("/")) if isinstance(tokens, dict) else None
+    return str(value) if value else None

@@ -1,0 +1,168 @@
+"""The narrow interface between the control plane and a container engine (DESIGN section 7).
+
+The server plans and decides; a driver only carries out: networks, volumes, images, containers,
+logs and engine events, described by plain values. The Docker Engine driver
+(`docker_engine.DockerEngine`) is the first implementation and the only code importing `docker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from dockyard.build.context import PackedContext
+
+LABEL_MANAGED = "dockyard.managed"
+LABEL_ACCOUNT = "dockyard.account"
+LABEL_PROJECT = "dockyard.project"
+LABEL_SERVICE = "dockyard.service"
+LABEL_DEPLOYMENT = "dockyard.deployment"
+LABEL_CONFIG_HASH = "dockyard.config-hash"
+LABEL_REPLICA = "dockyard.replica"
+LABEL_JOB = "dockyard.job"
+
+
+@dataclass(frozen=True, slots=True)
+class MountSpec:
+    type: str  # "volume" or "tmpfs"
+    target: str
+    source: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    target: int
+    protocol: str
+    published: str  # a port or a range
+    host_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Everything needed to create one container, in engine-neutral terms."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    environment: Mapping[str, str]
+    network: str
+    aliases: tuple[str, ...]
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    healthcheck: Mapping[str, object] | None = None  # the engine's shape (Test, Interval ...)
+    restart: str = "no"  # no, always, unless-stopped, on-failure
+    restart_max_attempts: int = 0
+    stop_timeout: int | None = None  # seconds
+    stop_signal: str | None = None
+    nano_cpus: int | None = None
+    memory: int | None = None
+    memory_reservation: int | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    mounts: tuple[MountSpec, ...] = ()
+    ports: tuple[PublishedPort, ...] = ()
+    user: str | None = None
+    working_dir: str | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    init: bool | None = None
+    read_only: bool = False
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    extra_hosts: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    tty: bool = False
+    stdin_open: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """A container as the engine reports it."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    status: str  # created, running, restarting, exited, dead, paused
+    exit_code: int
+    health: str | None  # None (no healthcheck), starting, healthy, unhealthy
+    restart_count: int
+    ip_address: str | None
+    started_at: datetime | None
+    host_ports: tuple[str, ...] = ()  # "0.0.0.0:9100->9100/tcp"
+    health_output: str = ""  # what the last health check printed
+
+    @property
+    def service(self) -> str:
+        return self.labels.get(LABEL_SERVICE, "")
+
+    @property
+    def deployment(self) -> str:
+        return self.labels.get(LABEL_DEPLOYMENT, "")
+
+    @property
+    def config_hash(self) -> str:
+        return self.labels.get(LABEL_CONFIG_HASH, "")
+
+    @property
+    def is_job(self) -> bool:
+        return self.labels.get(LABEL_JOB) == "true"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """A container event the server follows after a deployment (die, start, health_status)."""
+
+    action: str
+    container_id: str
+    labels: Mapping[str, str]
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    container: str
+    text: str
+    at: datetime | None
+
+
+class Driver(Protocol):
+    """What the control plane needs from an engine; nothing more."""
+
+    def close(self) -> None: ...
+
+    def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
+              build_args: Mapping[str, str] | None = None, target: str | None = None,
+              labels: Mapping[str, str] | None = None,
+              on_log: Callable[[str], None] | None = None) -> str: ...
+
+    def image_id(self, reference: str) -> str | None: ...
+
+    def tag_image(self, image_id: str, reference: str) -> None: ...
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def remove_volume(self, name: str) -> None: ...
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]: ...
+
+    def run(self, spec: ContainerSpec) -> str: ...
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]: ...
+
+    def inspect(self, container_id: str) -> ContainerInfo | None: ...
+
+    def stop(self, container_id: str, timeout: int | None = None) -> None: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+    def logs(self, container_id: str, *, tail: int | None = None, since: datetime | None = None,
+             until: datetime | None = None, follow: bool = False) -> Iterator[LogLine]: ...
+
+    def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]: ...

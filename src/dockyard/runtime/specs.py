@@ -1,0 +1,209 @@
+"""A service of a normalized project as container specs (pure).
+
+Dockyard's choices, written down here because the Compose file cannot say them:
+- `restart: "no"` (or `deploy.restart_policy.condition: none`) makes a one-off job: it runs
+  once, COMPLETED on exit 0 and FAILED otherwise. Any other service is long-running and, with no
+  restart policy given, restarts `unless-stopped`: a platform brings crashed services back.
+- Every engine name is scoped by account and project (`dy-<account>-<project>...`), so two
+  accounts, or two projects, never share a network, a volume or a container name.
+- Every service joins its project's one network, under the aliases of `naming.private_hostnames`
+  plus its Compose network aliases. Compose `networks:` declarations do not split a project
+  into several networks.
+- `deploy.resources.limits` become the engine's CPU, memory and pids limits; a memory
+  reservation becomes a soft limit; a CPU reservation becomes a relative CPU weight (1 CPU =
+  1024 shares): a single Docker Engine cannot reserve CPU time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dockyard.compose.interpolation import Interpolator
+from dockyard.compose.models import Healthcheck, Project, Service
+from dockyard.naming import NamingMode, private_hostnames, sanitize_label, service_fqdn
+from dockyard.runtime.driver import (
+    LABEL_ACCOUNT,
+    LABEL_CONFIG_HASH,
+    LABEL_DEPLOYMENT,
+    LABEL_JOB,
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    LABEL_REPLICA,
+    LABEL_SERVICE,
+    ContainerSpec,
+    MountSpec,
+    PublishedPort,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Who deploys what, where: the values every name and label depends on."""
+
+    account: str
+    project: str
+    mode: NamingMode
+    zone: str
+
+
+def scope(placement: Placement) -> str:
+    return f"dy-{sanitize_label(placement.account)}-{placement.project}"
+
+
+def network_name(placement: Placement) -> str:
+    return scope(placement)
+
+
+def volume_name(placement: Placement, project: Project, volume: str) -> str:
+    resource = project.volumes.get(volume)
+    if resource is not None and resource.external:
+        return resource.name
+    return f"{scope(placement)}_{volume}"
+
+
+def project_labels(placement: Placement) -> dict[str, str]:
+    return {LABEL_MANAGED: "true", LABEL_ACCOUNT: placement.account,
+            LABEL_PROJECT: placement.project}
+
+
+def service_labels(placement: Placement, service: str) -> dict[str, str]:
+    return {**project_labels(placement), LABEL_SERVICE: service}
+
+
+def image_repository(placement: Placement, service: str) -> str:
+    """Where a built image of `service` is tagged (the tag is its build key)."""
+    return f"{scope(placement)}-{sanitize_label(service)}"
+
+
+def is_job(service: Service) -> bool:
+    if service.restart == "no":
+        return True
+    policy = service.deploy.restart_policy if service.deploy else None
+    return policy is not None and policy.condition == "none"
+
+
+def restart_policy(service: Service) -> tuple[str, int]:
+    """The engine's restart policy name and maximum retry count."""
+    if is_job(service):
+        return "no", 0
+    restart = service.restart
+    if restart is None and service.deploy and service.deploy.restart_policy:
+        policy = service.deploy.restart_policy
+        if policy.condition == "on-failure":
+            return "on-failure", policy.max_attempts or 0
+        if policy.condition == "any":
+            return "always", 0
+    if restart is None:
+        return "unless-stopped", 0
+    name, _, count = restart.partition(":")
+    return name, int(count) if count.isdigit() else 0
+
+
+def _seconds(nanoseconds: int | None) -> int | None:
+    return None if nanoseconds is None else max(0, nanoseconds // 1_000_000_000)
+
+
+def engine_healthcheck(check: Healthcheck | None) -> dict[str, object] | None:
+    if check is None:
+        return None
+    if check.disable or (check.test and check.test[0] == "NONE"):
+        return {"Test": ["NONE"]}
+    out: dict[str, object] = {}
+    if check.test:
+        out["Test"] = list(check.test)
+    for key, value in (("Interval", check.interval), ("Timeout", check.timeout),
+                       ("StartPeriod", check.start_period), ("Retries", check.retries)):
+        if value is not None:
+            out[key] = value
+    return out or None
+
+
+def resolve_environment(service: Service, configs: Mapping[str, str]) -> dict[str, str]:
+    """Environment templates evaluated: `${NAME}` from configs, `$$` as `$`.
+
+    A key with no value takes the config of its name. The caller has checked that every
+    reference is defined (`missing_configs`).
+    """
+    interpolator = Interpolator(variables=configs)
+    out: dict[str, str] = {}
+    for key, value in service.environment.items():
+        out[key] = configs.get(key, "") if value is None else interpolator.substitute(value)
+    return out
+
+
+def container_specs(project: Project, service: Service, placement: Placement, *, image: str,
+                    deployment: str, config_hash: str, replicas: int,
+                    configs: Mapping[str, str] | None = None,
+                    first_index: int = 1) -> list[ContainerSpec]:
+    """The containers of one service, numbered from `first_index`."""
+    extra = service.extra
+    restart, attempts = restart_policy(service)
+    limits = service.deploy.limits if service.deploy else None
+    reservations = service.deploy.reservations if service.deploy else None
+    fqdn = (service_fqdn(placement.mode, username=placement.account, project=placement.project,
+                         service=service.name, zone=placement.zone)
+            if service.is_public else "")
+    environment = resolve_environment(service, configs or {})
+    aliases = list(private_hostnames(placement.mode, username=placement.account,
+                                     project=placement.project, service=service.name))
+    for network in service.networks.values():
+        if network is not None:
+            aliases.extend(network.aliases)
+    mounts = tuple(
+        MountSpec(type=m.type, target=m.target,
+                  source=(volume_name(placement, project, m.source)
+                          if m.type == "volume" and m.source else m.source),
+                  read_only=m.read_only)
+        for m in service.volumes if m.type in ("volume", "tmpfs"))
+    ports = tuple(PublishedPort(target=p.target, protocol=p.protocol,
+                                published=p.published or str(p.target), host_ip=p.host_ip)
+                  for p in service.host_ports)
+    tmpfs_raw = extra.get("tmpfs")
+    tmpfs_list = [tmpfs_raw] if isinstance(tmpfs_raw, str) else list(tmpfs_raw or [])
+    tmpfs = {str(t).partition(":")[0]: str(t).partition(":")[2] for t in tmpfs_list}
+    labels_base = {**service.labels, **service_labels(placement, service.name),
+                   LABEL_DEPLOYMENT: deployment, LABEL_CONFIG_HASH: config_hash,
+                   LABEL_JOB: "true" if restart == "no" and is_job(service) else "false"}
+    specs: list[ContainerSpec] = []
+    for index in range(first_index, first_index + replicas):
+        env = {**environment, "DOCKYARD_SERVICE": service.name,
+               "DOCKYARD_DEPLOYMENT": deployment, "DOCKYARD_FQDN": fqdn}
+        specs.append(ContainerSpec(
+            name=f"{scope(placement)}-{sanitize_label(service.name)}-{index}-{deployment[:6]}",
+            image=image, labels={**labels_base, LABEL_REPLICA: str(index)}, environment=env,
+            network=network_name(placement), aliases=tuple(dict.fromkeys(aliases)),
+            command=service.command, entrypoint=service.entrypoint,
+            healthcheck=engine_healthcheck(service.healthcheck),
+            restart=restart, restart_max_attempts=attempts,
+            stop_timeout=_seconds(service.stop_grace_period),
+            stop_signal=str(extra["stop_signal"]) if extra.get("stop_signal") else None,
+            nano_cpus=int(limits.cpus * 1e9) if limits and limits.cpus else None,
+            memory=limits.memory if limits else None,
+            memory_reservation=reservations.memory if reservations else None,
+            cpu_shares=(int(reservations.cpus * 1024) if reservations and reservations.cpus
+                        else None),
+            pids_limit=limits.pids if limits else None,
+            mounts=mounts, ports=ports, user=service.user, working_dir=service.working_dir,
+            hostname=service.hostname, domainname=service.domainname,
+            init=bool(extra["init"]) if extra.get("init") is not None else None,
+            read_only=bool(extra.get("read_only")), tmpfs=tmpfs,
+            extra_hosts=tuple(str(h) for h in extra.get("extra_hosts") or ()),
+            cap_add=tuple(str(c) for c in extra.get("cap_add") or ()),
+            cap_drop=tuple(str(c) for c in extra.get("cap_drop") or ()),
+            tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open"))))
+    return specs
+
+
+def missing_configs(project: Project, configs: Mapping[str, str]) -> dict[str, list[str]]:
+    """Every config name the project needs and `configs` lacks, with the services needing it."""
+    from dockyard.compose.interpolation import config_references
+
+    missing: dict[str, list[str]] = {}
+    for name, service in sorted(project.services.items()):
+        for key, value in service.environment.items():
+            needed = [key] if value is None else config_references(value)
+            for ref in needed:
+                if ref not in configs and name not in missing.setdefault(ref, []):
+                    missing[ref].append(name)
+    return {k: v for k, v in missing.items() if v}

@@ -1,0 +1,1 @@
+"""The control plane: the HTTP API, deployment workers, engine watching and recovery."""

@@ -1,0 +1,3 @@
+from dockyard.server.main import main
+
+main()

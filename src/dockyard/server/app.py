@@ -1,0 +1,283 @@
+"""The HTTP API (FastAPI): JSON under `/v1`, Server-Sent Events for what streams.
+
+Every route but `/v1/health` needs `Authorization: Bearer <token>`; every query is scoped to the
+token's account, so another account's project answers 404 exactly like a missing one. Errors
+are JSON `{"error", "hint", "kind", "diagnostics"}`; the client turns them back into the
+project's own exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from dockyard import __version__
+from dockyard.build.safety import UnsafeArchive
+from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.runtime.errors import EngineUnavailable
+from dockyard.server import operations
+from dockyard.server.contexts import ContextError
+from dockyard.server.control import ControlPlane, DeploymentInProgress
+from dockyard.server.deployer import BuildInput
+from dockyard.store.store import Account
+
+SSE_POLL_SECONDS = 0.1
+PROJECT_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class Unauthorized(DockyardError):
+    """No token, or a token the server does not know."""
+
+
+class BuildBody(BaseModel):
+    digest: str
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+
+
+class DeployBody(BaseModel):
+    project: dict[str, Any]
+    builds: dict[str, BuildBody] = Field(default_factory=dict)
+    force: bool = False
+    build: bool = False
+
+
+class DownBody(BaseModel):
+    volumes: bool = False
+
+
+_STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextError: 422,
+           DeploymentInProgress: 409, operations.NotFound: 404, Unauthorized: 401,
+           EngineUnavailable: 503}
+
+
+def _status_of(exc: DockyardError) -> int:
+    for kind, status in _STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def error_body(exc: DockyardError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": exc.message, "hint": exc.hint, "kind": type(exc).__name__}
+    if isinstance(exc, ProjectInvalid):
+        body["diagnostics"] = [
+            {"severity": d.severity.value, "code": d.code, "message": d.message,
+             "file": d.location.file, "line": d.location.line, "path": d.location.path,
+             "hint": d.hint} for d in exc.diagnostics]
+    return body
+
+
+def _sse(kind: str, data: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+def account(request: Request,
+            authorization: Annotated[str | None, Header()] = None) -> Account:
+    """The account of the request's bearer token, or 401."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("this request has no API token",
+                           hint="send `Authorization: Bearer <token>`")
+    control: ControlPlane = request.app.state.control
+    found = control.store.account_for_token(token.strip())
+    if found is None:
+        raise Unauthorized("the API token is not valid (unknown or revoked)",
+                           hint="log in again")
+    return found
+
+
+Who = Annotated[Account, Depends(account)]
+
+
+def create_app(control: ControlPlane) -> FastAPI:
+    app = FastAPI(title="Dockyard", version=__version__,
+                  description="The Dockyard control plane.", openapi_url="/v1/openapi.json",
+                  docs_url="/v1/docs", redoc_url=None)
+    app.state.control = control
+    store = control.store
+
+    @app.exception_handler(DockyardError)
+    async def _dockyard_error(_request: Request, exc: DockyardError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=_status_of(exc))
+
+    @app.get("/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/v1/whoami")
+    def whoami(who: Who) -> dict[str, str]:
+        return {"account": who.name, "mode": control.settings.mode.value,
+                "zone": control.settings.zone, "version": __version__}
+
+    @app.head("/v1/contexts/{digest}")
+    def has_context(digest: str, _who: Who) -> Response:
+        return Response(status_code=200 if control.contexts.has(digest) else 404)
+
+    @app.put("/v1/contexts/{digest}", status_code=201)
+    async def put_context(digest: str, request: Request, _who: Who) -> dict[str, str]:
+        limit = control.settings.max_context_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise UnsafeArchive(f"the build context is over the server's limit of {limit} "
+                                    "bytes", hint="make the context smaller (.dockerignore)")
+            chunks.append(chunk)
+        control.contexts.put(digest, b"".join(chunks))
+        return {"digest": digest}
+
+    @app.get("/v1/projects")
+    def projects(who: Who) -> list[str]:
+        return store.projects(who)
+
+    @app.post("/v1/projects/{project}/deployments", status_code=202)
+    def deploy(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
+               body: DeployBody, who: Who) -> dict[str, Any]:
+        builds = {name: BuildInput(b.digest, b.dockerfile, dict(b.args), b.target)
+                  for name, b in body.builds.items()}
+        deployment = operations.start_deployment(control, who, project, body.project, builds,
+                                                 force=body.force, rebuild=body.build)
+        return {"deployment": deployment, "project": project}
+
+    @app.post("/v1/projects/{project}/down", status_code=202)
+    def down(project: str, body: DownBody, who: Who) -> dict[str, Any]:
+        deployment = operations.start_down(control, who, project, volumes=body.volumes)
+        return {"deployment": deployment, "project": project}
+
+    @app.get("/v1/projects/{project}/services")
+    def services(project: str, who: Who) -> list[dict[str, Any]]:
+        return [row.to_json() for row in operations.services(control, who, project)]
+
+    @app.get("/v1/deployments")
+    def deployments(who: Who, project: str | None = None,
+                    limit: int = 50) -> list[dict[str, Any]]:
+        out = []
+        for record in store.deployments(who, project, limit=limit):
+            data = store.deployed_project(who, record.id) or {}
+            out.append({"id": record.id, "project": record.project, "action": record.action,
+                        "status": record.status, "created_at": record.created_at.isoformat(),
+                        "finished_at": (record.finished_at.isoformat()
+                                        if record.finished_at else None),
+                        "services": sorted((data.get("services") or {}).keys())})
+        return out
+
+    def _deployment(who: Account, deployment: str) -> Any:
+        record = store.deployment(who, deployment)
+        if record is None:
+            raise operations.NotFound(f"no deployment {deployment!r}",
+                                      hint="`dockyard deployments` lists them")
+        return record
+
+    @app.get("/v1/deployments/{deployment}")
+    def deployment_detail(deployment: str, who: Who) -> dict[str, Any]:
+        record = _deployment(who, deployment)
+        return {"id": record.id, "project": record.project, "action": record.action,
+                "status": record.status, "created_at": record.created_at.isoformat(),
+                "events": [e.event.to_json() | {"id": e.id}
+                           for e in store.events_since(who, deployment)]}
+
+    @app.get("/v1/deployments/{deployment}/events")
+    def deployment_events(deployment: str, who: Who, after: int = 0) -> StreamingResponse:
+        _deployment(who, deployment)
+
+        def stream() -> Iterator[str]:
+            last = after
+            while True:
+                record = store.deployment(who, deployment)
+                for item in store.events_since(who, deployment, last):
+                    last = item.id
+                    yield _sse("state", item.event.to_json() | {"id": item.id})
+                if record is None or record.status != "running":
+                    yield _sse("end", {"status": record.status if record else "gone"})
+                    return
+                time.sleep(SSE_POLL_SECONDS)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/v1/projects/{project}/logs")
+    def logs(project: str, who: Who, service: Annotated[list[str] | None, Query()] = None,
+             follow: bool = False, since: datetime | None = None,
+             until: datetime | None = None, type: str = "all",
+             deployment: str | None = None, tail: int | None = None) -> StreamingResponse:
+        if type not in ("all", "build", "run"):
+            raise DockyardError(f"unknown log type {type!r}", hint="use build, run or all")
+        names = list(service or [])
+        history = store.deployments(who, project, limit=50)
+        if not history:
+            raise operations.NotFound(f"project {project!r} has no deployment")
+        ups = [r for r in history if r.action == "up"]
+        chosen = None
+        if deployment in (None, "latest"):
+            chosen = ups[0].id if ups else None
+        else:
+            chosen = _deployment(who, str(deployment)).id
+        return StreamingResponse(
+            _log_stream(control, who, project, names, follow, since, until, type,
+                        chosen, deployment not in (None, "latest"), tail),
+            media_type="text/event-stream")
+
+    return app
+
+
+def _log_stream(control: ControlPlane, who: Account, project: str, names: list[str],
+                follow: bool, since: datetime | None, until: datetime | None, kind: str,
+                deployment: str | None, only_that_deployment: bool,
+                tail: int | None) -> Iterator[str]:
+    if kind in ("all", "build") and deployment:
+        for entry in operations.build_logs(control, who, deployment, names):
+            yield _sse("log", entry.to_json())
+    if kind == "build":
+        yield _sse("end", {})
+        return
+    containers = operations.run_containers(control, who, project, names,
+                                           deployment if only_that_deployment else None)
+    lines: queue.Queue[operations.LogEntry | None] = queue.Queue(maxsize=10_000)
+
+    def pump(info: Any) -> None:
+        try:
+            for line in control.driver.logs(info.id, tail=tail, since=since, until=until,
+                                            follow=follow):
+                lines.put(operations.LogEntry(info.service, "run", line.text, line.at,
+                                              info.name))
+        except DockyardError:
+            pass
+        finally:
+            lines.put(None)
+
+    for info in containers:
+        threading.Thread(target=pump, args=(info,), daemon=True).start()
+    if not follow:
+        # Gather every container's lines, then send them in time order.
+        done = 0
+        gathered: list[operations.LogEntry] = []
+        while done < len(containers):
+            item = lines.get()
+            if item is None:
+                done += 1
+            else:
+                gathered.append(item)
+        gathered.sort(key=lambda e: (e.at.timestamp() if e.at else 0.0))
+        for entry in gathered:
+            yield _sse("log", entry.to_json())
+        yield _sse("end", {})
+        return
+    while True:
+        try:
+            item = lines.get(timeout=15)
+        except queue.Empty:
+            yield ": keep-alive\n\n"
+            continue
+        if item is not None:
+            yield _sse("log", item.to_json())

@@ -1,0 +1,100 @@
+"""The control plane's shared parts: store, driver, settings, and who is deploying what.
+
+One `ControlPlane` lives in the server. Deployments of one project never interleave: `begin`
+takes the project's slot or refuses (`DeploymentInProgress`), `end` frees it. Containers the
+server stops on purpose are remembered so the engine watcher does not take their exit for a
+crash.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dockyard.errors import DockyardError
+from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
+from dockyard.runtime.driver import Driver
+from dockyard.runtime.specs import Placement
+from dockyard.server.contexts import ContextStore
+from dockyard.server.settings import ServerSettings
+from dockyard.store.store import Account, Store
+
+
+class DeploymentInProgress(DockyardError):
+    """Another deployment of the same project is running."""
+
+
+@dataclass
+class _Slot:
+    deployment: str
+
+
+class ControlPlane:
+    def __init__(self, settings: ServerSettings, store: Store, driver: Driver) -> None:
+        self.settings = settings
+        self.store = store
+        self.driver = driver
+        self.contexts = ContextStore(settings.data / "contexts", settings.max_context_bytes)
+        self.build_slots = threading.BoundedSemaphore(settings.build_concurrency)
+        self._lock = threading.Lock()
+        self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
+        self._expected_stops: set[str] = set()
+        self.shutting_down = threading.Event()
+
+    def placement(self, account: Account, project: str) -> Placement:
+        return Placement(account=account.name, project=project, mode=self.settings.mode,
+                         zone=self.settings.zone)
+
+    # -- one deployment per project at a time -----------------------------------------------
+    def begin(self, account: Account, project: str, deployment: str) -> None:
+        with self._lock:
+            current = self._active.get((account.name, project))
+            if current is not None:
+                raise DeploymentInProgress(
+                    f"deployment {current.deployment} of project {project!r} is still running",
+                    hint="wait for it to finish (`dockyard compose ps` shows it), then run "
+                    "the command again")
+            self._active[(account.name, project)] = _Slot(deployment)
+
+    def end(self, account: Account, project: str) -> None:
+        with self._lock:
+            self._active.pop((account.name, project), None)
+
+    def is_deploying(self, account_name: str, project: str) -> bool:
+        with self._lock:
+            return (account_name, project) in self._active
+
+    # -- containers stopped on purpose -----------------------------------------------------
+    def expect_stop(self, container_id: str) -> None:
+        with self._lock:
+            self._expected_stops.add(container_id)
+
+    def stop_was_expected(self, container_id: str) -> bool:
+        with self._lock:
+            return container_id in self._expected_stops
+
+    # -- state changes ------------------------------------------------------------------------
+    def record(self, account: Account, deployment: str, service: str, state: ServiceState,
+               reason: str) -> ServiceState:
+        """Record `service` moving to `state`, unless the table forbids it.
+
+        A move the table does not list is dropped rather than recorded (the watcher can race a
+        deployment's own events); a note in the same state is recorded as an event.
+        """
+        current = self.current_state(account, deployment, service)
+        if current != state and not can_transition(current, state):
+            return current
+        self.store.add_event(account, ServiceEvent(
+            service=service, state=state, at=datetime.now(UTC), reason=reason,
+            deployment=deployment))
+        return state
+
+    def current_state(self, account: Account, deployment: str, service: str) -> ServiceState:
+        record = self.store.deployment(account, deployment)
+        if record is None:
+            return ServiceState.NOT_SPECIFIED
+        for status in self.store.statuses(account, record.project):
+            if status.service == service:
+                return status.state
+        return ServiceState.NOT_SPECIFIED

@@ -1,0 +1,368 @@
+"""One deployment, carried out: builds, then every service in `depends_on` order.
+
+The request was validated before this runs (`server.requests`), so nothing here is a user's
+mistake that could have been caught earlier; what can still fail (a build, a container that
+crashes) fails that service alone and its dependents, and a changed service that fails leaves its
+previous containers serving (start-first replacement).
+
+Each service runs in its own thread: it waits for its image (built in the bounded build queue or
+found on the engine), then for its dependencies' conditions, then does what `plan` decided.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from dockyard.compose.models import Condition, Project, Service
+from dockyard.lifecycle import ServiceState
+from dockyard.plan import ActionKind, RunningService, config_hash, desired_replicas, plan
+from dockyard.runtime.driver import LABEL_DEPLOYMENT, ContainerInfo
+from dockyard.runtime.errors import BuildFailed
+from dockyard.runtime.specs import (
+    container_specs,
+    image_repository,
+    is_job,
+    network_name,
+    project_labels,
+    service_labels,
+    volume_name,
+)
+from dockyard.server.control import ControlPlane
+from dockyard.server.health import Outcome, wait_healthy
+from dockyard.store.store import Account
+
+S = ServiceState
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInput:
+    digest: str
+    dockerfile: str = "Dockerfile"
+    args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+
+    def key(self) -> str:
+        """What decides a rebuild: the context's content and the build settings."""
+        text = json.dumps([self.digest, self.dockerfile, sorted(self.args.items()), self.target])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRequest:
+    project: Project
+    builds: Mapping[str, BuildInput]
+    force: bool = False  # replace every service even when unchanged
+    rebuild: bool = False  # build even when an image of the same key exists
+
+
+class _Progress:
+    """What a service's dependents wait on."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.settled = threading.Event()
+        self.ok = False
+        self.started_ok = False  # containers were started (service_started holds)
+        self.reason = ""
+
+    def settle(self, ok: bool, reason: str) -> None:
+        self.ok, self.reason = ok, reason
+        self.started.set()
+        self.settled.set()
+
+
+class Deployer:
+    def __init__(self, control: ControlPlane, account: Account, deployment: str,
+                 request: DeployRequest) -> None:
+        self.control = control
+        self.driver = control.driver
+        self.account = account
+        self.deployment = deployment
+        self.request = request
+        self.project = request.project
+        self.placement = control.placement(account, request.project.name)
+        self.progress = {name: _Progress() for name in self.project.services}
+
+    def _record(self, service: str, state: ServiceState, reason: str) -> None:
+        self.control.record(self.account, self.deployment, service, state, reason)
+
+    def run(self) -> str:
+        """Deploy; returns the deployment's final status (succeeded or failed)."""
+        project = self.project
+        labels = project_labels(self.placement)
+        self.driver.ensure_network(network_name(self.placement), labels)
+        for volume, resource in project.volumes.items():
+            if not resource.external:
+                self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)
+        running = self._running()
+        services = list(project.services)
+        with ThreadPoolExecutor(max_workers=max(1, len(services)),
+                                thread_name_prefix=f"deploy-{self.deployment}") as pool:
+            futures = [pool.submit(self._service, name, running.get(name, []))
+                       for name in services]
+            for future in futures:
+                future.result()
+        for name in sorted(set(running) - set(project.services)):
+            self._remove_service(name, running[name])
+        ok = all(p.ok for p in self.progress.values())
+        return "succeeded" if ok else "failed"
+
+    def _running(self) -> dict[str, list[ContainerInfo]]:
+        by_service: dict[str, list[ContainerInfo]] = {}
+        for info in self.driver.containers(project_labels(self.placement)):
+            by_service.setdefault(info.service, []).append(info)
+        return by_service
+
+    # -- one service ---------------------------------------------------------------------------
+    def _service(self, name: str, current: list[ContainerInfo]) -> None:
+        progress = self.progress[name]
+        try:
+            self._deploy_service(name, current, progress)
+        except Exception as exc:  # a bug or an engine error: fail this service, say why
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, str(reason))
+            progress.settle(False, str(reason))
+        finally:
+            if not progress.settled.is_set():
+                progress.settle(False, "stopped")
+
+    def _deploy_service(self, name: str, current: list[ContainerInfo],
+                        progress: _Progress) -> None:
+        service = self.project.services[name]
+        image_id = self._image(name, service)
+        if image_id is None:
+            progress.settle(False, "the build failed")
+            return
+        failed = self._wait_dependencies(service)
+        if failed:
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, failed)
+            progress.settle(False, failed)
+            return
+        wanted = config_hash(service, image_id)
+        live = [c for c in current if c.status != "removing"]
+        running = {name: RunningService(name, live[0].config_hash, self._count(service, live))
+                   } if live and len({c.config_hash for c in live}) == 1 else {}
+        single = Project(name=self.project.name, working_dir=self.project.working_dir,
+                         compose_files=(), services={name: service})
+        action = plan(single, running, {name: image_id})[0]
+        if live and not running:
+            action = action.__class__(ActionKind.REPLACE, name, "mixed versions running",
+                                      action.replicas)
+        if action.kind is ActionKind.KEEP and self._healthy_as_is(service, live) \
+                and not self.request.force:
+            self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, "unchanged: not restarted")
+            progress.settle(True, "unchanged")
+            return
+        replicas = desired_replicas(service)
+        if replicas == 0:
+            self._stop_all(live)
+            self._record(name, S.DEPLOYMENT_SCALED_IN, "scaled to 0 replicas")
+            progress.settle(True, "scaled to zero")
+            return
+        if action.kind is ActionKind.SCALE and not self.request.force:
+            self._scale(name, service, live, wanted, image_id, replicas, progress)
+            return
+        if action.kind is ActionKind.KEEP:
+            action = action.__class__(ActionKind.REPLACE, name, "forced", replicas)
+        self._replace(name, service, live, wanted, image_id, replicas, progress,
+                      fresh=action.kind is ActionKind.CREATE)
+
+    def _count(self, service: Service, live: list[ContainerInfo]) -> int:
+        return len(live) if is_job(service) else len(
+            [c for c in live if c.status in ("running", "restarting", "created")])
+
+    def _healthy_as_is(self, service: Service, live: list[ContainerInfo]) -> bool:
+        if not live:
+            return False
+        if is_job(service):
+            return all(c.status == "exited" and c.exit_code == 0 for c in live)
+        return all(c.status == "running" and c.health in (None, "healthy") for c in live)
+
+    # -- images ----------------------------------------------------------------------------------
+    def _image(self, name: str, service: Service) -> str | None:
+        build = self.request.builds.get(name)
+        if build is None:
+            reference = service.image or ""
+            image_id = self.driver.image_id(reference)
+            if image_id is None:  # checked before the deployment began; removed since
+                self._record(name, S.UPDATE_QUEUED, f"image {reference}")
+                self._record(name, S.SERVICE_DEPLOYMENT_FAILED,
+                             f"image {reference!r} is not on the engine")
+                return None
+            self._record(name, S.UPDATE_QUEUED, f"image {reference}")
+            return image_id
+        tag = f"{image_repository(self.placement, name)}:{build.key()}"
+        existing = self.driver.image_id(tag)
+        if existing is not None and not self.request.rebuild:
+            if service.image:
+                self.driver.tag_image(existing, service.image)
+            self._record(name, S.UPDATE_QUEUED, "build context and settings unchanged: "
+                         "image reused")
+            return existing
+        return self._build(name, service, build, tag)
+
+    def _build(self, name: str, service: Service, build: BuildInput, tag: str) -> str | None:
+        self._record(name, S.BUILD_QUEUED, "waiting for a build slot")
+        with self.control.build_slots:
+            context = self.control.contexts.get(build.digest)
+            if context is None:
+                self._record(name, S.BUILD_FAILED, f"the build context {build.digest} is gone "
+                             "from the server; run `up` again to upload it")
+                return None
+            self._record(name, S.BUILD_PROVISIONING,
+                         f"context {build.digest[:19]} received and checked")
+            self._record(name, S.BUILD_PENDING, "build slot reserved")
+            self._record(name, S.BUILD_ACTIVATING, f"starting the build of {tag}")
+            running = [False]
+            buffer: list[str] = []
+
+            def on_log(line: str) -> None:
+                if not running[0]:
+                    running[0] = True
+                    self._record(name, S.BUILD_RUNNING, "building")
+                buffer.append(line)
+                if len(buffer) >= 20:
+                    self._flush(name, buffer)
+
+            try:
+                image_id = self.driver.build(
+                    context, tag=tag, dockerfile=build.dockerfile, build_args=build.args,
+                    target=build.target,
+                    labels={**service_labels(self.placement, name),
+                            LABEL_DEPLOYMENT: self.deployment},
+                    on_log=on_log)
+            except BuildFailed as exc:
+                self._flush(name, buffer)
+                tail = " | ".join(exc.last_lines[-5:])
+                self._record(name, S.BUILD_FAILED,
+                             f"{exc.step or 'the build'} failed: {tail}" if tail else exc.message)
+                return None
+            self._flush(name, buffer)
+            if not running[0]:
+                self._record(name, S.BUILD_RUNNING, "building")
+            self._record(name, S.BUILD_STOPPING, f"image {image_id[:19]} tagged {tag}")
+            if service.image:
+                self.driver.tag_image(image_id, service.image)
+        self._record(name, S.UPDATE_QUEUED, "image built")
+        return image_id
+
+    def _flush(self, name: str, buffer: list[str]) -> None:
+        if buffer:
+            self.control.store.append_build_log(self.account, self.deployment, name,
+                                                list(buffer))
+            buffer.clear()
+
+    # -- dependencies ------------------------------------------------------------------------------
+    def _wait_dependencies(self, service: Service) -> str | None:
+        """None when every dependency's condition holds, else why the service cannot start."""
+        for dep, spec in service.depends_on.items():
+            progress = self.progress.get(dep)
+            if progress is None:
+                continue
+            if spec.condition == Condition.STARTED:
+                progress.started.wait()
+                if progress.settled.is_set() and not progress.ok and spec.required \
+                        and not progress.started_ok:
+                    return f"dependency {dep!r} failed: {progress.reason}"
+                continue
+            progress.settled.wait()
+            if not progress.ok and spec.required:
+                return f"dependency {dep!r} failed: {progress.reason}"
+        return None
+
+    # -- containers --------------------------------------------------------------------------------
+    def _start(self, name: str, service: Service, wanted: str, image_id: str, replicas: int,
+               first_index: int) -> list[str]:
+        specs = container_specs(self.project, service, self.placement, image=image_id,
+                                deployment=self.deployment, config_hash=wanted,
+                                replicas=replicas, first_index=first_index)
+        return [self.driver.run(spec) for spec in specs]
+
+    def _settle(self, service: Service, ids: list[str]) -> Outcome:
+        settings = self.control.settings
+        http_port = (service.ingress_ports[0].target
+                     if service.ingress_ports and service.healthcheck is None else None)
+        check = service.healthcheck
+        test = check.test if check is not None and not check.disable else None
+        has_check = bool(test) and test is not None and test[0] != "NONE"
+        return wait_healthy(self.driver, ids, job=is_job(service), has_healthcheck=has_check,
+                            http_port=http_port, stabilization=settings.stabilization_seconds,
+                            timeout=settings.deploy_timeout_seconds,
+                            cancelled=self.control.shutting_down.is_set)
+
+    def _stop_all(self, containers: list[ContainerInfo]) -> None:
+        for info in containers:
+            self.control.expect_stop(info.id)
+        timeout_threads = [threading.Thread(target=self._stop_one, args=(info,))
+                           for info in containers]
+        for thread in timeout_threads:
+            thread.start()
+        for thread in timeout_threads:
+            thread.join()
+
+    def _stop_one(self, info: ContainerInfo) -> None:
+        self.driver.stop(info.id)
+        self.driver.remove(info.id)
+
+    def _replace(self, name: str, service: Service, old: list[ContainerInfo], wanted: str,
+                 image_id: str, replicas: int, progress: _Progress, fresh: bool) -> None:
+        """Start-first: new containers, healthy, then the old ones go. Stop-first when the
+        service publishes host ports (two versions cannot hold one host port) or is a job."""
+        stop_first = bool(service.host_ports) or is_job(service)
+        if stop_first:
+            self._stop_all(old)
+        # Names carry the deployment id, so new replicas number from 1 beside the old ones.
+        ids = self._start(name, service, wanted, image_id, replicas, 1)
+        verb = "starting" if fresh else "replacing the previous version"
+        self._record(name, S.SERVICE_DEPLOYMENT_PENDING,
+                     f"{verb}: {replicas} container{'s' if replicas != 1 else ''} started")
+        progress.started_ok = True
+        progress.started.set()
+        outcome = self._settle(service, ids)
+        if not outcome.ok:
+            if old and not stop_first:
+                new = [i for i in (self.driver.inspect(c) for c in ids) if i is not None]
+                self._stop_all(new)
+                reason = f"{outcome.reason}; the previous version keeps running"
+            else:
+                reason = outcome.reason
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
+            progress.settle(False, reason)
+            return
+        if not stop_first:
+            self._stop_all(old)
+        self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, outcome.reason)
+        progress.settle(True, outcome.reason)
+
+    def _scale(self, name: str, service: Service, live: list[ContainerInfo], wanted: str,
+               image_id: str, replicas: int, progress: _Progress) -> None:
+        keep = sorted(live, key=lambda c: int(c.labels.get("dockyard.replica", "0") or 0))
+        if replicas < len(keep):
+            self._stop_all(keep[replicas:])
+            self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED,
+                         f"scaled in to {replicas} replicas")
+            progress.settle(True, "scaled in")
+            return
+        first = 1 + max((int(c.labels.get("dockyard.replica", "0") or 0) for c in keep),
+                        default=0)
+        ids = self._start(name, service, wanted, image_id, replicas - len(keep), first)
+        self._record(name, S.SERVICE_DEPLOYMENT_PENDING, f"scaling out to {replicas} replicas")
+        progress.started_ok = True
+        progress.started.set()
+        outcome = self._settle(service, ids)
+        if not outcome.ok:
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, outcome.reason)
+            progress.settle(False, outcome.reason)
+            return
+        self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, f"scaled out: {outcome.reason}")
+        progress.settle(True, outcome.reason)
+
+    def _remove_service(self, name: str, containers: list[ContainerInfo]) -> None:
+        self._stop_all(containers)
+        self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
+        self.control.store.forget_services(self.account, self.project.name, [name])

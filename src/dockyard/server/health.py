@@ -1,0 +1,103 @@
+"""Whether newly started containers are healthy (DESIGN section 4), by watching the engine.
+
+- A one-off job is settled when it exits: exit 0 is success, anything else a failure.
+- A service with a Compose healthcheck is healthy when every container's check passes; a failing
+  check is a failure.
+- Otherwise a public service is healthy when an HTTP GET of `/` on its first ingress port
+  answers below 500 on every replica (from the server, which sits on the ingress side), and any
+  other service when its containers keep running through the stabilization window.
+- In every case a container that exits or restarts before it is healthy is a failure, reported
+  with its exit code and its last log lines. Nothing is healthy after the timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from dockyard.runtime.driver import ContainerInfo, Driver
+
+POLL_SECONDS = 0.1
+LAST_LINES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    reason: str
+
+
+def last_lines(driver: Driver, container_id: str, count: int = LAST_LINES) -> list[str]:
+    return [line.text for line in driver.logs(container_id, tail=count)]
+
+
+def _failure(driver: Driver, info: ContainerInfo, what: str) -> Outcome:
+    lines = last_lines(driver, info.id)
+    tail = ("; last lines: " + " | ".join(lines)) if lines else "; it printed nothing"
+    return Outcome(False, f"{what}{tail}")
+
+
+def _http_ok(address: str | None, port: int) -> bool:
+    if not address:
+        return False
+    try:
+        response = httpx.get(f"http://{address}:{port}/", timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return response.status_code < 500
+
+
+def wait_healthy(driver: Driver, container_ids: Sequence[str], *, job: bool,
+                 has_healthcheck: bool, http_port: int | None, stabilization: float,
+                 timeout: float, cancelled: Callable[[], bool] = lambda: False) -> Outcome:
+    """Watch `container_ids` until they are healthy, fail, or `timeout` seconds pass."""
+    started = time.monotonic()
+    deadline = started + timeout
+    http_ok: set[str] = set()
+    while True:
+        infos = [driver.inspect(cid) for cid in container_ids]
+        now = time.monotonic()
+        if any(info is None for info in infos):
+            return Outcome(False, "a container was removed while it started")
+        present = [info for info in infos if info is not None]
+        if job:
+            done = [i for i in present if i.status in ("exited", "dead")]
+            failed = [i for i in done if i.exit_code != 0]
+            if failed:
+                return _failure(driver, failed[0], f"the job exited with code "
+                                f"{failed[0].exit_code}")
+            if len(done) == len(present):
+                return Outcome(True, "the job exited with code 0")
+        else:
+            for info in present:
+                if info.status in ("exited", "dead") or info.restart_count > 0:
+                    what = (f"container {info.name} exited with code {info.exit_code}"
+                            if info.restart_count == 0 else
+                            f"container {info.name} is crash-looping (restarted "
+                            f"{info.restart_count} times, last exit code {info.exit_code})")
+                    return _failure(driver, info, what)
+                if info.health == "unhealthy":
+                    said = f" ({info.health_output})" if info.health_output else ""
+                    return _failure(driver, info, f"the health check of {info.name} "
+                                    f"failed{said}")
+            if has_healthcheck:
+                if all(i.health == "healthy" for i in present):
+                    return Outcome(True, "the health check passes")
+            elif now - started >= stabilization and all(i.status == "running" for i in present):
+                if http_port is None:
+                    return Outcome(True, f"running for {stabilization:g}s without a restart")
+                for info in present:
+                    if info.id not in http_ok and _http_ok(info.ip_address, http_port):
+                        http_ok.add(info.id)
+                if len(http_ok) == len(present):
+                    return Outcome(True, f"GET / on port {http_port} answers")
+        if now >= deadline:
+            waiting = ("the health check" if has_healthcheck else
+                       f"GET / on port {http_port}" if http_port else "the containers")
+            return Outcome(False, f"not healthy after {timeout:g}s (waiting for {waiting})")
+        if cancelled():
+            return Outcome(False, "cancelled")
+        time.sleep(POLL_SECONDS)

@@ -1,0 +1,125 @@
+"""Running the server: open the store and the engine, recover, watch, serve HTTP.
+
+In single-user mode (byoc, the default) the account is the OS user name and the server writes
+that account's API token to `<data>/local-token` (mode 0600), where the CLI on the same machine
+reads it: no login step. `<data>/server.json` says where the server listens and its pid, so a
+CLI can find it (and tell a stale file from a live server).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from dockyard.errors import DockyardError
+from dockyard.exit_codes import ExitCode
+from dockyard.home import current_username
+from dockyard.server.settings import ServerSettings
+
+TOKEN_FILE = "local-token"
+STATE_FILE = "server.json"
+
+
+class ServerStartError(DockyardError):
+    """The server cannot start (address in use, data directory unwritable ...)."""
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600 from the first byte)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def local_token(store: object, data: Path) -> str:
+    """The single-user account's token, created once and kept in `<data>/local-token`."""
+    from dockyard.store.store import Store
+
+    assert isinstance(store, Store)
+    account = store.ensure_account(current_username())
+    path = data / TOKEN_FILE
+    if path.is_file():
+        token = path.read_text().strip()
+        found = store.account_for_token(token)
+        if found is not None and found.name == account.name:
+            return token
+    token = store.create_token(account, label="local")
+    write_private(path, token + "\n")
+    return token
+
+
+def bind(settings: ServerSettings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            hint="another program uses that port; choose another with --listen") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ServerSettings) -> int:
+    """Run until interrupted; returns the exit code."""
+    import uvicorn
+
+    from dockyard.runtime.docker_engine import DockerEngine
+    from dockyard.server.app import create_app
+    from dockyard.server.control import ControlPlane
+    from dockyard.server.recovery import recover
+    from dockyard.server.watcher import Watcher
+    from dockyard.store.store import Store
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.data.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data, 0o700)
+    sock = bind(settings)
+    host, port = sock.getsockname()[:2]
+    settings = dataclasses.replace(settings, port=int(port))
+    store = Store.open(settings.database_url)
+    driver = DockerEngine(settings.docker_host)
+    control = ControlPlane(settings, store, driver)
+    if settings.mode.value == "byoc":
+        local_token(store, settings.data)
+    recover(control)
+    Watcher(control).start()
+    write_private(settings.data / STATE_FILE, json.dumps(
+        {"pid": os.getpid(), "url": f"http://{host}:{port}", "mode": settings.mode.value,
+         "zone": settings.zone}))
+    logging.getLogger("dockyard.server").info(
+        "Dockyard server listening on http://%s:%s (mode %s, zone %s, data %s)", host, port,
+        settings.mode.value, settings.zone, settings.data)
+    config = uvicorn.Config(create_app(control), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        control.shutting_down.set()
+        state = settings.data / STATE_FILE
+        try:
+            if json.loads(state.read_text()).get("pid") == os.getpid():
+                state.unlink()
+        except (OSError, ValueError):
+            pass
+    return int(ExitCode.OK)
+
+
+def main() -> None:
+    """`python -m dockyard.server`: the same as `dockyard server`."""
+    from dockyard.cli.main import main as cli_main
+
+    sys.exit(cli_main(["server", *sys.argv[1:]]))

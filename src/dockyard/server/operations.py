@@ -1,0 +1,308 @@
+"""What the API does, as functions of the control plane: the HTTP layer only translates.
+
+A deployment is checked completely before anything is touched (DESIGN section 5): the project
+is loaded and validated again on the server (the client may be anything), every image it does
+not build must be on the engine (there may be no registry to pull from), every build context
+must have been uploaded, every config it references must exist. Only then is a deployment
+recorded and its worker started.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dockyard.compose import LoadOptions, load_project
+from dockyard.compose.models import Project
+from dockyard.diagnostics import Diagnostic, Location, error
+from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.lifecycle import ServiceState
+from dockyard.naming import public_domain, sanitize_label, service_fqdn
+from dockyard.runtime.driver import (
+    LABEL_DEPLOYMENT,
+    LABEL_SERVICE,
+    ContainerInfo,
+)
+from dockyard.runtime.specs import (
+    missing_configs,
+    network_name,
+    project_labels,
+    service_labels,
+)
+from dockyard.server.control import ControlPlane
+from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
+from dockyard.store.store import Account
+
+S = ServiceState
+
+
+class NotFound(DockyardError):
+    """Something the account does not have (or that does not exist: the same answer)."""
+
+
+def load_submitted(name: str, data: Mapping[str, Any]) -> Project:
+    """The project a client sent, loaded and validated again as a Compose file of its own."""
+    with tempfile.TemporaryDirectory(prefix="dockyard-project-") as directory:
+        path = Path(directory) / "compose.json"
+        path.write_text(json.dumps(dict(data)))
+        result = load_project(LoadOptions(working_dir=directory, files=(str(path),),
+                                          project_name=name, environ={}))
+    return result.project
+
+
+def _problem(code: str, message: str, service: str, key: str, hint: str) -> Diagnostic:
+    return error(code, message, Location(path=f"services.{service}.{key}"), hint)
+
+
+def check_request(control: ControlPlane, project: Project,
+                  builds: Mapping[str, BuildInput], configs: Mapping[str, str]) -> None:
+    """Everything that would fail the deployment later, found now (raises ProjectInvalid)."""
+    problems: list[Diagnostic] = []
+    for name, service in sorted(project.services.items()):
+        if service.build is not None:
+            build = builds.get(name)
+            if build is None:
+                problems.append(_problem("context-missing", "no build context was sent",
+                                         name, "build", "use `dockyard compose up`, which "
+                                         "uploads it"))
+            elif not control.contexts.has(build.digest):
+                problems.append(_problem("context-missing", f"build context {build.digest} "
+                                         "was not uploaded", name, "build",
+                                         "run `dockyard compose up` again"))
+        elif service.image and control.driver.image_id(service.image) is None:
+            problems.append(_problem(
+                "image-missing", f"image {service.image!r} is not on the server's engine and "
+                "there is no registry to pull it from", name, "image",
+                "add a `build:` section, or build or load the image on the server first"))
+    for config, users in missing_configs(project, configs).items():
+        problems.append(error(
+            "config-missing", f"config {config!r} is not set (needed by "
+            f"{', '.join(users)})", Location(path=f"services.{users[0]}.environment"),
+            f"set it with `dockyard config set {config}`"))
+    if problems:
+        raise ProjectInvalid(problems)
+
+
+def start_deployment(control: ControlPlane, account: Account, project_name: str,
+                     project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
+                     force: bool, rebuild: bool) -> str:
+    project = load_submitted(project_name, project_data)
+    check_request(control, project, builds, {})
+    deployment = control.store.create_deployment(account, project.name, "up", dict(project_data))
+    try:
+        control.begin(account, project.name, deployment)
+    except DockyardError:
+        control.store.finish_deployment(account, deployment, "refused")
+        raise
+    request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild)
+
+    def work() -> None:
+        status = "failed"
+        try:
+            status = Deployer(control, account, deployment, request).run()
+        finally:
+            control.store.finish_deployment(account, deployment, status)
+            control.end(account, project.name)
+
+    threading.Thread(target=work, name=f"deployment-{deployment}", daemon=True).start()
+    return deployment
+
+
+def start_down(control: ControlPlane, account: Account, project_name: str, *,
+               volumes: bool) -> str:
+    latest = _latest_project(control, account, project_name)
+    if latest is None and not control.driver.containers(
+            project_labels(control.placement(account, project_name))):
+        raise NotFound(f"project {project_name!r} has no deployment",
+                       hint="`dockyard deployments` lists what was deployed")
+    deployment = control.store.create_deployment(account, project_name, "down", latest or {})
+    control.begin(account, project_name, deployment)
+
+    def work() -> None:
+        status = "failed"
+        try:
+            _down(control, account, project_name, deployment, volumes)
+            status = "succeeded"
+        finally:
+            control.store.finish_deployment(account, deployment, status)
+            control.end(account, project_name)
+
+    threading.Thread(target=work, name=f"down-{deployment}", daemon=True).start()
+    return deployment
+
+
+def _latest_project(control: ControlPlane, account: Account,
+                    project: str) -> dict[str, Any] | None:
+    for record in control.store.deployments(account, project, limit=20):
+        if record.action == "up":
+            return control.store.deployed_project(account, record.id)
+    return None
+
+
+def _down(control: ControlPlane, account: Account, project: str, deployment: str,
+          volumes: bool) -> None:
+    placement = control.placement(account, project)
+    containers = control.driver.containers(project_labels(placement))
+    services = sorted({c.service for c in containers} |
+                      {s.service for s in control.store.statuses(account, project)})
+    for info in containers:
+        control.expect_stop(info.id)
+    threads = [threading.Thread(target=_stop_remove, args=(control, info))
+               for info in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for service in services:
+        control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN,
+                       "removed by `down`")
+    control.driver.remove_network(network_name(placement))
+    if volumes:
+        for volume in control.driver.volumes(project_labels(placement)):
+            control.driver.remove_volume(volume)
+    control.store.forget_services(account, project, services)
+
+
+def _stop_remove(control: ControlPlane, info: ContainerInfo) -> None:
+    control.driver.stop(info.id)
+    control.driver.remove(info.id)
+
+
+# -- ps ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ServiceRow:
+    service: str
+    deployment: str
+    state: ServiceState
+    reason: str
+    since: datetime
+    fqdn: str
+    endpoints: tuple[str, ...]
+    replicas: int
+    running: int
+    exposure: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.service, "deployment": self.deployment,
+                "state": self.state.name, "state_number": int(self.state),
+                "reason": self.reason, "since": self.since.isoformat(), "fqdn": self.fqdn,
+                "endpoint": self.endpoints[0] if self.endpoints else "",
+                "endpoints": list(self.endpoints), "replicas": self.replicas,
+                "running": self.running, "exposure": self.exposure}
+
+
+def services(control: ControlPlane, account: Account, project: str) -> list[ServiceRow]:
+    """`ps`: each service's recorded state, its names, and what runs now."""
+    statuses = control.store.statuses(account, project)
+    if not statuses:
+        return []
+    placement = control.placement(account, project)
+    containers = control.driver.containers(project_labels(placement))
+    rows: list[ServiceRow] = []
+    projects: dict[str, Project | None] = {}
+    for status in statuses:
+        if status.deployment not in projects:
+            data = control.store.deployed_project(account, status.deployment)
+            projects[status.deployment] = _safe_load(project, data)
+        model = projects[status.deployment]
+        service = model.services.get(status.service) if model else None
+        mine = [c for c in containers if c.service == status.service]
+        running = len([c for c in mine if c.status == "running"])
+        state, reason = status.state, status.reason
+        if state is S.SERVICE_DEPLOYMENT_COMPLETED and mine and not mine[0].is_job \
+                and running == 0 and not control.is_deploying(account.name, project):
+            state, reason = S.SERVICE_DEPLOYMENT_FAILED, "no container is running"
+        fqdn, exposure = "", "private"
+        endpoints: tuple[str, ...] = ()
+        if service is not None:
+            settings = control.settings
+            if service.is_public:
+                exposure = "public"
+                fqdn = service_fqdn(settings.mode, username=account.name, project=project,
+                                    service=service.name, zone=settings.zone)
+                endpoints = tuple(
+                    "https://" + public_domain(settings.mode, username=account.name,
+                                               project=project, service=service.name,
+                                               port=p.target, zone=settings.zone)
+                    for p in service.ingress_ports)
+                if service.domainname:
+                    endpoints += (f"https://{service.domainname}",)
+            else:
+                fqdn = f"{sanitize_label(service.name)}.{sanitize_label(project)}.internal"
+            if service.host_ports:
+                exposure = "public" if service.is_public else "host"
+                host = _advertised_host(control)
+                endpoints += tuple(f"{host}:{p.published or p.target}"
+                                   for p in service.host_ports)
+        replicas = len(mine) if not service else _desired(service)
+        rows.append(ServiceRow(status.service, status.deployment, state, reason, status.at,
+                               fqdn, endpoints, replicas, running, exposure))
+    return rows
+
+
+def _desired(service: Any) -> int:
+    from dockyard.plan import desired_replicas
+
+    return desired_replicas(service)
+
+
+def _advertised_host(control: ControlPlane) -> str:
+    host = control.settings.host
+    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1", "") else host
+
+
+def _safe_load(name: str, data: Mapping[str, Any] | None) -> Project | None:
+    if not data:
+        return None
+    try:
+        return load_submitted(name, data)
+    except DockyardError:
+        return None
+
+
+# -- logs -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    service: str
+    kind: str  # build or run
+    text: str
+    at: datetime | None
+    container: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.service, "type": self.kind, "line": self.text,
+                "at": self.at.isoformat() if self.at else None, "container": self.container}
+
+
+def build_logs(control: ControlPlane, account: Account, deployment: str,
+               services: list[str]) -> Iterator[LogEntry]:
+    data = control.store.deployed_project(account, deployment) or {}
+    names = services or sorted((data.get("services") or {}).keys())
+    for name in names:
+        for line in control.store.build_log(account, deployment, name):
+            yield LogEntry(name, "build", line, None)
+
+
+def run_containers(control: ControlPlane, account: Account, project: str,
+                   services: list[str], deployment: str | None) -> list[ContainerInfo]:
+    placement = control.placement(account, project)
+    found = control.driver.containers(project_labels(placement))
+    if services:
+        found = [c for c in found if c.service in services]
+    if deployment:
+        found = [c for c in found if c.labels.get(LABEL_DEPLOYMENT) == deployment]
+    return found
+
+
+def service_of(info: ContainerInfo) -> str:
+    return info.labels.get(LABEL_SERVICE, "")
+
+
+__all__ = ["NotFound", "ServiceRow", "LogEntry", "service_labels", "start_deployment",
+           "start_down", "services"]

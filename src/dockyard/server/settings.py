@@ -1,0 +1,93 @@
+"""The server's settings: command-line options, else `DOCKYARD_*` variables, else defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.errors import UsageError
+from dockyard.home import data_dir
+from dockyard.naming import NamingMode, normalize_zone
+
+DEFAULT_PORT = 7427
+DEFAULT_MAX_CONTEXT_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data: Path = Path(".")
+    mode: NamingMode = NamingMode.BYOC
+    zone: str = "localhost"
+    build_concurrency: int = 2
+    max_context_bytes: int = DEFAULT_MAX_CONTEXT_BYTES
+    stabilization_seconds: float = 1.0  # a service must keep running this long to be healthy
+    deploy_timeout_seconds: float = 300.0  # per service, from start to healthy
+    store_url: str | None = None  # default: SQLite in `data`
+    docker_host: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data / 'dockyard.db'}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen {text!r} is not HOST:PORT",
+                         hint="for example --listen 127.0.0.1:7427")
+    return host or "127.0.0.1", int(port)
+
+
+def settings_from(options: Mapping[str, str | None],
+                  environ: Mapping[str, str] | None = None) -> ServerSettings:
+    """Settings from command-line `options` (None when not given), then `DOCKYARD_*` variables.
+
+    Options: listen, data, mode, zone, build_concurrency, max_context_bytes, stabilization,
+    deploy_timeout, store_url.
+    """
+    env = os.environ if environ is None else environ
+
+    def pick(key: str) -> str | None:
+        value = options.get(key)
+        return value if value is not None else env.get(f"DOCKYARD_{key.upper()}")
+
+    host, port = parse_listen(pick("listen") or f"127.0.0.1:{DEFAULT_PORT}")
+    mode_text = (pick("mode") or "byoc").lower()
+    try:
+        mode = NamingMode(mode_text)
+    except ValueError:
+        raise UsageError(f"unknown mode {mode_text!r}", hint="use byoc or playground") from None
+    zone_text = pick("zone") or ("prod1a.localhost" if mode is NamingMode.PLAYGROUND
+                                 else "localhost")
+    try:
+        zone = normalize_zone(zone_text, mode)
+    except ValueError as exc:
+        raise UsageError(f"--zone {zone_text!r}: {exc}") from None
+    data_text = pick("data")
+    return ServerSettings(
+        host=host, port=port, data=Path(data_text) if data_text else data_dir(env) / "server",
+        mode=mode, zone=zone,
+        build_concurrency=_positive(pick("build_concurrency"), "build concurrency", 2),
+        max_context_bytes=_positive(pick("max_context_bytes"), "max context bytes",
+                                    DEFAULT_MAX_CONTEXT_BYTES),
+        stabilization_seconds=float(pick("stabilization") or 1.0),
+        deploy_timeout_seconds=float(pick("deploy_timeout") or 300.0),
+        store_url=pick("store_url"), docker_host=env.get("DOCKER_HOST"))
+
+
+def _positive(text: str | None, what: str, default: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{what} must be a positive whole number, not {text!r}")
+    return int(text)

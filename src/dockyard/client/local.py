@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import httpx
-
 from dockyard.home import config_dir, data_dir
 
 START_TIMEOUT = 30.0
@@ -40,10 +38,20 @@ def _alive(pid: int) -> bool:
 
 
 def _answers(url: str) -> bool:
+    """Whether a Dockyard server answers its health check at `url` (a local http URL)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
+                                            timeout=2.0)
     try:
-        return httpx.get(f"{url}/v1/health", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
+        connection.request("GET", "/v1/health")
+        return connection.getresponse().status == 200
+    except OSError:
         return False
+    finally:
+        connection.close()
 
 
 def running_server(env: Mapping[str, str]) -> tuple[str, int] | None:

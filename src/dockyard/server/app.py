@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -30,7 +29,7 @@ from dockyard.server.control import ControlPlane, DeploymentInProgress
 from dockyard.server.deployer import BuildInput
 from dockyard.store.store import Account
 
-SSE_POLL_SECONDS = 0.1
+SSE_WAIT_SECONDS = 1.0  # a stream re-checks at least this often
 PROJECT_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
@@ -195,6 +194,7 @@ def create_app(control: ControlPlane) -> FastAPI:
         def stream() -> Iterator[str]:
             last = after
             while True:
+                seen = control.generation()
                 record = store.deployment(who, deployment)
                 for item in store.events_since(who, deployment, last):
                     last = item.id
@@ -202,7 +202,7 @@ def create_app(control: ControlPlane) -> FastAPI:
                 if record is None or record.status != "running":
                     yield _sse("end", {"status": record.status if record else "gone"})
                     return
-                time.sleep(SSE_POLL_SECONDS)
+                control.wait_change(seen, SSE_WAIT_SECONDS)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 

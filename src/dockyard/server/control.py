@@ -41,6 +41,25 @@ class ControlPlane:
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
         self._expected_stops: set[str] = set()
         self.shutting_down = threading.Event()
+        self._changed = threading.Condition()
+        self._generation = 0
+
+    # -- waking whoever streams events ---------------------------------------------------------
+    def notify(self) -> None:
+        """Something was recorded: wake every event stream at once (no polling delay)."""
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def generation(self) -> int:
+        with self._changed:
+            return self._generation
+
+    def wait_change(self, seen: int, timeout: float) -> int:
+        """Wait until something newer than generation `seen` is recorded, or `timeout`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != seen, timeout=timeout)
+            return self._generation
 
     def placement(self, account: Account, project: str) -> Placement:
         return Placement(account=account.name, project=project, mode=self.settings.mode,
@@ -60,6 +79,7 @@ class ControlPlane:
     def end(self, account: Account, project: str) -> None:
         with self._lock:
             self._active.pop((account.name, project), None)
+        self.notify()
 
     def is_deploying(self, account_name: str, project: str) -> bool:
         with self._lock:
@@ -88,6 +108,7 @@ class ControlPlane:
         self.store.add_event(account, ServiceEvent(
             service=service, state=state, at=datetime.now(UTC), reason=reason,
             deployment=deployment))
+        self.notify()
         return state
 
     def current_state(self, account: Account, deployment: str, service: str) -> ServiceState:

@@ -203,14 +203,10 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
     if not statuses:
         return []
     placement = control.placement(account, project)
-    containers = control.driver.containers(project_labels(placement))
+    containers = control.driver.containers(project_labels(placement), detail=False)
     rows: list[ServiceRow] = []
-    projects: dict[str, Project | None] = {}
     for status in statuses:
-        if status.deployment not in projects:
-            data = control.store.deployed_project(account, status.deployment)
-            projects[status.deployment] = _safe_load(project, data)
-        model = projects[status.deployment]
+        model = deployed_model(control, account, project, status.deployment)
         service = model.services.get(status.service) if model else None
         mine = [c for c in containers if c.service == status.service]
         running = len([c for c in mine if c.status == "running"])
@@ -257,13 +253,29 @@ def _advertised_host(control: ControlPlane) -> str:
     return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1", "") else host
 
 
-def _safe_load(name: str, data: Mapping[str, Any] | None) -> Project | None:
-    if not data:
-        return None
-    try:
-        return load_submitted(name, data)
-    except DockyardError:
-        return None
+_MODELS: dict[tuple[int, str], Project | None] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def deployed_model(control: ControlPlane, account: Account, project: str,
+                   deployment: str) -> Project | None:
+    """The project a deployment deployed, loaded once (a deployment never changes)."""
+    key = (account.id, deployment)
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+    data = control.store.deployed_project(account, deployment)
+    model: Project | None = None
+    if data:
+        try:
+            model = load_submitted(project, data)
+        except DockyardError:
+            model = None
+    with _MODELS_LOCK:
+        if len(_MODELS) > 256:
+            _MODELS.clear()
+        _MODELS[key] = model
+    return model
 
 
 # -- logs -------------------------------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""A fake engine driver for unit and in-process API tests (engine tests use the real one).
+
+Containers "run" as soon as they are created: a job exits with `job_exit_code`, a service
+whose command mentions `crash` exits 1 and counts restarts, anything else runs and is healthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from dockyard.build.context import PackedContext
+from dockyard.runtime.driver import (
+    LABEL_JOB,
+    ContainerInfo,
+    ContainerSpec,
+    EngineEvent,
+    LogLine,
+)
+from dockyard.runtime.errors import BuildFailed
+
+
+class FakeDriver:
+    def __init__(self) -> None:
+        self.images: dict[str, str] = {"dockyard/busybox:1": "sha256:" + "b" * 64}
+        self.networks: set[str] = set()
+        self.volume_set: dict[str, Mapping[str, str]] = {}
+        self.items: dict[str, ContainerInfo] = {}
+        self.specs: dict[str, ContainerSpec] = {}
+        self.builds: list[str] = []
+        self.build_gate: threading.Event | None = None  # set by a test to hold builds
+        self.fail_builds: set[str] = set()  # tags whose build fails
+        self.job_exit_code = 0
+        self.lock = threading.Lock()
+        self.counter = 0
+
+    def close(self) -> None:
+        pass
+
+    def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
+              build_args: Mapping[str, str] | None = None, target: str | None = None,
+              labels: Mapping[str, str] | None = None,
+              on_log: Callable[[str], None] | None = None) -> str:
+        if self.build_gate is not None:
+            self.build_gate.wait(10)
+        if on_log:
+            on_log("Step 1/1 : FROM dockyard/busybox:1")
+        if any(tag.startswith(prefix) for prefix in self.fail_builds):
+            raise BuildFailed(f"the build of {tag} failed", "Step 1/1 : RUN false",
+                              ["Step 1/1 : RUN false", "boom"])
+        image_id = "sha256:" + hashlib.sha256(
+            (context.digest + str(sorted((build_args or {}).items()))).encode()).hexdigest()
+        self.images[tag] = image_id
+        self.builds.append(tag)
+        return image_id
+
+    def image_id(self, reference: str) -> str | None:
+        return self.images.get(reference)
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        self.images[reference] = image_id
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        self.networks.add(name)
+
+    def remove_network(self, name: str) -> None:
+        self.networks.discard(name)
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self.volume_set.setdefault(name, dict(labels))
+
+    def remove_volume(self, name: str) -> None:
+        self.volume_set.pop(name, None)
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]:
+        return sorted(n for n, lab in self.volume_set.items()
+                      if all(lab.get(k) == v for k, v in labels.items()))
+
+    def run(self, spec: ContainerSpec) -> str:
+        with self.lock:
+            self.counter += 1
+            cid = f"c{self.counter:063d}"
+        job = spec.labels.get(LABEL_JOB) == "true"
+        crash = any("crash" in part for part in (spec.command or ()))
+        status = "exited" if job or crash else "running"
+        code = self.job_exit_code if job else (1 if crash else 0)
+        self.items[cid] = ContainerInfo(
+            id=cid, name=spec.name, labels=dict(spec.labels), status=status, exit_code=code,
+            health="healthy" if spec.healthcheck and not job else None,
+            restart_count=1 if crash else 0, ip_address=None, started_at=datetime.now(UTC))
+        self.specs[cid] = spec
+        return cid
+
+    def containers(self, labels: Mapping[str, str], *,
+                   detail: bool = True) -> list[ContainerInfo]:
+        return sorted((i for i in list(self.items.values())
+                       if all(i.labels.get(k) == v for k, v in labels.items())),
+                      key=lambda i: i.name)
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        return self.items.get(container_id)
+
+    def stop(self, container_id: str, timeout: int | None = None) -> None:
+        if container_id in self.items:
+            self.items[container_id] = replace(self.items[container_id], status="exited")
+
+    def remove(self, container_id: str) -> None:
+        self.items.pop(container_id, None)
+        self.specs.pop(container_id, None)
+
+    def logs(self, container_id: str, *, tail: int | None = None,
+             since: datetime | None = None, until: datetime | None = None,
+             follow: bool = False) -> Iterator[LogLine]:
+        info = self.items.get(container_id)
+        if info is not None:
+            yield LogLine(container_id, f"hello from {info.name}", datetime.now(UTC))
+
+    def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
+        return iter(())

@@ -74,7 +74,8 @@ def _token(env: Mapping[str, str]) -> str:
 def ensure_local_server(env: Mapping[str, str],
                         announce: Callable[[str], None] | None = None) -> tuple[str, str]:
     """(url, token) of the local server, starting it first when none answers."""
-    from dockyard.client.api import ServerUnreachable
+    from dockyard.client.api import EngineDown, ServerUnreachable
+    from dockyard.exit_codes import ExitCode
 
     found = running_server(env)
     if found is not None:
@@ -103,6 +104,12 @@ def ensure_local_server(env: Mapping[str, str],
                              f"{process.pid}, log {log_path})")
                 return found[0], _token(env)
             if process.poll() is not None:
+                if process.returncode == int(ExitCode.ENGINE_UNAVAILABLE):
+                    raise EngineDown(
+                        "the local Dockyard server could not start: "
+                        + _error_line(log_path),
+                        hint="is dockerd running? start it (scripts/setup does) or set "
+                        "DOCKER_HOST")
                 raise ServerUnreachable(
                     f"the local Dockyard server stopped as it started (exit code "
                     f"{process.returncode})", hint=f"its log says why: {_tail(log_path)}")
@@ -110,6 +117,16 @@ def ensure_local_server(env: Mapping[str, str],
         process.kill()
         raise ServerUnreachable("the local Dockyard server did not answer within "
                                 f"{START_TIMEOUT:g}s", hint=f"see its log: {log_path}")
+
+
+def _error_line(path: Path) -> str:
+    """The last `error:` line the server wrote to its log, without the prefix."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "see " + str(path)
+    found = [line for line in lines if line.startswith("error: ")]
+    return found[-1][len("error: "):] if found else "see " + str(path)
 
 
 def _tail(path: Path, lines: int = 3) -> str:

@@ -47,12 +47,16 @@ class NotFound(DockyardError):
 
 
 def load_submitted(name: str, data: Mapping[str, Any]) -> Project:
-    """The project a client sent, loaded and validated again as a Compose file of its own."""
+    """The project a client sent, loaded and validated again as a Compose file of its own.
+
+    Every profile is active: the client already chose the services (a service it sent is one
+    its profiles enabled).
+    """
     with tempfile.TemporaryDirectory(prefix="dockyard-project-") as directory:
         path = Path(directory) / "compose.json"
         path.write_text(json.dumps(dict(data)))
         result = load_project(LoadOptions(working_dir=directory, files=(str(path),),
-                                          project_name=name, environ={}))
+                                          project_name=name, profiles=("*",), environ={}))
     return result.project
 
 

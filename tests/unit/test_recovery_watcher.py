@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.fakes import FakeDriver
 
 from dockyard.lifecycle import ServiceEvent, ServiceState
 from dockyard.runtime.driver import ContainerSpec, EngineEvent
@@ -15,7 +16,6 @@ from dockyard.server.recovery import recover
 from dockyard.server.settings import ServerSettings
 from dockyard.server.watcher import Watcher
 from dockyard.store.store import Account, Store
-from tests.fakes import FakeDriver
 
 S = ServiceState
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.corpus_cases import Case, load_cases
 
 from dockyard.compose import load_project, project_to_dict
 from dockyard.plan import config_hash
 from dockyard.server.operations import load_submitted
-from tests.corpus_cases import Case, load_cases
 
 VALID = [c for c in load_cases() if c.valid]
 

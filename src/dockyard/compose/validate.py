@@ -28,6 +28,7 @@ USED_SERVICE_KEYS = frozenset({
     "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
     "volumes", "labels", "domainname", "user", "working_dir", "profiles", "extends",
     "scale", "stop_signal", "init", "tmpfs", "read_only", "label_file",
+    "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop",
 })
 USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode"})
 _CONDITIONS = frozenset(c.value for c in Condition)

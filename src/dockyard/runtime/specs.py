@@ -9,6 +9,7 @@ Dockyard's choices, written down here because the Compose file cannot say them:
 - Every service joins its project's one network, under the aliases of `naming.private_hostnames`
   plus its Compose network aliases. Compose `networks:` declarations do not split a project
   into several networks.
+- `cap_add` is not applied (a deployment gains no privilege); `cap_drop` is.
 - `deploy.resources.limits` become the engine's CPU, memory and pids limits; a memory
   reservation becomes a soft limit; a CPU reservation becomes a relative CPU weight (1 CPU =
   1024 shares): a single Docker Engine cannot reserve CPU time.
@@ -189,7 +190,6 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
             init=bool(extra["init"]) if extra.get("init") is not None else None,
             read_only=bool(extra.get("read_only")), tmpfs=tmpfs,
             extra_hosts=tuple(str(h) for h in extra.get("extra_hosts") or ()),
-            cap_add=tuple(str(c) for c in extra.get("cap_add") or ()),
             cap_drop=tuple(str(c) for c in extra.get("cap_drop") or ()),
             tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open"))))
     return specs

@@ -231,13 +231,33 @@ def create_app(control: ControlPlane) -> FastAPI:
     return app
 
 
+def _builds_over(control: ControlPlane, who: Account, project: str, deployment: str) -> bool:
+    from dockyard.lifecycle import BUILD_STATES, ServiceState
+
+    return not any(s.deployment == deployment and (s.state in BUILD_STATES or
+                                                   s.state is ServiceState.NOT_SPECIFIED)
+                   for s in control.store.statuses(who, project))
+
+
 def _log_stream(control: ControlPlane, who: Account, project: str, names: list[str],
                 follow: bool, since: datetime | None, until: datetime | None, kind: str,
                 deployment: str | None, only_that_deployment: bool,
                 tail: int | None) -> Iterator[str]:
     if kind in ("all", "build") and deployment:
-        for entry in operations.build_logs(control, who, deployment, names):
-            yield _sse("log", entry.to_json())
+        # Build output from the store; with --follow, new lines until the builds are over.
+        last = 0
+        while True:
+            seen = control.generation()
+            for line_id, service, line in control.store.build_log_since(who, deployment, last):
+                last = line_id
+                if not names or service in names:
+                    yield _sse("log", operations.LogEntry(service, "build", line,
+                                                          None).to_json())
+            record = control.store.deployment(who, deployment)
+            if not follow or record is None or record.status != "running" or \
+                    _builds_over(control, who, project, deployment):
+                break
+            control.wait_change(seen, SSE_WAIT_SECONDS)
     if kind == "build":
         yield _sse("end", {})
         return

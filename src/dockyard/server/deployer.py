@@ -226,7 +226,7 @@ class Deployer:
                     running[0] = True
                     self._record(name, S.BUILD_RUNNING, "building")
                 buffer.append(line)
-                if len(buffer) >= 20:
+                if len(buffer) >= 20 or line.startswith("Step "):
                     self._flush(name, buffer)
 
             try:
@@ -256,6 +256,7 @@ class Deployer:
             self.control.store.append_build_log(self.account, self.deployment, name,
                                                 list(buffer))
             buffer.clear()
+            self.control.notify()
 
     # -- dependencies ------------------------------------------------------------------------------
     def _wait_dependencies(self, service: Service) -> str | None:

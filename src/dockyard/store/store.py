@@ -321,6 +321,16 @@ class Store:
                 {"deployment_id": deployment_id, "service": service, "line": line, "at": now}
                 for line in lines])
 
+    def build_log_since(self, account: Account, deployment_id: str,
+                        after: int = 0) -> list[tuple[int, str, str]]:
+        """(id, service, line) of every build line of a deployment after `after`, in order."""
+        b, d = schema.build_logs, schema.deployments
+        query = (sa.select(b.c.id, b.c.service, b.c.line).join(d, d.c.id == b.c.deployment_id)
+                 .where(d.c.id == deployment_id, d.c.account_id == account.id, b.c.id > after)
+                 .order_by(b.c.id))
+        with self.engine.connect() as conn:
+            return [(int(r[0]), str(r[1]), str(r[2])) for r in conn.execute(query).all()]
+
     def build_log(self, account: Account, deployment_id: str, service: str) -> list[str]:
         b, d = schema.build_logs, schema.deployments
         query = (sa.select(b.c.line).join(d, d.c.id == b.c.deployment_id)

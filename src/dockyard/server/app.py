@@ -243,7 +243,15 @@ def _log_stream(control: ControlPlane, who: Account, project: str, names: list[s
                 follow: bool, since: datetime | None, until: datetime | None, kind: str,
                 deployment: str | None, only_that_deployment: bool,
                 tail: int | None) -> Iterator[str]:
-    if kind in ("all", "build") and deployment:
+    if kind in ("all", "build") and not follow and not only_that_deployment:
+        # The latest build of each service, whichever deployment built it.
+        for service, built_by in sorted(control.store.last_build_deployments(
+                who, project).items()):
+            if not names or service in names:
+                for line in control.store.build_log(who, built_by, service):
+                    yield _sse("log", operations.LogEntry(service, "build", line,
+                                                          None).to_json())
+    elif kind in ("all", "build") and deployment:
         # Build output from the store; with --follow, new lines until the builds are over.
         last = 0
         while True:

@@ -331,6 +331,20 @@ class Store:
         with self.engine.connect() as conn:
             return [(int(r[0]), str(r[1]), str(r[2])) for r in conn.execute(query).all()]
 
+    def last_build_deployments(self, account: Account, project: str) -> dict[str, str]:
+        """For each service of `project`, the latest deployment that has build output."""
+        b, d, p = schema.build_logs, schema.deployments, schema.projects
+        query = (sa.select(b.c.service, d.c.id, sa.func.max(b.c.id))
+                 .join(d, d.c.id == b.c.deployment_id).join(p, p.c.id == d.c.project_id)
+                 .where(d.c.account_id == account.id, p.c.name == project)
+                 .group_by(b.c.service, d.c.id))
+        latest: dict[str, tuple[int, str]] = {}
+        with self.engine.connect() as conn:
+            for service, deployment_id, last in conn.execute(query).all():
+                if service not in latest or int(last) > latest[service][0]:
+                    latest[str(service)] = (int(last), str(deployment_id))
+        return {service: deployment for service, (_, deployment) in latest.items()}
+
     def build_log(self, account: Account, deployment_id: str, service: str) -> list[str]:
         b, d = schema.build_logs, schema.deployments
         query = (sa.select(b.c.line).join(d, d.c.id == b.c.deployment_id)

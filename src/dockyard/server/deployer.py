@@ -222,6 +222,8 @@ class Deployer:
             buffer: list[str] = []
 
             def on_log(line: str) -> None:
+                if not line.strip():
+                    return
                 if not running[0]:
                     running[0] = True
                     self._record(name, S.BUILD_RUNNING, "building")

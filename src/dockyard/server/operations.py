@@ -88,7 +88,9 @@ def check_request(control: ControlPlane, project: Project,
         problems.append(error(
             "config-missing", f"config {config!r} is not set (needed by "
             f"{', '.join(users)})", Location(path=f"services.{users[0]}.environment"),
-            f"set it with `dockyard config set {config}`"))
+            f"stored configs are not available yet (`dockyard config set` comes with accounts "
+            f"and configs); until then give {config} a value: `{config}: value` in the file, "
+            f"or for ${{{config}}} a variable in the environment or .env when you run `up`"))
     if problems:
         raise ProjectInvalid(problems)
 

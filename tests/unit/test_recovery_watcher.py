@@ -27,7 +27,8 @@ def control(tmp_path: Path) -> ControlPlane:
 
 
 def _container(control: ControlPlane, service: str, deployment: str, job: bool = False) -> str:
-    labels = {"dockyard.managed": "true", "dockyard.account": "alice",
+    labels = {"dockyard.managed": "true", "dockyard.server": control.server_id,
+              "dockyard.account": "alice",
               "dockyard.project": "shop", "dockyard.service": service,
               "dockyard.deployment": deployment, "dockyard.config-hash": "h",
               "dockyard.job": "true" if job else "false"}
@@ -60,14 +61,18 @@ def test_an_interrupted_deployment_is_failed_and_its_half_replacement_rolled_bac
     _event(control, alice, new, "web", S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_PENDING)
     new_web = _container(control, "web", new)
     orphan = _container(control, "ghost", "zzzzzzzzzzzz")
+    stranger = _container(control, "ghost", "yyyyyyyyyyyy")
+    driver = control.driver
+    assert isinstance(driver, FakeDriver)
+    driver.items[stranger] = replace(driver.items[stranger], labels={
+        **driver.items[stranger].labels, "dockyard.server": "another"})
 
     assert recover(control) == [new]
 
     assert store.deployment(alice, new).status == "failed"  # type: ignore[union-attr]
-    driver = control.driver
-    assert isinstance(driver, FakeDriver)
     assert old_web in driver.items and new_web not in driver.items
     assert orphan not in driver.items
+    assert stranger in driver.items, "another server's container was touched"
     # web was failed as interrupted, then found serving (the old version) and completed again
     events = store.events(alice, new)
     assert [e.state for e in events][-2:] == [S.SERVICE_DEPLOYMENT_FAILED,

@@ -15,6 +15,7 @@ from typing import Protocol
 from dockyard.build.context import PackedContext
 
 LABEL_MANAGED = "dockyard.managed"
+LABEL_SERVER = "dockyard.server"  # which server (data directory) owns it: one engine, many
 LABEL_ACCOUNT = "dockyard.account"
 LABEL_PROJECT = "dockyard.project"
 LABEL_SERVICE = "dockyard.service"

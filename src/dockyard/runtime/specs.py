@@ -31,6 +31,7 @@ from dockyard.runtime.driver import (
     LABEL_MANAGED,
     LABEL_PROJECT,
     LABEL_REPLICA,
+    LABEL_SERVER,
     LABEL_SERVICE,
     ContainerSpec,
     MountSpec,
@@ -46,6 +47,7 @@ class Placement:
     project: str
     mode: NamingMode
     zone: str
+    server: str = ""  # the owning server's id: servers sharing an engine leave each other be
 
 
 def scope(placement: Placement) -> str:
@@ -63,8 +65,13 @@ def volume_name(placement: Placement, project: Project, volume: str) -> str:
     return f"{scope(placement)}_{volume}"
 
 
+def server_labels(server: str) -> dict[str, str]:
+    """What marks everything one server created (and all it may touch)."""
+    return {LABEL_MANAGED: "true", LABEL_SERVER: server}
+
+
 def project_labels(placement: Placement) -> dict[str, str]:
-    return {LABEL_MANAGED: "true", LABEL_ACCOUNT: placement.account,
+    return {**server_labels(placement.server), LABEL_ACCOUNT: placement.account,
             LABEL_PROJECT: placement.project}
 
 

@@ -8,9 +8,11 @@ crash.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dockyard.errors import DockyardError
 from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
@@ -36,6 +38,7 @@ class ControlPlane:
         self.store = store
         self.driver = driver
         self.contexts = ContextStore(settings.data / "contexts", settings.max_context_bytes)
+        self.server_id = _server_id(settings.data)
         self.build_slots = threading.BoundedSemaphore(settings.build_concurrency)
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
@@ -63,7 +66,7 @@ class ControlPlane:
 
     def placement(self, account: Account, project: str) -> Placement:
         return Placement(account=account.name, project=project, mode=self.settings.mode,
-                         zone=self.settings.zone)
+                         zone=self.settings.zone, server=self.server_id)
 
     # -- one deployment per project at a time -----------------------------------------------
     def begin(self, account: Account, project: str, deployment: str) -> None:
@@ -119,3 +122,15 @@ class ControlPlane:
             if status.service == service:
                 return status.state
         return ServiceState.NOT_SPECIFIED
+
+
+def _server_id(data: Path) -> str:
+    """This server's id, made once per data directory: the label on everything it creates."""
+    path = data / "server-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(6)
+        path.write_text(value + "\n")
+        return value

@@ -15,12 +15,8 @@ from __future__ import annotations
 import logging
 
 from dockyard.lifecycle import BUILD_STATES, TERMINAL, ServiceState
-from dockyard.runtime.driver import (
-    LABEL_ACCOUNT,
-    LABEL_MANAGED,
-    LABEL_PROJECT,
-    ContainerInfo,
-)
+from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_PROJECT, ContainerInfo
+from dockyard.runtime.specs import project_labels, server_labels
 from dockyard.server.control import ControlPlane
 from dockyard.store.store import Account
 
@@ -44,7 +40,8 @@ def recover(control: ControlPlane) -> list[str]:
         store.finish_deployment(account, record.id, "failed")
         log.warning("deployment %s of %s/%s was interrupted; marked failed", record.id,
                     account.name, record.project)
-    containers = control.driver.containers({LABEL_MANAGED: "true"})
+    # Only this server's containers: other servers may share the engine.
+    containers = control.driver.containers(server_labels(control.server_id))
     groups: dict[tuple[str, str, str], list[ContainerInfo]] = {}
     for info in containers:
         key = (info.labels.get(LABEL_ACCOUNT, ""), info.labels.get(LABEL_PROJECT, ""),
@@ -104,13 +101,10 @@ def _reconcile_empty(control: ControlPlane) -> None:
     store = control.store
     for account, project in store.all_projects():
         names = {c.service for c in control.driver.containers(
-            {**control_labels(account.name, project)})}
+            project_labels(control.placement(account, project)))}
         for status in store.statuses(account, project):
             if status.state is S.SERVICE_DEPLOYMENT_COMPLETED and status.service not in names:
                 control.record(account, status.deployment, status.service,
                                S.SERVICE_DEPLOYMENT_FAILED,
                                "no container found when the server started")
 
-
-def control_labels(account: str, project: str) -> dict[str, str]:
-    return {LABEL_MANAGED: "true", LABEL_ACCOUNT: account, LABEL_PROJECT: project}

@@ -24,6 +24,7 @@ from dockyard.runtime.driver import (
     LABEL_SERVICE,
     EngineEvent,
 )
+from dockyard.runtime.specs import server_labels
 from dockyard.server.control import ControlPlane
 
 S = ServiceState
@@ -41,7 +42,7 @@ class Watcher:
     def _loop(self) -> None:
         while not self.control.shutting_down.is_set():
             try:
-                for event in self.control.driver.events({LABEL_MANAGED: "true"}):
+                for event in self.control.driver.events(server_labels(self.control.server_id)):
                     try:
                         self.handle(event)
                     except DockyardError as exc:

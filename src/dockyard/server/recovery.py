@@ -87,12 +87,17 @@ def _reconcile(control: ControlPlane, account: Account, project: str, service: s
     if status is None or not containers or containers[0].is_job:
         return
     running = all(c.status == "running" and c.health in (None, "healthy") for c in containers)
+    # What runs belongs to the deployment that started it (after a rolled-back replacement,
+    # not the interrupted one): the corrected state is recorded there.
+    owner = containers[0].deployment
+    if control.store.deployment(account, owner) is None:
+        owner = status.deployment
     if running and status.state in (S.SERVICE_DEPLOYMENT_FAILED,
                                     S.SERVICE_DEPLOYMENT_PENDING):
-        control.record(account, status.deployment, service, S.SERVICE_DEPLOYMENT_COMPLETED,
+        control.record(account, owner, service, S.SERVICE_DEPLOYMENT_COMPLETED,
                        "running (checked when the server started)")
     elif not running and status.state is S.SERVICE_DEPLOYMENT_COMPLETED:
-        control.record(account, status.deployment, service, S.SERVICE_DEPLOYMENT_FAILED,
+        control.record(account, owner, service, S.SERVICE_DEPLOYMENT_FAILED,
                        "not running (checked when the server started)")
 
 

@@ -602,3 +602,10 @@ def test_time_budget_fires() -> None:
     # and it was disarmed
     time.sleep(0.1)
 
+
+
+def test_a_name_with_nothing_usable_is_a_diagnostic_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("name: ':'\nservices: {web: {image: x}}\n")
+    with pytest.raises(ProjectInvalid) as caught:
+        load_project(LoadOptions(working_dir=str(tmp_path), environ={}))
+    assert [d.code for d in caught.value.errors] == ["invalid-project-name"]

@@ -241,9 +241,9 @@ def _project_name(args: argparse.Namespace) -> str:
     """`-p`, else the name of the Compose project in the working directory."""
     if args.project_name:
         return str(args.project_name)
-    from dockyard.compose import load_project
+    from dockyard.compose.session import load_project_name
 
-    return load_project(_load_options(args)).project.name
+    return load_project_name(_load_options(args))
 
 
 def _compose_config(args: argparse.Namespace) -> None:

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from dockyard.compose.codes import WARNINGS
-from dockyard.compose.discovery import DiscoveryError, find_compose_files
-from dockyard.compose.dotenv import DotenvError, parse_dotenv
 from dockyard.compose.interpolation import (
-    InterpolationError,
-    Interpolator,
     escape_template,
     interpolate_tree,
 )
@@ -27,17 +22,21 @@ from dockyard.compose.merge import TaggedFile, extract_tags, merge_file, merge_v
 from dockyard.compose.models import Project
 from dockyard.compose.normalize import Normalizer, key_value_list, make_project
 from dockyard.compose.options import LoadOptions
-from dockyard.compose.paths import KeyPath, format_path
+from dockyard.compose.paths import KeyPath
 from dockyard.compose.schema import check_project
+from dockyard.compose.session import (
+    Abort,
+    Report,
+    Session,
+    load_project_name,
+    locate_project,
+    read_env_file,
+)
 from dockyard.compose.validate import validate_project
-from dockyard.compose.yamlfile import LineMap, YamlFileError, parse_yaml
 from dockyard.diagnostics import Diagnostic, Location, Severity, dedupe
 from dockyard.errors import ProjectInvalid
-from dockyard.naming import is_valid_project_name, normalize_project_name
 
-Report = Callable[[str, str, KeyPath, str | None], None]
-
-_WARNING_CODES = frozenset(WARNINGS)
+__all__ = ["LoadResult", "load_project", "load_project_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,85 +47,12 @@ class LoadResult:
     warnings: tuple[Diagnostic, ...]
 
 
-@dataclass
-class _Session:
-    """Diagnostics and line maps of one load."""
-
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    sources: list[tuple[str, LineMap]] = field(default_factory=list)
-    parsed: dict[str, tuple[Any, LineMap] | None] = field(default_factory=dict)
-    unreadable: bool = False  # a file could not be read or parsed
-    # Services whose definition is incomplete because of an error already reported (a key of
-    # the wrong type was removed, an `extends` failed): consequences are not reported again.
-    incomplete: set[str] = field(default_factory=set)
-
-    def parse(self, path: str) -> tuple[Any, LineMap] | None:
-        """Read and parse a file once per load; problems are recorded, None returned."""
-        if path in self.parsed:
-            return self.parsed[path]
-        result: tuple[Any, LineMap] | None = None
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            self.add("file-not-found", f"cannot read the Compose file {path}: {exc.strerror}",
-                     Location(path), "check the path given with -f, COMPOSE_FILE or include")
-        except UnicodeDecodeError:
-            self.add("yaml-syntax", f"{path} is not UTF-8 text", Location(path),
-                     "save the file as UTF-8")
-        else:
-            try:
-                result = parse_yaml(text, path)
-            except YamlFileError as exc:
-                self.diagnostics.append(exc.diagnostic)
-        self.parsed[path] = result
-        if result is None:
-            self.unreadable = True
-        return result
-
-    def reporter(self, file: str | None, lines: LineMap | None = None) -> Report:
-        def report(code: str, message: str, path: KeyPath, hint: str | None) -> None:
-            found = _line_for(lines, path) if lines is not None else None
-            line = found[1] if found else None
-            self.add(code, message, Location(file, line, format_path(path) or None), hint)
-        return report
-
-    def add(self, code: str, message: str, location: Location, hint: str | None) -> None:
-        severity = Severity.WARNING if code in _WARNING_CODES else Severity.ERROR
-        self.diagnostics.append(Diagnostic(severity, code, message, location, hint))
-
-    def locate(self, path: KeyPath) -> Location:
-        """The file and line that last defined `path` (or its closest parent)."""
-        best: tuple[int, str, int] | None = None
-        for file, lines in self.sources:
-            found = _line_for(lines, path)
-            if found is not None and (best is None or found[0] >= best[0]):
-                best = (found[0], file, found[1])
-        if best is None:
-            return Location(None, None, format_path(path) or None)
-        return Location(best[1], best[2], format_path(path) or None)
-
-    def located_reporter(self) -> Report:
-        def report(code: str, message: str, path: KeyPath, hint: str | None) -> None:
-            self.add(code, message, self.locate(path), hint)
-        return report
-
-
-def _line_for(lines: LineMap, path: KeyPath) -> tuple[int, int] | None:
-    """(depth, line) of `path` or of its closest parent written in the file."""
-    for depth in range(len(path), 0, -1):
-        line = lines.get(path[:depth])
-        if line is not None:
-            return depth, line
-    return None
-
-
 def load_project(options: LoadOptions) -> LoadResult:
     """Load, normalize and validate a Compose project. Raises `ProjectInvalid` with every error."""
-    session = _Session()
+    session = Session()
     try:
         project = _load(options, session)
-    except _Abort:
+    except Abort:
         project = None
     diagnostics = dedupe(session.diagnostics)
     if project is None or any(d.is_error for d in diagnostics):
@@ -134,31 +60,8 @@ def load_project(options: LoadOptions) -> LoadResult:
     return LoadResult(project, tuple(d for d in diagnostics if not d.is_error))
 
 
-class _Abort(Exception):
-    """Stop loading: what follows would only repeat the problems already recorded."""
-
-
-def _load(options: LoadOptions, session: _Session) -> Project | None:
-    working_dir = os.path.abspath(options.working_dir)
-    environ = dict(options.environ)
-    # COMPOSE_FILE may come from .env in the working directory, as in Compose.
-    working_dotenv = _read_env_file(os.path.join(working_dir, ".env"), environ, session, False)
-    try:
-        files, notes = find_compose_files(working_dir, options.files,
-                                          {**working_dotenv, **environ})
-    except DiscoveryError as exc:
-        session.diagnostics.append(exc.diagnostic)
-        raise _Abort() from None
-    session.diagnostics.extend(notes)
-    project_dir = os.path.dirname(files[0])
-
-    variables = _project_variables(options, working_dir, project_dir, environ, session,
-                                   working_dotenv if project_dir == working_dir else None)
-    name = _project_name(options, variables, files, project_dir, session)
-    if name is None:
-        raise _Abort()
-    # As in Compose, the files may use the project's name in their variables.
-    variables["COMPOSE_PROJECT_NAME"] = name
+def _load(options: LoadOptions, session: Session) -> Project | None:
+    files, project_dir, variables, name = locate_project(options, session)
 
     merged: dict[str, Any] = {}
     for path in files:
@@ -167,7 +70,7 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
             merged = merge_file(merged, loaded)
     if session.unreadable:
         # Validating the rest would report problems that are only due to the missing file.
-        raise _Abort()
+        raise Abort()
 
     profiles = options.profiles or tuple(
         p.strip() for p in variables.get("COMPOSE_PROFILES", "").split(",") if p.strip()
@@ -189,53 +92,7 @@ def _load(options: LoadOptions, session: _Session) -> Project | None:
     return project
 
 
-def _project_variables(
-    options: LoadOptions, working_dir: str, project_dir: str, environ: dict[str, str],
-    session: _Session, project_dotenv: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Interpolation variables: the env files (or `.env`), overridden by the OS environment.
-
-    `project_dotenv` is the project directory's `.env` when it was already read."""
-    dotenv: dict[str, str] = {}
-    env_files = list(options.env_files)
-    if not env_files and environ.get("COMPOSE_ENV_FILES"):
-        env_files = [f for f in environ["COMPOSE_ENV_FILES"].split(",") if f]
-    if env_files:
-        for env_file in env_files:
-            path = os.path.join(working_dir, env_file)
-            dotenv.update(_read_env_file(path, {**dotenv, **environ}, session, True))
-    elif project_dotenv is not None:
-        dotenv = project_dotenv
-    else:
-        dotenv = _read_env_file(os.path.join(project_dir, ".env"), environ, session, False)
-    return {**dotenv, **environ}
-
-
-def _read_env_file(path: str, lookup: Mapping[str, str], session: _Session, required: bool,
-                   origin: Location | None = None) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        if required:
-            where = origin or Location(os.path.abspath(path))
-            session.add("file-not-found", f"the env file {os.path.abspath(path)} does not exist",
-                        where, "create it, fix the path, or mark it `required: false`")
-        return {}
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
-        session.add("file-not-found", f"cannot read the env file {path}: {exc}",
-                    origin or Location(path), None)
-        return {}
-    try:
-        return parse_dotenv(text, lookup.get)
-    except DotenvError as exc:
-        session.add("env-file-syntax", f"invalid env file: {exc.message}",
-                    Location(os.path.abspath(path), exc.line),
-                    "lines look like KEY=value; quote values that contain spaces or '#'")
-        return {}
-
-
-def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: _Session,
+def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: Session,
                chain: tuple[str, ...] = (), fill_context: bool = False
                ) -> TaggedFile | None:
     parsed = session.parse(path)
@@ -386,7 +243,7 @@ def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str,
 
 
 def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
-                     variables: Mapping[str, str], session: _Session,
+                     variables: Mapping[str, str], session: Session,
                      chain: tuple[str, ...]) -> Any:
     service = services.get(name)
     if not isinstance(service, dict) or "extends" not in service:
@@ -432,7 +289,7 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
 
 
 def _apply_include(data: dict[str, Any], entry: Any, index: int, file_dir: str,
-                   variables: Mapping[str, str], session: _Session, report: Report,
+                   variables: Mapping[str, str], session: Session, report: Report,
                    chain: tuple[str, ...] = ()) -> None:
     spec = {"path": entry} if isinstance(entry, str) else dict(entry or {})
     paths = spec.get("path") or []
@@ -447,10 +304,10 @@ def _apply_include(data: dict[str, Any], entry: Any, index: int, file_dir: str,
     included_env: dict[str, str] = {}
     if env_list:
         for env_file in env_list:
-            included_env.update(_read_env_file(_abs(file_dir, env_file), variables, session,
+            included_env.update(read_env_file(_abs(file_dir, env_file), variables, session,
                                                True))
     else:
-        included_env = _read_env_file(os.path.join(project_dir, ".env"), variables, session,
+        included_env = read_env_file(os.path.join(project_dir, ".env"), variables, session,
                                       False)
     inc_vars = {**included_env, **variables}
     included: dict[str, Any] = {}
@@ -483,55 +340,6 @@ def _apply_include(data: dict[str, Any], entry: Any, index: int, file_dir: str,
             data[section][key] = value
 
 
-def _declared_name(files: list[str], variables: Mapping[str, str], session: _Session
-                   ) -> tuple[str | None, Location]:
-    """The top-level `name:` of the last file that sets one, interpolated."""
-    declared: tuple[str | None, Location] = (None, Location())
-    for path in files:
-        parsed = session.parse(path)
-        if parsed is None or not isinstance(parsed[0], dict):
-            continue
-        value = parsed[0].get("name")
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            location = Location(path, parsed[1].get(("name",)), "name")
-            try:
-                text = Interpolator(variables).substitute(str(value))
-            except InterpolationError as exc:
-                session.add(exc.code, exc.message, location, exc.hint)
-                continue
-            declared = (text, location)
-    return declared
-
-
-def _project_name(options: LoadOptions, variables: Mapping[str, str], files: list[str],
-                  project_dir: str, session: _Session) -> str | None:
-    explicit = (
-        (options.project_name, "-p/--project-name"),
-        (variables.get("COMPOSE_PROJECT_NAME"), "COMPOSE_PROJECT_NAME"),
-    )
-    for value, origin in explicit:
-        if value:
-            if not is_valid_project_name(value):
-                session.add(
-                    "invalid-project-name",
-                    f"invalid project name {value!r} from {origin}: it must contain only "
-                    "lowercase letters, digits, dashes and underscores, and start with a "
-                    "letter or digit", Location(),
-                    f"use {normalize_project_name(value) or 'a name like my-app'!r}")
-                return None
-            return value
-    # `name:` and the directory name are normalized, as Compose does.
-    declared, where = _declared_name(files, variables, session)
-    source = declared if declared else os.path.basename(project_dir)
-    name = normalize_project_name(source)
-    if not name:
-        where = where if declared else Location(project_dir)
-        session.add("invalid-project-name", f"cannot make a project name from {source!r}",
-                    where, "give one with -p NAME or a top-level `name:`")
-        return None
-    return name
-
-
 def _profile_enabled(service: Mapping[str, Any], active: tuple[str, ...]) -> bool:
     profiles = service.get("profiles") or []
     if not profiles:
@@ -540,7 +348,7 @@ def _profile_enabled(service: Mapping[str, Any], active: tuple[str, ...]) -> boo
 
 
 def _service_environment(name: str, service: Mapping[str, Any], variables: Mapping[str, str],
-                         session: _Session) -> dict[str, str | None]:
+                         session: Session) -> dict[str, str | None]:
     """`env_file` entries in order, then `environment` on top. A bare KEY stays None: a config."""
     env: dict[str, str | None] = {}
     for index, entry in enumerate(service.get("env_file") or []):
@@ -553,7 +361,7 @@ def _service_environment(name: str, service: Mapping[str, Any], variables: Mappi
         if not isinstance(path, str):
             continue
         origin = session.locate(("services", name, "env_file", index))
-        values = _read_env_file(path, variables, session, bool(required), origin)
+        values = read_env_file(path, variables, session, bool(required), origin)
         env.update({k: escape_template(v) for k, v in values.items()})
     env.update(key_value_list(service.get("environment")))
     return env

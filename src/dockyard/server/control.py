@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dockyard.errors import DockyardError
 from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
@@ -44,6 +45,8 @@ class ControlPlane:
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
         self._expected_stops: set[str] = set()
         self.shutting_down = threading.Event()
+        self.models: dict[tuple[int, str], Any] = {}  # deployed projects, loaded once
+        self.models_lock = threading.Lock()
         self._changed = threading.Condition()
         self._generation = 0
 

@@ -10,6 +10,7 @@ recorded and its worker started.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,7 @@ from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
 from dockyard.store.store import Account
 
 S = ServiceState
+log = logging.getLogger("dockyard.server")
 
 
 class NotFound(DockyardError):
@@ -112,12 +114,28 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
         status = "failed"
         try:
             status = Deployer(control, account, deployment, request).run()
+        except Exception as exc:  # the engine failed under the deployment: settle every service
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            log.exception("deployment %s failed", deployment)
+            settle_unfinished(control, account, project.name, deployment, str(reason))
         finally:
             control.store.finish_deployment(account, deployment, status)
             control.end(account, project.name)
 
     threading.Thread(target=work, name=f"deployment-{deployment}", daemon=True).start()
     return deployment
+
+
+def settle_unfinished(control: ControlPlane, account: Account, project: str, deployment: str,
+                      reason: str) -> None:
+    """Every service `deployment` left in flight, failed with `reason`."""
+    from dockyard.lifecycle import BUILD_STATES, TERMINAL
+
+    for status in control.store.statuses(account, project):
+        if status.deployment == deployment and status.state not in TERMINAL:
+            failed = S.BUILD_FAILED if status.state in BUILD_STATES else \
+                S.SERVICE_DEPLOYMENT_FAILED
+            control.record(account, deployment, status.service, failed, reason)
 
 
 def start_down(control: ControlPlane, account: Account, project_name: str, *,
@@ -259,17 +277,15 @@ def _advertised_host(control: ControlPlane) -> str:
     return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1", "") else host
 
 
-_MODELS: dict[tuple[int, str], Project | None] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def deployed_model(control: ControlPlane, account: Account, project: str,
                    deployment: str) -> Project | None:
     """The project a deployment deployed, loaded once (a deployment never changes)."""
+    cache = control.models
     key = (account.id, deployment)
-    with _MODELS_LOCK:
-        if key in _MODELS:
-            return _MODELS[key]
+    with control.models_lock:
+        if key in cache:
+            found: Project | None = cache[key]
+            return found
     data = control.store.deployed_project(account, deployment)
     model: Project | None = None
     if data:
@@ -277,10 +293,10 @@ def deployed_model(control: ControlPlane, account: Account, project: str,
             model = load_submitted(project, data)
         except DockyardError:
             model = None
-    with _MODELS_LOCK:
-        if len(_MODELS) > 256:
-            _MODELS.clear()
-        _MODELS[key] = model
+    with control.models_lock:
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = model
     return model
 
 

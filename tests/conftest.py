@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+INGRESS_TEST_ENV = {"DOCKYARD_HTTP_PORT": "0", "DOCKYARD_HTTPS_PORT": "0",
+                    "DOCKYARD_INGRESS_HOST": "127.0.0.1"}
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--regen", action="store_true", default=False,
@@ -18,6 +21,9 @@ def dockyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     home = tmp_path / "dockyard-home"
     monkeypatch.setenv("DOCKYARD_HOME", str(home))
     monkeypatch.setenv("DOCKYARD_USER", "alice")
+    # Servers started by tests take any free ingress ports on loopback, never 80 and 443.
+    for key, value in INGRESS_TEST_ENV.items():
+        monkeypatch.setenv(key, value)
     yield home
 
 

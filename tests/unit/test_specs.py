@@ -12,6 +12,7 @@ from dockyard.runtime.specs import (
     container_specs,
     is_job,
     missing_configs,
+    replacement_order,
     resolve_environment,
     restart_policy,
 )
@@ -104,3 +105,27 @@ services:
     assert missing_configs(project, {"DB_PASSWORD": "s", "TOKEN": "t"}) == {}
     assert resolve_environment(project.services["api"], {"DB_PASSWORD": "pa$$", "TOKEN": "t"}
                                ) == {"DSN": "postgres://u:pa$$@db", "TOKEN": "t"}
+
+
+def test_replacement_order_keeps_written_volumes_and_host_ports_safe(tmp_path: Path) -> None:
+    project = load(tmp_path, """
+name: shop
+services:
+  web: {image: busybox, ports: ["8080"]}
+  reader: {image: busybox, ports: ["8080"], volumes: ["data:/data:ro"]}
+  db: {image: busybox, volumes: [data:/var/lib/db]}
+  shared:
+    image: busybox
+    volumes: [data:/data]
+    deploy: {update_config: {order: start-first}}
+  cautious: {image: busybox, deploy: {update_config: {order: stop-first}}}
+  metrics: {image: busybox, ports: [{target: 9100, published: 9100, mode: host}],
+            deploy: {update_config: {order: start-first}}}
+  job: {image: busybox, restart: "no"}
+volumes: {data: {}}
+""")
+    order = {name: replacement_order(s) for name, s in project.services.items()}
+    assert order == {"web": "start-first", "reader": "start-first", "db": "stop-first",
+                     "shared": "start-first", "cautious": "stop-first",
+                     "metrics": "stop-first", "job": "stop-first"}
+

@@ -190,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(deployments, "print a JSON list")
     deployments.set_defaults(handler=_deployments)
 
+    ca = commands.add_parser(
+        "ca", help="the server's local certificate authority, and how to trust it",
+        description="Save the certificate of the server's local CA (which signs the HTTPS "
+        "certificates of local names such as *.localhost) under $DOCKYARD_HOME/config/ca/ and "
+        "print how to make browsers, curl and the system trust it.")
+    ca.add_argument("--pem", action="store_true", help="print the certificate itself")
+    _server_option(ca)
+    ca.set_defaults(handler=_ca)
+
     server = commands.add_parser(
         "server", help="run the Dockyard server (the control plane)",
         description="Run the control plane: the HTTP API, builds and deployments on the "
@@ -213,6 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long a service may take to become healthy (default 300)")
     server.add_argument("--store-url", metavar="URL",
                         help="an SQLAlchemy database URL (default: SQLite in the data dir)")
+    ingress = server.add_argument_group(
+        "ingress", "the HAProxy that serves public ports at their domains, over HTTP and HTTPS")
+    ingress.add_argument("--http-port", metavar="PORT",
+                         help="the HTTP port of the ingress (default 80; 0 picks one)")
+    ingress.add_argument("--https-port", metavar="PORT",
+                         help="the HTTPS port of the ingress (default 443; 0 picks one)")
+    ingress.add_argument("--ingress-host", metavar="HOST",
+                         help="the address the ingress listens on (default 0.0.0.0)")
+    ingress.add_argument("--no-ingress", action="store_const", const="off", dest="ingress",
+                         help="run without the ingress proxy (public ports are not served)")
+    ingress.add_argument("--acme-directory", metavar="URL",
+                         help="an ACME directory for certificates of real zones (default: "
+                         "none; every certificate comes from the server's local CA)")
+    ingress.add_argument("--acme-email", metavar="EMAIL", help="the ACME account's contact")
+    ingress.add_argument("--acme-dns-hook", metavar="COMMAND",
+                         help="a command that sets DNS TXT records (`COMMAND set|clear FQDN "
+                         "VALUE`): enables DNS-01, so one wildcard certificate per project")
+    ingress.add_argument("--acme-ca-bundle", metavar="FILE",
+                         help="CA certificates to trust the ACME server with (for a private "
+                         "ACME server)")
     server.set_defaults(handler=_server)
     return parser
 
@@ -297,6 +326,12 @@ def _deployments(args: argparse.Namespace) -> None:
     run_deployments(project, _client_factory(args), as_json=args.json, limit=args.limit)
 
 
+def _ca(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.tls import run_ca
+
+    run_ca(_client_factory(args), pem=args.pem)
+
+
 def _server(args: argparse.Namespace) -> int:
     from dockyard.server.main import serve
     from dockyard.server.settings import settings_from
@@ -305,7 +340,11 @@ def _server(args: argparse.Namespace) -> int:
                "zone": args.zone, "build_concurrency": args.build_concurrency,
                "max_context_bytes": args.max_context_bytes,
                "stabilization": args.stabilization, "deploy_timeout": args.deploy_timeout,
-               "store_url": args.store_url}
+               "store_url": args.store_url, "ingress": args.ingress,
+               "ingress_host": args.ingress_host, "http_port": args.http_port,
+               "https_port": args.https_port, "acme_directory": args.acme_directory,
+               "acme_email": args.acme_email, "acme_dns_hook": args.acme_dns_hook,
+               "acme_ca_bundle": args.acme_ca_bundle}
     return serve(settings_from(options))
 
 

@@ -98,6 +98,11 @@ class Client:
     def whoami(self) -> dict[str, Any]:
         return dict(self._json("GET", "/v1/whoami"))
 
+    def ingress(self) -> dict[str, Any]:
+        """Whether the server runs its ingress, its ports, and its local CA certificate."""
+        result: dict[str, Any] = self._json("GET", "/v1/ingress")
+        return result
+
     def has_context(self, digest: str) -> bool:
         try:
             response = self.http.head(f"/v1/contexts/{digest}")

@@ -39,6 +39,9 @@ ERRORS: dict[str, str] = {
     "context-missing": "a service's build context was not uploaded to the server",
     "image-missing": "an image a service uses is not on the server's engine (no pulls)",
     "config-missing": "a config the project references is not set",
+    "domain-invalid": "a custom domain cannot be served (not a domain name, or inside the "
+    "server's zone)",
+    "domain-taken": "a domain is already served by another project or service",
 }
 
 WARNINGS: dict[str, str] = {

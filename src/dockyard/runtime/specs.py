@@ -91,6 +91,25 @@ def is_job(service: Service) -> bool:
     return policy is not None and policy.condition == "none"
 
 
+def replacement_order(service: Service) -> str:
+    """How a changed service is replaced: "start-first" (no downtime) or "stop-first".
+
+    Stop-first, whatever is asked, for a job and for a service publishing host ports (two
+    versions cannot hold one host port). Otherwise Compose's `deploy.update_config.order` when
+    given; else stop-first for a service writing to a named volume (two versions writing one data
+    directory at once can corrupt it: most databases), and start-first for everything else.
+    """
+    if is_job(service) or service.host_ports:
+        return "stop-first"
+    update = (service.deploy.extra.get("update_config") if service.deploy else None) or {}
+    order = update.get("order") if isinstance(update, dict) else None
+    if order in ("start-first", "stop-first"):
+        return str(order)
+    if any(m.type == "volume" and m.source and not m.read_only for m in service.volumes):
+        return "stop-first"
+    return "start-first"
+
+
 def restart_policy(service: Service) -> tuple[str, int]:
     """The engine's restart policy name and maximum retry count."""
     if is_job(service):

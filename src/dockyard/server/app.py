@@ -119,6 +119,16 @@ def create_app(control: ControlPlane) -> FastAPI:
         return {"account": who.name, "mode": control.settings.mode.value,
                 "zone": control.settings.zone, "version": __version__}
 
+    @app.get("/v1/ingress")
+    def ingress(_who: Who) -> dict[str, Any]:
+        """Where the ingress listens, and the local CA certificate its HTTPS names chain to."""
+        settings = control.settings
+        enabled = control.ingress.enabled
+        return {"enabled": enabled,
+                "http_port": settings.http_port if enabled else None,
+                "https_port": settings.https_port if enabled else None,
+                "ca_certificate": control.ingress.ca_certificate_pem()}
+
     @app.head("/v1/contexts/{digest}")
     def has_context(digest: str, _who: Who) -> Response:
         return Response(status_code=200 if control.contexts.has(digest) else 404)

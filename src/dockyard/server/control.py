@@ -20,6 +20,7 @@ from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
 from dockyard.runtime.driver import Driver
 from dockyard.runtime.specs import Placement
 from dockyard.server.contexts import ContextStore
+from dockyard.server.ingress import Ingress
 from dockyard.server.settings import ServerSettings
 from dockyard.store.store import Account, Store
 
@@ -49,6 +50,7 @@ class ControlPlane:
         self.models_lock = threading.Lock()
         self._changed = threading.Condition()
         self._generation = 0
+        self.ingress = Ingress(settings.mode, settings.zone)  # main() installs the real one
 
     # -- waking whoever streams events ---------------------------------------------------------
     def notify(self) -> None:

@@ -29,6 +29,7 @@ from dockyard.runtime.specs import (
     is_job,
     network_name,
     project_labels,
+    replacement_order,
     service_labels,
     volume_name,
 )
@@ -37,6 +38,7 @@ from dockyard.server.health import Outcome, wait_healthy
 from dockyard.store.store import Account
 
 S = ServiceState
+DRAIN_SECONDS = 30.0  # the longest in-flight requests of a replaced replica may take to finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +157,14 @@ class Deployer:
                                       action.replicas)
         if action.kind is ActionKind.KEEP and self._healthy_as_is(service, live) \
                 and not self.request.force:
+            self.control.ingress.serve(self.account.name, self.project, name,
+                                       [c for c in live if c.status == "running"])
             self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, "unchanged: not restarted")
             progress.settle(True, "unchanged")
             return
         replicas = desired_replicas(service)
         if replicas == 0:
+            self._withdraw(name, service, live)
             self._stop_all(live)
             self._record(name, S.DEPLOYMENT_SCALED_IN, "scaled to 0 replicas")
             progress.settle(True, "scaled to zero")
@@ -312,12 +317,33 @@ class Deployer:
         self.driver.stop(info.id)
         self.driver.remove(info.id)
 
+    # -- the ingress -------------------------------------------------------------------------------
+    def _publish(self, name: str, service: Service, new: list[ContainerInfo]) -> str | None:
+        """Put healthy new replicas of a public service in rotation (beside the old ones, which
+        `_withdraw` then drains). None when they serve; else why not."""
+        if not service.is_public or not self.control.ingress.enabled:
+            return None
+        ingress = self.control.ingress
+        running = [c for c in new if c.status == "running"]
+        if ingress.add(self.account.name, self.project, name, running):
+            return None
+        ports = ", ".join(str(p.target) for p in service.ingress_ports)
+        return (f"the ingress proxy cannot reach the new replicas on port {ports} "
+                f"(its checks fail)")
+
+    def _withdraw(self, name: str, service: Service, old: list[ContainerInfo]) -> None:
+        """Take replicas out of rotation and let their in-flight requests finish."""
+        if old and service.is_public:
+            self.control.ingress.drain(self.account.name, self.project.name, name, old,
+                                       timeout=DRAIN_SECONDS)
+
     def _replace(self, name: str, service: Service, old: list[ContainerInfo], wanted: str,
                  image_id: str, replicas: int, progress: _Progress, fresh: bool) -> None:
-        """Start-first: new containers, healthy, then the old ones go. Stop-first when the
-        service publishes host ports (two versions cannot hold one host port) or is a job."""
-        stop_first = bool(service.host_ports) or is_job(service)
+        """Start-first: new containers, healthy and in rotation, then the old ones drain and
+        go. Stop-first where `replacement_order` says so (jobs, host ports, written volumes)."""
+        stop_first = replacement_order(service) == "stop-first"
         if stop_first:
+            self._withdraw(name, service, old)
             self._stop_all(old)
         # Names carry the deployment id, so new replicas number from 1 beside the old ones.
         ids = self._start(name, service, wanted, image_id, replicas, 1)
@@ -337,7 +363,17 @@ class Deployer:
             self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
             progress.settle(False, reason)
             return
+        new = [i for i in (self.driver.inspect(c) for c in ids) if i is not None]
+        unreachable = self._publish(name, service, new)
+        if unreachable:
+            self._stop_all(new)
+            reason = unreachable + ("; the previous version keeps serving"
+                                    if old and not stop_first else "")
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
+            progress.settle(False, reason)
+            return
         if not stop_first:
+            self._withdraw(name, service, old)
             self._stop_all(old)
         self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, outcome.reason)
         progress.settle(True, outcome.reason)
@@ -346,6 +382,7 @@ class Deployer:
                image_id: str, replicas: int, progress: _Progress) -> None:
         keep = sorted(live, key=lambda c: int(c.labels.get("dockyard.replica", "0") or 0))
         if replicas < len(keep):
+            self._withdraw(name, service, keep[replicas:])
             self._stop_all(keep[replicas:])
             self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED,
                          f"scaled in to {replicas} replicas")
@@ -358,14 +395,20 @@ class Deployer:
         progress.started_ok = True
         progress.started.set()
         outcome = self._settle(service, ids)
-        if not outcome.ok:
-            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, outcome.reason)
-            progress.settle(False, outcome.reason)
+        new = [i for i in (self.driver.inspect(c) for c in ids) if i is not None]
+        unreachable = None if not outcome.ok else self._publish(name, service, new)
+        if not outcome.ok or unreachable:
+            reason = unreachable or outcome.reason
+            if unreachable:
+                self._stop_all(new)
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
+            progress.settle(False, reason)
             return
         self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, f"scaled out: {outcome.reason}")
         progress.settle(True, outcome.reason)
 
     def _remove_service(self, name: str, containers: list[ContainerInfo]) -> None:
+        self.control.ingress.forget(self.account.name, self.project.name, name)
         self._stop_all(containers)
         self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
         self.control.store.forget_services(self.account, self.project.name, [name])

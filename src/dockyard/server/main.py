@@ -15,11 +15,15 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
 from dockyard.exit_codes import ExitCode
 from dockyard.home import current_username
 from dockyard.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from dockyard.server.control import ControlPlane
 
 TOKEN_FILE = "local-token"
 STATE_FILE = "server.json"
@@ -95,10 +99,14 @@ def serve(settings: ServerSettings) -> int:
     if settings.mode.value == "byoc":
         local_token(store, settings.data)
     recover(control)
+    if settings.ingress:
+        settings = start_ingress(control)
     Watcher(control).start()
     write_private(settings.data / STATE_FILE, json.dumps(
         {"pid": os.getpid(), "url": f"http://{host}:{port}", "mode": settings.mode.value,
-         "zone": settings.zone}))
+         "zone": settings.zone, "ingress": settings.ingress,
+         "http_port": settings.http_port if settings.ingress else None,
+         "https_port": settings.https_port if settings.ingress else None}))
     logging.getLogger("dockyard.server").info(
         "Dockyard server listening on http://%s:%s (mode %s, zone %s, data %s)", host, port,
         settings.mode.value, settings.zone, settings.data)
@@ -109,6 +117,7 @@ def serve(settings: ServerSettings) -> int:
         server.run(sockets=[sock])
     finally:
         control.shutting_down.set()
+        control.ingress.stop()
         state = settings.data / STATE_FILE
         try:
             if json.loads(state.read_text()).get("pid") == os.getpid():
@@ -116,6 +125,32 @@ def serve(settings: ServerSettings) -> int:
         except (OSError, ValueError):
             pass
     return int(ExitCode.OK)
+
+
+def start_ingress(control: ControlPlane) -> ServerSettings:
+    """Bind the ingress ports, start HAProxy with the routes of what runs; the settings with
+    the ports actually bound (port 0 picks one)."""
+    from dockyard.ingress.haproxy import HAProxy, bind_listener, find_binary
+    from dockyard.server.certificates import ServerCertificates
+    from dockyard.server.ingress import Ingress
+    from dockyard.server.recovery import restore_ingress
+
+    settings = control.settings
+    binary = find_binary()
+    http = bind_listener(settings.ingress_host, settings.http_port, flag="--http-port")
+    https = bind_listener(settings.ingress_host, settings.https_port, flag="--https-port")
+    settings = dataclasses.replace(settings, http_port=int(http.getsockname()[1]),
+                                   https_port=int(https.getsockname()[1]))
+    control.settings = settings
+    proxy = HAProxy(settings.data / "ingress", http, https, binary=binary)
+    certificates = ServerCertificates(settings, proxy)
+    control.ingress = Ingress(settings.mode, settings.zone, proxy, certificates)
+    restore_ingress(control)
+    control.ingress.start()
+    logging.getLogger("dockyard.server").info(
+        "ingress (HAProxy) on %s: http %s, https %s", settings.ingress_host,
+        settings.http_port, settings.https_port)
+    return settings
 
 
 def main() -> None:

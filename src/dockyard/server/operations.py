@@ -23,6 +23,14 @@ from dockyard.compose import LoadOptions, load_project
 from dockyard.compose.models import Project
 from dockyard.diagnostics import Diagnostic, Location, error
 from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.ingress.routes import (
+    check_custom_hosts,
+    custom_hosts,
+    host_conflicts,
+    hosts_table,
+    project_routes,
+    route_prefix,
+)
 from dockyard.lifecycle import ServiceState
 from dockyard.naming import public_domain, sanitize_label, service_fqdn
 from dockyard.runtime.driver import (
@@ -67,9 +75,10 @@ def _problem(code: str, message: str, service: str, key: str, hint: str) -> Diag
 
 
 def check_request(control: ControlPlane, project: Project,
-                  builds: Mapping[str, BuildInput], configs: Mapping[str, str]) -> None:
+                  builds: Mapping[str, BuildInput], configs: Mapping[str, str],
+                  account: str | None = None) -> None:
     """Everything that would fail the deployment later, found now (raises ProjectInvalid)."""
-    problems: list[Diagnostic] = []
+    problems: list[Diagnostic] = _domain_problems(control, project, account)
     for name, service in sorted(project.services.items()):
         if service.build is not None:
             build = builds.get(name)
@@ -97,11 +106,40 @@ def check_request(control: ControlPlane, project: Project,
         raise ProjectInvalid(problems)
 
 
+def _domain_problems(control: ControlPlane, project: Project,
+                     account: str | None) -> list[Diagnostic]:
+    """Custom domains that cannot be served, and hosts another route already serves."""
+    settings = control.settings
+    problems = [_problem("domain-invalid", f"{p.host!r} {p.message}", p.service, "domainname",
+                         "use a domain name outside the server's zone (its names are "
+                         "generated), or remove it")
+                for p in check_custom_hosts(settings.mode, settings.zone, project)]
+    if account is None:
+        return problems
+    mine = project_routes(settings.mode, settings.zone, account, project)
+    own = route_prefix(account, project.name)
+    others = {k: r for k, r in control.ingress.table().items() if not k.startswith(own)}
+    taken = hosts_table(others)
+    for host, first, second in host_conflicts(mine):
+        problems.append(_problem("domain-taken", f"{host!r} is claimed by two services "
+                                 f"({first.split('/')[2]} and {second.split('/')[2]})",
+                                 second.split("/")[2], "domainname",
+                                 "give each service its own domain"))
+    for route in mine:
+        for host in route.hosts:
+            if host in taken:
+                problems.append(_problem(
+                    "domain-taken", f"{host!r} is already served by another project",
+                    route.key.split("/")[2], "domainname",
+                    "choose another domain, or take it down from the project that serves it"))
+    return problems
+
+
 def start_deployment(control: ControlPlane, account: Account, project_name: str,
                      project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
                      force: bool, rebuild: bool) -> str:
     project = load_submitted(project_name, project_data)
-    check_request(control, project, builds, {})
+    check_request(control, project, builds, {}, account.name)
     deployment = control.store.create_deployment(account, project.name, "up", dict(project_data))
     try:
         control.begin(account, project.name, deployment)
@@ -175,6 +213,7 @@ def _down(control: ControlPlane, account: Account, project: str, deployment: str
     containers = control.driver.containers(project_labels(placement))
     services = sorted({c.service for c in containers} |
                       {s.service for s in control.store.statuses(account, project)})
+    control.ingress.forget(account.name, project)
     for info in containers:
         control.expect_stop(info.id)
     threads = [threading.Thread(target=_stop_remove, args=(control, info))
@@ -246,13 +285,13 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
                 exposure = "public"
                 fqdn = service_fqdn(settings.mode, username=account.name, project=project,
                                     service=service.name, zone=settings.zone)
+                suffix = "" if settings.https_port in (443, 0) else f":{settings.https_port}"
                 endpoints = tuple(
                     "https://" + public_domain(settings.mode, username=account.name,
                                                project=project, service=service.name,
-                                               port=p.target, zone=settings.zone)
+                                               port=p.target, zone=settings.zone) + suffix
                     for p in service.ingress_ports)
-                if service.domainname:
-                    endpoints += (f"https://{service.domainname}",)
+                endpoints += tuple(f"https://{host}{suffix}" for host in custom_hosts(service))
             else:
                 fqdn = f"{sanitize_label(service.name)}.{sanitize_label(project)}.internal"
             if service.host_ports:

@@ -113,3 +113,17 @@ def _reconcile_empty(control: ControlPlane) -> None:
                                S.SERVICE_DEPLOYMENT_FAILED,
                                "no container found when the server started")
 
+
+def restore_ingress(control: ControlPlane) -> int:
+    """Fill the ingress table from what runs (after `recover`); returns the replicas found."""
+    from dockyard.server.operations import deployed_model
+
+    replicas = []
+    for info in control.driver.containers(server_labels(control.server_id)):
+        owner = control.store.account_by_name(info.labels.get(LABEL_ACCOUNT, ""))
+        project = info.labels.get(LABEL_PROJECT, "")
+        model = deployed_model(control, owner, project, info.deployment) if owner else None
+        if model is not None:
+            replicas.append((info, model))
+    control.ingress.restore(replicas)
+    return len(replicas)

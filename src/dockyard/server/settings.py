@@ -28,6 +28,14 @@ class ServerSettings:
     deploy_timeout_seconds: float = 300.0  # per service, from start to healthy
     store_url: str | None = None  # default: SQLite in `data`
     docker_host: str | None = None
+    ingress: bool = True  # run the ingress proxy (HAProxy)
+    ingress_host: str = "0.0.0.0"  # where the proxy listens
+    http_port: int = 80  # 0: any free port (tests)
+    https_port: int = 443
+    acme_directory: str | None = None  # ACME directory URL for real zones; None: local CA only
+    acme_email: str | None = None
+    acme_dns_hook: str | None = None  # a command for DNS-01: `<hook> set|clear <fqdn> <value>`
+    acme_ca_bundle: str | None = None  # to trust a private ACME server (pebble in tests)
 
     @property
     def database_url(self) -> str:
@@ -53,7 +61,8 @@ def settings_from(options: Mapping[str, str | None],
     """Settings from command-line `options` (None when not given), then `DOCKYARD_*` variables.
 
     Options: listen, data, mode, zone, build_concurrency, max_context_bytes, stabilization,
-    deploy_timeout, store_url.
+    deploy_timeout, store_url, ingress ("0"/"off"/"false" turns it off), ingress_host,
+    http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle.
     """
     env = os.environ if environ is None else environ
 
@@ -82,7 +91,22 @@ def settings_from(options: Mapping[str, str | None],
                                     DEFAULT_MAX_CONTEXT_BYTES),
         stabilization_seconds=float(pick("stabilization") or 1.0),
         deploy_timeout_seconds=float(pick("deploy_timeout") or 300.0),
-        store_url=pick("store_url"), docker_host=env.get("DOCKER_HOST"))
+        store_url=pick("store_url"), docker_host=env.get("DOCKER_HOST"),
+        ingress=(pick("ingress") or "on").lower() not in ("0", "off", "false", "no"),
+        ingress_host=pick("ingress_host") or "0.0.0.0",
+        http_port=_port(pick("http_port"), "--http-port", 80),
+        https_port=_port(pick("https_port"), "--https-port", 443),
+        acme_directory=pick("acme_directory"), acme_email=pick("acme_email"),
+        acme_dns_hook=pick("acme_dns_hook"), acme_ca_bundle=pick("acme_ca_bundle"))
+
+
+def _port(text: str | None, flag: str, default: int) -> int:
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or int(text) > 65535:
+        raise UsageError(f"{flag} must be a port number (0 to 65535), not {text!r}",
+                         hint="0 picks any free port")
+    return int(text)
 
 
 def _positive(text: str | None, what: str, default: int) -> int:

@@ -52,6 +52,11 @@ class Watcher:
                 time.sleep(1.0)
 
     def handle(self, event: EngineEvent) -> None:
+        ingress = self.control.ingress
+        if ingress.is_member(event.container_id):
+            info = self.control.driver.inspect(event.container_id) \
+                if event.action == "start" else None
+            ingress.container_event(event, info.ip_address if info else None)
         labels = event.labels
         account_name = labels.get(LABEL_ACCOUNT)
         project = labels.get(LABEL_PROJECT)

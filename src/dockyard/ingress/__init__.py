@@ -1,0 +1,1 @@
+"""Ingress: routes, the proxy driver, and TLS certificates."""

@@ -1,0 +1,286 @@
+"""HAProxy's configuration and runtime commands, computed from the routes (pure).
+
+Each route is one backend with a fixed number of server slots. A slot holds one replica (in
+rotation: `ready`; out of rotation: `maint`, where in-flight requests finish but no new one
+comes) or nothing (`maint` at a dummy address). Changing which replicas serve a route is a list of
+runtime-API commands (`set server ... addr` and `... state`): no reload, no dropped request. Only
+a new or removed route, changed host names or check type, or a route outgrowing its slots needs
+a new configuration, which the proxy driver loads with a seamless reload.
+
+The host → backend map and the certificate list are files beside the configuration; the
+configuration is always written from the whole current state, so a restarted proxy comes back
+with every route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockyard.ingress.routes import Check, Route, Upstream
+
+MIN_SLOTS = 4
+EMPTY_ADDRESS = "127.0.0.1"
+EMPTY_PORT = 1
+NOT_FOUND_BACKEND = "notfound"
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """The files HAProxy reads, all in the proxy's working directory."""
+
+    directory: Path
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "haproxy.cfg"
+
+    @property
+    def hosts_map(self) -> Path:
+        return self.directory / "hosts.map"
+
+    @property
+    def acme_map(self) -> Path:
+        return self.directory / "acme.map"
+
+    @property
+    def redirect_map(self) -> Path:
+        return self.directory / "https-only.map"
+
+    @property
+    def crt_list(self) -> Path:
+        return self.directory / "certificates.list"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.directory / "admin.sock"
+
+    @property
+    def master_socket(self) -> Path:
+        return self.directory / "master.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """Where a frontend listens: an inherited file descriptor (pre-bound by the server)."""
+
+    fd: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A route as laid out in HAProxy: its backend name and what each slot holds."""
+
+    name: str
+    route: Route
+    slots: tuple[Upstream | None, ...]
+
+    def slot_of(self, upstream: Upstream) -> int | None:
+        for index, held in enumerate(self.slots):
+            if held is not None and held.endpoint == upstream.endpoint:
+                return index
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The whole proxy state: one backend per route, plus TLS and ACME settings."""
+
+    backends: Mapping[str, Backend] = field(default_factory=dict)  # by route key
+    certificates: tuple[Path, ...] = ()  # PEM files (chain + key); the first is the default
+    https_only: frozenset[str] = frozenset()  # hosts whose HTTP requests are redirected
+
+
+def backend_name(route_key: str) -> str:
+    """A stable backend name for a route (route keys hold characters HAProxy names may not)."""
+    return "r_" + hashlib.sha256(route_key.encode()).hexdigest()[:16]
+
+
+def slot_count(replicas: int) -> int:
+    """Slots for `replicas`: room for a start-first replacement (old and new at once)."""
+    wanted = max(MIN_SLOTS, 2 * replicas)
+    count = MIN_SLOTS
+    while count < wanted:
+        count *= 2
+    return count
+
+
+def server_name(index: int) -> str:
+    return f"s{index + 1}"
+
+
+def fresh_layout(routes: Mapping[str, Route], certificates: Sequence[Path] = (),
+                 https_only: frozenset[str] = frozenset()) -> Layout:
+    """Lay every route out from scratch: replicas in order, in rotation first."""
+    backends: dict[str, Backend] = {}
+    for key in sorted(routes):
+        route = routes[key]
+        members: list[Upstream | None] = [*route.upstreams, *route.resting]
+        members += [None] * (slot_count(len(members)) - len(members))
+        backends[key] = Backend(backend_name(key), route, tuple(members))
+    return Layout(backends, tuple(certificates), https_only)
+
+
+def needs_reload(applied: Layout, routes: Mapping[str, Route], certificates: Sequence[Path],
+                 https_only: frozenset[str]) -> bool:
+    """Whether `routes` differ from `applied` in something the runtime API cannot change."""
+    if set(applied.backends) != set(routes) or applied.certificates != tuple(certificates) \
+            or applied.https_only != https_only:
+        return True
+    for key, route in routes.items():
+        backend = applied.backends[key]
+        if backend.route.hosts != route.hosts or backend.route.check != route.check:
+            return True
+        members = {u.endpoint for u in (*route.upstreams, *route.resting)}
+        kept = {u.endpoint for u in backend.slots if u is not None} & members
+        if len(members - kept) > len(backend.slots) - len(kept):
+            return True
+    return False
+
+
+def runtime_update(applied: Layout, routes: Mapping[str, Route]) -> tuple[Layout, list[str]]:
+    """The runtime-API commands that turn `applied` into `routes` (same keys, hosts and checks).
+
+    Replicas keep their slots; a replica leaving frees its slot (maint first, then the dummy
+    address); a new one takes a free slot, gets its address, then `ready`. Call only when
+    `needs_reload` is False.
+    """
+    commands: list[str] = []
+    backends: dict[str, Backend] = {}
+    for key, route in sorted(routes.items()):
+        backend = applied.backends[key]
+        live = {u.endpoint: u for u in route.upstreams}
+        resting = {u.endpoint: u for u in route.resting}
+        slots = list(backend.slots)
+        before = {u.endpoint: (u, u.endpoint in {r.endpoint for r in backend.route.upstreams})
+                  for u in backend.slots if u is not None}
+        for index, held in enumerate(slots):
+            if held is None:
+                continue
+            target = f"{backend.name}/{server_name(index)}"
+            was_live = before[held.endpoint][1]
+            if held.endpoint in live:
+                slots[index] = live[held.endpoint]
+                if not was_live:
+                    commands.append(f"set server {target} state ready")
+            elif held.endpoint in resting:
+                slots[index] = resting[held.endpoint]
+                if was_live:
+                    commands.append(f"set server {target} state maint")
+            else:
+                slots[index] = None
+                if was_live:
+                    commands.append(f"set server {target} state maint")
+                commands.append(f"set server {target} addr {EMPTY_ADDRESS} port {EMPTY_PORT}")
+        for upstream, in_rotation in [*((u, True) for u in route.upstreams),
+                                      *((u, False) for u in route.resting)]:
+            if upstream.endpoint in before:
+                continue
+            index = slots.index(None)
+            slots[index] = upstream
+            target = f"{backend.name}/{server_name(index)}"
+            commands.append(f"set server {target} addr {upstream.address} port {upstream.port}")
+            if in_rotation:
+                commands.append(f"set server {target} state ready")
+        backends[key] = Backend(backend.name, route, tuple(slots))
+    return Layout(backends, applied.certificates, applied.https_only), commands
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_config(layout: Layout, paths: Paths, *, http: Listener, https: Listener | None
+                  ) -> str:
+    """The whole configuration file for `layout`."""
+    lines = [
+        "# Written by the Dockyard server; every change is overwritten.",
+        "global",
+        f"    stats socket {paths.admin_socket} mode 600 level admin expose-fd listeners",
+        "    stats timeout 30s",
+        "    hard-stop-after 120s",
+        "    ssl-default-bind-options ssl-min-ver TLSv1.2",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 3s",
+        "    timeout client 60s",
+        "    timeout server 60s",
+        "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    timeout tunnel 1h",
+        "    timeout check 2s",
+        "    option redispatch",
+        "    retries 3",
+        "    option forwardfor",
+        "    default-server inter 1s fastinter 500ms downinter 1s rise 1 fall 2",
+        "",
+    ]
+    routing = [
+        f"    use_backend %[req.hdr(host),field(1,:),lower,map({paths.hosts_map},"
+        f"{NOT_FOUND_BACKEND})]",
+    ]
+    lines += [
+        "frontend http",
+        f"    bind fd@{http.fd}",
+        "    http-request set-var(txn.acme) path,field(4,/),map("
+        f"{paths.acme_map}) if {{ path_beg /.well-known/acme-challenge/ }}",
+        '    http-request return status 200 content-type text/plain lf-string "%[var(txn.acme)]"'
+        " if { var(txn.acme) -m found }",
+        f"    http-request redirect scheme https code 308 if {{ req.hdr(host),field(1,:),lower,"
+        f"map({paths.redirect_map}) -m found }}",
+        "    http-request set-header X-Forwarded-Proto http",
+        *routing,
+        "",
+    ]
+    if https is not None and layout.certificates:
+        lines += [
+            "frontend https",
+            f"    bind fd@{https.fd} ssl crt-list {paths.crt_list} alpn h2,http/1.1",
+            "    http-request set-header X-Forwarded-Proto https",
+            *routing,
+            "",
+        ]
+    lines += [
+        f"backend {NOT_FOUND_BACKEND}",
+        '    http-request return status 404 content-type text/plain string'
+        ' "no service is published at this address\\n"',
+        "",
+    ]
+    for key in sorted(layout.backends):
+        backend = layout.backends[key]
+        route = backend.route
+        lines += [f"backend {backend.name}",
+                  f"    # {route.key}: {' '.join(route.hosts)}",
+                  "    balance roundrobin"]
+        if route.check is Check.HTTP:
+            lines += ["    option httpchk GET /", "    http-check expect rstatus ^[1-4]"]
+        live = {u.endpoint for u in route.upstreams}
+        for index, held in enumerate(backend.slots):
+            if held is None:
+                where, state = f"{EMPTY_ADDRESS}:{EMPTY_PORT}", " disabled"
+            else:
+                where = held.endpoint
+                state = "" if held.endpoint in live else " disabled"
+            lines.append(f"    server {server_name(index)} {where} check{state}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_hosts_map(layout: Layout) -> str:
+    owners: dict[str, str] = {}
+    for key in sorted(layout.backends):
+        for host in layout.backends[key].route.hosts:
+            owners.setdefault(host, layout.backends[key].name)
+    return "".join(f"{host} {name}\n" for host, name in sorted(owners.items()))
+
+
+def render_crt_list(layout: Layout) -> str:
+    return "".join(f"{_quote(str(path))}\n" if " " in str(path) else f"{path}\n"
+                   for path in layout.certificates)
+
+
+def render_redirect_map(layout: Layout) -> str:
+    return "".join(f"{host} 1\n" for host in sorted(layout.https_only))

@@ -1,4 +1,4 @@
-"""A fake engine driver for unit and in-process API tests (engine tests use the real one).
+"""A fake engine driver and a fake ingress proxy for unit and in-process API tests.
 
 Containers "run" as soon as they are created: a job exits with `job_exit_code`, a service
 whose command mentions `crash` exits 1 and counts restarts, anything else runs and is healthy.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dockyard.build.context import PackedContext
+from dockyard.ingress.routes import Route
 from dockyard.runtime.driver import (
     LABEL_JOB,
     ContainerInfo,
@@ -36,6 +38,7 @@ class FakeDriver:
         self.job_exit_code = 0
         self.lock = threading.Lock()
         self.counter = 0
+        self.addresses = False  # give containers addresses (as the ingress needs)
 
     def close(self) -> None:
         pass
@@ -90,7 +93,9 @@ class FakeDriver:
         self.items[cid] = ContainerInfo(
             id=cid, name=spec.name, labels=dict(spec.labels), status=status, exit_code=code,
             health="healthy" if spec.healthcheck and not job else None,
-            restart_count=1 if crash else 0, ip_address=None, started_at=datetime.now(UTC))
+            restart_count=1 if crash else 0,
+            ip_address=f"10.9.0.{self.counter}" if self.addresses else None,
+            started_at=datetime.now(UTC))
         self.specs[cid] = spec
         return cid
 
@@ -120,3 +125,43 @@ class FakeDriver:
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         return iter(())
+
+
+class FakeProxy:
+    """A proxy that records every table it is given; every replica is up at once."""
+
+    def __init__(self) -> None:
+        self.tables: list[dict[str, Route]] = []
+        self.certificates: list[list[Path]] = []
+        self.started = False
+        self.sessions_left = 0  # in-flight requests a drain waits for
+
+    def start(self, routes: Mapping[str, Route], certificates: Sequence[Path] = (),
+              https_only: frozenset[str] = frozenset()) -> None:
+        self.started = True
+        self.apply(routes, certificates, https_only)
+
+    def apply(self, routes: Mapping[str, Route], certificates: Sequence[Path] = (),
+              https_only: frozenset[str] = frozenset()) -> None:
+        self.tables.append(dict(routes))
+        self.certificates.append(list(certificates))
+
+    def stop(self) -> None:
+        self.started = False
+
+    def ensure_running(self) -> bool:
+        return False
+
+    def in_rotation(self, route_key: str, endpoints: Iterable[str]) -> bool:
+        return True
+
+    def sessions(self, route_key: str, endpoints: Iterable[str]) -> int:
+        if self.sessions_left:
+            self.sessions_left -= 1
+            return 1
+        return 0
+
+    @property
+    def table(self) -> dict[str, Route]:
+        return self.tables[-1] if self.tables else {}
+

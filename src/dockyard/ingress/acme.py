@@ -40,6 +40,7 @@ from josepy.jwa import ES256, ES384, RS256, JWASignature
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from dockyard import __version__
+from dockyard.errors import DockyardError
 from dockyard.ingress.certificates import (
     IssuedCertificate,
     is_ip,
@@ -197,13 +198,17 @@ class AcmeIssuer:
         wanted = normalize_names(names)
         self._check_solvers(wanted)
         with self._lock:
+            net: ClientNetwork | None = None
             try:
-                client = self._client()
-                return self._order(client, wanted)
-            except CertificateError:
+                net = self._network()
+                return self._order(self._client(net), wanted)
+            except DockyardError:  # ours, or a solver's (the proxy's): already explained
                 raise
             except Exception as exc:  # the acme library's, requests', josepy's: all explained
                 raise self._explain(exc, wanted) from None
+            finally:
+                if net is not None:
+                    net.session.close()
 
     # -- steps -------------------------------------------------------------------------------------
     def _check_solvers(self, wanted: tuple[str, ...]) -> None:
@@ -217,16 +222,19 @@ class AcmeIssuer:
             raise CertificateError("no ACME challenge can be answered: neither HTTP-01 nor "
                                    "DNS-01 is set up", hint="configure a DNS hook or HTTP-01")
 
-    def _client(self) -> ClientV2:
+    def _network(self) -> ClientNetwork:
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise CertificateError(f"the ACME CA bundle {self.ca_bundle} does not exist",
+                                   hint="check --acme-ca-bundle")
         key, alg = self._account_key()
         net = ClientNetwork(key, alg=alg, user_agent=USER_AGENT,
                             timeout=max(1, math.ceil(min(self.timeout, 45))))
         if self.ca_bundle is not None:
-            if not self.ca_bundle.is_file():
-                raise CertificateError(f"the ACME CA bundle {self.ca_bundle} does not exist",
-                                       hint="check --acme-ca-bundle")
             # requests' `verify` takes a CA bundle path as well as a bool.
             net.verify_ssl = str(self.ca_bundle)  # type: ignore[assignment]
+        return net
+
+    def _client(self, net: ClientNetwork) -> ClientV2:
         client = ClientV2(ClientV2.get_directory(self.directory_url, net), net)
         self._register(client)
         return client
@@ -419,6 +427,10 @@ class AcmeIssuer:
                                     f"({type(exc).__name__})",
                                     hint="check the directory URL (--acme-directory) and the "
                                          "network")
+        if isinstance(exc, OSError):
+            return CertificateError(f"the ACME account files in {self.account_dir} cannot be "
+                                    f"written ({exc.strerror or exc})",
+                                    hint="check that directory's owner and permissions")
         log.debug("unexpected ACME failure", exc_info=exc)
         return CertificateError(f"the ACME exchange with {server} for {names} failed: "
                                 f"{type(exc).__name__}: {str(exc)[:300]}",
@@ -464,5 +476,6 @@ _HINTS: dict[str, str] = {
 
 
 def _problem_hint(error: messages.Error) -> str:
-    return _HINTS.get(error.code or "", "see the CA's message above")
+    return _HINTS.get(error.code or "", "the CA's reason is in the message: fix that, or ask "
+                                        "for other names")
 

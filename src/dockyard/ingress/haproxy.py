@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -106,6 +107,32 @@ class HAProxy:
             self._write_files(check=True)
             self._spawn()
 
+    @property
+    def pid_file(self) -> Path:
+        return self.paths.directory / "haproxy.pid"
+
+    @staticmethod
+    def stop_stale_in(directory: Path) -> bool:
+        """Stop an HAProxy that a previous server left running on `directory` (the server
+        was killed and could not stop it); True if there was one."""
+        paths = Paths(directory)
+        try:
+            pid = int((directory / "haproxy.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return False
+        if str(paths.config).encode() not in cmdline:
+            return False  # the pid was reused by something else
+        log.warning("stopping HAProxy %s, left running by a previous server", pid)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
     def _spawn(self) -> None:
         for stale in (self.paths.admin_socket, self.paths.master_socket):
             stale.unlink(missing_ok=True)
@@ -119,6 +146,7 @@ class HAProxy:
                 start_new_session=True)
         finally:
             logfile.close()
+        _write_atomic(self.pid_file, f"{self._process.pid}\n")
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -169,6 +197,7 @@ class HAProxy:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            self.pid_file.unlink(missing_ok=True)
 
     @property
     def pid(self) -> int | None:

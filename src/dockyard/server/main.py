@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -113,6 +114,9 @@ def serve(settings: ServerSettings) -> int:
     config = uvicorn.Config(create_app(control), log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
+    # Uvicorn re-raises SIGTERM once it has shut down; exit through `finally` instead of
+    # dying there, so the ingress proxy is stopped and server.json removed.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[sock])
     finally:
@@ -127,6 +131,10 @@ def serve(settings: ServerSettings) -> int:
     return int(ExitCode.OK)
 
 
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def start_ingress(control: ControlPlane) -> ServerSettings:
     """Bind the ingress ports, start HAProxy with the routes of what runs; the settings with
     the ports actually bound (port 0 picks one)."""
@@ -137,6 +145,7 @@ def start_ingress(control: ControlPlane) -> ServerSettings:
 
     settings = control.settings
     binary = find_binary()
+    HAProxy.stop_stale_in(settings.data / "ingress")
     http = bind_listener(settings.ingress_host, settings.http_port, flag="--http-port")
     https = bind_listener(settings.ingress_host, settings.https_port, flag="--https-port")
     settings = dataclasses.replace(settings, http_port=int(http.getsockname()[1]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import shutil
 import socket
 import ssl
@@ -25,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from dockyard.ingress.acme import (
@@ -320,17 +323,23 @@ def test_the_account_is_created_once_and_reused(pebble: Pebble, tmp_path: Path) 
 
 
 def test_an_account_the_server_forgot_is_registered_again(
-        pebble: Pebble, tmp_path: Path) -> None:
+        pebble: Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = tmp_path / "first"
     pebble.issuer(first).issue(["three.shop.alice.example.com"])
     # A registration kept for a key the server does not know (a test server restarted): the
     # server answers accountDoesNotExist, and the issuer registers that key.
     forgot = tmp_path / "forgot"
     forgot.mkdir()
+    (forgot / "account.key").write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
     shutil.copy(first / "account.json", forgot / "account.json")
-    pebble.issuer(forgot).issue(["four.shop.alice.example.com"])  # creates its own key
-    assert json.loads((forgot / "account.json").read_text()) != json.loads(
-        (first / "account.json").read_text())
+    with caplog.at_level(logging.DEBUG, logger="dockyard.ingress.acme"):
+        cert = pebble.issuer(forgot).issue(["four.shop.alice.example.com"])
+    assert cert.names == ("four.shop.alice.example.com",)
+    assert "forgot account" in caplog.text
+    uri = json.loads((forgot / "account.json").read_text())["registration"]["uri"]
+    assert uri != json.loads((first / "account.json").read_text())["registration"]["uri"]
 
 
 def test_unwritable_account_files_are_a_clear_error(tmp_path: Path) -> None:

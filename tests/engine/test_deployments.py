@@ -381,7 +381,9 @@ class TestShop:
         page = httpx.get(f"http://127.0.0.1:{shop.port}/", timeout=5)
         assert page.status_code == 200 and "Dockyard shop" in page.text
         # web: public, at its own domain; db: private, no endpoint, a private name.
-        assert rows["web"]["endpoint"] == f"https://web--8080.{project}.alice.localhost"
+        https_port = json.loads((shop.dy.data / "server.json").read_text())["https_port"]
+        assert rows["web"]["endpoint"] == \
+            f"https://web--8080.{project}.alice.localhost:{https_port}"
         assert rows["web"]["fqdn"] == f"web.{project}.alice.localhost"
         assert rows["db"]["endpoint"] == "" and rows["db"]["endpoints"] == []
         assert rows["db"]["exposure"] == "private"

@@ -217,3 +217,11 @@ def test_what_the_runtime_api_cannot_change_needs_a_reload(change: str) -> None:
     else:
         certificates = (Path("/x.pem"),)
     assert needs_reload(layout, routes, certificates, frozenset())
+
+
+def test_control_sockets_move_to_a_short_path_when_the_directory_is_deep() -> None:
+    assert Paths(Path("/data/ingress")).admin_socket == Path("/data/ingress/admin.sock")
+    deep = Paths(Path("/tmp/" + "x" * 120 + "/ingress"))
+    assert len(str(deep.master_socket)) <= 97 and len(str(deep.admin_socket)) <= 97
+    assert deep.socket_directory == Paths(Path("/tmp/" + "x" * 120 + "/ingress")).socket_directory
+    assert deep.socket_directory != Paths(Path("/tmp/" + "y" * 120 + "/ingress")).socket_directory

@@ -134,6 +134,7 @@ class HAProxy:
         return True
 
     def _spawn(self) -> None:
+        self.paths.socket_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for stale in (self.paths.admin_socket, self.paths.master_socket):
             stale.unlink(missing_ok=True)
         fds = [self._http.fileno()] + ([self._https.fileno()] if self._https else [])
@@ -275,12 +276,14 @@ class HAProxy:
         for path, text in files.items():
             _write_atomic(path, text)
         if check:
-            result = subprocess.run([self.binary, "-c", "-q", "-f", str(self.paths.config)],
+            result = subprocess.run([self.binary, "-c", "-f", str(self.paths.config)],
                                     capture_output=True, text=True,
                                     pass_fds=[http.fd] + ([https.fd] if https else []))
             if result.returncode != 0:
+                alerts = [line for line in (result.stdout + result.stderr).splitlines()
+                          if "ALERT" in line]
                 raise IngressError("the generated HAProxy configuration was refused: "
-                                   + " | ".join(result.stderr.strip().splitlines()[-5:]),
+                                   + " | ".join(alerts[:5]),
                                    hint="this is a bug in Dockyard; run with --debug and "
                                    "report it")
 

@@ -15,6 +15,7 @@ with every route.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 from dockyard.ingress.routes import Check, Route, Upstream
 
 MIN_SLOTS = 4
+MAX_SOCKET_PATH = 90
 EMPTY_ADDRESS = "127.0.0.1"
 EMPTY_PORT = 1
 NOT_FOUND_BACKEND = "notfound"
@@ -54,12 +56,22 @@ class Paths:
         return self.directory / "certificates.list"
 
     @property
+    def socket_directory(self) -> Path:
+        """Where the control sockets live: the directory itself, unless its path is too long
+        for a Unix socket (HAProxy takes at most 97 characters), then a short private one
+        under /tmp named after it."""
+        if len(str(self.directory / "master.sock")) <= MAX_SOCKET_PATH:
+            return self.directory
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"dockyard-ingress-{digest}"
+
+    @property
     def admin_socket(self) -> Path:
-        return self.directory / "admin.sock"
+        return self.socket_directory / "admin.sock"
 
     @property
     def master_socket(self) -> Path:
-        return self.directory / "master.sock"
+        return self.socket_directory / "master.sock"
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,7 @@ class HAProxy:
         self._process: subprocess.Popen[bytes] | None = None
         self._layout = Layout()
         self._acme: dict[str, str] = {}
+        self._certificate_stamp: tuple[tuple[str, int], ...] = ()
         self.restarts = 0
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -103,6 +104,7 @@ class HAProxy:
     def start(self, routes: Mapping[str, Route], certificates: Sequence[Path] = (),
               https_only: frozenset[str] = frozenset()) -> None:
         with self._lock:
+            self._certificate_stamp = _stamp(certificates)
             self._layout = fresh_layout(routes, certificates, https_only)
             self._write_files(check=True)
             self._spawn()
@@ -227,7 +229,10 @@ class HAProxy:
               https_only: frozenset[str] = frozenset()) -> None:
         """Serve `routes`: through the runtime API when it can, else by a seamless reload."""
         with self._lock:
-            if needs_reload(self._layout, routes, certificates, https_only):
+            stamp = _stamp(certificates)
+            if needs_reload(self._layout, routes, certificates, https_only) \
+                    or stamp != self._certificate_stamp:
+                self._certificate_stamp = stamp
                 self._layout = fresh_layout(routes, certificates, https_only)
                 self._write_files(check=True)
                 self._reload()
@@ -325,6 +330,17 @@ class HAProxy:
                           "".join(f"{k} {v}\n" for k, v in sorted(self._acme.items())))
             if self.alive():
                 self.command(f"del map {self.paths.acme_map} {token}")
+
+
+def _stamp(certificates: Sequence[Path]) -> tuple[tuple[str, int], ...]:
+    """The certificate files and when each last changed: a renewed file needs a reload."""
+    stamps = []
+    for path in certificates:
+        try:
+            stamps.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            stamps.append((str(path), 0))
+    return tuple(stamps)
 
 
 def _stat_rows(csv_text: str) -> list[dict[str, str]]:

@@ -30,6 +30,7 @@ log = logging.getLogger("dockyard.server")
 
 IN_ROTATION_TIMEOUT = 15.0  # seconds for the proxy to see a new replica up
 SUPERVISE_SECONDS = 1.0
+RENEWAL_CHECK_SECONDS = 6 * 3600.0  # how often certificates are checked for renewal
 
 
 class Proxy(Protocol):
@@ -104,12 +105,20 @@ class Ingress:
             self.proxy.stop()
 
     def _supervise(self) -> None:
+        renewed = time.monotonic()
         while not self._stopping.wait(SUPERVISE_SECONDS):
             try:
                 if self.proxy is not None and self.proxy.ensure_running():
                     log.warning("the ingress proxy had stopped; started again with every route")
             except Exception:  # keep supervising; say why
                 log.exception("the ingress proxy could not be started again")
+            if time.monotonic() - renewed > RENEWAL_CHECK_SECONDS:
+                renewed = time.monotonic()
+                try:
+                    with self._lock:
+                        self._apply()  # certificates near their end are issued again
+                except Exception:
+                    log.exception("certificates could not be renewed")
 
     # -- the table -----------------------------------------------------------------------------
     def table(self) -> dict[str, Route]:

@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dockyard.compose.models import Project, Service
 from dockyard.compose.render import service_to_dict
@@ -52,7 +53,7 @@ def desired_replicas(service: Service) -> int:
     return int(scale) if isinstance(scale, int) else 1
 
 
-def config_hash(service: Service, image_id: str | None = None) -> str:
+def config_hash(service: Service, image_id: str | None = None, configs_digest: str = "") -> str:
     """A digest of everything that, changed, needs new containers.
 
     The replica count is left out (scaling needs no replacement); the image id is put in, so a
@@ -66,7 +67,10 @@ def config_hash(service: Service, image_id: str | None = None) -> str:
     if isinstance(deploy, dict):
         data["deploy"] = {k: v for k, v in deploy.items() if k != "replicas"}
     data.pop("scale", None)
-    text = json.dumps({"service": data, "image": image_id}, sort_keys=True, default=str)
+    payload: dict[str, Any] = {"service": data, "image": image_id}
+    if configs_digest:  # a keyed digest of the config values the service uses
+        payload["configs"] = configs_digest
+    text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

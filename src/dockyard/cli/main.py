@@ -190,6 +190,57 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(deployments, "print a JSON list")
     deployments.set_defaults(handler=_deployments)
 
+    configs = commands.add_parser(
+        "config", help="a project's configs (secrets): set, ls, rm",
+        description="Configs are named sensitive values of one project, stored encrypted by "
+        "the server and never shown again. A Compose `environment` key with no value takes "
+        "the config of that name, `${NAME}` in an environment value is replaced by it, and an "
+        "external top-level secret is mounted as a file at /run/secrets/NAME. The project is "
+        "-p, else the Compose project in this directory.")
+    configs.set_defaults(help_parser=configs)
+    config_commands = configs.add_subparsers(dest="config_command", metavar="COMMAND",
+                                             parser_class=_Parser)
+    config_set = config_commands.add_parser(
+        "set", help="set a config",
+        description="Set config NAME. Its value: NAME=VALUE, --env (this process's variable "
+        "NAME), --random (a strong random value, not shown), else standard input when it is "
+        "not a terminal, else a hidden prompt. Changing a config restarts nothing: the next "
+        "`up` replaces the services that use it.")
+    config_set.add_argument("name", metavar="NAME[=VALUE]")
+    config_set.add_argument("--env", action="store_true",
+                            help="take the value of the variable NAME of this environment")
+    config_set.add_argument("--random", action="store_true",
+                            help="a strong random value (32 random bytes), not shown")
+    config_set.add_argument("--if-not-set", action="store_true",
+                            help="leave an existing value as it is")
+    config_ls = config_commands.add_parser("ls", help="list config names (never values)",
+                                           description="The project's config names and when "
+                                           "each was last set. Values are never shown.")
+    _json_option(config_ls, "print a JSON list")
+    config_rm = config_commands.add_parser("rm", help="remove configs",
+                                           description="Remove configs from the project.")
+    config_rm.add_argument("names", nargs="+", metavar="NAME")
+    for item, handler in ((config_set, _config_set), (config_ls, _config_ls),
+                          (config_rm, _config_rm)):
+        _project_options(item)
+        _server_option(item)
+        item.set_defaults(handler=handler)
+
+    login = commands.add_parser(
+        "login", help="store a token for a server",
+        description="Store an API token for a Dockyard server (given by its operator with "
+        "`dockyard server accounts add`) in $DOCKYARD_HOME/config/credentials.json (mode "
+        "0600). The token is read from standard input when it is not a terminal, else from a "
+        "hidden prompt. Later commands with --server URL (or DOCKYARD_SERVER) use it.")
+    login.add_argument("--server", metavar="URL", required=True, help="the server's URL")
+    login.set_defaults(handler=_login)
+    whoami = commands.add_parser("whoami", help="the account, server and mode",
+                                 description="Show the account this CLI acts as, the server "
+                                 "and its naming mode and zone.")
+    _server_option(whoami)
+    _json_option(whoami, "print JSON")
+    whoami.set_defaults(handler=_whoami)
+
     ca = commands.add_parser(
         "ca", help="the server's local certificate authority, and how to trust it",
         description="Save the certificate of the server's local CA (which signs the HTTPS "
@@ -243,6 +294,42 @@ def build_parser() -> argparse.ArgumentParser:
                          help="CA certificates to trust the ACME server with (for a private "
                          "ACME server)")
     server.set_defaults(handler=_server)
+    admin = server.add_subparsers(dest="server_command", metavar="COMMAND",
+                                  parser_class=_Parser)
+    accounts = admin.add_parser(
+        "accounts", help="manage accounts (the operator, on the server's machine)",
+        description="Manage the accounts of the server whose data directory is --data (or "
+        "$DOCKYARD_DATA, else the default). `add` prints the new account's first API token "
+        "once; keep it.")
+    accounts.set_defaults(help_parser=accounts)
+    account_commands = accounts.add_subparsers(dest="accounts_command", metavar="COMMAND",
+                                               parser_class=_Parser)
+    for verb, what in (("add", "create an account and print its first token"),
+                       ("rm", "remove an account and everything it owns"),
+                       ("ls", "list the accounts")):
+        item = account_commands.add_parser(verb, help=what, description=what[0].upper()
+                                           + what[1:] + ".")
+        if verb != "ls":
+            item.add_argument("account", metavar="NAME")
+        item.add_argument("--data", metavar="DIR", help="the server's data directory")
+        item.set_defaults(handler=_accounts, verb=verb)
+    tokens = admin.add_parser("tokens", help="manage an account's API tokens",
+                              description="Add, list or revoke an account's API tokens.")
+    tokens.set_defaults(help_parser=tokens)
+    token_commands = tokens.add_subparsers(dest="tokens_command", metavar="COMMAND",
+                                           parser_class=_Parser)
+    for verb, what in (("add", "create a token and print it once"),
+                       ("ls", "list the account's tokens (ids and labels, not the tokens)"),
+                       ("revoke", "revoke a token by its id")):
+        item = token_commands.add_parser(verb, help=what, description=what[0].upper()
+                                         + what[1:] + ".")
+        item.add_argument("account", metavar="NAME")
+        if verb == "revoke":
+            item.add_argument("token_id", type=int, metavar="ID")
+        if verb == "add":
+            item.add_argument("--label", default="cli", help="a label to tell tokens apart")
+        item.add_argument("--data", metavar="DIR", help="the server's data directory")
+        item.set_defaults(handler=_tokens, verb=verb)
     return parser
 
 
@@ -324,6 +411,50 @@ def _deployments(args: argparse.Namespace) -> None:
         except DockyardError:  # no usable Compose project here: show every project
             project = None
     run_deployments(project, _client_factory(args), as_json=args.json, limit=args.limit)
+
+
+def _config_set(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.configs import run_set
+
+    run_set(_project_name(args), _client_factory(args), args.name, from_env=args.env,
+            random=args.random, if_not_set=args.if_not_set)
+
+
+def _config_ls(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.configs import run_ls
+
+    run_ls(_project_name(args), _client_factory(args), as_json=args.json)
+
+
+def _config_rm(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.configs import run_rm
+
+    run_rm(_project_name(args), _client_factory(args), args.names)
+
+
+def _login(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.accounts import run_login
+
+    run_login(args.server)
+
+
+def _whoami(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.accounts import run_whoami
+
+    run_whoami(_client_factory(args), args.server, as_json=args.json)
+
+
+def _accounts(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.accounts import run_accounts
+
+    run_accounts(args.verb, getattr(args, "account", None), args.data)
+
+
+def _tokens(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.accounts import run_tokens
+
+    run_tokens(args.verb, args.account, args.data, label=getattr(args, "label", "cli"),
+               token_id=getattr(args, "token_id", None))
 
 
 def _ca(args: argparse.Namespace) -> None:

@@ -103,6 +103,21 @@ class Client:
         result: dict[str, Any] = self._json("GET", "/v1/ingress")
         return result
 
+    def configs(self, project: str) -> list[dict[str, Any]]:
+        """The project's config names and update times (values are never sent back)."""
+        result: list[dict[str, Any]] = self._json("GET", f"/v1/projects/{project}/configs")
+        return result
+
+    def set_config(self, project: str, name: str, value: str, *,
+                   if_not_set: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "PUT", f"/v1/projects/{project}/configs/{name}",
+            json={"value": value, "if_not_set": if_not_set})
+        return result
+
+    def remove_config(self, project: str, name: str) -> None:
+        self._request("DELETE", f"/v1/projects/{project}/configs/{name}")
+
     def has_context(self, digest: str) -> bool:
         try:
             response = self.http.head(f"/v1/contexts/{digest}")

@@ -49,6 +49,8 @@ WARNINGS: dict[str, str] = {
     "version-obsolete": "the top-level version key is obsolete",
     "multiple-compose-files": "several default Compose files exist; the first is used",
     "unused-key": "a key is accepted but not used by Dockyard deployments",
+    "secret-not-external": "a service's secret is not external, so it is not mounted (only "
+    "stored configs are)",
     "ingress-published-ignored": "published differs from target on an ingress port",
     "udp-ingress-to-host": "a UDP ingress port is published as a host port",
     "ingress-no-healthcheck": "a public service has no healthcheck; GET / decides its health",

@@ -28,9 +28,10 @@ USED_SERVICE_KEYS = frozenset({
     "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
     "volumes", "labels", "domainname", "user", "working_dir", "profiles", "extends",
     "scale", "stop_signal", "init", "tmpfs", "read_only", "label_file",
-    "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop",
+    "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop", "secrets",
 })
-USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode"})
+USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode",
+                              "update_config"})
 _CONDITIONS = frozenset(c.value for c in Condition)
 
 
@@ -173,6 +174,23 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                             "valid config name",
                             at("environment", raw_key_path(raw.get("environment"), key)),
                             "config names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+    for index, ref in enumerate(service.secrets):
+        resource = project.secrets.get(ref.source)
+        if resource is None:
+            continue
+        if not resource.external:
+            yield warning("secret-not-external",
+                          f"service {name!r}: secret {ref.source!r} is not `external: true`, "
+                          "so it is not mounted (only stored configs are)", at("secrets", index),
+                          f"store it with `dockyard config set {ref.source}` and declare it "
+                          "`external: true`")
+        elif not CONFIG_NAME.match(resource.name or ref.source):
+            yield error("invalid-config-name",
+                        f"service {name!r}: external secret {resource.name or ref.source!r} is "
+                        "not a valid config name", at("secrets", index),
+                        "config names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$; rename it with "
+                        "`name:` under the top-level secret")
 
     for key in raw:
         if key.startswith("x-") or key in USED_SERVICE_KEYS:

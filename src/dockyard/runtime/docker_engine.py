@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -172,7 +172,7 @@ class DockerEngine:
                                               else port.published)
             port_bindings.setdefault(key, []).append(binding)
         mounts = [docker.types.Mount(target=m.target, source=m.source,
-                                     type="tmpfs" if m.type == "tmpfs" else "volume",
+                                     type=_MOUNT_TYPES.get(m.type, "volume"),
                                      read_only=m.read_only) for m in spec.mounts]
         with _errors():
             host_config = api.create_host_config(
@@ -295,6 +295,10 @@ class DockerEngine:
                                   exit_code=int(code) if code and code.isdigit() else None)
         finally:
             stream.close()
+
+
+_MOUNT_TYPES: dict[str, Literal["bind", "volume", "tmpfs"]] = {
+    "bind": "bind", "volume": "volume", "tmpfs": "tmpfs"}
 
 
 class _errors:

@@ -27,7 +27,7 @@ LABEL_JOB = "dockyard.job"
 
 @dataclass(frozen=True, slots=True)
 class MountSpec:
-    type: str  # "volume" or "tmpfs"
+    type: str  # "volume", "tmpfs", or "bind" (only the server's own files: secrets)
     target: str
     source: str | None = None
     read_only: bool = False

@@ -162,7 +162,8 @@ def resolve_environment(service: Service, configs: Mapping[str, str]) -> dict[st
 def container_specs(project: Project, service: Service, placement: Placement, *, image: str,
                     deployment: str, config_hash: str, replicas: int,
                     configs: Mapping[str, str] | None = None,
-                    first_index: int = 1) -> list[ContainerSpec]:
+                    first_index: int = 1,
+                    extra_mounts: tuple[MountSpec, ...] = ()) -> list[ContainerSpec]:
     """The containers of one service, numbered from `first_index`."""
     extra = service.extra
     restart, attempts = restart_policy(service)
@@ -182,7 +183,7 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
                   source=(volume_name(placement, project, m.source)
                           if m.type == "volume" and m.source else m.source),
                   read_only=m.read_only)
-        for m in service.volumes if m.type in ("volume", "tmpfs"))
+        for m in service.volumes if m.type in ("volume", "tmpfs")) + extra_mounts
     ports = tuple(PublishedPort(target=p.target, protocol=p.protocol,
                                 published=p.published or str(p.target), host_ip=p.host_ip)
                   for p in service.host_ports)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -23,7 +24,9 @@ from dockyard import __version__
 from dockyard.build.safety import UnsafeArchive
 from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.runtime.errors import EngineUnavailable
+from dockyard.secrets.crypto import ConfigKeyError
 from dockyard.server import operations
+from dockyard.server.configs import ConfigInvalid, ConfigNotFound
 from dockyard.server.contexts import ContextError
 from dockyard.server.control import ControlPlane, DeploymentInProgress
 from dockyard.server.deployer import BuildInput
@@ -55,9 +58,15 @@ class DownBody(BaseModel):
     volumes: bool = False
 
 
+class ConfigBody(BaseModel):
+    value: str = Field(repr=False)  # never in a repr, a log or a validation error
+    if_not_set: bool = False
+
+
 _STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextError: 422,
            DeploymentInProgress: 409, operations.NotFound: 404, Unauthorized: 401,
-           EngineUnavailable: 503}
+           EngineUnavailable: 503, ConfigNotFound: 404, ConfigInvalid: 422,
+           ConfigKeyError: 500}
 
 
 def _status_of(exc: DockyardError) -> int:
@@ -97,6 +106,7 @@ def account(request: Request,
 
 
 Who = Annotated[Account, Depends(account)]
+ProjectName = Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)]
 
 
 def create_app(control: ControlPlane) -> FastAPI:
@@ -109,6 +119,15 @@ def create_app(control: ControlPlane) -> FastAPI:
     @app.exception_handler(DockyardError)
     async def _dockyard_error(_request: Request, exc: DockyardError) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=_status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default body echoes the input, which may hold a config's value: say where
+        # and what is wrong, never what was sent.
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
+                    "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse({"error": "the request is invalid", "hint": None,
+                             "kind": "RequestInvalid", "detail": details}, status_code=422)
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:
@@ -164,6 +183,24 @@ def create_app(control: ControlPlane) -> FastAPI:
     def down(project: str, body: DownBody, who: Who) -> dict[str, Any]:
         deployment = operations.start_down(control, who, project, volumes=body.volumes)
         return {"deployment": deployment, "project": project}
+
+    @app.get("/v1/projects/{project}/configs")
+    def configs(project: ProjectName, who: Who) -> list[dict[str, Any]]:
+        """The project's config names and when each was set: never their values."""
+        return [{"name": name, "updated_at": at.isoformat()}
+                for name, at in control.configs.names(who, project)]
+
+    @app.put("/v1/projects/{project}/configs/{name}")
+    def set_config(project: ProjectName, name: str, body: ConfigBody,
+                   who: Who) -> dict[str, Any]:
+        written, at = control.configs.set(who, project, name, body.value,
+                                          if_not_set=body.if_not_set)
+        return {"name": name, "set": written, "updated_at": at.isoformat() if at else None}
+
+    @app.delete("/v1/projects/{project}/configs/{name}", status_code=204)
+    def remove_config(project: ProjectName, name: str, who: Who) -> Response:
+        control.configs.remove(who, project, [name])
+        return Response(status_code=204)
 
     @app.get("/v1/projects/{project}/services")
     def services(project: str, who: Who) -> list[dict[str, Any]]:
@@ -233,9 +270,10 @@ def create_app(control: ControlPlane) -> FastAPI:
             chosen = ups[0].id if ups else None
         else:
             chosen = _deployment(who, str(deployment)).id
+        redact = control.configs.redactor(who, project)
         return StreamingResponse(
-            _log_stream(control, who, project, names, follow, since, until, type,
-                        chosen, deployment not in (None, "latest"), tail),
+            _redacted(_log_stream(control, who, project, names, follow, since, until, type,
+                                  chosen, deployment not in (None, "latest"), tail), redact),
             media_type="text/event-stream")
 
     return app
@@ -247,6 +285,16 @@ def _builds_over(control: ControlPlane, who: Account, project: str, deployment: 
     return not any(s.deployment == deployment and (s.state in BUILD_STATES or
                                                    s.state is ServiceState.NOT_SPECIFIED)
                    for s in control.store.statuses(who, project))
+
+
+def _redacted(events: Iterator[str], redact: Callable[[str], str]) -> Iterator[str]:
+    """Log events with the project's config values replaced (a program may print its own)."""
+    for event in events:
+        if event.startswith("event: log\n"):
+            data = json.loads(event.split("data: ", 1)[1])
+            data["line"] = redact(str(data.get("line", "")))
+            event = _sse("log", data)
+        yield event
 
 
 def _log_stream(control: ControlPlane, who: Account, project: str, names: list[str],

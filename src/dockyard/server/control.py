@@ -19,6 +19,8 @@ from dockyard.errors import DockyardError
 from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
 from dockyard.runtime.driver import Driver
 from dockyard.runtime.specs import Placement
+from dockyard.secrets.crypto import ConfigCipher
+from dockyard.server.configs import Configs
 from dockyard.server.contexts import ContextStore
 from dockyard.server.ingress import Ingress
 from dockyard.server.settings import ServerSettings
@@ -51,6 +53,7 @@ class ControlPlane:
         self._changed = threading.Condition()
         self._generation = 0
         self.ingress = Ingress(settings.mode, settings.zone)  # main() installs the real one
+        self.configs = Configs(store, ConfigCipher.load_or_create(settings.data))
 
     # -- waking whoever streams events ---------------------------------------------------------
     def notify(self) -> None:

@@ -33,8 +33,11 @@ from dockyard.runtime.specs import (
     service_labels,
     volume_name,
 )
+from dockyard.secrets.resolve import service_configs, values_digest
+from dockyard.server.configs import RedactText
 from dockyard.server.control import ControlPlane
 from dockyard.server.health import Outcome, wait_healthy
+from dockyard.server.secret_files import write_secret_files
 from dockyard.store.store import Account
 
 S = ServiceState
@@ -60,6 +63,7 @@ class DeployRequest:
     builds: Mapping[str, BuildInput]
     force: bool = False  # replace every service even when unchanged
     rebuild: bool = False  # build even when an image of the same key exists
+    configs: Mapping[str, str] = field(default_factory=dict)  # decrypted: never logged
 
 
 class _Progress:
@@ -89,9 +93,11 @@ class Deployer:
         self.project = request.project
         self.placement = control.placement(account, request.project.name)
         self.progress = {name: _Progress() for name in self.project.services}
+        self.redact = RedactText(list(request.configs.values()))
 
     def _record(self, service: str, state: ServiceState, reason: str) -> None:
-        self.control.record(self.account, self.deployment, service, state, reason)
+        self.control.record(self.account, self.deployment, service, state,
+                            self.redact(reason))
 
     def run(self) -> str:
         """Deploy; returns the deployment's final status (succeeded or failed)."""
@@ -145,7 +151,10 @@ class Deployer:
             self._record(name, S.SERVICE_DEPLOYMENT_FAILED, failed)
             progress.settle(False, failed)
             return
-        wanted = config_hash(service, image_id)
+        used = service_configs(self.project, service)
+        digest = values_digest(self.control.configs.digest_key, self.request.configs, used) \
+            if used else ""
+        wanted = config_hash(service, image_id, digest)
         live = [c for c in current if c.status != "removing"]
         running = {name: RunningService(name, live[0].config_hash, self._count(service, live))
                    } if live and len({c.config_hash for c in live}) == 1 else {}
@@ -286,9 +295,12 @@ class Deployer:
     # -- containers --------------------------------------------------------------------------------
     def _start(self, name: str, service: Service, wanted: str, image_id: str, replicas: int,
                first_index: int) -> list[str]:
+        mounts = write_secret_files(self.control.settings.data, self.placement, self.project,
+                                    service, self.deployment, self.request.configs)
         specs = container_specs(self.project, service, self.placement, image=image_id,
                                 deployment=self.deployment, config_hash=wanted,
-                                replicas=replicas, first_index=first_index)
+                                replicas=replicas, first_index=first_index,
+                                configs=self.request.configs, extra_mounts=mounts)
         return [self.driver.run(spec) for spec in specs]
 
     def _settle(self, service: Service, ids: list[str]) -> Outcome:

@@ -39,13 +39,14 @@ from dockyard.runtime.driver import (
     ContainerInfo,
 )
 from dockyard.runtime.specs import (
-    missing_configs,
     network_name,
     project_labels,
     service_labels,
 )
+from dockyard.secrets.resolve import missing_configs
 from dockyard.server.control import ControlPlane
 from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
+from dockyard.server.secret_files import remove_project_secrets
 from dockyard.store.store import Account
 
 S = ServiceState
@@ -96,14 +97,23 @@ def check_request(control: ControlPlane, project: Project,
                 "there is no registry to pull it from", name, "image",
                 "add a `build:` section, or build or load the image on the server first"))
     for config, users in missing_configs(project, configs).items():
+        where = "environment" if config in _env_configs(project, users[0]) else "secrets"
         problems.append(error(
             "config-missing", f"config {config!r} is not set (needed by "
-            f"{', '.join(users)})", Location(path=f"services.{users[0]}.environment"),
-            f"stored configs are not available yet (`dockyard config set` comes with accounts "
-            f"and configs); until then give {config} a value: `{config}: value` in the file, "
-            f"or for ${{{config}}} a variable in the environment or .env when you run `up`"))
+            f"{', '.join(users)})", Location(path=f"services.{users[0]}.{where}"),
+            f"set it with `dockyard config set {config}` (in this project's directory, or "
+            f"with -p {project.name})"))
     if problems:
         raise ProjectInvalid(problems)
+
+
+def _env_configs(project: Project, service: str) -> list[str]:
+    from dockyard.compose.interpolation import config_references
+
+    names: list[str] = []
+    for key, value in project.services[service].environment.items():
+        names += [key] if value is None else config_references(value)
+    return names
 
 
 def _domain_problems(control: ControlPlane, project: Project,
@@ -139,14 +149,16 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
                      project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
                      force: bool, rebuild: bool) -> str:
     project = load_submitted(project_name, project_data)
-    check_request(control, project, builds, {}, account.name)
+    configs = control.configs.values(account, project.name)
+    check_request(control, project, builds, configs, account.name)
     deployment = control.store.create_deployment(account, project.name, "up", dict(project_data))
     try:
         control.begin(account, project.name, deployment)
     except DockyardError:
         control.store.finish_deployment(account, deployment, "refused")
         raise
-    request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild)
+    request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
+                            configs=configs)
 
     def work() -> None:
         status = "failed"
@@ -214,6 +226,7 @@ def _down(control: ControlPlane, account: Account, project: str, deployment: str
     services = sorted({c.service for c in containers} |
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)
+    remove_project_secrets(control.settings.data, placement)
     for info in containers:
         control.expect_stop(info.id)
     threads = [threading.Thread(target=_stop_remove, args=(control, info))

@@ -89,6 +89,17 @@ service_status = sa.Table(
     sa.UniqueConstraint("project_id", "service"),
 )
 
+configs = sa.Table(
+    "configs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value_encrypted", sa.Text, nullable=False),  # Fernet: never the plain value
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -102,5 +113,10 @@ def _v2_service_status(conn: sa.Connection) -> None:
     service_status.create(conn)
 
 
+def _v3_configs(conn: sa.Connection) -> None:
+    """Configs (secrets) per project, encrypted."""
+    configs.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Sequence
@@ -130,12 +131,92 @@ class Store:
         return token
 
     def account_for_token(self, token: str) -> Account | None:
-        query = (sa.select(schema.accounts.c.id, schema.accounts.c.name)
+        wanted = hash_token(token)
+        query = (sa.select(schema.accounts.c.id, schema.accounts.c.name,
+                           schema.tokens.c.token_hash)
                  .join(schema.tokens, schema.tokens.c.account_id == schema.accounts.c.id)
-                 .where(schema.tokens.c.token_hash == hash_token(token)))
+                 .where(schema.tokens.c.token_hash == wanted))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else Account(int(row[0]), str(row[1]))
+        # The lookup is by hash (the index); the final comparison takes constant time.
+        if row is None or not hmac.compare_digest(str(row[2]), wanted):
+            return None
+        return Account(int(row[0]), str(row[1]))
+
+    def accounts(self) -> list[tuple[Account, int]]:
+        """Every account with its number of tokens."""
+        query = (sa.select(schema.accounts.c.id, schema.accounts.c.name,
+                           sa.func.count(schema.tokens.c.id))
+                 .select_from(schema.accounts.outerjoin(
+                     schema.tokens, schema.tokens.c.account_id == schema.accounts.c.id))
+                 .group_by(schema.accounts.c.id, schema.accounts.c.name)
+                 .order_by(schema.accounts.c.name))
+        with self.engine.connect() as conn:
+            return [(Account(int(r[0]), str(r[1])), int(r[2])) for r in conn.execute(query)]
+
+    def remove_account(self, account: Account) -> None:
+        """The account and everything it owns (tokens, projects, deployments, configs)."""
+        with self.engine.begin() as conn:
+            conn.execute(schema.accounts.delete().where(schema.accounts.c.id == account.id))
+
+    def tokens(self, account: Account) -> list[tuple[int, str, datetime]]:
+        """(id, label, created) of the account's tokens; the tokens themselves are not kept."""
+        query = (sa.select(schema.tokens.c.id, schema.tokens.c.label, schema.tokens.c.created_at)
+                 .where(schema.tokens.c.account_id == account.id).order_by(schema.tokens.c.id))
+        with self.engine.connect() as conn:
+            return [(int(r[0]), str(r[1]), _aware(r[2])) for r in conn.execute(query)]
+
+    def revoke_token(self, account: Account, token_id: int) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(schema.tokens.delete().where(
+                schema.tokens.c.id == token_id, schema.tokens.c.account_id == account.id))
+        return bool(result.rowcount)
+
+    # -- configs ---------------------------------------------------------------------------------
+    def set_config(self, account: Account, project: str, name: str,
+                   value_encrypted: str) -> datetime:
+        now = _now()
+        with self.engine.begin() as conn:
+            project_id = self._project_id(conn, account, project, create=True)
+            assert project_id is not None
+            updated = conn.execute(schema.configs.update().where(
+                schema.configs.c.project_id == project_id, schema.configs.c.name == name,
+            ).values(value_encrypted=value_encrypted, updated_at=now))
+            if not updated.rowcount:
+                conn.execute(schema.configs.insert().values(
+                    project_id=project_id, name=name, value_encrypted=value_encrypted,
+                    updated_at=now))
+        return now
+
+    def configs(self, account: Account, project: str) -> list[tuple[str, datetime]]:
+        """(name, updated) of the project's configs, by name: never their values."""
+        query = (sa.select(schema.configs.c.name, schema.configs.c.updated_at)
+                 .join(schema.projects, schema.projects.c.id == schema.configs.c.project_id)
+                 .where(schema.projects.c.account_id == account.id,
+                        schema.projects.c.name == project)
+                 .order_by(schema.configs.c.name))
+        with self.engine.connect() as conn:
+            return [(str(r[0]), _aware(r[1])) for r in conn.execute(query)]
+
+    def encrypted_configs(self, account: Account, project: str) -> dict[str, str]:
+        query = (sa.select(schema.configs.c.name, schema.configs.c.value_encrypted)
+                 .join(schema.projects, schema.projects.c.id == schema.configs.c.project_id)
+                 .where(schema.projects.c.account_id == account.id,
+                        schema.projects.c.name == project))
+        with self.engine.connect() as conn:
+            return {str(r[0]): str(r[1]) for r in conn.execute(query)}
+
+    def remove_configs(self, account: Account, project: str, names: Sequence[str]) -> list[str]:
+        """Remove `names`; returns those that existed."""
+        with self.engine.begin() as conn:
+            project_id = self._project_id(conn, account, project, create=False)
+            if project_id is None:
+                return []
+            found = [str(r[0]) for r in conn.execute(sa.select(schema.configs.c.name).where(
+                schema.configs.c.project_id == project_id, schema.configs.c.name.in_(names)))]
+            conn.execute(schema.configs.delete().where(
+                schema.configs.c.project_id == project_id, schema.configs.c.name.in_(names)))
+        return sorted(found)
 
     # -- projects and deployments ------------------------------------------------------------------
     def _project_id(self, conn: sa.Connection, account: Account, name: str,

@@ -1,0 +1,1 @@
+"""Configs (secrets): encryption at rest, and resolution into environments and files."""

@@ -1,0 +1,89 @@
+"""Configs on the server: set, list, remove, and the values a deployment needs.
+
+Values are encrypted before they reach the store (`dockyard.secrets.crypto`) and decrypted
+only when a deployment starts containers; they never enter a response, an event or a log:
+whatever the server says about a project is passed through `redact` with its values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+from dockyard.errors import DockyardError
+from dockyard.secrets.crypto import ConfigCipher
+from dockyard.secrets.resolve import is_config_name, redact
+from dockyard.store.store import Account, Store
+
+MAX_VALUE_BYTES = 64 * 1024
+
+
+class ConfigInvalid(DockyardError):
+    """A config name or value was refused."""
+
+
+class ConfigNotFound(DockyardError):
+    """No config of that name in the project."""
+
+
+class Configs:
+    def __init__(self, store: Store, cipher: ConfigCipher) -> None:
+        self.store = store
+        self.cipher = cipher
+        self.digest_key = hashlib.sha256(b"dockyard config digest\0" +
+                                         cipher.path.read_bytes()).digest()
+
+    def set(self, account: Account, project: str, name: str, value: str, *,
+            if_not_set: bool = False) -> tuple[bool, datetime | None]:
+        """Store `value` as config `name`; (whether it was written, when)."""
+        check_name(name)
+        if len(value.encode()) > MAX_VALUE_BYTES:
+            raise ConfigInvalid(f"the value of config {name!r} is over "
+                                f"{MAX_VALUE_BYTES // 1024} KiB",
+                                hint="store a smaller value (a key or a path, not a file)")
+        if if_not_set and any(n == name for n, _ in self.store.configs(account, project)):
+            return False, None
+        return True, self.store.set_config(account, project, name, self.cipher.encrypt(value))
+
+    def names(self, account: Account, project: str) -> list[tuple[str, datetime]]:
+        return self.store.configs(account, project)
+
+    def remove(self, account: Account, project: str, names: Iterable[str]) -> list[str]:
+        wanted = list(dict.fromkeys(names))
+        for name in wanted:
+            check_name(name)
+        removed = self.store.remove_configs(account, project, wanted)
+        missing = [n for n in wanted if n not in removed]
+        if missing:
+            raise ConfigNotFound(
+                f"project {project!r} has no config {', '.join(map(repr, missing))}"
+                + (f" (removed: {', '.join(removed)})" if removed else ""),
+                hint="`dockyard config ls` lists the project's configs")
+        return removed
+
+    def values(self, account: Account, project: str) -> dict[str, str]:
+        """Every config of the project, decrypted (for a deployment only)."""
+        return {name: self.cipher.decrypt(token, name=name)
+                for name, token in self.store.encrypted_configs(account, project).items()}
+
+    def redactor(self, account: Account, project: str) -> RedactText:
+        values = list(self.values(account, project).values())
+        return RedactText(values)
+
+
+class RedactText:
+    """Replaces a project's config values in any text the server is about to say."""
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+
+    def __call__(self, text: str) -> str:
+        return redact(text, self.values) if self.values else text
+
+
+def check_name(name: str) -> None:
+    if not is_config_name(name):
+        raise ConfigInvalid(f"{name!r} is not a valid config name",
+                            hint="use 1 to 64 letters, digits and underscores, not starting "
+                            "with a digit (^[A-Za-z_][A-Za-z0-9_]{0,63}$)")

@@ -293,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingress.add_argument("--acme-ca-bundle", metavar="FILE",
                          help="CA certificates to trust the ACME server with (for a private "
                          "ACME server)")
+    limits = server.add_argument_group(
+        "limits", "what one account may deploy; in playground mode 1 project, 4 services, "
+        "1 replica, 2 CPUs and 1 GiB per service unless set (0: no limit)")
+    limits.add_argument("--max-projects", metavar="N")
+    limits.add_argument("--max-services", metavar="N", help="services per project")
+    limits.add_argument("--max-replicas", metavar="N", help="replicas per service")
+    limits.add_argument("--max-cpus", metavar="CPUS", help="CPUs per service")
+    limits.add_argument("--max-memory", metavar="BYTES", help="memory per service (1g, 512m)")
     server.set_defaults(handler=_server)
     admin = server.add_subparsers(dest="server_command", metavar="COMMAND",
                                   parser_class=_Parser)
@@ -475,7 +483,9 @@ def _server(args: argparse.Namespace) -> int:
                "ingress_host": args.ingress_host, "http_port": args.http_port,
                "https_port": args.https_port, "acme_directory": args.acme_directory,
                "acme_email": args.acme_email, "acme_dns_hook": args.acme_dns_hook,
-               "acme_ca_bundle": args.acme_ca_bundle}
+               "acme_ca_bundle": args.acme_ca_bundle, "max_projects": args.max_projects,
+               "max_services": args.max_services, "max_replicas": args.max_replicas,
+               "max_cpus": args.max_cpus, "max_memory": args.max_memory}
     return serve(settings_from(options))
 
 

@@ -11,6 +11,7 @@ found on the engine), then for its dependencies' conditions, then does what `pla
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -301,6 +302,11 @@ class Deployer:
                                 deployment=self.deployment, config_hash=wanted,
                                 replicas=replicas, first_index=first_index,
                                 configs=self.request.configs, extra_mounts=mounts)
+        limits = self.control.settings.limits
+        if limits is not None:  # a service that sets no limit gets the account's maximum
+            specs = [dataclasses.replace(
+                spec, nano_cpus=spec.nano_cpus or (int(limits.cpus * 1e9) or None),
+                memory=spec.memory or limits.memory or None) for spec in specs]
         return [self.driver.run(spec) for spec in specs]
 
     def _settle(self, service: Service, ids: list[str]) -> Outcome:

@@ -80,6 +80,7 @@ def check_request(control: ControlPlane, project: Project,
                   account: str | None = None) -> None:
     """Everything that would fail the deployment later, found now (raises ProjectInvalid)."""
     problems: list[Diagnostic] = _domain_problems(control, project, account)
+    problems += _limit_problems(control, project, account)
     for name, service in sorted(project.services.items()):
         if service.build is not None:
             build = builds.get(name)
@@ -105,6 +106,51 @@ def check_request(control: ControlPlane, project: Project,
             f"with -p {project.name})"))
     if problems:
         raise ProjectInvalid(problems)
+
+
+def _limit_problems(control: ControlPlane, project: Project,
+                    account: str | None) -> list[Diagnostic]:
+    """What the account may deploy here (playground limits), checked before anything starts."""
+    from dockyard.plan import desired_replicas
+
+    limits = control.settings.limits
+    if limits is None:
+        return []
+    hint = "ask the server's operator for higher limits, or deploy less"
+    problems: list[Diagnostic] = []
+    if limits.projects and account is not None:
+        owner = control.store.account_by_name(account)
+        others = [p for p in (control.store.projects_deployed(owner) if owner else [])
+                  if p != project.name]
+        if len(others) >= limits.projects:
+            problems.append(error(
+                "limit-exceeded", f"the account may have {limits.projects} project"
+                f"{'s' if limits.projects != 1 else ''} deployed here and has: "
+                f"{', '.join(sorted(others))}", Location(path="name"),
+                "take one down first (`dockyard compose down -p NAME`)"))
+    if limits.services and len(project.services) > limits.services:
+        problems.append(error("limit-exceeded", f"the project has {len(project.services)} "
+                              f"services; at most {limits.services} are allowed here",
+                              Location(path="services"), hint))
+    for name, service in sorted(project.services.items()):
+        replicas = desired_replicas(service)
+        if limits.replicas and replicas > limits.replicas:
+            problems.append(_problem("limit-exceeded", f"{replicas} replicas; at most "
+                                     f"{limits.replicas} allowed here", name, "deploy.replicas",
+                                     hint))
+        for kind in ("limits", "reservations"):
+            spec = getattr(service.deploy, kind) if service.deploy else None
+            if spec is None:
+                continue
+            if limits.cpus and spec.cpus and spec.cpus > limits.cpus:
+                problems.append(_problem("limit-exceeded", f"{spec.cpus:g} CPUs; at most "
+                                         f"{limits.cpus:g} allowed here", name,
+                                         f"deploy.resources.{kind}.cpus", hint))
+            if limits.memory and spec.memory and spec.memory > limits.memory:
+                problems.append(_problem("limit-exceeded", f"{spec.memory} bytes of memory; "
+                                         f"at most {limits.memory} allowed here", name,
+                                         f"deploy.resources.{kind}.memory", hint))
+    return problems
 
 
 def _env_configs(project: Project, service: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,18 @@ from dockyard.naming import NamingMode, normalize_zone
 
 DEFAULT_PORT = 7427
 DEFAULT_MAX_CONTEXT_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one account may deploy (Defang's playground: 1 project, 4 services, 1 replica,
+    2 CPUs and 1 GiB per service). 0 means no limit."""
+
+    projects: int = 1
+    services: int = 4
+    replicas: int = 1
+    cpus: float = 2.0
+    memory: int = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,7 @@ class ServerSettings:
     acme_email: str | None = None
     acme_dns_hook: str | None = None  # a command for DNS-01: `<hook> set|clear <fqdn> <value>`
     acme_ca_bundle: str | None = None  # to trust a private ACME server (pebble in tests)
+    limits: Limits | None = None  # per-account limits (playground mode has them by default)
 
     @property
     def database_url(self) -> str:
@@ -97,7 +110,36 @@ def settings_from(options: Mapping[str, str | None],
         http_port=_port(pick("http_port"), "--http-port", 80),
         https_port=_port(pick("https_port"), "--https-port", 443),
         acme_directory=pick("acme_directory"), acme_email=pick("acme_email"),
-        acme_dns_hook=pick("acme_dns_hook"), acme_ca_bundle=pick("acme_ca_bundle"))
+        acme_dns_hook=pick("acme_dns_hook"), acme_ca_bundle=pick("acme_ca_bundle"),
+        limits=_limits(pick, mode))
+
+
+def _limits(pick: Callable[[str], str | None], mode: NamingMode) -> Limits | None:
+    """Playground limits by default in playground mode; any `--max-*` option sets them."""
+    given = {key: pick(f"max_{key}") for key in ("projects", "services", "replicas", "cpus",
+                                                 "memory")}
+    if mode is not NamingMode.PLAYGROUND and not any(v is not None for v in given.values()):
+        return None
+    base = Limits() if mode is NamingMode.PLAYGROUND else Limits(0, 0, 0, 0.0, 0)
+    try:
+        return Limits(
+            projects=int(given["projects"]) if given["projects"] else base.projects,
+            services=int(given["services"]) if given["services"] else base.services,
+            replicas=int(given["replicas"]) if given["replicas"] else base.replicas,
+            cpus=float(given["cpus"]) if given["cpus"] else base.cpus,
+            memory=parse_bytes(given["memory"]) if given["memory"] else base.memory)
+    except ValueError as exc:
+        raise UsageError(f"a --max-* limit is not a number: {exc}",
+                         hint="for example --max-services 4 --max-cpus 2 --max-memory 1g") \
+            from None
+
+
+def parse_bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
 
 
 def _port(text: str | None, flag: str, default: int) -> int:

@@ -329,6 +329,16 @@ class Store:
             conn.execute(st.delete().where(st.c.project_id == project_id,
                                            st.c.service.in_(list(services))))
 
+    def projects_deployed(self, account: Account) -> list[str]:
+        """Projects with services deployed now (what a playground's project limit counts)."""
+        query = (sa.select(schema.projects.c.name).distinct()
+                 .join(schema.service_status,
+                       schema.service_status.c.project_id == schema.projects.c.id)
+                 .where(schema.projects.c.account_id == account.id)
+                 .order_by(schema.projects.c.name))
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(query)]
+
     def projects(self, account: Account) -> list[str]:
         p = schema.projects
         with self.engine.connect() as conn:

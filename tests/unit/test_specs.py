@@ -129,3 +129,28 @@ volumes: {data: {}}
                      "shared": "start-first", "cautious": "stop-first",
                      "metrics": "stop-first", "job": "stop-first"}
 
+
+
+def test_a_build_arg_that_references_a_config_is_refused(tmp_path: Path) -> None:
+    from dockyard.secrets.resolve import build_arg_config_problems, config_users
+
+    (tmp_path / "compose.yaml").write_text("""
+name: shop
+services:
+  api:
+    build:
+      context: .
+      args:
+        - TOKEN=${API_TOKEN}
+        - LEVEL=${LOG_LEVEL}
+    environment:
+      KEY: "${API_TOKEN}"
+""")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    result = load_project(LoadOptions(working_dir=str(tmp_path), environ={}))
+    problems = build_arg_config_problems(result.warnings, config_users(result.project))
+    assert [(p.code, p.location.path) for p in problems] == [
+        ("config-in-build-arg", "services.api.build.args[0]")]
+    assert "API_TOKEN" in problems[0].message
+    # LOG_LEVEL is not a config: an unset variable, as in Compose (a warning)
+    assert not build_arg_config_problems(result.warnings, ["OTHER"])

@@ -42,6 +42,7 @@ ERRORS: dict[str, str] = {
     "domain-invalid": "a custom domain cannot be served (not a domain name, or inside the "
     "server's zone)",
     "domain-taken": "a domain is already served by another project or service",
+    "config-in-build-arg": "a build arg references a config (configs never reach images)",
     "limit-exceeded": "the project asks for more than the account may deploy on this server",
 }
 

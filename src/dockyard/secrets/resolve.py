@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from dockyard.compose.interpolation import config_references
 from dockyard.compose.models import Project, Service
+from dockyard.diagnostics import Diagnostic, error
 
 CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SECRETS_DIR = "/run/secrets"
@@ -72,6 +73,32 @@ def config_users(project: Project) -> dict[str, list[str]]:
 def missing_configs(project: Project, available: Iterable[str]) -> dict[str, list[str]]:
     have = set(available)
     return {name: users for name, users in config_users(project).items() if name not in have}
+
+
+_UNSET = re.compile(r'the "([^"]+)" variable is not set')
+
+
+def build_arg_config_problems(warnings: Iterable[Diagnostic],
+                              config_names: Iterable[str]) -> list[Diagnostic]:
+    """Build args that reference a config: refused, since a build arg ends up in the image's
+    layers. Such a reference is a `${NAME}` the local environment does not define (so the
+    loader warned `unset-variable` at a `build.args` path) where NAME is a config of the
+    project (stored, or used by its services)."""
+    configs = set(config_names)
+    problems: list[Diagnostic] = []
+    for warning in warnings:
+        found = _UNSET.search(warning.message)
+        path = warning.location.path or ""
+        if warning.code != "unset-variable" or not found or ".build.args" not in path:
+            continue
+        if found.group(1) in configs:
+            problems.append(error(
+                "config-in-build-arg",
+                f"this build arg references config {found.group(1)!r}: configs are never "
+                "passed to builds (build args stay in the image's layers)", warning.location,
+                "read the config at run time from the environment or /run/secrets instead, "
+                "or give the build a non-secret value"))
+    return problems
 
 
 def values_digest(key: bytes, values: Mapping[str, str], names: Iterable[str]) -> str:

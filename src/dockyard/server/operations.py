@@ -284,7 +284,10 @@ def _down(control: ControlPlane, account: Account, project: str, deployment: str
     for service in services:
         control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN,
                        "removed by `down`")
-    control.driver.remove_network(network_name(placement))
+    try:
+        control.driver.remove_network(network_name(placement))
+    except DockyardError as exc:  # still in use (another server's containers): keep it
+        log.warning("network %s kept: %s", network_name(placement), exc.message)
     if volumes:
         for volume in control.driver.volumes(project_labels(placement)):
             control.driver.remove_volume(volume)

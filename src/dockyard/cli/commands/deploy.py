@@ -15,8 +15,10 @@ from dockyard.cli.render import LiveStates, note, print_diagnostics, write_stdou
 from dockyard.cli.tables import endpoints_text, ps_table
 from dockyard.client.api import Client
 from dockyard.compose import LoadOptions, load_project, project_to_dict
-from dockyard.errors import DockyardError
+from dockyard.diagnostics import Diagnostic
+from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.exit_codes import ExitCode
+from dockyard.secrets.resolve import build_arg_config_problems, config_users
 
 
 class DeploymentFailed(DockyardError):
@@ -41,11 +43,21 @@ def _emit_json(item: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def prepare(options: LoadOptions) -> tuple[str, dict[str, Any], dict[str, Any], list[Any]]:
-    """Load and validate locally, pack every build context: (name, project, builds, packs)."""
+def prepare(options: LoadOptions
+            ) -> tuple[str, dict[str, Any], dict[str, Any], list[Any], list[Diagnostic]]:
+    """Load and validate locally, pack every build context.
+
+    Returns (name, project, builds, packs, unset): `unset` are the warnings of variables a build
+    arg uses that are not set here, which `check_build_args` holds against the stored configs.
+    """
     result = load_project(options)
-    print_diagnostics(result.warnings)
     project = result.project
+    unset = [d for d in result.warnings if d.code == "unset-variable"
+             and ".build.args" in (d.location.path or "")]
+    local = build_arg_config_problems(unset, config_users(project))
+    if local:
+        raise ProjectInvalid([*local, *result.warnings])
+    print_diagnostics(result.warnings)
     data = project_to_dict(project)
     builds: dict[str, Any] = {}
     packs = []
@@ -59,13 +71,23 @@ def prepare(options: LoadOptions) -> tuple[str, dict[str, Any], dict[str, Any], 
         builds[name] = {"digest": packed.digest, "dockerfile": dockerfile,
                         "args": {k: v for k, v in service.build.args.items() if v is not None},
                         "target": service.build.target}
-    return project.name, data, builds, packs
+    return project.name, data, builds, packs, unset
+
+
+def check_build_args(client: Client, project: str, unset: list[Diagnostic]) -> None:
+    """Refuse a build arg that references one of the project's stored configs."""
+    if unset:
+        stored = [c["name"] for c in client.configs(project)]
+        problems = build_arg_config_problems(unset, stored)
+        if problems:
+            raise ProjectInvalid(problems)
 
 
 def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
-    name, data, builds, packs = prepare(options)
+    name, data, builds, packs, unset = prepare(options)
     client: Client = client_factory()
     with client:
+        check_build_args(client, name, unset)
         sent = 0
         for packed in {p.digest: p for p in packs}.values():
             if not client.has_context(packed.digest):

@@ -21,9 +21,10 @@ Project names follow Docker Compose v2 (checked against the v2.40.3 binary): an 
 (``-p``, ``COMPOSE_PROJECT_NAME``) must already be valid (`is_valid_project_name`); a name taken
 from ``name:`` or from the directory is normalized (`normalize_project_name`).
 
-Known limit (for the server, issue 5): playground names of different accounts can collide
-(user ``alice`` with service ``bob-web`` and user ``alice-bob`` with service ``web`` both get
-``alice-bob-web--<port>``); the server must refuse a domain that another account owns.
+Known limit: playground names of different accounts can collide (user ``alice`` with service
+``bob-web`` and user ``alice-bob`` with service ``web`` both get ``alice-bob-web--<port>``);
+the server refuses the second deployment (`domain-taken`, server/operations.py), so the first
+owner keeps the domain.
 
 This module is pure: no I/O, no printing. Errors are `ValueError` with a message fit for a user;
 callers turn them into diagnostics.

@@ -138,7 +138,7 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def stored_token(url: str, env: Mapping[str, str]) -> str | None:
-    """A token saved by `dockyard login` for `url` (the login command arrives with accounts)."""
+    """A token saved by `dockyard login` for `url` (`dockyard.client.credentials`)."""
     path = config_dir(env) / "credentials.json"
     try:
         tokens = json.loads(path.read_text())

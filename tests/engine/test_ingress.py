@@ -21,6 +21,8 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -36,6 +38,7 @@ from tests.engine.test_deployments import (
     FAILED,
     USER,
     Dockyard,
+    cli_env,
     containers,
     copy_project,
     docker_exec,
@@ -314,29 +317,73 @@ def test_public_ports_answer_at_their_domain_over_http_and_https(
 
 
 # -- playground ---------------------------------------------------------------------------------
-def test_playground_domains_answer_over_http_and_https(
-        dockyard_home: Path, tmp_path: Path) -> None:
-    dy = Dockyard(dockyard_home, env={"DOCKYARD_MODE": "playground"})
-    try:
-        project, _ = deploy(dy, "ingress-public", tmp_path, "play")
-        assert json.loads((dy.data / "server.json").read_text())["mode"] == "playground"
-        http_port, https_port = ports(dy)
-        domain = f"{USER}-web--8080.prod1a.localhost"
-        ca = ca_pem(dy)
-        web = replicas(project, "web")
+@pytest.fixture
+def playground(dockyard_home: Path) -> Iterator[Dockyard]:
+    """The CLI of a playground server on this test's DOCKYARD_HOME, started as the CLI starts
+    its local server, with a token for the test's account from the operator's `dockyard server
+    accounts add`, where the CLI's local flow reads it.
 
-        plain = get(http_port, domain)
-        assert plain.status == 200 and plain.version == "v1" and plain.replica in web, plain
-        secure = get(https_port, domain, ca=ca)
-        assert secure.status == 200 and secure.version == "v1" and secure.replica in web, \
-            secure
-        assert set(spread(https_port, domain, 10, ca=ca)) == set(web)
-        # The byoc name of the same port is not served in playground mode.
-        assert get(http_port, byoc_domain("web", 8080, project)).status == 404
-        row = dy.ps(project)["web"]
-        assert row["endpoint"] == f"https://{domain}:{https_port}", row
+    A playground server has accounts made by its operator: unlike byoc it writes no token of
+    its own, so the CLI cannot start it by itself and use it (`compose up` ends with exit code
+    70 on the missing `local-token`).
+    """
+    dy = Dockyard(dockyard_home, env={"DOCKYARD_MODE": "playground"})
+    dy.data.mkdir(parents=True, exist_ok=True)
+    with open(dy.data / "server.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.server", "--listen", "127.0.0.1:0", "--data",
+             str(dy.data)], env=cli_env(dy.home, dy.user, dy.env), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=log, start_new_session=True)
+    dy.pids.add(process.pid)
+    try:
+        _serve_playground(dy, process)
+        yield dy
     finally:
-        dy.close()
+        dy.close()  # stops the server (its pid is in dy.pids)
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+def _serve_playground(dy: Dockyard, process: subprocess.Popen[bytes]) -> None:
+    def listening() -> bool:
+        assert process.poll() is None, f"the server exited {process.returncode}\n{logs(dy)}"
+        found = dy.server()
+        return found is not None and found[1] == process.pid
+
+    eventually(listening, "the playground server to listen")
+    added = dy.cli("server", "accounts", "add", dy.user, "--data", str(dy.data))
+    assert added.code == 0, str(added)
+    token = added.out.strip().splitlines()[-1]
+    fd = os.open(dy.data / "local-token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+
+
+def test_playground_domains_answer_over_http_and_https(
+        playground: Dockyard, tmp_path: Path) -> None:
+    def one_replica(compose: Path) -> None:  # the playground allows one replica per service
+        edit(compose, "replicas: 2", "replicas: 1")
+
+    dy = playground
+    project, _ = deploy(dy, "ingress-public", tmp_path, "play", one_replica)
+    assert json.loads((dy.data / "server.json").read_text())["mode"] == "playground"
+    http_port, https_port = ports(dy)
+    domain = f"{USER}-web--8080.prod1a.localhost"
+    ca = ca_pem(dy)
+    web = replicas(project, "web")
+    assert len(web) == 1, web
+
+    plain = get(http_port, domain)
+    assert plain.status == 200 and plain.version == "v1" and plain.replica in web, plain
+    secure = get(https_port, domain, ca=ca)
+    assert secure.status == 200 and secure.version == "v1" and secure.replica in web, secure
+    secure_with_port = get(https_port, domain, ca=ca, host_header=f"{domain}:{https_port}")
+    assert secure_with_port.status == 200, secure_with_port
+    # The byoc name of the same port is not served in playground mode.
+    assert get(http_port, byoc_domain("web", 8080, project)).status == 404
+    row = dy.ps(project)["web"]
+    assert row["endpoint"] == f"https://{domain}:{https_port}", row
 
 
 # -- health decides the rotation ----------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Running the server: open the store and the engine, recover, watch, serve HTTP.
 
-In single-user mode (byoc, the default) the account is the OS user name and the server writes
-that account's API token to `<data>/local-token` (mode 0600), where the CLI on the same machine
-reads it: no login step. `<data>/server.json` says where the server listens and its pid, so a
+The server writes the API token of the account named after the OS user to
+`<data>/local-token` (mode 0600), where the CLI on the same machine reads it: no login step. In
+single-user mode (byoc, the default) that is the only account; in playground mode it is the
+operator's own, beside the accounts made with `dockyard server accounts add` (whoever can read
+the data directory owns the server anyway). `<data>/server.json` says where the server listens and its pid, so a
 CLI can find it (and tell a stale file from a live server).
 """
 
@@ -97,8 +99,7 @@ def serve(settings: ServerSettings) -> int:
     store = Store.open(settings.database_url)
     driver = DockerEngine(settings.docker_host)
     control = ControlPlane(settings, store, driver)
-    if settings.mode.value == "byoc":
-        local_token(store, settings.data)
+    local_token(store, settings.data)
     recover(control)
     if settings.ingress:
         settings = start_ingress(control)

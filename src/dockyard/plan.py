@@ -95,15 +95,20 @@ def start_order(project: Project) -> list[list[str]]:
 
 
 def plan(project: Project, running: Mapping[str, RunningService],
-         image_ids: Mapping[str, str] | None = None) -> list[Action]:
-    """The actions, in start order, then the removals (after, so dependents move first)."""
+         image_ids: Mapping[str, str] | None = None,
+         configs_digests: Mapping[str, str] | None = None) -> list[Action]:
+    """The actions, in start order, then the removals (after, so dependents move first).
+
+    `configs_digests` holds, per service, the keyed digest of the config values it uses (a
+    changed value replaces the service, as a changed setting does)."""
     images = image_ids or {}
+    digests = configs_digests or {}
     actions: list[Action] = []
     for level in start_order(project):
         for name in level:
             service = project.services[name]
             replicas = desired_replicas(service)
-            wanted = config_hash(service, images.get(name))
+            wanted = config_hash(service, images.get(name), digests.get(name, ""))
             current = running.get(name)
             if current is None:
                 actions.append(Action(ActionKind.CREATE, name, "new service", replicas))

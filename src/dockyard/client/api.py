@@ -21,6 +21,10 @@ class ClientError(DockyardError):
     """The server refused a request, or could not be reached."""
 
 
+class NotFoundError(ClientError):
+    """The server has no such project, deployment or config (for this account)."""
+
+
 class ServerUnreachable(ClientError):
     exit_code = ExitCode.SERVER_UNAVAILABLE
 
@@ -105,7 +109,10 @@ class Client:
 
     def configs(self, project: str) -> list[dict[str, Any]]:
         """The project's config names and update times (values are never sent back)."""
-        result: list[dict[str, Any]] = self._json("GET", f"/v1/projects/{project}/configs")
+        try:
+            result: list[dict[str, Any]] = self._json("GET", f"/v1/projects/{project}/configs")
+        except NotFoundError:
+            return []
         return result
 
     def set_config(self, project: str, name: str, value: str, *,
@@ -144,6 +151,13 @@ class Client:
                               json={"volumes": volumes})["deployment"])
 
     def services(self, project: str) -> list[dict[str, Any]]:
+        """The project's services (`ps`); none when the project does not exist."""
+        try:
+            return self._services(project)
+        except NotFoundError:
+            return []
+
+    def _services(self, project: str) -> list[dict[str, Any]]:
         return list(self._json("GET", f"/v1/projects/{project}/services"))
 
     def projects(self) -> list[str]:
@@ -195,6 +209,8 @@ def _error(response: httpx.Response) -> DockyardError:
             for d in body["diagnostics"]])
     if response.status_code == 409:
         return DeploymentConflict(message, hint)
+    if response.status_code == 404:
+        return NotFoundError(message, hint)
     if response.status_code == 503 or kind == "EngineUnavailable":
         return EngineDown(message, hint)
     if response.status_code == 422 and isinstance(body.get("detail"), list):

@@ -129,6 +129,12 @@ def create_app(control: ControlPlane) -> FastAPI:
         return JSONResponse({"error": "the request is invalid", "hint": None,
                              "kind": "RequestInvalid", "detail": details}, status_code=422)
 
+    def _project_exists(who: Account, project: str) -> None:
+        """404 for a project this account does not have, as for one nobody has."""
+        if project not in store.projects(who):
+            raise operations.NotFound(f"project {project!r} not found",
+                                      hint="`dockyard deployments --all` lists your projects")
+
     @app.get("/v1/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
@@ -149,11 +155,11 @@ def create_app(control: ControlPlane) -> FastAPI:
                 "ca_certificate": control.ingress.ca_certificate_pem()}
 
     @app.head("/v1/contexts/{digest}")
-    def has_context(digest: str, _who: Who) -> Response:
-        return Response(status_code=200 if control.contexts.has(digest) else 404)
+    def has_context(digest: str, who: Who) -> Response:
+        return Response(status_code=200 if control.contexts.has(digest, str(who.id)) else 404)
 
     @app.put("/v1/contexts/{digest}", status_code=201)
-    async def put_context(digest: str, request: Request, _who: Who) -> dict[str, str]:
+    async def put_context(digest: str, request: Request, who: Who) -> dict[str, str]:
         limit = control.settings.max_context_bytes
         chunks: list[bytes] = []
         size = 0
@@ -163,7 +169,7 @@ def create_app(control: ControlPlane) -> FastAPI:
                 raise UnsafeArchive(f"the build context is over the server's limit of {limit} "
                                     "bytes", hint="make the context smaller (.dockerignore)")
             chunks.append(chunk)
-        control.contexts.put(digest, b"".join(chunks))
+        control.contexts.put(digest, b"".join(chunks), str(who.id))
         return {"digest": digest}
 
     @app.get("/v1/projects")
@@ -187,6 +193,7 @@ def create_app(control: ControlPlane) -> FastAPI:
     @app.get("/v1/projects/{project}/configs")
     def configs(project: ProjectName, who: Who) -> list[dict[str, Any]]:
         """The project's config names and when each was set: never their values."""
+        _project_exists(who, project)
         return [{"name": name, "updated_at": at.isoformat()}
                 for name, at in control.configs.names(who, project)]
 
@@ -204,6 +211,7 @@ def create_app(control: ControlPlane) -> FastAPI:
 
     @app.get("/v1/projects/{project}/services")
     def services(project: str, who: Who) -> list[dict[str, Any]]:
+        _project_exists(who, project)
         return [row.to_json() for row in operations.services(control, who, project)]
 
     @app.get("/v1/deployments")

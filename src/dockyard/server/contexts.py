@@ -1,4 +1,8 @@
-"""Uploaded build contexts, kept by content digest so an unchanged context is sent only once."""
+"""Uploaded build contexts, kept by content digest so an unchanged context is sent only once.
+
+The content is stored once, but each account sees only the contexts it uploaded itself (a
+marker per account): otherwise one account could learn whether another uploaded some content,
+or build from it without having it."""
 
 from __future__ import annotations
 
@@ -34,10 +38,16 @@ class ContextStore:
     def _path(self, digest: str) -> Path:
         return self.directory / (check_digest(digest).removeprefix("sha256:") + ".tar")
 
-    def has(self, digest: str) -> bool:
-        return self._path(digest).is_file()
+    def _marker(self, digest: str, owner: str) -> Path:
+        return self.directory / "owners" / owner / check_digest(digest).removeprefix("sha256:")
 
-    def put(self, digest: str, data: bytes) -> None:
+    def has(self, digest: str, owner: str | None = None) -> bool:
+        """Whether the context is here (and, given `owner`, was uploaded by that owner)."""
+        if not self._path(digest).is_file():
+            return False
+        return owner is None or self._marker(digest, owner).is_file()
+
+    def put(self, digest: str, data: bytes, owner: str | None = None) -> None:
         """Keep `data` after checking it matches `digest` and is a safe archive."""
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if actual != check_digest(digest):
@@ -49,10 +59,14 @@ class ContextStore:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
+        if owner is not None:
+            marker = self._marker(digest, owner)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
 
-    def get(self, digest: str) -> PackedContext | None:
+    def get(self, digest: str, owner: str | None = None) -> PackedContext | None:
         path = self._path(digest)
-        if not path.is_file():
+        if not self.has(digest, owner):
             return None
         data = path.read_bytes()
         return PackedContext(data=data, digest=digest, files=0, size=len(data))

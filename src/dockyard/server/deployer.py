@@ -161,7 +161,7 @@ class Deployer:
                    } if live and len({c.config_hash for c in live}) == 1 else {}
         single = Project(name=self.project.name, working_dir=self.project.working_dir,
                          compose_files=(), services={name: service})
-        action = plan(single, running, {name: image_id})[0]
+        action = plan(single, running, {name: image_id}, {name: digest})[0]
         if live and not running:
             action = action.__class__(ActionKind.REPLACE, name, "mixed versions running",
                                       action.replicas)
@@ -224,7 +224,7 @@ class Deployer:
     def _build(self, name: str, service: Service, build: BuildInput, tag: str) -> str | None:
         self._record(name, S.BUILD_QUEUED, "waiting for a build slot")
         with self.control.build_slots:
-            context = self.control.contexts.get(build.digest)
+            context = self.control.contexts.get(build.digest, str(self.account.id))
             if context is None:
                 self._record(name, S.BUILD_FAILED, f"the build context {build.digest} is gone "
                              "from the server; run `up` again to upload it")

@@ -4,8 +4,8 @@ The server writes the API token of the account named after the OS user to
 `<data>/local-token` (mode 0600), where the CLI on the same machine reads it: no login step. In
 single-user mode (byoc, the default) that is the only account; in playground mode it is the
 operator's own, beside the accounts made with `dockyard server accounts add` (whoever can read
-the data directory owns the server anyway). `<data>/server.json` says where the server listens and its pid, so a
-CLI can find it (and tell a stale file from a live server).
+the data directory owns the server anyway). `<data>/server.json` says where the server listens
+and its pid, so a CLI can find it (and tell a stale file from a live server).
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ def check_request(control: ControlPlane, project: Project,
                 problems.append(_problem("context-missing", "no build context was sent",
                                          name, "build", "use `dockyard compose up`, which "
                                          "uploads it"))
-            elif not control.contexts.has(build.digest):
+            elif not control.contexts.has(build.digest, None if account is None else
+                                          _owner_of(control, account)):
                 problems.append(_problem("context-missing", f"build context {build.digest} "
                                          "was not uploaded", name, "build",
                                          "run `dockyard compose up` again"))
@@ -151,6 +152,11 @@ def _limit_problems(control: ControlPlane, project: Project,
                                          f"at most {limits.memory} allowed here", name,
                                          f"deploy.resources.{kind}.memory", hint))
     return problems
+
+
+def _owner_of(control: ControlPlane, account: str) -> str:
+    found = control.store.account_by_name(account)
+    return str(found.id) if found else "-"
 
 
 def _env_configs(project: Project, service: str) -> list[str]:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -90,14 +91,24 @@ def _sse(kind: str, data: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs",
+                          "/v1/docs/oauth2-redirect"})
+
+
 def account(request: Request,
             authorization: Annotated[str | None, Header()] = None) -> Account:
     """The account of the request's bearer token, or 401."""
+    cached = getattr(request.state, "account", None)
+    if isinstance(cached, Account):
+        return cached
+    return _account_of(request.app.state.control, authorization)
+
+
+def _account_of(control: ControlPlane, authorization: str | None) -> Account:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("this request has no API token",
                            hint="send `Authorization: Bearer <token>`")
-    control: ControlPlane = request.app.state.control
     found = control.store.account_for_token(token.strip())
     if found is None:
         raise Unauthorized("the API token is not valid (unknown or revoked)",
@@ -115,6 +126,18 @@ def create_app(control: ControlPlane) -> FastAPI:
                   docs_url="/v1/docs", redoc_url=None)
     app.state.control = control
     store = control.store
+
+    @app.middleware("http")
+    async def _authenticate(request: Request, call_next: Any) -> Any:
+        # The token is checked before anything else, the body included: a request without a
+        # valid token learns nothing (not even that its body is malformed).
+        if request.url.path not in PUBLIC_PATHS:
+            try:
+                request.state.account = await run_in_threadpool(
+                    _account_of, control, request.headers.get("authorization"))
+            except Unauthorized as exc:
+                return JSONResponse(error_body(exc), status_code=401)
+        return await call_next(request)
 
     @app.exception_handler(DockyardError)
     async def _dockyard_error(_request: Request, exc: DockyardError) -> JSONResponse:

@@ -68,7 +68,14 @@ class Configs:
                 for name, token in self.store.encrypted_configs(account, project).items()}
 
     def redactor(self, account: Account, project: str) -> RedactText:
+        """Redacts the current values and the last replaced ones (containers started before
+        a `config set` keep the old value until the next `up` replaces them)."""
         values = list(self.values(account, project).values())
+        for name, token in self.store.encrypted_history(account, project):
+            try:
+                values.append(self.cipher.decrypt(token, name=name))
+            except DockyardError:
+                continue
         return RedactText(values)
 
 

@@ -100,6 +100,16 @@ configs = sa.Table(
     sa.UniqueConstraint("project_id", "name"),
 )
 
+config_history = sa.Table(
+    "config_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value_encrypted", sa.Text, nullable=False),
+    sa.Column("replaced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -118,5 +128,11 @@ def _v3_configs(conn: sa.Connection) -> None:
     configs.create(conn)
 
 
+def _v4_config_history(conn: sa.Connection) -> None:
+    """Replaced config values (encrypted), so what still runs with them stays redacted."""
+    config_history.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs,
+                               _v4_config_history]

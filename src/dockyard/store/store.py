@@ -179,6 +179,7 @@ class Store:
         with self.engine.begin() as conn:
             project_id = self._project_id(conn, account, project, create=True)
             assert project_id is not None
+            self._keep_history(conn, project_id, [name], now)
             updated = conn.execute(schema.configs.update().where(
                 schema.configs.c.project_id == project_id, schema.configs.c.name == name,
             ).values(value_encrypted=value_encrypted, updated_at=now))
@@ -214,9 +215,39 @@ class Store:
                 return []
             found = [str(r[0]) for r in conn.execute(sa.select(schema.configs.c.name).where(
                 schema.configs.c.project_id == project_id, schema.configs.c.name.in_(names)))]
+            self._keep_history(conn, project_id, found, _now())
             conn.execute(schema.configs.delete().where(
                 schema.configs.c.project_id == project_id, schema.configs.c.name.in_(names)))
         return sorted(found)
+
+    HISTORY_KEPT = 10  # replaced values kept per config
+
+    def _keep_history(self, conn: sa.Connection, project_id: int, names: Sequence[str],
+                      now: datetime) -> None:
+        """Copy the current values of `names` to the history, keeping the last few."""
+        table, history = schema.configs, schema.config_history
+        rows = conn.execute(sa.select(table.c.name, table.c.value_encrypted).where(
+            table.c.project_id == project_id, table.c.name.in_(names))).all()
+        for name, value in rows:
+            conn.execute(history.insert().values(project_id=project_id, name=name,
+                                                 value_encrypted=value, replaced_at=now))
+            old = [r[0] for r in conn.execute(
+                sa.select(history.c.id).where(history.c.project_id == project_id,
+                                              history.c.name == name)
+                .order_by(history.c.id.desc()).offset(self.HISTORY_KEPT))]
+            if old:
+                conn.execute(history.delete().where(history.c.id.in_(old)))
+
+    def encrypted_history(self, account: Account, project: str) -> list[tuple[str, str]]:
+        """(name, encrypted value) of replaced values, newest first."""
+        history = schema.config_history
+        query = (sa.select(history.c.name, history.c.value_encrypted)
+                 .join(schema.projects, schema.projects.c.id == history.c.project_id)
+                 .where(schema.projects.c.account_id == account.id,
+                        schema.projects.c.name == project)
+                 .order_by(history.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [(str(r[0]), str(r[1])) for r in conn.execute(query)]
 
     # -- projects and deployments ------------------------------------------------------------------
     def _project_id(self, conn: sa.Connection, account: Account, name: str,

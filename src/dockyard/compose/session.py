@@ -31,6 +31,9 @@ class Abort(Exception):
     """Stop loading: what follows would only repeat the problems already recorded."""
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # the largest Compose file read (real ones are kilobytes)
+
+
 @dataclass
 class Session:
     """Diagnostics and line maps of one load."""
@@ -50,7 +53,14 @@ class Session:
         result: tuple[Any, LineMap] | None = None
         try:
             with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+                text = handle.read(MAX_FILE_BYTES + 1)
+            if len(text) > MAX_FILE_BYTES:
+                self.add("yaml-syntax", f"{path} is larger than {MAX_FILE_BYTES // (1 << 20)} "
+                         "MiB; no Compose file needs that", Location(path),
+                         "check that this is the right file (not a data or log file)")
+                self.parsed[path] = None
+                self.unreadable = True
+                return None
         except OSError as exc:
             self.add("file-not-found", f"cannot read the Compose file {path}: {exc.strerror}",
                      Location(path), "check the path given with -f, COMPOSE_FILE or include")

@@ -163,40 +163,56 @@ class _TooLarge(Exception):
     pass
 
 
-def _record_lines(node: yaml.Node, path: KeyPath, lines: LineMap) -> None:
+class _Budget:
+    """Nodes visited so far: aliases and merge keys are walked where they are used, so this
+    counts the expanded tree, whatever repeats under the same key paths."""
+
+    def __init__(self) -> None:
+        self.visits = 0
+
+
+def _record_lines(node: yaml.Node, path: KeyPath, lines: LineMap,
+                  budget: _Budget | None = None) -> None:
     """Walk the composed node tree once and remember the line of every key and list item.
 
     Aliases are walked where they are used, so a document that expands to an enormous tree
-    (a "billion laughs" alias bomb) is refused here, before anything else walks it.
+    (a "billion laughs" alias bomb, through aliases or merge keys) is refused here, before
+    anything else walks it.
     """
-    if len(lines) > MAX_NODES:
+    budget = budget or _Budget()
+    budget.visits += 1
+    if budget.visits > MAX_NODES or len(lines) > MAX_NODES:
         raise _TooLarge()
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
                 if key_node.value == "<<":
                     # merge key: the merged keys are reported at the line of the alias target
-                    _record_merge(value_node, path, lines)
+                    _record_merge(value_node, path, lines, budget)
                     continue
                 child = (*path, str(key_node.value))
                 lines[child] = key_node.start_mark.line + 1
-                _record_lines(value_node, child, lines)
+                _record_lines(value_node, child, lines, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             lines.setdefault(child, item.start_mark.line + 1)
-            _record_lines(item, child, lines)
+            _record_lines(item, child, lines, budget)
 
 
-def _record_merge(node: yaml.Node, path: KeyPath, lines: LineMap) -> None:
+def _record_merge(node: yaml.Node, path: KeyPath, lines: LineMap, budget: _Budget) -> None:
     sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
     for source in sources:
+        budget.visits += 1
         if isinstance(source, yaml.MappingNode):
             for key_node, value_node in source.value:
                 if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value == "<<":
+                        _record_merge(value_node, path, lines, budget)
+                        continue
                     child = (*path, str(key_node.value))
                     lines.setdefault(child, key_node.start_mark.line + 1)
-                    _record_lines(value_node, child, lines)
+                    _record_lines(value_node, child, lines, budget)
 
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, LineMap]:
@@ -231,7 +247,7 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, LineMap]:
     except _TooLarge:
         raise YamlFileError(
             error("yaml-syntax", f"the document expands to more than {MAX_NODES} values "
-                  "through its aliases", Location(filename),
+                  "(counting what its aliases and merge keys repeat)", Location(filename),
                   hint="reduce the use of YAML anchors and aliases (*name)")
         ) from None
     except RecursionError:

@@ -21,8 +21,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -38,7 +36,6 @@ from tests.engine.test_deployments import (
     FAILED,
     USER,
     Dockyard,
-    cli_env,
     containers,
     copy_project,
     docker_exec,
@@ -319,45 +316,13 @@ def test_public_ports_answer_at_their_domain_over_http_and_https(
 # -- playground ---------------------------------------------------------------------------------
 @pytest.fixture
 def playground(dockyard_home: Path) -> Iterator[Dockyard]:
-    """The CLI of a playground server on this test's DOCKYARD_HOME, started as the CLI starts
-    its local server, with a token for the test's account from the operator's `dockyard server
-    accounts add`, where the CLI's local flow reads it.
-
-    A playground server has accounts made by its operator: unlike byoc it writes no token of
-    its own, so the CLI cannot start it by itself and use it (`compose up` ends with exit code
-    70 on the missing `local-token`).
-    """
+    """The CLI of a playground server on this test's DOCKYARD_HOME, started by the CLI itself
+    as for byoc (the server writes the local user's token in every mode)."""
     dy = Dockyard(dockyard_home, env={"DOCKYARD_MODE": "playground"})
-    dy.data.mkdir(parents=True, exist_ok=True)
-    with open(dy.data / "server.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dockyard.server", "--listen", "127.0.0.1:0", "--data",
-             str(dy.data)], env=cli_env(dy.home, dy.user, dy.env), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=log, start_new_session=True)
-    dy.pids.add(process.pid)
     try:
-        _serve_playground(dy, process)
         yield dy
     finally:
-        dy.close()  # stops the server (its pid is in dy.pids)
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
-def _serve_playground(dy: Dockyard, process: subprocess.Popen[bytes]) -> None:
-    def listening() -> bool:
-        assert process.poll() is None, f"the server exited {process.returncode}\n{logs(dy)}"
-        found = dy.server()
-        return found is not None and found[1] == process.pid
-
-    eventually(listening, "the playground server to listen")
-    added = dy.cli("server", "accounts", "add", dy.user, "--data", str(dy.data))
-    assert added.code == 0, str(added)
-    token = added.out.strip().splitlines()[-1]
-    fd = os.open(dy.data / "local-token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
+        dy.close()
 
 
 def test_playground_domains_answer_over_http_and_https(

@@ -747,3 +747,22 @@ def test_a_server_start_leaves_other_servers_containers_alone(tmp_path: Path) ->
     finally:
         bob.close()
         alice.close()
+
+
+def test_two_servers_never_share_a_project_network(tmp_path: Path) -> None:
+    """Two homes with the same account and project name on one engine: the second server's
+    deployment is refused (its network name is the first's) and the first's keeps running."""
+    first = Dockyard(tmp_path / "first")
+    second = Dockyard(tmp_path / "second")
+    try:
+        project, _ = _deploy_steady(first, tmp_path / "a")
+        before = ids_of(containers(project))
+        directory = copy_project("steady", tmp_path / "b")
+        refused = second.up(directory, project)
+        assert refused.code == 1, str(refused)
+        assert "another Dockyard server" in refused.out + refused.err, str(refused)
+        assert ids_of(containers(project)) >= before
+        assert all(row["state"] == COMPLETED for row in first.ps(project).values())
+    finally:
+        second.close()
+        first.close()

@@ -22,6 +22,7 @@ import requests.exceptions
 from dockyard.build.context import PackedContext
 from dockyard.runtime.driver import (
     LABEL_MANAGED,
+    LABEL_SERVER,
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
@@ -123,8 +124,10 @@ class DockerEngine:
     # -- networks and volumes ----------------------------------------------------------------
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         with _errors():
-            if any(n["Name"] == name for n in self.client.api.networks(names=[name])):
-                return
+            for network in self.client.api.networks(names=[name]):
+                if network["Name"] == name:
+                    _check_owner("network", name, network.get("Labels") or {}, labels)
+                    return
             self.client.api.create_network(name, driver="bridge", labels=dict(labels),
                                            check_duplicate=True)
 
@@ -140,9 +143,11 @@ class DockerEngine:
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         with _errors():
             try:
-                self.client.api.inspect_volume(name)
+                found = self.client.api.inspect_volume(name)
             except docker.errors.NotFound:
                 self.client.api.create_volume(name, labels=dict(labels))
+            else:
+                _check_owner("volume", name, found.get("Labels") or {}, labels)
 
     def remove_volume(self, name: str) -> None:
         with _errors():
@@ -295,6 +300,18 @@ class DockerEngine:
                                   exit_code=int(code) if code and code.isdigit() else None)
         finally:
             stream.close()
+
+
+def _check_owner(kind: str, name: str, found: Mapping[str, str],
+                 wanted: Mapping[str, str]) -> None:
+    """Refuse to use a network or volume another Dockyard server on this engine made (the same
+    account and project names on two servers): sharing it would mix their containers or data."""
+    theirs, ours = found.get(LABEL_SERVER), wanted.get(LABEL_SERVER)
+    if theirs and ours and theirs != ours:
+        raise EngineError(
+            f"the {kind} {name} belongs to another Dockyard server on this engine (server "
+            f"{theirs}): the same account and project name are deployed there",
+            hint="use another project name (-p), or deploy this project through that server")
 
 
 _MOUNT_TYPES: dict[str, Literal["bind", "volume", "tmpfs"]] = {

@@ -203,6 +203,10 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
     project = load_submitted(project_name, project_data)
     configs = control.configs.values(account, project.name)
     check_request(control, project, builds, configs, account.name)
+    # The project's network first: refused here, before a deployment is recorded, when another
+    # server on the engine owns a network of the same name (same account and project names).
+    placement = control.placement(account, project.name)
+    control.driver.ensure_network(network_name(placement), project_labels(placement))
     deployment = control.store.create_deployment(account, project.name, "up", dict(project_data))
     try:
         control.begin(account, project.name, deployment)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -217,7 +218,8 @@ def test_a_second_deployment_of_the_same_project_is_refused_while_one_runs(api: 
     api.driver.build_gate.set()
     _, status = events(api, first.json()["deployment"])
     assert status == "succeeded"
-    assert api.driver.builds == ["dy-alice-shop-web:" + api.driver.builds[0].split(":")[1]]
+    assert len(api.driver.builds) == 1
+    assert re.fullmatch(r"dy-alice-shop-[0-9a-f]{10}-web:[0-9a-f]{16}", api.driver.builds[0])
 
 
 def test_an_unchanged_context_is_not_uploaded_nor_built_again(api: Api) -> None:
@@ -239,7 +241,7 @@ def test_an_unchanged_context_is_not_uploaded_nor_built_again(api: Api) -> None:
 
 
 def test_a_failed_build_is_build_failed_with_its_step(api: Api) -> None:
-    api.driver.fail_builds.add("dy-alice-shop-web:")
+    api.driver.fail_builds.add("-web:")
     tar = _tar({"Dockerfile": b"FROM dockyard/busybox:1\nRUN false\n"})
     digest = "sha256:" + hashlib.sha256(tar).hexdigest()
     api.client.put(f"/v1/contexts/{digest}", content=tar, headers=api.alice)
@@ -298,7 +300,8 @@ def test_down_removes_containers_and_network_and_keeps_volumes(api: Api) -> None
     _, status = events(api, response.json()["deployment"])
     assert status == "succeeded"
     assert not api.driver.items and not api.driver.networks
-    assert list(api.driver.volume_set) == ["dy-alice-shop_data"]
+    assert [re.sub("-[0-9a-f]{10}_", "_", v) for v in api.driver.volume_set] == [
+        "dy-alice-shop_data"]
     assert api.client.get("/v1/projects/shop/services", headers=api.alice).json() == []
     events(api, deploy(api, body))
     response = api.client.post("/v1/projects/shop/down", json={"volumes": True},

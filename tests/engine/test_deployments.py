@@ -117,6 +117,13 @@ def docker_exec(container: dict[str, Any], script: str) -> subprocess.CompletedP
     return docker("exec", str(container["Id"]), "sh", "-c", script, check=False, timeout=30)
 
 
+def labelled(kind: str, project: str, user: str = USER) -> list[str]:
+    """The names of the networks or volumes (`kind`) that carry `user`'s `project` labels."""
+    out = docker(kind, "ls", "--filter", f"label=dockyard.account={user}",
+                 "--filter", f"label=dockyard.project={project}", "--format", "{{.Name}}")
+    return sorted(out.stdout.split())
+
+
 def remove_project(project: str, user: str = USER) -> None:
     """Everything `project` may have left on the engine, by label and by name."""
     filters = ["--filter", f"label=dockyard.account={user}",
@@ -124,7 +131,8 @@ def remove_project(project: str, user: str = USER) -> None:
     ids = docker("ps", "-aq", *filters).stdout.split()
     if ids:
         docker("rm", "-f", *ids, check=False)
-    docker("network", "rm", f"dy-{user}-{project}", check=False)
+    for network in labelled("network", project, user):
+        docker("network", "rm", network, check=False)
     volumes = docker("volume", "ls", "-q", *filters).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
@@ -403,7 +411,8 @@ class TestShop:
         probe = docker_exec(web, f"nc -w 2 db.{project}.internal 5432 </dev/null")
         assert probe.stdout.strip() == "ok", probe
         (db,) = found["db"]
-        db_address = db["NetworkSettings"]["Networks"][f"dy-alice-{project}"]["IPAddress"]
+        (network,) = labelled("network", project, "alice")
+        db_address = db["NetworkSettings"]["Networks"][network]["IPAddress"]
         lookup = docker_exec(web, f"nslookup db.{project}.internal")
         assert db_address and db_address in lookup.stdout, lookup
 
@@ -536,9 +545,11 @@ def test_a_failed_job_stops_its_dependent(dockyard: Dockyard, tmp_path: Path) ->
 def test_down_keeps_named_volumes_unless_asked(dockyard: Dockyard, tmp_path: Path) -> None:
     directory = copy_project("volume", tmp_path)
     project = dockyard.name("down")
-    volume, network = f"dy-alice-{project}_data", f"dy-alice-{project}"
     up = dockyard.up(directory, project)
     assert up.code == 0, str(up)
+    (volume,) = labelled("volume", project, "alice")
+    (network,) = labelled("network", project, "alice")
+    assert volume.startswith("dy-alice-") and volume.endswith("_data")
     assert len(containers(project)) == 1
     assert docker("volume", "inspect", volume, check=False).returncode == 0
 

@@ -59,6 +59,7 @@ from tests.engine.test_deployments import (
     edit,
     eventually,
     free_port,
+    labelled,
 )
 from tests.engine.test_example_images import _engine_ready
 
@@ -361,8 +362,9 @@ def test_both_accounts_deploy_with_playground_names(playground: Playground) -> N
         assert {c["Config"]["Labels"]["dockyard.service"] for c in found} == {"db", "web"}
         assert all(c["Config"]["Labels"]["dockyard.server"] == pg.server_id for c in found)
         for container in found:  # one network: the account's project's own
-            assert set(container["NetworkSettings"]["Networks"]) == {
-                f"dy-{user.name}-{project}"}, container["NetworkSettings"]["Networks"]
+            assert set(container["NetworkSettings"]["Networks"]) == set(
+                labelled("network", project, user.name)), container["NetworkSettings"]
+            assert len(container["NetworkSettings"]["Networks"]) == 1
 
 
 # -- 3. an account sees nothing of another -----------------------------------------------------
@@ -474,8 +476,10 @@ def test_projects_are_apart_within_an_account_and_across_same_names(
 
     # One name, two accounts: two projects, each with its own network and containers.
     assert alice_vault["Id"] != bob_vault["Id"]
-    assert set(alice_vault["NetworkSettings"]["Networks"]) == {f"dy-alice-{vault}"}
-    assert set(bob_vault["NetworkSettings"]["Networks"]) == {f"dy-bob-{vault}"}
+    alice_net, bob_net = labelled("network", vault, "alice"), labelled("network", vault, "bob")
+    assert len(alice_net) == len(bob_net) == 1 and alice_net != bob_net
+    assert set(alice_vault["NetworkSettings"]["Networks"]) == set(alice_net)
+    assert set(bob_vault["NetworkSettings"]["Networks"]) == set(bob_net)
     for user, container in (("alice", alice_vault), ("bob", bob_vault)):
         rows = getattr(pg, user).ps(vault)
         assert set(rows) == {"vault"} and rows["vault"]["state"] == COMPLETED, rows
@@ -505,7 +509,7 @@ def test_a_project_over_the_limits_is_refused_and_nothing_starts(
     assert "limit-exceeded" in refused.err, str(refused)
     assert "5 services" in refused.err, str(refused)
     assert project_containers("alice", five) == []
-    assert docker("network", "inspect", f"dy-alice-{five}", check=False).returncode != 0
+    assert labelled("network", five, "alice") == []
     assert pg.alice.ps(five) == {}
     assert all(d["status"] not in ("running", "succeeded", "failed")
                for d in pg.alice.deployments() if d["project"] == five)

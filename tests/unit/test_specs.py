@@ -15,6 +15,7 @@ from dockyard.runtime.specs import (
     replacement_order,
     resolve_environment,
     restart_policy,
+    scope,
 )
 
 BYOC = Placement(account="alice", project="shop", mode=NamingMode.BYOC, zone="localhost")
@@ -48,9 +49,11 @@ volumes: {data: {}}
 """)
     specs = container_specs(project, project.services["api"], BYOC, image="sha256:abc",
                             deployment="d1e2f3g4h5i6", config_hash="h1", replicas=2)
-    assert [s.name for s in specs] == ["dy-alice-shop-api-1-d1e2f3", "dy-alice-shop-api-2-d1e2f3"]
+    prefix = scope(BYOC)
+    assert prefix.startswith("dy-alice-shop-") and len(prefix) == len("dy-alice-shop-") + 10
+    assert [s.name for s in specs] == [f"{prefix}-api-1-d1e2f3", f"{prefix}-api-2-d1e2f3"]
     first = specs[0]
-    assert first.network == "dy-alice-shop"
+    assert first.network == prefix
     assert first.aliases == ("api", "api.shop.internal", "backend")
     assert first.labels["dockyard.account"] == "alice"
     assert first.labels["dockyard.config-hash"] == "h1"
@@ -66,7 +69,7 @@ volumes: {data: {}}
     assert first.healthcheck == {"Test": ["CMD", "true"], "Interval": 2_000_000_000,
                                  "Retries": 3}
     assert [(m.type, m.source, m.target) for m in first.mounts] == [
-        ("volume", "dy-alice-shop_data", "/data"), ("tmpfs", None, "/tmp")]
+        ("volume", f"{prefix}_data", "/data"), ("tmpfs", None, "/tmp")]
     assert [(p.target, p.published) for p in first.ports] == [(9100, "9100")]
     assert first.restart == "unless-stopped"
 

@@ -301,6 +301,37 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-replicas", metavar="N", help="replicas per service")
     limits.add_argument("--max-cpus", metavar="CPUS", help="CPUs per service")
     limits.add_argument("--max-memory", metavar="BYTES", help="memory per service (1g, 512m)")
+    limits.add_argument("--max-pids", metavar="N",
+                        help="processes per container (playground default 512)")
+    limits.add_argument("--max-follows", metavar="N",
+                        help="log streams one account may follow at once (playground 10)")
+    limits.add_argument("--max-context-storage", metavar="BYTES",
+                        help="build contexts one account may keep (playground 2g)")
+    tenancy = server.add_argument_group(
+        "shared servers", "what tenants may reach and how much the server keeps "
+        "(docs/security.md)")
+    tenancy.add_argument("--allow-image", action="append", metavar="PATTERN",
+                         help="playground: an image tenants may run without building it "
+                         "(fnmatch, such as 'docker.io/library/*'; repeatable)")
+    tenancy.add_argument("--allow-host-ports", action="append", metavar="ACCOUNT=FIRST-LAST",
+                         help="playground: host ports an account may publish (repeatable)")
+    tenancy.add_argument("--egress", choices=["restricted", "open"],
+                         help="restricted (playground default): tenant containers cannot "
+                         "reach the host's addresses or link-local metadata addresses")
+    tenancy.add_argument("--max-request-bytes", metavar="BYTES",
+                         help="largest JSON request body (default 2m)")
+    tenancy.add_argument("--max-project-bytes", metavar="BYTES",
+                         help="largest normalized project kept per deployment (default 1m)")
+    tenancy.add_argument("--max-build-log-bytes", metavar="BYTES",
+                         help="build log kept per service and deployment (default 4m)")
+    tenancy.add_argument("--log-max-size", metavar="BYTES",
+                         help="container log file size before rotation (default 10m)")
+    tenancy.add_argument("--log-max-files", metavar="N",
+                         help="rotated container log files kept (default 3)")
+    tenancy.add_argument("--keep-deployments", metavar="N",
+                         help="deployments kept per project (default 50)")
+    tenancy.add_argument("--context-ttl", metavar="SECONDS",
+                         help="how long an upload no deployment uses is kept (default 3600)")
     server.set_defaults(handler=_server)
     admin = server.add_subparsers(dest="server_command", metavar="COMMAND",
                                   parser_class=_Parser)
@@ -485,7 +516,17 @@ def _server(args: argparse.Namespace) -> int:
                "acme_email": args.acme_email, "acme_dns_hook": args.acme_dns_hook,
                "acme_ca_bundle": args.acme_ca_bundle, "max_projects": args.max_projects,
                "max_services": args.max_services, "max_replicas": args.max_replicas,
-               "max_cpus": args.max_cpus, "max_memory": args.max_memory}
+               "max_cpus": args.max_cpus, "max_memory": args.max_memory,
+               "max_pids": args.max_pids, "max_follows": args.max_follows,
+               "max_context_storage": args.max_context_storage,
+               "allow_image": ",".join(args.allow_image) if args.allow_image else None,
+               "allow_host_ports": (",".join(args.allow_host_ports)
+                                    if args.allow_host_ports else None),
+               "egress": args.egress, "max_request_bytes": args.max_request_bytes,
+               "max_project_bytes": args.max_project_bytes,
+               "max_build_log_bytes": args.max_build_log_bytes,
+               "log_max_size": args.log_max_size, "log_max_files": args.log_max_files,
+               "keep_deployments": args.keep_deployments, "context_ttl": args.context_ttl}
     return serve(settings_from(options))
 
 

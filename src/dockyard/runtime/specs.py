@@ -4,8 +4,10 @@ Dockyard's choices, written down here because the Compose file cannot say them:
 - `restart: "no"` (or `deploy.restart_policy.condition: none`) makes a one-off job: it runs
   once, COMPLETED on exit 0 and FAILED otherwise. Any other service is long-running and, with no
   restart policy given, restarts `unless-stopped`: a platform brings crashed services back.
-- Every engine name is scoped by account and project (`dy-<account>-<project>...`), so two
-  accounts, or two projects, never share a network, a volume or a container name.
+- Every engine name is scoped by server, account and project, injectively:
+  `dy-<account>-<project>-<hash>`, where the hash covers the exact (server id, account,
+  project) and the readable parts are only for people. Account `bob` with project `smith-site`
+  and account `bob-smith` with project `site` read alike but never share a name.
 - Every service joins its project's one network, under the aliases of `naming.private_hostnames`
   plus its Compose network aliases. Compose `networks:` declarations do not split a project
   into several networks.
@@ -17,6 +19,7 @@ Dockyard's choices, written down here because the Compose file cannot say them:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -50,8 +53,15 @@ class Placement:
     server: str = ""  # the owning server's id: servers sharing an engine leave each other be
 
 
+SCOPE_HASH_LENGTH = 10  # hex digits: 40 bits, no accidental collision among a server's tenants
+
+
 def scope(placement: Placement) -> str:
-    return f"dy-{sanitize_label(placement.account)}-{placement.project}"
+    """The prefix of every engine name of one project (injective in server, account, project)."""
+    key = "\0".join((placement.server, placement.account, placement.project))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:SCOPE_HASH_LENGTH]
+    readable = f"{sanitize_label(placement.account)[:24]}-{placement.project[:24]}"
+    return f"dy-{readable}-{digest}"
 
 
 def network_name(placement: Placement) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import UsageError
@@ -13,6 +13,13 @@ from dockyard.naming import NamingMode, normalize_zone
 
 DEFAULT_PORT = 7427
 DEFAULT_MAX_CONTEXT_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_REQUEST_BYTES = 2 * 1024 * 1024  # any JSON body (contexts have their own limit)
+DEFAULT_MAX_PROJECT_BYTES = 1024 * 1024  # a normalized project as stored per deployment
+DEFAULT_MAX_BUILD_LOG_BYTES = 4 * 1024 * 1024  # per service and deployment
+DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024  # per container log file (json-file max-size)
+DEFAULT_LOG_MAX_FILES = 3
+DEFAULT_KEEP_DEPLOYMENTS = 50  # per project; older ones (and their events and logs) are pruned
+DEFAULT_CONTEXT_TTL_SECONDS = 3600.0  # an upload no deployment uses is removed after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,9 @@ class Limits:
     replicas: int = 1
     cpus: float = 2.0
     memory: int = 1 << 30
+    pids: int = 512  # processes per container (a fork bomb stops here)
+    follows: int = 10  # log streams one account may follow at once
+    context_bytes: int = 2 << 30  # build contexts one account may keep on the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,23 @@ class ServerSettings:
     acme_dns_hook: str | None = None  # a command for DNS-01: `<hook> set|clear <fqdn> <value>`
     acme_ca_bundle: str | None = None  # to trust a private ACME server (pebble in tests)
     limits: Limits | None = None  # per-account limits (playground mode has them by default)
+    # Images a tenant may run without building them (playground; fnmatch patterns such as
+    # `docker.io/library/*` or `busybox:*`). In byoc mode every image is allowed.
+    allow_images: tuple[str, ...] = ()
+    # Host ports (mode: host) an account may publish in playground mode: account -> (lo, hi).
+    allow_host_ports: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    restrict_egress: bool = False  # tenant networks cannot reach the host or link-local
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_project_bytes: int = DEFAULT_MAX_PROJECT_BYTES
+    max_build_log_bytes: int = DEFAULT_MAX_BUILD_LOG_BYTES
+    log_max_size: int = DEFAULT_LOG_MAX_SIZE
+    log_max_files: int = DEFAULT_LOG_MAX_FILES
+    keep_deployments: int = DEFAULT_KEEP_DEPLOYMENTS
+    context_ttl_seconds: float = DEFAULT_CONTEXT_TTL_SECONDS
+
+    @property
+    def playground(self) -> bool:
+        return self.mode is NamingMode.PLAYGROUND
 
     @property
     def database_url(self) -> str:
@@ -75,7 +102,10 @@ def settings_from(options: Mapping[str, str | None],
 
     Options: listen, data, mode, zone, build_concurrency, max_context_bytes, stabilization,
     deploy_timeout, store_url, ingress ("0"/"off"/"false" turns it off), ingress_host,
-    http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle.
+    http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle,
+    max_* (limits), allow_image and allow_host_ports (comma-separated), egress
+    ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
+    log_max_size, log_max_files, keep_deployments, context_ttl.
     """
     env = os.environ if environ is None else environ
 
@@ -111,23 +141,81 @@ def settings_from(options: Mapping[str, str | None],
         https_port=_port(pick("https_port"), "--https-port", 443),
         acme_directory=pick("acme_directory"), acme_email=pick("acme_email"),
         acme_dns_hook=pick("acme_dns_hook"), acme_ca_bundle=pick("acme_ca_bundle"),
-        limits=_limits(pick, mode))
+        limits=_limits(pick, mode),
+        allow_images=tuple(p.strip() for p in (pick("allow_image") or "").split(",")
+                           if p.strip()),
+        allow_host_ports=_host_port_ranges(pick("allow_host_ports") or ""),
+        restrict_egress=_egress(pick("egress"), mode),
+        max_request_bytes=_size(pick("max_request_bytes"), "--max-request-bytes",
+                                DEFAULT_MAX_REQUEST_BYTES),
+        max_project_bytes=_size(pick("max_project_bytes"), "--max-project-bytes",
+                                DEFAULT_MAX_PROJECT_BYTES),
+        max_build_log_bytes=_size(pick("max_build_log_bytes"), "--max-build-log-bytes",
+                                  DEFAULT_MAX_BUILD_LOG_BYTES),
+        log_max_size=_size(pick("log_max_size"), "--log-max-size", DEFAULT_LOG_MAX_SIZE),
+        log_max_files=_positive(pick("log_max_files"), "--log-max-files",
+                                DEFAULT_LOG_MAX_FILES),
+        keep_deployments=_positive(pick("keep_deployments"), "--keep-deployments",
+                                   DEFAULT_KEEP_DEPLOYMENTS),
+        context_ttl_seconds=float(pick("context_ttl") or DEFAULT_CONTEXT_TTL_SECONDS))
+
+
+def _egress(text: str | None, mode: NamingMode) -> bool:
+    """Restricted by default in playground mode, open in byoc mode."""
+    if text is None or text == "":
+        return mode is NamingMode.PLAYGROUND
+    if text.lower() not in ("restricted", "open"):
+        raise UsageError(f"--egress {text!r} is neither restricted nor open")
+    return text.lower() == "restricted"
+
+
+def _host_port_ranges(text: str) -> dict[str, tuple[int, int]]:
+    """`alice=30000-30009,bob=31000` as {account: (first, last)}."""
+    out: dict[str, tuple[int, int]] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        account, sep, ports = item.partition("=")
+        low, _, high = ports.partition("-")
+        high = high or low
+        if not sep or not account or not low.isdigit() or not high.isdigit() \
+                or not 1 <= int(low) <= int(high) <= 65535:
+            raise UsageError(f"--allow-host-ports {item!r} is not ACCOUNT=FIRST-LAST",
+                             hint="for example --allow-host-ports alice=30000-30009")
+        out[account] = (int(low), int(high))
+    return out
+
+
+def _size(text: str | None, flag: str, default: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = parse_bytes(text)
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise UsageError(f"{flag} must be a size such as 4m or 1048576, not {text!r}")
+    return value
 
 
 def _limits(pick: Callable[[str], str | None], mode: NamingMode) -> Limits | None:
     """Playground limits by default in playground mode; any `--max-*` option sets them."""
     given = {key: pick(f"max_{key}") for key in ("projects", "services", "replicas", "cpus",
-                                                 "memory")}
+                                                 "memory", "pids", "follows", "context_storage")}
     if mode is not NamingMode.PLAYGROUND and not any(v is not None for v in given.values()):
         return None
-    base = Limits() if mode is NamingMode.PLAYGROUND else Limits(0, 0, 0, 0.0, 0)
+    base = Limits() if mode is NamingMode.PLAYGROUND else Limits(0, 0, 0, 0.0, 0, 0, 0, 0)
     try:
         return Limits(
             projects=int(given["projects"]) if given["projects"] else base.projects,
             services=int(given["services"]) if given["services"] else base.services,
             replicas=int(given["replicas"]) if given["replicas"] else base.replicas,
             cpus=float(given["cpus"]) if given["cpus"] else base.cpus,
-            memory=parse_bytes(given["memory"]) if given["memory"] else base.memory)
+            memory=parse_bytes(given["memory"]) if given["memory"] else base.memory,
+            pids=int(given["pids"]) if given["pids"] else base.pids,
+            follows=int(given["follows"]) if given["follows"] else base.follows,
+            context_bytes=(parse_bytes(given["context_storage"]) if given["context_storage"]
+                           else base.context_bytes))
     except ValueError as exc:
         raise UsageError(f"a --max-* limit is not a number: {exc}",
                          hint="for example --max-services 4 --max-cpus 2 --max-memory 1g") \

@@ -190,18 +190,21 @@ class AcmeIssuer:
     def account_key_path(self) -> Path:
         return self.account_dir / ACCOUNT_KEY_FILE
 
-    def issue(self, names: Sequence[str]) -> IssuedCertificate:
+    def issue(self, names: Sequence[str], *, http01_only: bool = False) -> IssuedCertificate:
         """A certificate for `names` (key and full chain), or a `CertificateError` saying why.
 
         Every challenge presented is cleaned up, whether the order succeeds or not.
+        `http01_only` answers HTTP-01 even when a DNS hook is configured: a tenant's custom
+        domain on a shared server must prove it points at this server, and the operator's DNS
+        hook may well control zones the tenant does not.
         """
         wanted = normalize_names(names)
-        self._check_solvers(wanted)
+        self._check_solvers(wanted, http01_only)
         with self._lock:
             net: ClientNetwork | None = None
             try:
                 net = self._network()
-                return self._order(self._client(net), wanted)
+                return self._order(self._client(net), wanted, http01_only)
             except DockyardError:  # ours, or a solver's (the proxy's): already explained
                 raise
             except Exception as exc:  # the acme library's, requests', josepy's: all explained
@@ -211,9 +214,12 @@ class AcmeIssuer:
                     net.session.close()
 
     # -- steps -------------------------------------------------------------------------------------
-    def _check_solvers(self, wanted: tuple[str, ...]) -> None:
+    def _check_solvers(self, wanted: tuple[str, ...], http01_only: bool = False) -> None:
         wildcards = [n for n in wanted if n.startswith("*.")]
-        if wildcards and self.dns01 is None:
+        if http01_only and self.http01 is None:
+            raise CertificateError("HTTP-01 is required for these names, and it is not set up",
+                                   hint="run the server with its ingress proxy")
+        if wildcards and (self.dns01 is None or http01_only):
             raise CertificateError(
                 f"{wildcards[0]} is a wildcard, and an ACME CA issues wildcards only through "
                 "DNS-01: no DNS hook is configured",
@@ -319,7 +325,8 @@ class AcmeIssuer:
         write_private_file(self.account_dir / ACCOUNT_FILE,
                            json.dumps(saved, indent=2).encode() + b"\n")
 
-    def _order(self, client: ClientV2, wanted: tuple[str, ...]) -> IssuedCertificate:
+    def _order(self, client: ClientV2, wanted: tuple[str, ...],
+               http01_only: bool = False) -> IssuedCertificate:
         key = ec.generate_private_key(ec.SECP256R1())
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
@@ -335,7 +342,7 @@ class AcmeIssuer:
             for authzr in order.authorizations:
                 if authzr.body.status == messages.STATUS_VALID:
                     continue  # the CA still trusts an earlier validation of this name
-                answers.append(self._present(client, authzr, tokens, records))
+                answers.append(self._present(client, authzr, tokens, records, http01_only))
             for challb, response in answers:
                 client.answer_challenge(challb, response)
             # The acme library compares deadlines with naive local time.
@@ -353,7 +360,7 @@ class AcmeIssuer:
         return replace(cert, names=wanted)
 
     def _present(self, client: ClientV2, authzr: messages.AuthorizationResource,
-                 tokens: list[str], records: list[str],
+                 tokens: list[str], records: list[str], http01_only: bool = False,
                  ) -> tuple[messages.ChallengeBody, challenges.ChallengeResponse]:
         """Publish the answer to one authorization's challenge; the answer to send."""
         identifier = authzr.body.identifier.value
@@ -365,7 +372,7 @@ class AcmeIssuer:
         account_key = client.net.key
         assert account_key is not None
         dns01, http01 = offered.get(DNS01), offered.get(HTTP01)
-        if self.dns01 is not None and dns01 is not None and \
+        if self.dns01 is not None and dns01 is not None and not http01_only and \
                 isinstance(dns01.chall, challenges.DNS01):
             response, value = dns01.chall.response_and_validation(account_key)
             fqdn = dns01.chall.validation_domain_name(identifier) + "."

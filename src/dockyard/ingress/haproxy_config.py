@@ -7,6 +7,10 @@ runtime-API commands (`set server ... addr` and `... state`): no reload, no drop
 a new or removed route, changed host names or check type, or a route outgrowing its slots needs
 a new configuration, which the proxy driver loads with a seamless reload.
 
+Port 80 answers the tokens of the `acme.map` (`set_acme_token`) before any routing, at the ACME
+CA's `/.well-known/acme-challenge/<token>` and at the server's own custom-domain check
+`/.well-known/dockyard-challenge/<token>` (`dockyard.server.domain_check`), for any host.
+
 The host → backend map and the certificate list are files beside the configuration; the
 configuration is always written from the whole current state, so a restarted proxy comes back
 with every route.
@@ -20,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockyard.ingress.domain_policy import CHALLENGE_PREFIX
 from dockyard.ingress.routes import Check, Route, Upstream
 
 MIN_SLOTS = 4
@@ -238,7 +243,8 @@ def render_config(layout: Layout, paths: Paths, *, http: Listener, https: Listen
         "frontend http",
         f"    bind fd@{http.fd}",
         "    http-request set-var(txn.acme) path,field(4,/),map("
-        f"{paths.acme_map}) if {{ path_beg /.well-known/acme-challenge/ }}",
+        f"{paths.acme_map}) if {{ path_beg /.well-known/acme-challenge/ }} || "
+        f"{{ path_beg {CHALLENGE_PREFIX} }}",
         '    http-request return status 200 content-type text/plain lf-string "%[var(txn.acme)]"'
         " if { var(txn.acme) -m found }",
         f"    http-request redirect scheme https code 308 if {{ req.hdr(host),field(1,:),lower,"

@@ -10,6 +10,11 @@
   proxy on port 80. Hosts served by an ACME certificate redirect HTTP to HTTPS.
 - An ACME failure does not stop a deployment: the hosts get a local-CA certificate meanwhile,
   the failure is logged, and issuance is tried again after `ACME_RETRY_SECONDS`.
+- On a playground server, tenants' custom domains (outside the zone) are different
+  (`dockyard.ingress.domain_policy`): never a local-CA certificate. A public name with an ACME
+  directory gets the certificate that proved it (`prove_by_acme`, HTTP-01 only), renewed the
+  same way, with no local-CA fallback when that fails; any other is served over HTTP only.
+  `domain_proofs` makes the prover the ingress asks before it serves such a name.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ from dockyard.errors import DockyardError
 from dockyard.ingress.acme import AcmeIssuer, CommandDns
 from dockyard.ingress.ca import LocalCA, is_local_name
 from dockyard.ingress.certificates import CertificateStore, IssuedCertificate, wildcard_for
+from dockyard.ingress.domain_policy import Proof, proof_for
 from dockyard.ingress.haproxy import HAProxy
 from dockyard.ingress.routes import Route
+from dockyard.server.domain_check import TokenCheck
+from dockyard.server.domains import DomainProofs
 from dockyard.server.settings import ServerSettings
 
 log = logging.getLogger("dockyard.server")
@@ -60,6 +68,7 @@ class ServerCertificates:
     def __init__(self, settings: ServerSettings, proxy: HAProxy) -> None:
         directory = settings.data / "tls"
         self.settings = settings
+        self.proxy = proxy
         self.ca = LocalCA.load_or_create(directory / "ca")
         self.store = CertificateStore(directory / "certificates")
         self.acme: AcmeIssuer | None = None
@@ -93,8 +102,14 @@ class ServerCertificates:
                 project = route.key.rsplit("/", 2)[0]
                 per_project.setdefault(project, []).append(generated)
             for host in custom:
-                wanted[(host,)] = "local" if self.acme is None or is_local_name(host) \
-                    else "acme"
+                proof = proof_for(self.settings.mode, self.settings.zone, host,
+                                  acme=self.acme is not None)
+                if proof is Proof.ACME:
+                    wanted[(host,)] = "proven"  # the ACME certificate that proved it, or none
+                elif proof is Proof.TRUSTED:
+                    wanted[(host,)] = "local" if self.acme is None or is_local_name(host) \
+                        else "acme"
+                # Proof.TOKEN: served over HTTP only; no CA certifies it for this server.
         for hosts in per_project.values():
             wanted[tuple(sorted(set(hosts)))] = "acme"
         return wanted
@@ -110,7 +125,11 @@ class ServerCertificates:
             paths = [self._ensure(self.default_names(), "local")]
             https_only: set[str] = set()
             for names, kind in sorted(self.groups(routes).items()):
-                path, served_by_acme = self._ensure_kind(names, kind)
+                found = self._ensure_proven(names) if kind == "proven" else \
+                    self._ensure_kind(names, kind)
+                if found is None:
+                    continue
+                path, served_by_acme = found
                 paths.append(path)
                 if served_by_acme:
                     https_only.update(h for r in routes.values() for h in r.hosts
@@ -129,6 +148,68 @@ class ServerCertificates:
                     log.warning("ACME certificate for %s not issued (%s); serving a local-CA "
                                 "certificate meanwhile", ", ".join(names), exc.message)
         return self._ensure(names, "local"), False
+
+    def _ensure_proven(self, names: tuple[str, ...]) -> tuple[Path, bool] | None:
+        """A tenant's proven custom domain: its ACME certificate (renewed when due), or None.
+
+        Never the local CA: when renewal fails the certificate serves while it is valid, then
+        the name has none (a client gets the default certificate, which does not name it).
+        """
+        key = _key(names, "acme")
+        cert = self._issued.get(key) or self.store.load(key)
+        now = datetime.now(UTC)
+        if cert is not None and set(cert.names) == set(names) and not cert.needs_renewal(now):
+            self._issued[key] = cert
+            return self.store.path(key), True
+        failed_at = self._failed.get(key)
+        if self.acme is not None and (failed_at is None or
+                                      time.monotonic() - failed_at > ACME_RETRY_SECONDS):
+            try:
+                cert = self.acme.issue(list(names), http01_only=True)
+                path = self.store.save(key, cert)
+                self._issued[key] = cert
+                log.info("certificate for %s issued (acme, custom domain)", ", ".join(names))
+                return path, True
+            except DockyardError as exc:
+                self._failed[key] = time.monotonic()
+                log.warning("ACME certificate for the custom domain %s not renewed (%s); no "
+                            "local-CA certificate is made for it", ", ".join(names),
+                            exc.message)
+        if cert is not None and set(cert.names) == set(names) and cert.not_after > now:
+            return self.store.path(key), True
+        return None
+
+    # -- proving custom domains (playground) -------------------------------------------------------
+    def domain_proofs(self) -> DomainProofs | None:
+        """What proves tenants' custom domains before the ingress serves them (playground
+        only: in byoc mode the one user is trusted, as before)."""
+        if not self.settings.playground:
+            return None
+        check = TokenCheck(self.proxy.set_acme_token, self.proxy.clear_acme_token,
+                           self.settings.http_port)
+        return DomainProofs(self.settings.mode, self.settings.zone,
+                            self.settings.data / "domains" / "verified.json",
+                            token_check=check,
+                            acme_check=self.prove_by_acme if self.acme is not None else None,
+                            acme_retry=ACME_RETRY_SECONDS)
+
+    def prove_by_acme(self, host: str) -> str | None:
+        """Ask the ACME CA for a certificate for `host` through HTTP-01: None when issued (the
+        proof that `host` points at this server; the certificate is then the one served), else
+        why not. Runs outside the lock `for_routes` takes, so a slow CA holds up no route."""
+        if self.acme is None:
+            return "no ACME directory is configured"
+        try:
+            cert = self.acme.issue([host], http01_only=True)
+        except DockyardError as exc:
+            return f"the ACME CA did not issue a certificate: {exc.message}"
+        key = _key((host,), "acme")
+        with self._lock:
+            self.store.save(key, cert)
+            self._issued[key] = cert
+            self._failed.pop(key, None)
+        log.info("certificate for %s issued (acme, custom domain proven)", host)
+        return None
 
     def _ensure(self, names: tuple[str, ...], kind: str) -> Path:
         key = _key(names, kind)

@@ -9,6 +9,11 @@ proxy again if it dies, with every route restored.
 
 With no proxy (`--no-ingress`, or in unit tests) every method is a no-op, so the deployer does
 not need to know.
+
+On a playground server a tenant's custom domain is in the table only once proven
+(`domains`, `dockyard.server.domains`): until then, and when its proof fails, the rest of the
+route serves and that name answers 404 like any host the server does not serve. When two
+accounts have proven one name, the first proof keeps it.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from pathlib import Path
 from typing import Protocol
 
 from dockyard.compose.models import Project
+from dockyard.ingress.domain_policy import owners
 from dockyard.ingress.routes import Check, Route, Upstream, service_routes
 from dockyard.naming import NamingMode
 from dockyard.runtime.driver import LABEL_ACCOUNT, ContainerInfo, EngineEvent
+from dockyard.server.domains import DomainProofs
 
 log = logging.getLogger("dockyard.server")
 
@@ -58,6 +65,8 @@ class Certificates(Protocol):
 
     def ca_certificate_pem(self) -> str: ...
 
+    def domain_proofs(self) -> DomainProofs | None: ...
+
 
 @dataclass
 class _Service:
@@ -70,10 +79,16 @@ class _Service:
 
 class Ingress:
     def __init__(self, mode: NamingMode, zone: str, proxy: Proxy | None = None,
-                 certificates: Certificates | None = None) -> None:
+                 certificates: Certificates | None = None,
+                 domains: DomainProofs | None = None) -> None:
         self.mode, self.zone = mode, zone
         self.proxy = proxy
         self.certificates = certificates
+        if domains is None and certificates is not None and proxy is not None:
+            domains = certificates.domain_proofs()
+        self.domains = domains  # None: every custom domain is served (byoc, or no proxy)
+        if domains is not None:
+            domains.on_change = self._refresh
         self._lock = threading.RLock()
         self._services: dict[tuple[str, str, str], _Service] = {}
         self._stopping = threading.Event()
@@ -133,7 +148,34 @@ class Ingress:
                     rest = [Upstream(a, port, c) for c, a in entry.addresses.items()
                             if c in entry.resting]
                     routes[template.key] = template.with_upstreams(live, rest)
+            return self._proven(routes)
+
+    def _proven(self, routes: dict[str, Route]) -> dict[str, Route]:
+        """`routes` without the custom domains that need a proof their account has not given."""
+        domains = self.domains
+        if domains is None:
             return routes
+        claims: list[tuple[str, str, float]] = []
+        for key, route in routes.items():
+            account = key.split("/", 1)[0]
+            for host in route.hosts[1:]:
+                if domains.needs_proof(host):
+                    at = domains.verified_at(account, host)
+                    if at is not None:
+                        claims.append((host, key, at))
+        served = owners(claims)
+        for key, route in routes.items():
+            hosts = tuple(h for h in route.hosts[1:]
+                          if not domains.needs_proof(h) or served.get(h) == key)
+            if hosts != route.hosts[1:]:
+                routes[key] = Route(route.key, (route.hosts[0], *hosts), route.check,
+                                    route.upstreams, route.resting)
+        return routes
+
+    def _refresh(self) -> None:
+        """A custom domain was proven (or lost its proof): serve the table again."""
+        with self._lock:
+            self._apply()
 
     def _certificates(self, table: Mapping[str, Route]) -> tuple[list[Path], frozenset[str]]:
         if self.certificates is None:

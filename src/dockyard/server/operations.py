@@ -170,7 +170,11 @@ def _env_configs(project: Project, service: str) -> list[str]:
 
 def _domain_problems(control: ControlPlane, project: Project,
                      account: str | None) -> list[Diagnostic]:
-    """Custom domains that cannot be served, and hosts another route already serves."""
+    """Custom domains that cannot be served, and hosts another route already serves.
+
+    Only domains being served count as taken: a claim that is not proven (playground) holds
+    nothing, so a tenant cannot squat on another's domain by naming it first.
+    """
     settings = control.settings
     problems = [_problem("domain-invalid", f"{p.host!r} {p.message}", p.service, "domainname",
                          "use a domain name outside the server's zone (its names are "
@@ -194,6 +198,12 @@ def _domain_problems(control: ControlPlane, project: Project,
                     "domain-taken", f"{host!r} is already served by another project",
                     route.key.split("/")[2], "domainname",
                     "choose another domain, or take it down from the project that serves it"))
+    if not problems:
+        # Playground: a custom domain is served once proven to point here; the proofs run
+        # beside the deployment, and their outcome goes to each service's reason.
+        from dockyard.server.domain_reports import claim_project_domains
+
+        claim_project_domains(control, account, project)
     return problems
 
 

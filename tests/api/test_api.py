@@ -272,7 +272,7 @@ def test_unsafe_or_mislabelled_uploads_are_refused(api: Api,
     assert wrong.status_code == 422 and "not sha256:" in wrong.json()["error"]
     big = api.client.put(f"/v1/contexts/{digest}", content=b"x" * (2 << 20),
                          headers=api.alice)
-    assert big.status_code == 422 and "limit" in big.json()["error"]
+    assert big.status_code == 413 and "limit" in big.json()["error"]
 
 
 def test_another_account_sees_nothing(api: Api) -> None:

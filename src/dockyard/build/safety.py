@@ -11,11 +11,14 @@ compression bomb or a huge pax or long-name header is stopped before it is in me
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
 import posixpath
 import tarfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 from dockyard.errors import DockyardError
@@ -59,14 +62,15 @@ class _Bounded(io.RawIOBase):
         return chunk
 
 
-def _decompressed(data: bytes) -> IO[bytes]:
-    raw = io.BytesIO(data)
+def _decompressed(raw: IO[bytes]) -> IO[bytes]:
+    magic = raw.read(6)
+    raw.seek(0)
     stream: IO[bytes] = raw
-    if data[:2] == b"\x1f\x8b":
+    if magic[:2] == b"\x1f\x8b":
         stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
-    elif data[:3] == b"BZh":
+    elif magic[:3] == b"BZh":
         stream = bz2.BZ2File(raw)
-    elif data[:6] == b"\xfd7zXZ\x00":
+    elif magic[:6] == b"\xfd7zXZ\x00":
         stream = lzma.LZMAFile(raw)
     return stream
 
@@ -120,20 +124,35 @@ def _through_link(path: str, links: set[str]) -> str | None:
     return None
 
 
-def check_archive(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
+def check_archive(data: bytes | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                   max_members: int = DEFAULT_MAX_MEMBERS) -> None:
-    """Raise `UnsafeArchive` naming the first problem; return None when the tar is safe."""
+    """Raise `UnsafeArchive` naming the first problem; return None when the tar is safe.
+
+    `data` is the archive's bytes, or the file holding it: a file is read as a stream (the
+    server keeps an upload on disk, never whole in memory)."""
+    with contextlib.ExitStack() as files:
+        def opened() -> IO[bytes]:
+            if isinstance(data, bytes):
+                return io.BytesIO(data)
+            return files.enter_context(open(data, "rb"))
+
+        size = len(data) if isinstance(data, bytes) else data.stat().st_size
+        _check_archive(opened, size, max_bytes, max_members)
+
+
+def _check_archive(opened: Callable[[], IO[bytes]], size: int, max_bytes: int,
+                   max_members: int) -> None:
     limit_hint = LIMIT_HINT
-    if len(data) > max_bytes:
-        raise UnsafeArchive(f"the build context is {len(data)} bytes, over the limit of "
+    if size > max_bytes:
+        raise UnsafeArchive(f"the build context is {size} bytes, over the limit of "
                             f"{max_bytes}", hint=limit_hint)
     # Headers count against the limit too (slack for the tar blocks around small files).
     bound = max_bytes + max_bytes // 8 + 1024 * 1024
     try:
-        _check_headers(_decompressed(data), bound)
+        _check_headers(_decompressed(opened()), bound)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise UnsafeArchive(f"the build context is a damaged archive: {exc}") from None
-    stream = _Bounded(_decompressed(data), bound)
+    stream = _Bounded(_decompressed(opened()), bound)
     try:
         tar = tarfile.open(fileobj=stream, mode="r|")
     except (tarfile.TarError, EOFError, OSError) as exc:

@@ -35,15 +35,33 @@ ERRORS: dict[str, str] = {
     "invalid-duration": "a duration cannot be parsed (use 10s, 1m30s, 500ms)",
     "invalid-size": "a size cannot be parsed (use 512m, 1g, 64k)",
     "undefined-reference": "a service uses a network, volume, secret or config not declared",
+    "invalid-value": "a value no engine takes sensibly (negative CPUs, memory below 6 MiB, a "
+    "NUL byte, a relative path, a malformed host name or extra_hosts entry, too many ports)",
+    "server-path": "the project sent to a server names a file (env_file, extends, include, a "
+    "file-based secret...): the client resolves files, the server never opens one",
     # Checked by the server before a deployment starts:
     "context-missing": "a service's build context was not uploaded to the server",
     "image-missing": "an image a service uses is not on the server's engine (no pulls)",
+    "image-not-allowed": "on a shared server, an image (in `image:` or a Dockerfile's FROM or "
+    "COPY --from) is not available to this account: neither its own build nor allowed by the "
+    "operator (the same answer whether or not it exists)",
+    "image-invalid": "an image reference the engine would not take (in `image:` or a "
+    "Dockerfile)",
+    "dockerfile-invalid": "on a shared server, a build's Dockerfile cannot be read from the "
+    "uploaded context or an image it names cannot be resolved before the build",
     "config-missing": "a config the project references is not set",
     "domain-invalid": "a custom domain cannot be served (not a domain name, or inside the "
     "server's zone)",
     "domain-taken": "a domain is already served by another project or service",
     "config-in-build-arg": "a build arg references a config (configs never reach images)",
     "limit-exceeded": "the project asks for more than the account may deploy on this server",
+    "project-too-large": "the project, as the server stores it, is over the server's size limit",
+    "external-refused": "an external volume or network on a shared (playground) server",
+    "logging-driver": "a logging driver other than json-file or local on a shared "
+    "(playground) server: the engine must keep the log",
+    "logging-options": "a logging max-size or max-file that is not a size or a positive count",
+    "host-port-refused": "a host port (mode: host, or UDP) outside the account's allowed "
+    "range on a shared (playground) server",
 }
 
 WARNINGS: dict[str, str] = {
@@ -56,6 +74,8 @@ WARNINGS: dict[str, str] = {
     "ingress-published-ignored": "published differs from target on an ingress port",
     "udp-ingress-to-host": "a UDP ingress port is published as a host port",
     "ingress-no-healthcheck": "a public service has no healthcheck; GET / decides its health",
+    "logging-driver-replaced": "a logging driver Dockyard cannot read back is replaced by "
+    "json-file (rotated)",
 }
 
 ALL_CODES: frozenset[str] = frozenset(ERRORS) | frozenset(WARNINGS)

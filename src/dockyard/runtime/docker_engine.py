@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,12 +22,16 @@ import requests.exceptions
 
 from dockyard.build.context import PackedContext
 from dockyard.runtime.driver import (
+    LABEL_ACCOUNT,
     LABEL_MANAGED,
+    LABEL_PROJECT,
     LABEL_SERVER,
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
+    ImageInfo,
     LogLine,
+    StreamStop,
 )
 from dockyard.runtime.errors import BuildFailed, EngineError, EngineUnavailable
 
@@ -64,7 +69,7 @@ class DockerEngine:
               build_args: Mapping[str, str] | None = None, target: str | None = None,
               labels: Mapping[str, str] | None = None, on_log: LogSink | None = None) -> str:
         """Build `context` into `tag`; stream each output line to `on_log`; return the id."""
-        lines: list[str] = []
+        lines: deque[str] = deque(maxlen=20)  # the end, for the failure: a build may print GBs
         step: str | None = None
         image_id: str | None = None
         failure: str | None = None
@@ -91,13 +96,13 @@ class DockerEngine:
                     if on_log:
                         on_log(failure)
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
-            raise BuildFailed(f"the build of {tag} failed: {exc}", step, lines[-20:]) from None
+            raise BuildFailed(f"the build of {tag} failed: {exc}", step, list(lines)) from None
         except requests.exceptions.RequestException as exc:
             raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
                                     hint="is dockerd running?") from None
         if failure is not None:
             raise BuildFailed(f"the build of {tag} failed at {step or 'its start'}: {failure}",
-                              step, lines[-20:])
+                              step, list(lines))
         if image_id is None:
             image_id = str(self.client.images.get(tag).id)
         return image_id
@@ -121,6 +126,15 @@ class DockerEngine:
         with _errors():
             self.client.api.tag(image_id, repository, tag, force=True)
 
+    def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
+        """Every local image carrying all of `labels` (dangling ones included)."""
+        with _errors():
+            found = self.client.api.images(filters={"label": _label_filter(labels)})
+        return [ImageInfo(id=str(i["Id"]), labels=dict(i.get("Labels") or {}),
+                          tags=tuple(str(t) for t in (i.get("RepoTags") or [])
+                                     if t != "<none>:<none>"),
+                          created=int(i.get("Created") or 0)) for i in found]
+
     # -- networks and volumes ----------------------------------------------------------------
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         with _errors():
@@ -131,14 +145,26 @@ class DockerEngine:
             self.client.api.create_network(name, driver="bridge", labels=dict(labels),
                                            check_duplicate=True)
 
-    def remove_network(self, name: str) -> None:
+    def remove_network(self, name: str, owner: Mapping[str, str] | None = None) -> None:
+        """Remove the network `name`; with `owner`, only when it carries those labels."""
         with _errors():
             for network in self.client.api.networks(names=[name]):
                 if network["Name"] == name:
+                    if owner is not None:
+                        _check_owner("network", name, network.get("Labels") or {}, owner)
                     try:
                         self.client.api.remove_network(network["Id"])
                     except docker.errors.NotFound:
                         pass
+
+    def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """Each bridge network carrying `labels`, by name: its Linux bridge, as Docker names it
+        (`br-` and the first 12 digits of the network id, unless the network set its own)."""
+        with _errors():
+            found = self.client.api.networks(filters={"label": _label_filter(labels)})
+        return {str(n["Name"]): str((n.get("Options") or {}).get(_BRIDGE_NAME)
+                                    or f"br-{str(n['Id'])[:12]}")
+                for n in found if n.get("Driver") == "bridge"}
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         with _errors():
@@ -187,7 +213,7 @@ class DockerEngine:
                 port_bindings=port_bindings or None, init=spec.init, read_only=spec.read_only,
                 tmpfs=dict(spec.tmpfs) or None, extra_hosts=list(spec.extra_hosts) or None,
                 cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
-                network_mode=spec.network)
+                network_mode=spec.network, log_config=_log_config(spec))
             # docker-py takes a mapping of network to endpoint here; its stubs say otherwise.
             networking = api.create_networking_config({  # type: ignore[arg-type]
                 spec.network: api.create_endpoint_config(aliases=list(spec.aliases))})
@@ -255,21 +281,28 @@ class DockerEngine:
 
     def logs(self, container_id: str, *, tail: int | None = None,
              since: datetime | None = None, until: datetime | None = None,
-             follow: bool = False) -> Iterator[LogLine]:
-        """The container's output, stdout and stderr interleaved, one line at a time."""
+             follow: bool = False, stop: StreamStop | None = None) -> Iterator[LogLine]:
+        """The container's output, stdout and stderr interleaved, one line at a time.
+
+        `since`/`until` go to the engine as float seconds: docker-py would truncate a datetime
+        to whole seconds, dropping up to a second of lines at the `until` edge. `stop` closes
+        the stream from another thread (docker-py's CancellableStream.close is made for it).
+        """
         kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True,
                                   "follow": follow, "stream": True,
                                   "tail": "all" if tail is None else tail}
         if since is not None:
-            kwargs["since"] = since
+            kwargs["since"] = max(since.timestamp(), 1e-6)
         if until is not None:
-            kwargs["until"] = until
+            kwargs["until"] = max(until.timestamp(), 1e-6)
         try:
             stream = self.client.api.logs(container_id, **kwargs)
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
             raise _engine_error(exc) from None
+        if stop is not None:
+            stop.attach(stream.close)
         pending = b""
         try:
             for chunk in stream:
@@ -304,15 +337,42 @@ class DockerEngine:
 
 def _check_owner(kind: str, name: str, found: Mapping[str, str],
                  wanted: Mapping[str, str]) -> None:
-    """Refuse to use a network or volume another Dockyard server on this engine made (the same
-    account and project names on two servers): sharing it would mix their containers or data."""
-    theirs, ours = found.get(LABEL_SERVER), wanted.get(LABEL_SERVER)
+    """Refuse to adopt a network or volume that is not exactly ours.
+
+    Ours means: made by Dockyard, by this server, for this account and project (every
+    ownership label in `wanted` is on it with the same value). An unlabelled object, or one of
+    another server, account or project, is never used or removed: sharing it would mix
+    containers or hand one tenant another's data.
+    """
+    owner = {k: v for k, v in wanted.items() if k in _OWNERSHIP_LABELS}
+    if not owner:
+        return
+    if found.get(LABEL_MANAGED) != "true":
+        raise EngineError(
+            f"the {kind} {name} already exists on the engine and was not made by Dockyard",
+            hint=f"remove or rename that {kind}, or use another project name (-p)")
+    theirs, ours = found.get(LABEL_SERVER), owner.get(LABEL_SERVER)
     if theirs and ours and theirs != ours:
         raise EngineError(
             f"the {kind} {name} belongs to another Dockyard server on this engine (server "
             f"{theirs}): the same account and project name are deployed there",
             hint="use another project name (-p), or deploy this project through that server")
+    if any(found.get(k) != v for k, v in owner.items()):
+        raise EngineError(
+            f"the {kind} {name} belongs to another account or project on this server",
+            hint="use another project name (-p)")
 
+
+_OWNERSHIP_LABELS = (LABEL_MANAGED, LABEL_SERVER, LABEL_ACCOUNT, LABEL_PROJECT)
+
+
+_BRIDGE_NAME = "com.docker.network.bridge.name"
+
+
+def _log_config(spec: ContainerSpec) -> docker.types.LogConfig:
+    """The container's log driver, rotated: `max-size` bytes per file, `max-file` files."""
+    return docker.types.LogConfig(type=spec.log_driver, config={
+        "max-size": str(spec.log_max_size), "max-file": str(spec.log_max_files)})
 
 _MOUNT_TYPES: dict[str, Literal["bind", "volume", "tmpfs"]] = {
     "bind": "bind", "volume": "volume", "tmpfs": "tmpfs"}

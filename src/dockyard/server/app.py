@@ -8,32 +8,33 @@ project's own exceptions.
 
 from __future__ import annotations
 
-import json
-import queue
-import threading
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from dockyard import __version__
 from dockyard.build.safety import UnsafeArchive
 from dockyard.errors import DockyardError, ProjectInvalid
-from dockyard.runtime.errors import EngineUnavailable
+from dockyard.runtime.errors import EngineError, EngineUnavailable
 from dockyard.secrets.crypto import ConfigKeyError
-from dockyard.server import operations
+from dockyard.server import log_stream, operations, streams
+from dockyard.server.body_limit import BodyLimit
 from dockyard.server.configs import ConfigInvalid, ConfigNotFound
-from dockyard.server.contexts import ContextError
+from dockyard.server.contexts import ContextError, ContextTooLarge
 from dockyard.server.control import ControlPlane, DeploymentInProgress
 from dockyard.server.deployer import BuildInput
+from dockyard.server.log_window import MAX_LINES, clamp_lines
+from dockyard.server.scrub import scrub_engine_text
+from dockyard.server.streams import SSEResponse
 from dockyard.store.store import Account
 
-SSE_WAIT_SECONDS = 1.0  # a stream re-checks at least this often
+MAX_QUERY_INT = 2**62  # an integer query parameter beyond any id or count (422 above)
+UPLOAD_BATCH = 1 << 20  # bytes of a context upload held in memory at most
 PROJECT_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
@@ -87,10 +88,6 @@ def error_body(exc: DockyardError) -> dict[str, Any]:
     return body
 
 
-def _sse(kind: str, data: Any) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
-
-
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs",
                           "/v1/docs/oauth2-redirect"})
 
@@ -127,6 +124,13 @@ def create_app(control: ControlPlane) -> FastAPI:
     app.state.control = control
     store = control.store
 
+    # Inside the token check (added first, so it runs second): a request without a valid
+    # token is refused before its body is even counted.
+    app.add_middleware(BodyLimit, max_bytes=control.settings.max_request_bytes)
+    limits = control.settings.limits
+    follows = streams.FollowSlots(limits.follows if limits is not None else 0)
+    app.state.follows = follows
+
     @app.middleware("http")
     async def _authenticate(request: Request, call_next: Any) -> Any:
         # The token is checked before anything else, the body included: a request without a
@@ -141,7 +145,10 @@ def create_app(control: ControlPlane) -> FastAPI:
 
     @app.exception_handler(DockyardError)
     async def _dockyard_error(_request: Request, exc: DockyardError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=_status_of(exc))
+        body = error_body(exc)
+        if isinstance(exc, EngineError):  # the engine's words are for its owner, not a tenant
+            body["error"] = scrub_engine_text(str(body["error"]), control.settings.data)
+        return JSONResponse(body, status_code=_status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -159,7 +166,8 @@ def create_app(control: ControlPlane) -> FastAPI:
                                       hint="`dockyard deployments --all` lists your projects")
 
     @app.get("/v1/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
+        """On the event loop: answers at once however busy the worker threads are."""
         return {"status": "ok", "version": __version__}
 
     @app.get("/v1/whoami")
@@ -181,18 +189,27 @@ def create_app(control: ControlPlane) -> FastAPI:
     def has_context(digest: str, who: Who) -> Response:
         return Response(status_code=200 if control.contexts.has(digest, str(who.id)) else 404)
 
-    @app.put("/v1/contexts/{digest}", status_code=201)
-    async def put_context(digest: str, request: Request, who: Who) -> dict[str, str]:
-        limit = control.settings.max_context_bytes
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise UnsafeArchive(f"the build context is over the server's limit of {limit} "
-                                    "bytes", hint="make the context smaller (.dockerignore)")
-            chunks.append(chunk)
-        control.contexts.put(digest, b"".join(chunks), str(who.id))
+    @app.put("/v1/contexts/{digest}", status_code=201, response_model=None)
+    async def put_context(digest: str, request: Request,
+                          who: Who) -> dict[str, str] | JSONResponse:
+        """Stream the body to a temporary file of the context store, at most UPLOAD_BATCH
+        bytes in memory; 413 at the first chunk over the size limit or the account's quota."""
+        limits = control.settings.limits
+        quota = limits.context_bytes if limits is not None else 0
+        upload = await run_in_threadpool(control.contexts.begin, digest, str(who.id), quota)
+        try:
+            batch = bytearray()
+            async for chunk in request.stream():
+                batch += chunk
+                if len(batch) >= UPLOAD_BATCH:
+                    await run_in_threadpool(upload.write, bytes(batch))
+                    batch.clear()
+            await run_in_threadpool(upload.write, bytes(batch))
+            await run_in_threadpool(upload.finish)
+        except ContextTooLarge as exc:
+            return JSONResponse(error_body(exc), status_code=413)
+        finally:
+            await run_in_threadpool(upload.close)
         return {"digest": digest}
 
     @app.get("/v1/projects")
@@ -239,7 +256,7 @@ def create_app(control: ControlPlane) -> FastAPI:
 
     @app.get("/v1/deployments")
     def deployments(who: Who, project: str | None = None,
-                    limit: int = 50) -> list[dict[str, Any]]:
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
         out = []
         for record in store.deployments(who, project, limit=limit):
             data = store.deployed_project(who, record.id) or {}
@@ -263,138 +280,42 @@ def create_app(control: ControlPlane) -> FastAPI:
         return {"id": record.id, "project": record.project, "action": record.action,
                 "status": record.status, "created_at": record.created_at.isoformat(),
                 "events": [e.event.to_json() | {"id": e.id}
-                           for e in store.events_since(who, deployment)]}
+                           for e in store.events_since(who, deployment)],
+                "notes": store.build_log(who, deployment, operations.DOWN_NOTES)}
 
-    @app.get("/v1/deployments/{deployment}/events")
-    def deployment_events(deployment: str, who: Who, after: int = 0) -> StreamingResponse:
-        _deployment(who, deployment)
+    @app.get("/v1/deployments/{deployment}/events", response_model=None)
+    async def deployment_events(
+            deployment: str, who: Who,
+            after: Annotated[int, Query(ge=0, le=MAX_QUERY_INT)] = 0) -> SSEResponse:
+        """State events as they are recorded (async: an open stream holds no worker thread)."""
+        await run_in_threadpool(_deployment, who, deployment)
+        return SSEResponse(streams.deployment_events(control, who, deployment, after))
 
-        def stream() -> Iterator[str]:
-            last = after
-            while True:
-                seen = control.generation()
-                record = store.deployment(who, deployment)
-                for item in store.events_since(who, deployment, last):
-                    last = item.id
-                    yield _sse("state", item.event.to_json() | {"id": item.id})
-                if record is None or record.status != "running":
-                    yield _sse("end", {"status": record.status if record else "gone"})
-                    return
-                control.wait_change(seen, SSE_WAIT_SECONDS)
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    @app.get("/v1/projects/{project}/logs")
-    def logs(project: str, who: Who, service: Annotated[list[str] | None, Query()] = None,
-             follow: bool = False, since: datetime | None = None,
-             until: datetime | None = None, type: str = "all",
-             deployment: str | None = None, tail: int | None = None) -> StreamingResponse:
+    @app.get("/v1/projects/{project}/logs", response_model=None)
+    async def logs(project: str, who: Who, service: Annotated[list[str] | None, Query()] = None,
+                   follow: bool = False, since: datetime | None = None,
+                   until: datetime | None = None, type: str = "all",
+                   deployment: str | None = None,
+                   tail: Annotated[int | None, Query(ge=0, le=MAX_LINES)] = None,
+                   limit: Annotated[int | None, Query(ge=1, le=MAX_LINES)] = None,
+                   ) -> SSEResponse | JSONResponse:
+        """The log as SSE (log_stream): bounded without follow, counted per account with it."""
         if type not in ("all", "build", "run"):
             raise DockyardError(f"unknown log type {type!r}", hint="use build, run or all")
-        names = list(service or [])
-        history = store.deployments(who, project, limit=50)
-        if not history:
-            raise operations.NotFound(f"project {project!r} has no deployment")
-        ups = [r for r in history if r.action == "up"]
-        chosen = None
-        if deployment in (None, "latest"):
-            chosen = ups[0].id if ups else None
-        else:
-            chosen = _deployment(who, str(deployment)).id
-        redact = control.configs.redactor(who, project)
-        return StreamingResponse(
-            _redacted(_log_stream(control, who, project, names, follow, since, until, type,
-                                  chosen, deployment not in (None, "latest"), tail), redact),
-            media_type="text/event-stream")
+        chosen, only = await run_in_threadpool(log_stream.resolve, control, who, project,
+                                               deployment)
+        redact = await run_in_threadpool(control.configs.redactor, who, project)
+        query = log_stream.LogQuery(
+            services=list(service or []), follow=follow, since=log_stream.utc(since),
+            until=log_stream.utc(until), kind=type, deployment=chosen,
+            only_that_deployment=only, tail=tail, limit=clamp_lines(limit))
+        if not follow:
+            return SSEResponse(log_stream.log_events(control, who, project, query, redact))
+        try:
+            release = follows.take(who.name)
+        except streams.TooManyFollows as exc:
+            return JSONResponse(error_body(exc), status_code=429)
+        return SSEResponse(log_stream.log_events(control, who, project, query, redact),
+                           on_close=release)
 
     return app
-
-
-def _builds_over(control: ControlPlane, who: Account, project: str, deployment: str) -> bool:
-    from dockyard.lifecycle import BUILD_STATES, ServiceState
-
-    return not any(s.deployment == deployment and (s.state in BUILD_STATES or
-                                                   s.state is ServiceState.NOT_SPECIFIED)
-                   for s in control.store.statuses(who, project))
-
-
-def _redacted(events: Iterator[str], redact: Callable[[str], str]) -> Iterator[str]:
-    """Log events with the project's config values replaced (a program may print its own)."""
-    for event in events:
-        if event.startswith("event: log\n"):
-            data = json.loads(event.split("data: ", 1)[1])
-            data["line"] = redact(str(data.get("line", "")))
-            event = _sse("log", data)
-        yield event
-
-
-def _log_stream(control: ControlPlane, who: Account, project: str, names: list[str],
-                follow: bool, since: datetime | None, until: datetime | None, kind: str,
-                deployment: str | None, only_that_deployment: bool,
-                tail: int | None) -> Iterator[str]:
-    if kind in ("all", "build") and not follow and not only_that_deployment:
-        # The latest build of each service, whichever deployment built it.
-        for service, built_by in sorted(control.store.last_build_deployments(
-                who, project).items()):
-            if not names or service in names:
-                for line in control.store.build_log(who, built_by, service):
-                    yield _sse("log", operations.LogEntry(service, "build", line,
-                                                          None).to_json())
-    elif kind in ("all", "build") and deployment:
-        # Build output from the store; with --follow, new lines until the builds are over.
-        last = 0
-        while True:
-            seen = control.generation()
-            for line_id, service, line in control.store.build_log_since(who, deployment, last):
-                last = line_id
-                if not names or service in names:
-                    yield _sse("log", operations.LogEntry(service, "build", line,
-                                                          None).to_json())
-            record = control.store.deployment(who, deployment)
-            if not follow or record is None or record.status != "running" or \
-                    _builds_over(control, who, project, deployment):
-                break
-            control.wait_change(seen, SSE_WAIT_SECONDS)
-    if kind == "build":
-        yield _sse("end", {})
-        return
-    containers = operations.run_containers(control, who, project, names,
-                                           deployment if only_that_deployment else None)
-    lines: queue.Queue[operations.LogEntry | None] = queue.Queue(maxsize=10_000)
-
-    def pump(info: Any) -> None:
-        try:
-            for line in control.driver.logs(info.id, tail=tail, since=since, until=until,
-                                            follow=follow):
-                lines.put(operations.LogEntry(info.service, "run", line.text, line.at,
-                                              info.name))
-        except DockyardError:
-            pass
-        finally:
-            lines.put(None)
-
-    for info in containers:
-        threading.Thread(target=pump, args=(info,), daemon=True).start()
-    if not follow:
-        # Gather every container's lines, then send them in time order.
-        done = 0
-        gathered: list[operations.LogEntry] = []
-        while done < len(containers):
-            item = lines.get()
-            if item is None:
-                done += 1
-            else:
-                gathered.append(item)
-        gathered.sort(key=lambda e: (e.at.timestamp() if e.at else 0.0))
-        for entry in gathered:
-            yield _sse("log", entry.to_json())
-        yield _sse("end", {})
-        return
-    while True:
-        try:
-            item = lines.get(timeout=15)
-        except queue.Empty:
-            yield ": keep-alive\n\n"
-            continue
-        if item is not None:
-            yield _sse("log", item.to_json())

@@ -35,9 +35,13 @@ from dockyard.runtime.specs import (
     volume_name,
 )
 from dockyard.secrets.resolve import service_configs, values_digest
+from dockyard.server.build_log import BuildLogCap
 from dockyard.server.configs import RedactText
 from dockyard.server.control import ControlPlane
 from dockyard.server.health import Outcome, wait_healthy
+from dockyard.server.images import build_labels
+from dockyard.server.images import resolve as resolve_image
+from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.secret_files import write_secret_files
 from dockyard.store.store import Account
 
@@ -95,16 +99,18 @@ class Deployer:
         self.placement = control.placement(account, request.project.name)
         self.progress = {name: _Progress() for name in self.project.services}
         self.redact = RedactText(list(request.configs.values()))
+        self.log_caps: dict[str, BuildLogCap] = {}  # stored build output, per service
 
     def _record(self, service: str, state: ServiceState, reason: str) -> None:
         self.control.record(self.account, self.deployment, service, state,
-                            self.redact(reason))
+                            self.redact(scrub_engine_text(reason, self.control.settings.data)))
 
     def run(self) -> str:
         """Deploy; returns the deployment's final status (succeeded or failed)."""
         project = self.project
         labels = project_labels(self.placement)
         self.driver.ensure_network(network_name(self.placement), labels)
+        self.control.egress.protect(network_name(self.placement))  # before any container
         for volume, resource in project.volumes.items():
             if not resource.external:
                 self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)
@@ -200,21 +206,33 @@ class Deployer:
 
     # -- images ----------------------------------------------------------------------------------
     def _image(self, name: str, service: Service) -> str | None:
+        """The image id the service runs. On a playground server an `image:` is resolved by
+        `server.images` (the account's own builds, or what the operator allows), and a build
+        is tagged only in the account's own repository, never under a name the tenant chose."""
         build = self.request.builds.get(name)
+        settings = self.control.settings
         if build is None:
             reference = service.image or ""
-            image_id = self.driver.image_id(reference)
+            found = resolve_image(self.driver, reference, playground=settings.playground,
+                                  patterns=settings.allow_images,
+                                  server=self.placement.server, account=self.account.name)
+            image_id = found.image_id
             if image_id is None:  # checked before the deployment began; removed since
                 self._record(name, S.UPDATE_QUEUED, f"image {reference}")
                 self._record(name, S.SERVICE_DEPLOYMENT_FAILED,
-                             f"image {reference!r} is not on the engine")
+                             f"image {reference!r} is not available to this account"
+                             if found.refused or found.invalid
+                             else f"image {reference!r} is not on the engine")
                 return None
             self._record(name, S.UPDATE_QUEUED, f"image {reference}")
             return image_id
         tag = f"{image_repository(self.placement, name)}:{build.key()}"
         existing = self.driver.image_id(tag)
+        if existing is not None and settings.playground and existing not in {
+                i.id for i in self.driver.labelled_images(self._build_labels(name, service))}:
+            existing = None  # built for another `image:` name (or not by us): build again
         if existing is not None and not self.request.rebuild:
-            if service.image:
+            if service.image and not settings.playground:
                 self.driver.tag_image(existing, service.image)
             self._record(name, S.UPDATE_QUEUED, "build context and settings unchanged: "
                          "image reused")
@@ -250,28 +268,44 @@ class Deployer:
                 image_id = self.driver.build(
                     context, tag=tag, dockerfile=build.dockerfile, build_args=build.args,
                     target=build.target,
-                    labels={**service_labels(self.placement, name),
+                    labels={**self._build_labels(name, service),
                             LABEL_DEPLOYMENT: self.deployment},
                     on_log=on_log)
             except BuildFailed as exc:
-                self._flush(name, buffer)
+                self._flush(name, buffer, final=True)
                 tail = " | ".join(exc.last_lines[-5:])
                 self._record(name, S.BUILD_FAILED,
                              f"{exc.step or 'the build'} failed: {tail}" if tail else exc.message)
                 return None
-            self._flush(name, buffer)
+            self._flush(name, buffer, final=True)
             if not running[0]:
                 self._record(name, S.BUILD_RUNNING, "building")
             self._record(name, S.BUILD_STOPPING, f"image {image_id[:19]} tagged {tag}")
-            if service.image:
-                self.driver.tag_image(image_id, service.image)
+            if service.image and not self.control.settings.playground:
+                self.driver.tag_image(image_id, service.image)  # byoc: one trusted user
         self._record(name, S.UPDATE_QUEUED, "image built")
         return image_id
 
-    def _flush(self, name: str, buffer: list[str]) -> None:
+    def _build_labels(self, name: str, service: Service) -> dict[str, str]:
+        """What marks a build as this account's (and, by `dockyard.image`, its `image:`)."""
+        return build_labels(service_labels(self.placement, name), service.image)
+
+    def _flush(self, name: str, buffer: list[str], final: bool = False) -> None:
+        """Store the buffered build lines within the service's budget (`BuildLogCap`): past
+        it, one note says how much was dropped (written once, brought up to date at the end)."""
+        cap = self.log_caps.setdefault(
+            name, BuildLogCap(self.control.settings.max_build_log_bytes))
+        store = self.control.store
+        kept = cap.admit(buffer)
+        if kept:
+            store.append_build_log(self.account, self.deployment, name, kept)
+        if cap.truncated and not cap.note_id:
+            cap.note_id = store.append_build_log(self.account, self.deployment, name,
+                                                 [cap.note()])
+        elif cap.truncated and final:
+            store.replace_build_log_line(self.account, self.deployment, cap.note_id,
+                                         cap.note())
         if buffer:
-            self.control.store.append_build_log(self.account, self.deployment, name,
-                                                list(buffer))
             buffer.clear()
             self.control.notify()
 
@@ -298,15 +332,19 @@ class Deployer:
                first_index: int) -> list[str]:
         mounts = write_secret_files(self.control.settings.data, self.placement, self.project,
                                     service, self.deployment, self.request.configs)
+        settings = self.control.settings
         specs = container_specs(self.project, service, self.placement, image=image_id,
                                 deployment=self.deployment, config_hash=wanted,
                                 replicas=replicas, first_index=first_index,
-                                configs=self.request.configs, extra_mounts=mounts)
-        limits = self.control.settings.limits
+                                configs=self.request.configs, extra_mounts=mounts,
+                                log_max_size=settings.log_max_size,
+                                log_max_files=settings.log_max_files)
+        limits = settings.limits
         if limits is not None:  # a service that sets no limit gets the account's maximum
             specs = [dataclasses.replace(
                 spec, nano_cpus=spec.nano_cpus or (int(limits.cpus * 1e9) or None),
-                memory=spec.memory or limits.memory or None) for spec in specs]
+                memory=spec.memory or limits.memory or None,
+                pids_limit=_pids(spec.pids_limit, limits.pids)) for spec in specs]
         return [self.driver.run(spec) for spec in specs]
 
     def _settle(self, service: Service, ids: list[str]) -> Outcome:
@@ -430,3 +468,12 @@ class Deployer:
         self._stop_all(containers)
         self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
         self.control.store.forget_services(self.account, self.project.name, [name])
+
+
+def _pids(asked: int | None, limit: int) -> int | None:
+    """The processes a container may run: the service's own limit when it is lower than the
+    account's, else the account's (0: none). 0 or less means unlimited to the engine, so it
+    never passes as "lower" (the request check refuses it first)."""
+    if not limit:
+        return asked
+    return asked if asked is not None and 0 < asked < limit else limit

@@ -86,6 +86,7 @@ def serve(settings: ServerSettings) -> int:
     from dockyard.server.app import create_app
     from dockyard.server.control import ControlPlane
     from dockyard.server.recovery import recover
+    from dockyard.server.retention import Collector
     from dockyard.server.watcher import Watcher
     from dockyard.store.store import Store
 
@@ -99,11 +100,13 @@ def serve(settings: ServerSettings) -> int:
     store = Store.open(settings.database_url)
     driver = DockerEngine(settings.docker_host)
     control = ControlPlane(settings, store, driver)
+    start_egress(control)
     local_token(store, settings.data)
     recover(control)
     if settings.ingress:
         settings = start_ingress(control)
     Watcher(control).start()
+    Collector(control).start()  # unused build contexts go after their TTL, deploys or not
     write_private(settings.data / STATE_FILE, json.dumps(
         {"pid": os.getpid(), "url": f"http://{host}:{port}", "mode": settings.mode.value,
          "zone": settings.zone, "ingress": settings.ingress,
@@ -123,6 +126,7 @@ def serve(settings: ServerSettings) -> int:
     finally:
         control.shutting_down.set()
         control.ingress.stop()
+        control.egress.forget()  # rules of networks removed meanwhile; live ones stay
         state = settings.data / STATE_FILE
         try:
             if json.loads(state.read_text()).get("pid") == os.getpid():
@@ -134,6 +138,32 @@ def serve(settings: ServerSettings) -> int:
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+def start_egress(control: ControlPlane) -> None:
+    """Fence tenant networks off the host (`runtime.egress`) when egress is restricted
+    (playground default): the server does not start if it cannot. Otherwise this server's old
+    rules, if any, are removed (best effort: byoc servers need neither root nor iptables)."""
+    from dockyard.runtime.egress import EgressError, EgressGuard, check_host
+
+    settings = control.settings
+    guard = EgressGuard(control.server_id, control.driver)
+    if not settings.restrict_egress:
+        try:
+            guard.clear()
+        except EgressError:
+            pass
+        return
+    try:
+        check_host()
+        guard.sync()
+    except EgressError as exc:
+        raise ServerStartError(f"cannot restrict tenant containers' egress: {exc.message}",
+                               hint=exc.hint) from None
+    control.egress = guard
+    logging.getLogger("dockyard.server").info(
+        "egress restricted: tenant networks cannot reach the host's addresses or %s",
+        "169.254.0.0/16")
 
 
 def start_ingress(control: ControlPlane) -> ServerSettings:

@@ -44,10 +44,15 @@ from dockyard.runtime.specs import (
     service_labels,
 )
 from dockyard.secrets.resolve import missing_configs
+from dockyard.server import retention
 from dockyard.server.control import ControlPlane
 from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
+from dockyard.server.image_checks import image_problems
+from dockyard.server.project_size import check_project_size
+from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.secret_files import remove_project_secrets
 from dockyard.store.store import Account
+from dockyard.wire import check_wire
 
 S = ServiceState
 log = logging.getLogger("dockyard.server")
@@ -58,11 +63,15 @@ class NotFound(DockyardError):
 
 
 def load_submitted(name: str, data: Mapping[str, Any]) -> Project:
-    """The project a client sent, loaded and validated again as a Compose file of its own.
+    """The project a client sent, checked as the wire format (`dockyard.wire`: no key that
+    names a path), then loaded and validated again as a Compose file of its own.
 
     Every profile is active: the client already chose the services (a service it sent is one
-    its profiles enabled).
+    its profiles enabled). Nothing is interpolated from the server's environment.
     """
+    refused = check_wire(data)
+    if refused:
+        raise ProjectInvalid(refused)
     with tempfile.TemporaryDirectory(prefix="dockyard-project-") as directory:
         path = Path(directory) / "compose.json"
         path.write_text(json.dumps(dict(data)))
@@ -80,6 +89,7 @@ def check_request(control: ControlPlane, project: Project,
                   account: str | None = None) -> None:
     """Everything that would fail the deployment later, found now (raises ProjectInvalid)."""
     problems: list[Diagnostic] = _domain_problems(control, project, account)
+    problems += _external_problems(control, project)
     problems += _limit_problems(control, project, account)
     for name, service in sorted(project.services.items()):
         if service.build is not None:
@@ -93,11 +103,10 @@ def check_request(control: ControlPlane, project: Project,
                 problems.append(_problem("context-missing", f"build context {build.digest} "
                                          "was not uploaded", name, "build",
                                          "run `dockyard compose up` again"))
-        elif service.image and control.driver.image_id(service.image) is None:
-            problems.append(_problem(
-                "image-missing", f"image {service.image!r} is not on the server's engine and "
-                "there is no registry to pull it from", name, "image",
-                "add a `build:` section, or build or load the image on the server first"))
+    # Images: on the engine; on a playground server also the account's to use (the Dockerfiles
+    # of its builds included), with one answer whether or not a refused image exists.
+    problems += image_problems(control, project, builds, account,
+                               None if account is None else _owner_of(control, account))
     for config, users in missing_configs(project, configs).items():
         where = "environment" if config in _env_configs(project, users[0]) else "secrets"
         problems.append(error(
@@ -109,20 +118,51 @@ def check_request(control: ControlPlane, project: Project,
         raise ProjectInvalid(problems)
 
 
+def _external_problems(control: ControlPlane, project: Project) -> list[Diagnostic]:
+    """On a shared server, no `external` volume or network: an external name could be any
+    object on the engine, another tenant's data included. (A single user's server may use
+    its own: their ownership is theirs to judge.)"""
+    if not control.settings.playground:
+        return []
+    problems: list[Diagnostic] = []
+    for kind, resources in (("volumes", project.volumes), ("networks", project.networks)):
+        for name, resource in sorted(resources.items()):
+            if resource.external:
+                problems.append(error(
+                    "external-refused", f"{kind[:-1]} {name!r} is external: a shared server "
+                    "does not attach objects it did not create for this project",
+                    Location(path=f"{kind}.{name}.external"),
+                    f"remove `external: true`; the server creates the project's own {kind}"))
+    return problems
+
+
 def _limit_problems(control: ControlPlane, project: Project,
                     account: str | None) -> list[Diagnostic]:
-    """What the account may deploy here (playground limits), checked before anything starts."""
+    """What the account may deploy here (playground limits, and what its containers may take
+    from the host: `server.containment`), checked before anything starts."""
     from dockyard.plan import desired_replicas
+    from dockyard.server.containment import (
+        host_port_problems,
+        logging_problems,
+        pids_problems,
+    )
 
-    limits = control.settings.limits
+    settings = control.settings
+    problems: list[Diagnostic] = logging_problems(project, playground=settings.playground)
+    if settings.playground:
+        problems += host_port_problems(project, settings.allow_host_ports.get(account or ""))
+    limits = settings.limits
     if limits is None:
-        return []
+        return problems
+    problems += pids_problems(project, limits.pids)
     hint = "ask the server's operator for higher limits, or deploy less"
-    problems: list[Diagnostic] = []
     if limits.projects and account is not None:
         owner = control.store.account_by_name(account)
-        others = [p for p in (control.store.projects_deployed(owner) if owner else [])
-                  if p != project.name]
+        # Deployed (services recorded) or being admitted/deployed now: the caller holds the
+        # account's admission lock, so concurrent requests are counted one after another.
+        counted = set(control.store.projects_deployed(owner) if owner else []) | \
+            control.deploying_projects(account)
+        others = sorted(counted - {project.name})
         if len(others) >= limits.projects:
             problems.append(error(
                 "limit-exceeded", f"the account may have {limits.projects} project"
@@ -210,19 +250,25 @@ def _domain_problems(control: ControlPlane, project: Project,
 def start_deployment(control: ControlPlane, account: Account, project_name: str,
                      project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
                      force: bool, rebuild: bool) -> str:
+    check_project_size(project_data, control.settings.max_project_bytes)
     project = load_submitted(project_name, project_data)
     configs = control.configs.values(account, project.name)
-    check_request(control, project, builds, configs, account.name)
-    # The project's network first: refused here, before a deployment is recorded, when another
-    # server on the engine owns a network of the same name (same account and project names).
-    placement = control.placement(account, project.name)
-    control.driver.ensure_network(network_name(placement), project_labels(placement))
-    deployment = control.store.create_deployment(account, project.name, "up", dict(project_data))
-    try:
-        control.begin(account, project.name, deployment)
-    except DockyardError:
-        control.store.finish_deployment(account, deployment, "refused")
-        raise
+    # Admission is atomic per account: checking the limits and taking the project's slot
+    # happen under one lock, so concurrent requests cannot all pass a limit of one.
+    with control.admission(account.name):
+        check_request(control, project, builds, configs, account.name)
+        # The project's network first: refused here, before a deployment is recorded, when
+        # the name is taken by an object this server, account and project did not make.
+        placement = control.placement(account, project.name)
+        control.driver.ensure_network(network_name(placement), project_labels(placement))
+        deployment = control.store.create_deployment(account, project.name, "up",
+                                                     dict(project_data),
+                                                     [b.digest for b in builds.values()])
+        try:
+            control.begin(account, project.name, deployment)
+        except DockyardError:
+            control.store.finish_deployment(account, deployment, "refused")
+            raise
     request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
                             configs=configs)
 
@@ -237,6 +283,7 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
         finally:
             control.store.finish_deployment(account, deployment, status)
             control.end(account, project.name)
+            retention.after_deployment(control, account, project.name)
 
     threading.Thread(target=work, name=f"deployment-{deployment}", daemon=True).start()
     return deployment
@@ -267,11 +314,12 @@ def start_down(control: ControlPlane, account: Account, project_name: str, *,
     def work() -> None:
         status = "failed"
         try:
-            _down(control, account, project_name, deployment, volumes)
-            status = "succeeded"
+            status = "succeeded" if _down(control, account, project_name, deployment,
+                                          volumes) else "failed"
         finally:
             control.store.finish_deployment(account, deployment, status)
             control.end(account, project_name)
+            retention.after_deployment(control, account, project_name)
 
     threading.Thread(target=work, name=f"down-{deployment}", daemon=True).start()
     return deployment
@@ -285,10 +333,20 @@ def _latest_project(control: ControlPlane, account: Account,
     return None
 
 
+DOWN_NOTES = ""  # the deployment log's project-level "service": what `down` did beyond services
+
+
 def _down(control: ControlPlane, account: Account, project: str, deployment: str,
-          volumes: bool) -> None:
+          volumes: bool) -> bool:
+    """Take the project down; False when something asked for could not be removed.
+
+    What happened to the network and to each volume is written to the deployment's log under
+    the project-level name (`DOWN_NOTES`), so `down` says truthfully what it removed and what
+    it kept. Only objects carrying this server's, account's and project's labels are touched.
+    """
     placement = control.placement(account, project)
-    containers = control.driver.containers(project_labels(placement))
+    owner = project_labels(placement)
+    containers = control.driver.containers(owner)
     services = sorted({c.service for c in containers} |
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)
@@ -304,14 +362,31 @@ def _down(control: ControlPlane, account: Account, project: str, deployment: str
     for service in services:
         control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN,
                        "removed by `down`")
+    notes: list[str] = []
+    complete = True
     try:
-        control.driver.remove_network(network_name(placement))
+        control.driver.remove_network(network_name(placement), owner)
     except DockyardError as exc:  # still in use (another server's containers): keep it
         log.warning("network %s kept: %s", network_name(placement), exc.message)
+        notes.append(f"network kept: {scrub_engine_text(exc.message, control.settings.data)}")
+    control.egress.forget()  # a removed network's egress rules go with it
     if volumes:
-        for volume in control.driver.volumes(project_labels(placement)):
-            control.driver.remove_volume(volume)
+        found = control.driver.volumes(owner)
+        for volume in found:
+            try:
+                control.driver.remove_volume(volume)
+            except DockyardError as exc:
+                complete = False
+                notes.append(f"volume {volume} kept: "
+                             f"{scrub_engine_text(exc.message, control.settings.data)}")
+            else:
+                notes.append(f"volume {volume} removed")
+        if not found:
+            notes.append("no volume to remove")
+    if notes:
+        control.store.append_build_log(account, deployment, DOWN_NOTES, notes)
     control.store.forget_services(account, project, services)
+    return complete
 
 
 def _stop_remove(control: ControlPlane, info: ContainerInfo) -> None:

@@ -110,6 +110,14 @@ config_history = sa.Table(
     sa.Column("replaced_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+deployment_contexts = sa.Table(
+    "deployment_contexts", metadata,
+    sa.Column("deployment_id", sa.String(12),
+              sa.ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("digest", sa.String(71), nullable=False),
+    sa.UniqueConstraint("deployment_id", "digest"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -133,6 +141,11 @@ def _v4_config_history(conn: sa.Connection) -> None:
     config_history.create(conn)
 
 
+def _v5_deployment_contexts(conn: sa.Connection) -> None:
+    """The build contexts each deployment used: what context garbage collection keeps."""
+    deployment_contexts.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs,
-                               _v4_config_history]
+                               _v4_config_history, _v5_deployment_contexts]

@@ -264,7 +264,9 @@ class Store:
         return _pk(result)
 
     def create_deployment(self, account: Account, project: str, action: str,
-                          normalized: dict[str, Any]) -> str:
+                          normalized: dict[str, Any], contexts: Sequence[str] = ()) -> str:
+        """A new running deployment; `contexts` are the digests of the build contexts it uses
+        (kept by context garbage collection while it matters, see `contexts_in_use`)."""
         deployment_id = new_deployment_id()
         with self.engine.begin() as conn:
             project_id = self._project_id(conn, account, project, create=True)
@@ -272,7 +274,65 @@ class Store:
                 id=deployment_id, account_id=account.id, project_id=project_id, action=action,
                 status="running", project_json=json.dumps(normalized, sort_keys=True),
                 created_at=_now()))
+            if contexts:
+                conn.execute(schema.deployment_contexts.insert(), [
+                    {"deployment_id": deployment_id, "digest": digest}
+                    for digest in sorted(set(contexts))])
         return deployment_id
+
+    def contexts_in_use(self) -> set[tuple[int, str]]:
+        """(account id, digest) of every build context a deployment still needs: those of
+        running deployments, of each project's latest successful deployment, and of the
+        deployments that services' current states come from. Across every account: for the
+        server's garbage collection, never for a user."""
+        d, st, dc = schema.deployments, schema.service_status, schema.deployment_contexts
+        latest = (sa.select(d.c.project_id, sa.func.max(d.c.created_at).label("at"))
+                  .where(d.c.status == "succeeded").group_by(d.c.project_id).subquery())
+        wanted = sa.union(
+            sa.select(d.c.id).where(d.c.status == "running"),
+            sa.select(d.c.id).join(latest, sa.and_(latest.c.project_id == d.c.project_id,
+                                                   latest.c.at == d.c.created_at))
+            .where(d.c.status == "succeeded"),
+            sa.select(st.c.deployment_id)).subquery()
+        query = (sa.select(d.c.account_id, dc.c.digest)
+                 .join(dc, dc.c.deployment_id == d.c.id)
+                 .where(d.c.id.in_(sa.select(wanted.c.id))))
+        with self.engine.connect() as conn:
+            return {(int(r[0]), str(r[1])) for r in conn.execute(query)}
+
+    def deployment_history(self, account: Account,
+                           project: str) -> tuple[list[tuple[str, str, str]], set[str]]:
+        """Every deployment of the project as (id, action, status), newest first, and the
+        ids the services' current states come from (what pruning must keep)."""
+        d, st = schema.deployments, schema.service_status
+        with self.engine.connect() as conn:
+            project_id = self._project_id(conn, account, project, create=False)
+            if project_id is None:
+                return [], set()
+            rows = conn.execute(
+                sa.select(d.c.id, d.c.action, d.c.status).where(d.c.project_id == project_id)
+                .order_by(d.c.created_at.desc(), d.c.id.desc())).all()
+            current = {str(r[0]) for r in conn.execute(
+                sa.select(st.c.deployment_id).where(st.c.project_id == project_id))}
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows], current
+
+    def remove_deployments(self, account: Account, ids: Sequence[str]) -> int:
+        """Remove the account's deployments `ids` with their events, build logs and context
+        records; a running one or one a service's current state comes from is kept whatever
+        the caller decided. Returns how many were removed."""
+        d, st = schema.deployments, schema.service_status
+        removed = 0
+        with self.engine.begin() as conn:
+            for first in range(0, len(ids), 500):
+                batch = [str(r[0]) for r in conn.execute(sa.select(d.c.id).where(
+                    d.c.id.in_(list(ids[first:first + 500])), d.c.account_id == account.id,
+                    d.c.status != "running",
+                    d.c.id.not_in(sa.select(st.c.deployment_id))))]
+                for table in (schema.events, schema.build_logs, schema.deployment_contexts):
+                    conn.execute(table.delete().where(table.c.deployment_id.in_(batch)))
+                conn.execute(d.delete().where(d.c.id.in_(batch)))
+                removed += len(batch)
+        return removed
 
     def finish_deployment(self, account: Account, deployment_id: str, status: str) -> None:
         table = schema.deployments
@@ -434,14 +494,31 @@ class Store:
                              reason=str(r[3]), deployment=deployment_id) for r in rows]
 
     def append_build_log(self, account: Account, deployment_id: str, service: str,
-                         lines: Sequence[str]) -> None:
+                         lines: Sequence[str]) -> int:
+        """Append `lines`; returns the id of the last one (0 when there is none)."""
+        b = schema.build_logs
         with self.engine.begin() as conn:
             if not self._owns(conn, account, deployment_id):
                 raise StoreError(f"no deployment {deployment_id} for this account")
+            if not lines:
+                return 0
             now = _now()
-            conn.execute(schema.build_logs.insert(), [
+            conn.execute(b.insert(), [
                 {"deployment_id": deployment_id, "service": service, "line": line, "at": now}
                 for line in lines])
+            last = conn.execute(sa.select(sa.func.max(b.c.id)).where(
+                b.c.deployment_id == deployment_id, b.c.service == service)).scalar()
+            return int(last or 0)
+
+    def replace_build_log_line(self, account: Account, deployment_id: str, line_id: int,
+                               line: str) -> None:
+        """Rewrite one stored line (the note that says how much of a long log was dropped)."""
+        b = schema.build_logs
+        with self.engine.begin() as conn:
+            if not self._owns(conn, account, deployment_id):
+                raise StoreError(f"no deployment {deployment_id} for this account")
+            conn.execute(b.update().where(b.c.id == line_id, b.c.deployment_id == deployment_id)
+                         .values(line=line))
 
     def build_log_since(self, account: Account, deployment_id: str,
                         after: int = 0) -> list[tuple[int, str, str]]:
@@ -458,7 +535,8 @@ class Store:
         b, d, p = schema.build_logs, schema.deployments, schema.projects
         query = (sa.select(b.c.service, d.c.id, sa.func.max(b.c.id))
                  .join(d, d.c.id == b.c.deployment_id).join(p, p.c.id == d.c.project_id)
-                 .where(d.c.account_id == account.id, p.c.name == project)
+                 .where(d.c.account_id == account.id, p.c.name == project,
+                        b.c.service != "")  # "": a deployment's own notes (down)
                  .group_by(b.c.service, d.c.id))
         latest: dict[str, tuple[int, str]] = {}
         with self.engine.connect() as conn:

@@ -72,6 +72,10 @@ class FakeDriver:
     def remove_network(self, name: str) -> None:
         self.networks.discard(name)
 
+    def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
+        return {name: f"br-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+                for name in sorted(self.networks)}
+
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self.volume_set.setdefault(name, dict(labels))
 

@@ -15,6 +15,7 @@ from dockyard.compose.interpolation import config_references
 from dockyard.compose.models import Condition, Port, Project, Service
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short, port_numbers
+from dockyard.compose.sanity import check_values
 from dockyard.diagnostics import Diagnostic, Location, error, warning
 from dockyard.naming import label_collisions
 
@@ -28,7 +29,7 @@ USED_SERVICE_KEYS = frozenset({
     "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
     "volumes", "labels", "domainname", "user", "working_dir", "profiles", "extends",
     "scale", "stop_signal", "init", "tmpfs", "read_only", "label_file",
-    "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop", "secrets",
+    "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop", "secrets", "logging",
 })
 USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode",
                               "update_config"})
@@ -48,6 +49,7 @@ def validate_project(project: Project, raw: Mapping[str, Any], locate: Locate,
                                   name in incomplete))
     out.extend(_check_dependency_cycles(project, raw_services, locate))
     out.extend(_check_label_collisions(project, locate))
+    out.extend(check_values(project, locate))
     return out
 
 
@@ -192,6 +194,14 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                         "config names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$; rename it with "
                         "`name:` under the top-level secret")
 
+    driver = (raw.get("logging") or {}).get("driver") if isinstance(raw.get("logging"),
+                                                                      Mapping) else None
+    if driver is not None and driver not in ("json-file", "local"):
+        yield warning("logging-driver-replaced", f"service {name!r}: logging driver "
+                      f"{driver!r} is not used: Dockyard keeps each container's log in "
+                      "json-file, rotated, to serve `dockyard logs` (a shared server refuses it)",
+                      at("logging", "driver"), "remove `logging.driver` (max-size and max-file "
+                      "are honoured up to the server's limits)")
     for key in raw:
         if key.startswith("x-") or key in USED_SERVICE_KEYS:
             continue

@@ -24,6 +24,10 @@ LABEL_CONFIG_HASH = "dockyard.config-hash"
 LABEL_REPLICA = "dockyard.replica"
 LABEL_JOB = "dockyard.job"
 
+LOG_MAX_SIZE = 10 * 1024 * 1024  # bytes per container log file, unless the server says less
+LOG_MAX_FILES = 3  # log files kept per container (the current one and the rotated ones)
+LOG_DRIVERS = ("json-file", "local")  # drivers the engine can read back (`dockyard logs`)
+
 
 @dataclass(frozen=True, slots=True)
 class MountSpec:
@@ -77,6 +81,11 @@ class ContainerSpec:
     cap_drop: tuple[str, ...] = ()
     tty: bool = False
     stdin_open: bool = False
+    # The container's log: a driver the engine can read back (`dockyard logs`), always rotated
+    # so a chatty service cannot fill the server's disk (max_size bytes per file, max_files).
+    log_driver: str = "json-file"
+    log_max_size: int = LOG_MAX_SIZE
+    log_max_files: int = LOG_MAX_FILES
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,10 @@ class Driver(Protocol):
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
 
     def remove_network(self, name: str) -> None: ...
+
+    def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """Each network carrying `labels`, by name: its host bridge (egress rules use it)."""
+        ...
 
     def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
 

@@ -15,6 +15,8 @@ Dockyard's choices, written down here because the Compose file cannot say them:
 - `deploy.resources.limits` become the engine's CPU, memory and pids limits; a memory
   reservation becomes a soft limit; a CPU reservation becomes a relative CPU weight (1 CPU =
   1024 shares): a single Docker Engine cannot reserve CPU time.
+- Every container's log is rotated (`container_log`): the server's `max-size`/`max-file`, or
+  the service's own `logging.options` where they are smaller, never larger.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from dockyard.runtime.driver import (
     LABEL_REPLICA,
     LABEL_SERVER,
     LABEL_SERVICE,
+    LOG_DRIVERS,
+    LOG_MAX_FILES,
+    LOG_MAX_SIZE,
     ContainerSpec,
     MountSpec,
     PublishedPort,
@@ -169,13 +174,64 @@ def resolve_environment(service: Service, configs: Mapping[str, str]) -> dict[st
     return out
 
 
+def logging_options(service: Service) -> tuple[str | None, Mapping[str, object]]:
+    """The service's Compose `logging:` driver (None when not given) and options."""
+    raw = service.extra.get("logging")
+    if not isinstance(raw, Mapping):
+        return None, {}
+    driver = raw.get("driver")
+    options = raw.get("options")
+    return (str(driver) if driver is not None else None,
+            options if isinstance(options, Mapping) else {})
+
+
+def log_size_option(value: object) -> int | None:
+    """A `max-size` option in bytes (Docker's units: 10m, 512k), or None when it is not one."""
+    from dockyard.compose.units import parse_bytes
+
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return parse_bytes(value if isinstance(value, int | float) else str(value))
+    except ValueError:
+        return None
+
+
+def log_files_option(value: object) -> int | None:
+    """A `max-file` option as a count, or None when it is not a whole number."""
+    text = str(value).strip() if value is not None and not isinstance(value, bool) else ""
+    return int(text) if text.isdigit() else None
+
+
+def container_log(service: Service, max_size: int = LOG_MAX_SIZE,
+                  max_files: int = LOG_MAX_FILES) -> tuple[str, int, int]:
+    """The log driver, file size and file count of the service's containers.
+
+    The server's bounds always apply: a driver the engine cannot read back is replaced by
+    json-file (`dockyard logs` reads through the engine; a playground server refuses such a
+    driver before deploying), and the service's `max-size`/`max-file` are used only when
+    smaller than the server's. A value that is not a size or a count (or 0, which would mean
+    "unbounded") is ignored here; the server reports it before deploying.
+    """
+    driver, options = logging_options(service)
+    size = log_size_option(options.get("max-size"))
+    files = log_files_option(options.get("max-file"))
+    return (driver if driver in LOG_DRIVERS else "json-file",
+            size if size is not None and 0 < size < max_size else max_size,
+            files if files is not None and 0 < files < max_files else max_files)
+
+
 def container_specs(project: Project, service: Service, placement: Placement, *, image: str,
                     deployment: str, config_hash: str, replicas: int,
                     configs: Mapping[str, str] | None = None,
                     first_index: int = 1,
-                    extra_mounts: tuple[MountSpec, ...] = ()) -> list[ContainerSpec]:
-    """The containers of one service, numbered from `first_index`."""
+                    extra_mounts: tuple[MountSpec, ...] = (),
+                    log_max_size: int = LOG_MAX_SIZE,
+                    log_max_files: int = LOG_MAX_FILES) -> list[ContainerSpec]:
+    """The containers of one service, numbered from `first_index`; their logs rotate at
+    `log_max_size` bytes, keeping `log_max_files` files (the server's bounds)."""
     extra = service.extra
+    log_driver, log_size, log_files = container_log(service, log_max_size, log_max_files)
     restart, attempts = restart_policy(service)
     limits = service.deploy.limits if service.deploy else None
     reservations = service.deploy.reservations if service.deploy else None
@@ -228,7 +284,8 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
             read_only=bool(extra.get("read_only")), tmpfs=tmpfs,
             extra_hosts=tuple(str(h) for h in extra.get("extra_hosts") or ()),
             cap_drop=tuple(str(c) for c in extra.get("cap_drop") or ()),
-            tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open"))))
+            tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open")),
+            log_driver=log_driver, log_max_size=log_size, log_max_files=log_files))
     return specs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from dockyard.errors import DockyardError
 from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
 from dockyard.runtime.driver import Driver
+from dockyard.runtime.egress import EgressGuard
 from dockyard.runtime.specs import Placement
 from dockyard.secrets.crypto import ConfigCipher
 from dockyard.server.configs import Configs
@@ -46,13 +48,16 @@ class ControlPlane:
         self.build_slots = threading.BoundedSemaphore(settings.build_concurrency)
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
+        self._admissions: dict[str, threading.Lock] = {}
         self._expected_stops: set[str] = set()
         self.shutting_down = threading.Event()
         self.models: dict[tuple[int, str], Any] = {}  # deployed projects, loaded once
         self.models_lock = threading.Lock()
         self._changed = threading.Condition()
         self._generation = 0
+        self._listeners: list[Callable[[], None]] = []  # async streams (server.streams)
         self.ingress = Ingress(settings.mode, settings.zone)  # main() installs the real one
+        self.egress = EgressGuard.off()  # main() installs the real one (playground)
         self.configs = Configs(store, ConfigCipher.load_or_create(settings.data))
 
     # -- waking whoever streams events ---------------------------------------------------------
@@ -61,6 +66,21 @@ class ControlPlane:
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` (in the recording thread, so it must not block) after each change,
+        until the returned function is called: how async streams wait without a thread."""
+        with self._changed:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._changed:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+        return remove
 
     def generation(self) -> int:
         with self._changed:
@@ -91,6 +111,16 @@ class ControlPlane:
         with self._lock:
             self._active.pop((account.name, project), None)
         self.notify()
+
+    def admission(self, account_name: str) -> threading.Lock:
+        """The lock that makes one account's admissions (limits checked, slot taken) atomic."""
+        with self._lock:
+            return self._admissions.setdefault(account_name, threading.Lock())
+
+    def deploying_projects(self, account_name: str) -> set[str]:
+        """The account's projects with a deployment running now."""
+        with self._lock:
+            return {project for (owner, project) in self._active if owner == account_name}
 
     def is_deploying(self, account_name: str, project: str) -> bool:
         with self._lock:

@@ -19,6 +19,7 @@ from dockyard.diagnostics import Diagnostic
 from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.exit_codes import ExitCode
 from dockyard.secrets.resolve import build_arg_config_problems, config_users
+from dockyard.wire import to_wire
 
 
 class DeploymentFailed(DockyardError):
@@ -57,8 +58,10 @@ def prepare(options: LoadOptions
     local = build_arg_config_problems(unset, config_users(project))
     if local:
         raise ProjectInvalid([*local, *result.warnings])
+    data, refused = to_wire(project_to_dict(project))
+    if refused:
+        raise ProjectInvalid([*refused, *result.warnings])
     print_diagnostics(result.warnings)
-    data = project_to_dict(project)
     builds: dict[str, Any] = {}
     packs = []
     for name, service in project.services.items():
@@ -67,7 +70,6 @@ def prepare(options: LoadOptions
         dockerfile = service.build.dockerfile or "Dockerfile"
         packed = pack_context(service.build.context, dockerfile)
         packs.append(packed)
-        data["services"][name]["build"]["context"] = "."
         builds[name] = {"digest": packed.digest, "dockerfile": dockerfile,
                         "args": {k: v for k, v in service.build.args.items() if v is not None},
                         "target": service.build.target}
@@ -168,14 +170,22 @@ def run_down(project: str, client_factory: Any, *, volumes: bool, detach: bool,
     client: Client = client_factory()
     with client:
         deployment = client.down(project, volumes=volumes)
+        notes: list[str] = []
         if not detach:
             status = _watch(client, deployment, UpOptions(as_json=as_json))
+            notes = [str(n) for n in client.deployment(deployment).get("notes") or []]
             if status != "succeeded":
-                raise DeploymentFailed(f"taking {project} down failed ({status})",
-                                       hint="see `dockyard deployments` and the server log")
+                raise DeploymentFailed(
+                    f"taking {project} down failed ({status})"
+                    + "".join(f"\n  {n}" for n in notes),
+                    hint="a volume still in use by a container is kept; see `dockyard "
+                    "deployments` and the server log")
     if as_json:
-        _emit_json({"event": "down", "deployment": deployment, "project": project})
+        _emit_json({"event": "down", "deployment": deployment, "project": project,
+                    "notes": notes})
     else:
+        for line in notes:
+            note(line)
         note(f"project {project} is down (deployment {deployment})"
              + ("" if volumes else "; its volumes are kept (use --volumes to remove them)"))
     return int(ExitCode.OK)

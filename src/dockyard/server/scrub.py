@@ -1,0 +1,30 @@
+"""Engine error texts made safe to show a tenant.
+
+The engine's errors are written for its owner: they may quote a file the engine read, an
+environment it was given, or a path of the server's own. Before such a text reaches a tenant
+(a service's reason in `ps`, an API error), it is reduced to one short line: control
+characters (NUL included) become spaces, the server's data directory is masked, whatever
+follows "environment variable" (where the engine quotes values) is dropped, and the rest is
+cut to `MAX_CHARS`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MAX_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_ENVIRONMENT = re.compile(r"(environment variable)s?\b.*", re.IGNORECASE | re.DOTALL)
+
+
+def scrub_engine_text(text: str, data: Path | None = None) -> str:
+    """`text` as a tenant may see it (see the module's docstring)."""
+    out = _CONTROL.sub(" ", text)
+    out = _ENVIRONMENT.sub(r"\1 (value not shown)", out)
+    if data is not None:
+        for form in {str(data), str(data.resolve())}:
+            if form and form != "/":
+                out = out.replace(form, "<server-data>")
+    out = " ".join(out.split())
+    return out if len(out) <= MAX_CHARS else out[:MAX_CHARS - 1] + "…"

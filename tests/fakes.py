@@ -20,6 +20,7 @@ from dockyard.runtime.driver import (
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
+    ImageInfo,
     LogLine,
 )
 from dockyard.runtime.errors import BuildFailed
@@ -40,6 +41,11 @@ class FakeDriver:
         self.counter = 0
         self.addresses = False  # give containers addresses (as the ingress needs)
 
+        self.image_labels: dict[str, dict[str, str]] = {}  # image id -> its build's labels
+        self.image_lookups: list[str] = []  # every reference image_id() was asked about
+        self.printed = 0  # lines each container prints after its greeting
+        self.following = 0  # follow streams of logs() open now
+        self.log_requests: list[tuple[str, int | None]] = []  # (container, tail) per call
     def close(self) -> None:
         pass
 
@@ -58,12 +64,21 @@ class FakeDriver:
             (context.digest + str(sorted((build_args or {}).items()))).encode()).hexdigest()
         self.images[tag] = image_id
         self.builds.append(tag)
+        self.image_labels[image_id] = dict(labels or {})
         return image_id
 
     def image_id(self, reference: str) -> str | None:
         return self.images.get(reference)
+        self.image_lookups.append(reference)
 
     def tag_image(self, image_id: str, reference: str) -> None:
+    def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
+        ids = [i for i, lab in self.image_labels.items()
+               if all(lab.get(k) == v for k, v in labels.items())]
+        return [ImageInfo(id=i, tags=tuple(r for r, v in self.images.items() if v == i),
+                          labels=self.image_labels[i], created=n)
+                for n, i in enumerate(ids)]
+
         self.images[reference] = image_id
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:

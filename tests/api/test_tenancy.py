@@ -178,7 +178,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def playground(tmp_path: Path) -> Iterator[Server]:
     with running_server(tmp_path, mode=NamingMode.PLAYGROUND, zone="prod1a.localhost",
-                        limits=Limits()) as running:
+                        limits=Limits(), allow_images=("dockyard/busybox:*",)) as running:
         yield running
 
 

@@ -24,6 +24,7 @@ LABEL_CONFIG_HASH = "dockyard.config-hash"
 LABEL_REPLICA = "dockyard.replica"
 LABEL_JOB = "dockyard.job"
 
+LABEL_IMAGE = "dockyard.image"  # a build's `image:` name (playground: names are per account)
 LOG_MAX_SIZE = 10 * 1024 * 1024  # bytes per container log file, unless the server says less
 LOG_MAX_FILES = 3  # log files kept per container (the current one and the rotated ones)
 LOG_DRIVERS = ("json-file", "local")  # drivers the engine can read back (`dockyard logs`)
@@ -122,6 +123,16 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """A local image as the engine lists it."""
+
+    id: str  # sha256:<64 hex>
+    tags: tuple[str, ...]  # repository:tag, as the engine reports them
+    labels: Mapping[str, str]
+    created: int  # seconds since the epoch
+
+
 class EngineEvent:
     """A container event the server follows after a deployment (die, start, health_status)."""
 
@@ -181,3 +192,5 @@ class Driver(Protocol):
              until: datetime | None = None, follow: bool = False) -> Iterator[LogLine]: ...
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]: ...
+    def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]: ...
+

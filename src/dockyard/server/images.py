@@ -1,0 +1,215 @@
+"""Which images an account may use on a shared (playground) server, decided without the engine.
+
+The engine's image names are one namespace for every tenant, and it resolves a bare hex string
+as an image id prefix. So on a playground server a tenant may use only:
+
+- images built by its own account: found by their labels (server, account; the name a service
+  gave with `image:` is the label `dockyard.image`), or by the id or repository tag the server
+  gave them (`runtime.specs.image_repository`); an id may be a prefix for `image:` (the server
+  passes the full id on), but must be whole in a Dockerfile (the engine resolves it there);
+- base images the operator allows: `--allow-image PATTERN` (fnmatch, case-sensitive), matched
+  against the reference as written, with its default tag (`busybox` -> `busybox:latest`) and
+  fully qualified (`docker.io/library/busybox:latest`). A pattern never makes the server's own
+  build repositories (`dy-...`) available: they belong to one account each;
+- images pulled with the account's own registry credentials: not yet (no pulls at all today).
+
+Everything else is refused with one answer, the same whether the image exists or not, and the
+engine is never asked about a reference this policy refuses (an answer that differed would tell
+one tenant what another has). An allowed name is passed to the engine with its tag written out,
+so the engine cannot fall back to reading it as an id prefix.
+
+In byoc mode (one trusted user) every reference is passed to the engine as written.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from dockyard.runtime.driver import (
+    LABEL_ACCOUNT,
+    LABEL_IMAGE,
+    LABEL_SERVER,
+    Driver,
+    ImageInfo,
+)
+from dockyard.runtime.specs import server_labels
+
+NOT_AVAILABLE_HINT = ("use an image one of your own services builds, or ask the server's "
+                      "operator to allow it (dockyard server --allow-image PATTERN)")
+BUILD_REPOSITORY_PREFIX = "dy-"  # `runtime.specs.scope`: the server's own build repositories
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?")
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """An image reference, parsed as the engine parses it."""
+
+    domain: str | None  # as written (None: Docker Hub)
+    path: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def tagged(self) -> str:
+        """As written, with `:latest` when neither tag nor digest is given."""
+        head = f"{self.domain}/{self.path}" if self.domain else self.path
+        tag = self.tag if self.tag or self.digest else "latest"
+        return head + (f":{tag}" if tag else "") + (f"@{self.digest}" if self.digest else "")
+
+    @property
+    def normalized(self) -> str:
+        """Fully qualified: `busybox` is `docker.io/library/busybox:latest`."""
+        hub = self.domain in (None, "docker.io", "index.docker.io")
+        domain = "docker.io" if hub else str(self.domain)
+        path = f"library/{self.path}" if hub and "/" not in self.path else self.path
+        head = f"{domain}/{path}"
+        tag = self.tag if self.tag or self.digest else "latest"
+        return head + (f":{tag}" if tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
+def parse_reference(text: str) -> Reference | None:
+    """The reference, or None when the engine would not take it as one."""
+    found = _REFERENCE.fullmatch(text)
+    if found is None or len(text) > 255 + 128 + 80:
+        return None
+    domain, path = found.group("domain"), found.group("path")
+    if domain is not None and not _is_domain(domain):
+        path = f"{domain}/{path}"  # `dockyard/busybox`: a Docker Hub namespace, no registry
+        domain = None
+        if _PATH.fullmatch(path) is None:
+            return None
+    return Reference(domain, path, found.group("tag"), found.group("digest"))
+
+
+def _is_domain(first: str) -> bool:
+    """Docker's rule: the first part names a registry when it has a dot or a port, is
+    `localhost`, or has capitals (which no repository name may have)."""
+    return "." in first or ":" in first or first == "localhost" or first != first.lower()
+
+
+def image_id_of(text: str) -> str | None:
+    """The hex an engine would read as an image id (or a prefix of one), else None: a bare hex
+    string (`cafe`, `0`) is an id to the engine when no image of that name exists."""
+    found = _IMAGE_ID.fullmatch(text)
+    return found.group(1) if found else None
+
+
+def match_forms(reference: Reference, text: str) -> tuple[str, ...]:
+    """What an operator's pattern is matched against (as written, tagged, fully qualified)."""
+    return tuple(dict.fromkeys((text, reference.tagged, reference.normalized)))
+
+
+def operator_allows(text: str, patterns: Sequence[str]) -> bool:
+    reference = parse_reference(text)
+    if reference is None or reference.normalized.startswith(
+            f"docker.io/library/{BUILD_REPOSITORY_PREFIX}"):
+        return False
+    forms = match_forms(reference, text)
+    return any(fnmatch.fnmatchcase(form, pattern) for pattern in patterns for form in forms)
+
+
+def image_label(text: str) -> str:
+    """The `dockyard.image` label a build records for a service's `image:` name."""
+    reference = parse_reference(text)
+    return reference.normalized if reference is not None else text
+
+
+class Verdict(Enum):
+    OWN = "own"  # one of the account's builds: `image_id` says which
+    ALLOWED = "allowed"  # the operator allows it: ask the engine for `engine_reference`
+    REFUSED = "refused"  # not available to this account (one answer, whatever exists)
+    INVALID = "invalid"  # not an image reference at all
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    image_id: str | None = None
+    engine_reference: str | None = None
+
+
+def decide(text: str, *, patterns: Sequence[str], own: Sequence[ImageInfo],
+           in_dockerfile: bool = False) -> Decision:
+    """Whether an account may use the image `text` (its own builds are `own`).
+
+    `in_dockerfile`: the engine itself resolves the reference (FROM, COPY --from), so an own
+    image counts only by its full id or the repository tag the server gave it, never by the
+    `image:` name recorded in a label (the engine knows nothing of labels).
+    """
+    hex_id = image_id_of(text)
+    if hex_id is not None:
+        matches = [i for i in own if i.id.removeprefix("sha256:").startswith(hex_id)]
+        if len(matches) == 1 and (not in_dockerfile or len(hex_id) == 64):
+            return Decision(Verdict.OWN, image_id=matches[0].id)
+        return Decision(Verdict.REFUSED)
+    reference = parse_reference(text)
+    if reference is None:
+        return Decision(Verdict.INVALID)
+    if reference.digest is None:
+        tagged = reference.tagged
+        by_tag = [i for i in own if tagged in i.tags]
+        by_label = [] if in_dockerfile else [
+            i for i in own if i.labels.get(LABEL_IMAGE) == reference.normalized]
+        found = by_tag or by_label
+        if found:
+            newest = max(found, key=lambda i: (i.created, i.id))
+            return Decision(Verdict.OWN, image_id=newest.id)
+    if operator_allows(text, patterns):
+        return Decision(Verdict.ALLOWED, engine_reference=reference.tagged)
+    return Decision(Verdict.REFUSED)
+
+
+def own_image_labels(server: str, account: str) -> dict[str, str]:
+    """The labels every image the server built for `account` carries."""
+    return {**server_labels(server), LABEL_ACCOUNT: account}
+
+
+def own_images(driver: Driver, server: str, account: str) -> list[ImageInfo]:
+    """The images the server built for `account` (the only engine question asked of them)."""
+    wanted = own_image_labels(server, account)
+    return [i for i in driver.labelled_images(wanted)
+            if all(i.labels.get(k) == v for k, v in wanted.items())
+            and i.labels.get(LABEL_SERVER) == server]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a service's `image:` runs: an image id, or why not (`refused`, `missing`)."""
+
+    image_id: str | None
+    refused: bool = False  # not available to this account
+    invalid: bool = False
+
+
+def resolve(driver: Driver, reference: str, *, playground: bool, patterns: Sequence[str],
+            server: str, account: str) -> Resolution:
+    """The image a service's `image: reference` runs, as this account may see it."""
+    if not playground:
+        return Resolution(driver.image_id(reference))
+    decision = decide(reference, patterns=patterns, own=own_images(driver, server, account))
+    if decision.verdict is Verdict.OWN:
+        return Resolution(decision.image_id)
+    if decision.verdict is Verdict.ALLOWED and decision.engine_reference is not None:
+        return Resolution(driver.image_id(decision.engine_reference))
+    return Resolution(None, refused=decision.verdict is Verdict.REFUSED,
+                      invalid=decision.verdict is Verdict.INVALID)
+
+
+def build_labels(base: Mapping[str, str], image: str | None) -> dict[str, str]:
+    """A build's labels: `base` and the service's `image:` name (empty when it gives none), so
+    the same account's `image: NAME` elsewhere finds this build and nobody else's."""
+    return {**base, LABEL_IMAGE: image_label(image) if image else ""}

@@ -1,0 +1,170 @@
+"""The images a Dockerfile reads (`build.dockerfile`), found as the builder would find them."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+
+import pytest
+
+from dockyard.build.dockerfile import (
+    DockerfileError,
+    ImageUse,
+    image_uses,
+    read_dockerfile,
+)
+
+
+def refs(text: str, **args: str) -> list[tuple[int, str, str]]:
+    return [(u.line, u.instruction, u.reference) for u in image_uses(text, args)]
+
+
+def test_from_copy_from_and_run_mount_are_found_with_their_lines() -> None:
+    text = ("FROM dockyard/busybox:1 AS build\n"
+            "RUN echo hi\n"
+            "COPY --from=alice/app:1 /a /b\n"
+            "RUN --mount=type=bind,target=/x,from=bob/tools:2 true\n"
+            "from --platform=linux/amd64 other:3\n")
+    assert refs(text) == [(1, "FROM", "dockyard/busybox:1"),
+                          (3, "COPY --from", "alice/app:1"),
+                          (4, "RUN --mount from", "bob/tools:2"),
+                          (5, "FROM", "other:3")]
+
+
+def test_earlier_stages_and_scratch_are_not_images() -> None:
+    text = ("FROM dockyard/busybox:1 AS Build\n"
+            "FROM build\n"
+            "COPY --from=BUILD /a /b\n"
+            "COPY --from=0 /a /b\n"
+            "FROM scratch\n"
+            "COPY --from=1 /a /b\n")
+    assert refs(text) == [(1, "FROM", "dockyard/busybox:1")]
+
+
+def test_what_only_looks_like_a_stage_is_an_image() -> None:
+    """A later stage's name, an index past the stages and `FROM 0` name images to the
+    builder (`0` then is an image id prefix)."""
+    text = ("FROM a:1\n"
+            "COPY --from=later /a /b\n"
+            "COPY --from=7 /a /b\n"
+            "FROM 0\n"
+            "FROM b:1 AS later\n")
+    assert refs(text) == [(1, "FROM", "a:1"), (2, "COPY --from", "later"),
+                          (3, "COPY --from", "7"), (4, "FROM", "0"), (5, "FROM", "b:1")]
+
+
+def test_global_args_and_build_args_are_substituted_in_from() -> None:
+    text = ("ARG BASE=dockyard/busybox\n"
+            "ARG VERSION=1\n"
+            "ARG UNSET\n"
+            "FROM ${BASE}:$VERSION\n"
+            "FROM \"${UNSET:-fallback}:${VERSION:+2}\"\n"
+            "FROM ${UNSET-x}:${UNSET+y}z\n")
+    assert [r for _, _, r in refs(text)] == ["dockyard/busybox:1", "fallback:2", "x:z"]
+    assert [r for _, _, r in refs(text, BASE="alice/app", VERSION="9")][:1] == ["alice/app:9"]
+
+
+def test_stage_args_are_substituted_in_copy_from_but_not_in_from() -> None:
+    text = ("ARG SRC=global:1\n"
+            "FROM a:1\n"
+            "ARG SRC\n"
+            "COPY --from=$SRC /a /b\n"
+            "ARG OTHER=stage:2\n"
+            "COPY --from=${OTHER} /a /b\n"
+            "FROM ${OTHER:-b}:3\n")
+    assert refs(text) == [(1 + 1, "FROM", "a:1"), (4, "COPY --from", "global:1"),
+                          (6, "COPY --from", "stage:2"), (7, "FROM", "b:3")]
+
+
+@pytest.mark.parametrize("text", [
+    "ARG BASE\nFROM $BASE\n",
+    "FROM ${NOPE}\n",
+    "FROM a:1\nCOPY --from=$NOPE /a /b\n",
+    "ARG BASE=x\nFROM ${BASE%%y}\n",
+    "ARG BASE=x\nFROM ${BASE/x/y}\n",
+    "FROM ${BASE\n",
+    "FROM\n",
+    "ARG A=$NOPE\nFROM $A\n",
+])
+def test_what_cannot_be_resolved_is_an_error(text: str) -> None:
+    with pytest.raises(DockerfileError) as caught:
+        image_uses(text)
+    assert caught.value.line is not None
+
+
+def test_unused_unresolvable_args_are_no_error() -> None:
+    assert refs("ARG A=$NOPE\nFROM b:1\n") == [(2, "FROM", "b:1")]
+
+
+def test_continuations_comments_and_the_escape_directive() -> None:
+    text = ("# escape=`\n"
+            "\n"
+            "# a comment\n"
+            "FROM `\n"
+            "  # inside\n"
+            "\n"
+            "  alice/app:1\n"
+            "COPY --from=bob/x:1 `\n"
+            "  /a /b\n")
+    assert refs(text) == [(4, "FROM", "alice/app:1"), (8, "COPY --from", "bob/x:1")]
+    assert refs("FROM \\\n  c:1 \\\n  AS s\nFROM s\n") == [(1, "FROM", "c:1")]
+
+
+def test_onbuild_copy_from_is_always_an_image() -> None:
+    text = "FROM a:1 AS base\nONBUILD COPY --from=base /a /b\nONBUILD RUN true\n"
+    assert refs(text) == [(1, "FROM", "a:1"), (2, "ONBUILD COPY --from", "base")]
+
+
+def test_quoted_mount_options_do_not_hide_a_source() -> None:
+    text = 'FROM a:1\nRUN --mount=type=bind,source="a b",from=alice/app:1 true\n'
+    assert refs(text)[1:] == [(2, "RUN --mount from", "alice/app:1")]
+
+
+# -- reading it out of the context ------------------------------------------------------------
+def _tar(members: dict[str, bytes | str], compress: bool = False) -> bytes:
+    """A tar of files (bytes) and symbolic links (str: the target)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, value in members.items():
+            info = tarfile.TarInfo(name)
+            if isinstance(value, str):
+                info.type, info.linkname = tarfile.SYMTYPE, value
+                tar.addfile(info)
+            else:
+                info.size = len(value)
+                tar.addfile(info, io.BytesIO(value))
+    data = buffer.getvalue()
+    return gzip.compress(data) if compress else data
+
+
+def test_the_dockerfile_is_read_from_the_context_only() -> None:
+    context = _tar({"Dockerfile": b"FROM a:1\n", "sub/Other": b"FROM b:1\n"}, compress=True)
+    assert read_dockerfile(context) == "FROM a:1\n"
+    assert read_dockerfile(context, "sub/Other") == "FROM b:1\n"
+    assert read_dockerfile(context, "./sub/../sub/Other") == "FROM b:1\n"
+    assert read_dockerfile(_tar({"dockerfile": b"FROM c:1\n"})) == "FROM c:1\n"
+    for missing in ("/etc/passwd", "../Dockerfile", "nope"):
+        with pytest.raises(DockerfileError):
+            read_dockerfile(context, missing)
+
+
+def test_links_are_followed_inside_the_archive_only() -> None:
+    context = _tar({"real/Dockerfile": b"FROM a:1\n", "Dockerfile": "real/Dockerfile",
+                    "up": "../../etc/passwd", "abs": "/real/Dockerfile", "dir": "real",
+                    "loop": "loop"})
+    assert read_dockerfile(context) == "FROM a:1\n"
+    assert read_dockerfile(context, "abs") == "FROM a:1\n"
+    assert read_dockerfile(context, "dir/Dockerfile") == "FROM a:1\n"
+    for path in ("up", "loop"):
+        with pytest.raises(DockerfileError):
+            read_dockerfile(context, path)
+
+
+def test_a_huge_dockerfile_is_refused_unread() -> None:
+    with pytest.raises(DockerfileError, match="more than"):
+        read_dockerfile(_tar({"Dockerfile": b"#" * 2000}), max_bytes=1000)
+
+
+def test_an_image_use_says_where() -> None:
+    assert image_uses("FROM a:1\n") == [ImageUse(1, "FROM", "a:1")]

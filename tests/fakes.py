@@ -40,12 +40,9 @@ class FakeDriver:
         self.lock = threading.Lock()
         self.counter = 0
         self.addresses = False  # give containers addresses (as the ingress needs)
-
         self.image_labels: dict[str, dict[str, str]] = {}  # image id -> its build's labels
         self.image_lookups: list[str] = []  # every reference image_id() was asked about
-        self.printed = 0  # lines each container prints after its greeting
-        self.following = 0  # follow streams of logs() open now
-        self.log_requests: list[tuple[str, int | None]] = []  # (container, tail) per call
+
     def close(self) -> None:
         pass
 
@@ -63,15 +60,14 @@ class FakeDriver:
         image_id = "sha256:" + hashlib.sha256(
             (context.digest + str(sorted((build_args or {}).items()))).encode()).hexdigest()
         self.images[tag] = image_id
-        self.builds.append(tag)
         self.image_labels[image_id] = dict(labels or {})
+        self.builds.append(tag)
         return image_id
 
     def image_id(self, reference: str) -> str | None:
-        return self.images.get(reference)
         self.image_lookups.append(reference)
+        return self.images.get(reference)
 
-    def tag_image(self, image_id: str, reference: str) -> None:
     def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
         ids = [i for i, lab in self.image_labels.items()
                if all(lab.get(k) == v for k, v in labels.items())]
@@ -79,6 +75,7 @@ class FakeDriver:
                           labels=self.image_labels[i], created=n)
                 for n, i in enumerate(ids)]
 
+    def tag_image(self, image_id: str, reference: str) -> None:
         self.images[reference] = image_id
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:

@@ -23,8 +23,8 @@ LABEL_DEPLOYMENT = "dockyard.deployment"
 LABEL_CONFIG_HASH = "dockyard.config-hash"
 LABEL_REPLICA = "dockyard.replica"
 LABEL_JOB = "dockyard.job"
-
 LABEL_IMAGE = "dockyard.image"  # a build's `image:` name (playground: names are per account)
+
 LOG_MAX_SIZE = 10 * 1024 * 1024  # bytes per container log file, unless the server says less
 LOG_MAX_FILES = 3  # log files kept per container (the current one and the rotated ones)
 LOG_DRIVERS = ("json-file", "local")  # drivers the engine can read back (`dockyard logs`)
@@ -123,7 +123,6 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True, slots=True)
-@dataclass(frozen=True, slots=True)
 class ImageInfo:
     """A local image as the engine lists it."""
 
@@ -133,6 +132,7 @@ class ImageInfo:
     created: int  # seconds since the epoch
 
 
+@dataclass(frozen=True, slots=True)
 class EngineEvent:
     """A container event the server follows after a deployment (die, start, health_status)."""
 
@@ -163,6 +163,8 @@ class Driver(Protocol):
 
     def tag_image(self, image_id: str, reference: str) -> None: ...
 
+    def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]: ...
+
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
 
     def remove_network(self, name: str) -> None: ...
@@ -192,5 +194,3 @@ class Driver(Protocol):
              until: datetime | None = None, follow: bool = False) -> Iterator[LogLine]: ...
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]: ...
-    def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]: ...
-

@@ -42,7 +42,7 @@ class BuildLogCap:
                 head = data[:room].decode("utf-8", "ignore")
                 kept.append(head)
                 self.stored += len(head.encode()) + 1
-                size -= len(head.encode())
+                size -= len(head.encode()) + 1  # what is left of the line is dropped
             self.dropped_bytes += size
             self.dropped_lines += 1
         return kept

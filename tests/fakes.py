@@ -10,7 +10,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dockyard.build.context import PackedContext
@@ -22,6 +22,7 @@ from dockyard.runtime.driver import (
     EngineEvent,
     ImageInfo,
     LogLine,
+    StreamStop,
 )
 from dockyard.runtime.errors import BuildFailed
 
@@ -42,6 +43,10 @@ class FakeDriver:
         self.addresses = False  # give containers addresses (as the ingress needs)
         self.image_labels: dict[str, dict[str, str]] = {}  # image id -> its build's labels
         self.image_lookups: list[str] = []  # every reference image_id() was asked about
+        self.printed = 0  # lines each container prints after its greeting
+        self.log_epoch = datetime.now(UTC)  # when they print them (a microsecond apart)
+        self.following = 0  # follow streams of logs() open now
+        self.log_requests: list[tuple[str, int | None]] = []  # (container, tail) per call
 
     def close(self) -> None:
         pass
@@ -81,7 +86,7 @@ class FakeDriver:
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         self.networks.add(name)
 
-    def remove_network(self, name: str) -> None:
+    def remove_network(self, name: str, owner: Mapping[str, str] | None = None) -> None:
         self.networks.discard(name)
 
     def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
@@ -134,10 +139,32 @@ class FakeDriver:
 
     def logs(self, container_id: str, *, tail: int | None = None,
              since: datetime | None = None, until: datetime | None = None,
-             follow: bool = False) -> Iterator[LogLine]:
+             follow: bool = False, stop: StreamStop | None = None) -> Iterator[LogLine]:
+        """`hello from <name>`, then `printed` numbered lines from `log_epoch` on; `tail` is
+        applied before `since`/`until`, as Docker 20.10 does. A follow then waits for `stop`
+        (at most 60 s) and counts itself in `following` meanwhile."""
         info = self.items.get(container_id)
-        if info is not None:
-            yield LogLine(container_id, f"hello from {info.name}", datetime.now(UTC))
+        if info is None:
+            return
+        epoch = self.log_epoch
+        lines = [LogLine(container_id, f"hello from {info.name}", epoch - timedelta(hours=1))]
+        lines += [LogLine(container_id, f"{info.name} line {i}", epoch + timedelta(
+            microseconds=i)) for i in range(self.printed)]
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        self.log_requests.append((container_id, tail))
+        for line in lines:
+            if line.at and ((since and line.at < since) or (until and line.at > until)):
+                continue
+            yield line
+        if follow and stop is not None:
+            with self.lock:
+                self.following += 1
+            try:
+                stop.stopped.wait(60)
+            finally:
+                with self.lock:
+                    self.following -= 1
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         return iter(())

@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from dockyard.ids import new_deployment_id
 from dockyard.naming import NamingMode
-from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_PROJECT, LogLine
+from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_PROJECT, LogLine, StreamStop
 from dockyard.server.app import create_app
 from dockyard.server.control import ControlPlane
 from dockyard.server.settings import Limits, ServerSettings
@@ -49,9 +49,9 @@ class PrintingDriver(FakeDriver):
 
     def logs(self, container_id: str, *, tail: int | None = None,
              since: datetime | None = None, until: datetime | None = None,
-             follow: bool = False) -> Iterator[LogLine]:
+             follow: bool = False, stop: StreamStop | None = None) -> Iterator[LogLine]:
         yield from super().logs(container_id, tail=tail, since=since, until=until,
-                                follow=follow)
+                                follow=follow, stop=stop)
         spec = self.specs.get(container_id)
         if spec is None:
             return

@@ -7,6 +7,7 @@ logs and engine events, described by plain values. The Docker Engine driver
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -149,6 +150,41 @@ class LogLine:
     at: datetime | None
 
 
+class StreamStop:
+    """Ends a blocking engine stream from another thread.
+
+    A reader blocked in the engine's socket cannot be interrupted by a flag: the driver attaches
+    how to close its stream, and `stop()` closes it (at once, or as soon as it is attached), so a
+    follower that went away frees its thread and its engine connection within moments.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closers: list[Callable[[], None]] = []
+        self.stopped = threading.Event()
+
+    def attach(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.stopped.is_set():
+                self._closers.append(close)
+                return
+        _quietly(close)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped.set()
+            closers, self._closers = self._closers, []
+        for close in closers:
+            _quietly(close)
+
+
+def _quietly(close: Callable[[], None]) -> None:
+    try:
+        close()
+    except Exception:  # a stream already gone is stopped all the same
+        pass
+
+
 class Driver(Protocol):
     """What the control plane needs from an engine; nothing more."""
 
@@ -167,7 +203,7 @@ class Driver(Protocol):
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
 
-    def remove_network(self, name: str) -> None: ...
+    def remove_network(self, name: str, owner: Mapping[str, str] | None = None) -> None: ...
 
     def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
         """Each network carrying `labels`, by name: its host bridge (egress rules use it)."""
@@ -191,6 +227,10 @@ class Driver(Protocol):
     def remove(self, container_id: str) -> None: ...
 
     def logs(self, container_id: str, *, tail: int | None = None, since: datetime | None = None,
-             until: datetime | None = None, follow: bool = False) -> Iterator[LogLine]: ...
+             until: datetime | None = None, follow: bool = False,
+             stop: StreamStop | None = None) -> Iterator[LogLine]:
+        """Lines with `at` in [since, until] (until inclusive); `tail` is applied by the engine
+        BEFORE `until` (Docker 20.10), so a caller paging back by `until` leaves tail out."""
+        ...
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]: ...

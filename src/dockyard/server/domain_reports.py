@@ -9,6 +9,8 @@ not. Waiting for the end keeps the deployer's own last word from hiding the note
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,12 @@ if TYPE_CHECKING:
     from dockyard.server.control import ControlPlane
 
 REPORT_WAIT_SECONDS = 3600.0  # for the claiming deployment to end; then nothing is noted
+
+# One waiting note per (account, project, service): a newer claim supersedes an older one, so
+# requests that are refused later (no deployment follows) cannot pile up waiting threads.
+_latest: dict[tuple[str, str, str], int] = {}
+_latest_lock = threading.Lock()
+_numbers = itertools.count(1)
 
 
 def claim_project_domains(control: ControlPlane, account: str, project: Project) -> None:
@@ -58,17 +66,30 @@ def note_when_deployed(control: ControlPlane, account_name: str, project: str, s
     account = control.store.account_by_name(account_name)
     if account is None:
         return False
+    key, number = (account_name, project, service), next(_numbers)
+    with _latest_lock:
+        _latest[key] = number
     deadline = time.monotonic() + wait
     seen = control.generation()
     while True:
+        with _latest_lock:
+            if _latest.get(key) != number:
+                return False  # a newer claim of this service will say it
+
         found = control.store.deployments(account, project, limit=1)
         if found and found[0].id != previous and found[0].status != "running":
             latest = found[0]
             break
         if time.monotonic() > deadline or control.shutting_down.is_set():
+            with _latest_lock:
+                if _latest.get(key) == number:
+                    del _latest[key]
             return False
         seen = control.wait_change(seen, timeout=min(1.0, max(0.0, deadline -
                                                                time.monotonic())))
+    with _latest_lock:
+        if _latest.get(key) == number:
+            del _latest[key]
     for status in control.store.statuses(account, project):
         if status.service == service and status.deployment == latest.id:
             reason = f"{status.reason}; {text}" if status.reason else text

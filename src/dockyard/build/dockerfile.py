@@ -26,6 +26,7 @@ import re
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import IO
 
 from dockyard.errors import DockyardError
 
@@ -51,12 +52,14 @@ class ImageUse:
 
 
 # -- reading the Dockerfile out of the uploaded context ---------------------------------------
-def read_dockerfile(context: bytes, path: str = "Dockerfile",
+def read_dockerfile(context: bytes | IO[bytes], path: str = "Dockerfile",
                     max_bytes: int = MAX_DOCKERFILE_BYTES) -> str:
-    """The text of `path` inside the context tar (plain or compressed), links followed inside
-    the archive only. Docker's fallback from `Dockerfile` to `dockerfile` is kept."""
+    """The text of `path` inside the context tar (plain or compressed; its bytes or a file
+    open for reading), links followed inside the archive only. Docker's fallback from
+    `Dockerfile` to `dockerfile` is kept."""
+    source = io.BytesIO(context) if isinstance(context, bytes) else context
     try:
-        with tarfile.open(fileobj=io.BytesIO(context), mode="r:*") as tar:
+        with tarfile.open(fileobj=source, mode="r:*") as tar:
             members = {_clean(m.name): m for m in tar.getmembers()}
             relative = posixpath.normpath(path)
             if relative == ".." or relative.startswith("../"):

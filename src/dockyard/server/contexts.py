@@ -28,6 +28,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from dockyard.build.context import PackedContext
 from dockyard.build.safety import check_archive
@@ -125,6 +126,16 @@ class ContextStore:
         with self.begin(digest, owner, quota) as upload:
             upload.write(data)
             upload.finish()
+
+    def open(self, digest: str, owner: str | None = None) -> BinaryIO | None:
+        """The stored context as a file to read from (None when it is not the owner's): for
+        reading one member, such as the Dockerfile, without the whole archive in memory."""
+        if not self.has(digest, owner):
+            return None
+        try:
+            return self._path(digest).open("rb")
+        except FileNotFoundError:
+            return None
 
     def get(self, digest: str, owner: str | None = None) -> PackedContext | None:
         path = self._path(digest)

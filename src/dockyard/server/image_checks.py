@@ -78,12 +78,13 @@ def dockerfile_problems(control: ControlPlane, service: str, build: BuildInput,
                         own: Sequence[ImageInfo], owner: str | None) -> list[Diagnostic]:
     """Every image the service's Dockerfile reads that the account may not use. A context
     that is not there is `context-missing`'s to report, not this check's."""
-    context = control.contexts.get(build.digest, owner)
+    context = control.contexts.open(build.digest, owner)
     if context is None:
         return []
     where = Location(path=f"services.{service}.build")
     try:
-        text = read_dockerfile(context.data, build.dockerfile)
+        with context:
+            text = read_dockerfile(context, build.dockerfile)
         uses = image_uses(text, build.args)
     except DockerfileError as exc:
         return [error("dockerfile-invalid", f"{build.dockerfile}"

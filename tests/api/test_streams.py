@@ -302,3 +302,22 @@ def test_the_largest_allowed_integers_are_accepted(api: Api) -> None:
     response = api.client.get("/v1/projects/shop/logs?limit=50000&tail=50000",
                               headers=api.alice)
     assert response.status_code == 200
+
+
+def test_dockyard_logs_prints_the_newest_lines_and_says_older_ones_were_left_out(
+        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    from dockyard.cli.commands.logs import run_logs
+    from dockyard.client.api import Client
+
+    deployed(api)
+    api.driver.printed = 20_000  # two containers: 40,002 lines, over the default 10,000
+    client = Client("http://testserver", "unused")
+    client.http = api.client
+    api.client.headers.update(api.alice)
+    run_logs("shop", lambda: client, services=[], follow=False, since=None, until=None,
+             kind="run", deployment=None, tail=None, as_json=False)
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 10_000
+    assert "line 19999" in out.splitlines()[-1]
+    assert "older lines were left out (the newest 10000 lines are shown)" in err
+    assert "--until 20" in err  # a time to page from

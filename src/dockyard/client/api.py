@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dockyard.client._http import httpx
@@ -178,16 +178,22 @@ class Client:
 
     def logs(self, project: str, *, services: list[str] | None = None, follow: bool = False,
              since: str | None = None, until: str | None = None, kind: str = "all",
-             deployment: str | None = None, tail: int | None = None
+             deployment: str | None = None, tail: int | None = None,
+             limit: int | None = None,
+             on_end: Callable[[dict[str, Any]], None] | None = None
              ) -> Iterator[dict[str, Any]]:
+        """Log entries; `on_end` gets the end event: `{"truncated", "before", "limit"}` says
+        whether older lines were left out and the `until` that pages further back."""
         params: dict[str, Any] = {"follow": follow, "type": kind}
         for key, value in (("service", services), ("since", since), ("until", until),
-                           ("deployment", deployment), ("tail", tail)):
-            if value:
+                           ("deployment", deployment), ("tail", tail), ("limit", limit)):
+            if value is not None and value != [] and value != "":
                 params[key] = value
         for event, data in self._stream(f"/v1/projects/{project}/logs", params):
             if event == "log":
                 yield dict(data)
+            elif event == "end" and on_end is not None and isinstance(data, dict):
+                on_end(data)
 
 
 def _error(response: httpx.Response) -> DockyardError:

@@ -39,6 +39,8 @@ from dockyard.server.streams import KEEPALIVE, KEEPALIVE_SECONDS, SSE_WAIT_SECON
 from dockyard.store.store import Account
 
 FEED_CAPACITY = 1_000  # lines a follow reads ahead of its client at most
+FOLLOW_BATCH = 500  # lines of a burst a follow sends in one write
+SEND_BATCH = 64 * 1024  # characters of events sent in one write (a whole answer at once)
 LogEntry = operations.LogEntry
 
 
@@ -116,10 +118,18 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
     if not query.follow:
         window = await _newest(control.driver, containers, query)
         before: str | None = None
+        batch: list[str] = []
+        size = 0
         for entry in window.drain():
             if before is None and entry.at is not None:
                 before = entry.at.isoformat()
-            yield event(entry)
+            batch.append(event(entry))
+            size += len(batch[-1])
+            if size >= SEND_BATCH:  # one write per batch, not per line
+                yield "".join(batch)
+                batch, size = [], 0
+        if batch:
+            yield "".join(batch)
         truncated = window.dropped > 0
         yield sse("end", {"truncated": truncated, "before": before if truncated else None,
                           "limit": query.limit})
@@ -133,8 +143,11 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
             item = await feed.get(KEEPALIVE_SECONDS)
             if item == "idle":
                 yield KEEPALIVE
-            elif isinstance(item, LogEntry):
-                yield event(item)
+                continue
+            ready = [item, *feed.ready(FOLLOW_BATCH)]  # a burst goes out in one write
+            out = "".join(event(e) for e in ready if isinstance(e, LogEntry))
+            if out:
+                yield out
     finally:
         feed.close()
 
@@ -304,6 +317,16 @@ class EngineFeed:
             self.stop.stop()
             return False
         return True
+
+    def ready(self, most: int) -> list[LogEntry | None]:
+        """What already waits, without waiting (at most `most` items)."""
+        out: list[LogEntry | None] = []
+        while len(out) < most and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                self._credits.release()
+            out.append(item)
+        return out
 
     async def get(self, timeout: float) -> LogEntry | None | Idle:
         """The next line; None when one stream ended; "idle" after `timeout` of quiet."""

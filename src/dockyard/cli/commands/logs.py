@@ -13,9 +13,11 @@ def run_logs(project: str, client_factory: Any, *, services: list[str], follow: 
              since: str | None, until: str | None, kind: str, deployment: str | None,
              tail: int | None, as_json: bool) -> None:
     client: Client = client_factory()
+    ends: list[dict[str, Any]] = []
     with client:
         entries = client.logs(project, services=services, follow=follow, since=since,
-                              until=until, kind=kind, deployment=deployment, tail=tail)
+                              until=until, kind=kind, deployment=deployment, tail=tail,
+                              on_end=ends.append)
         width = max((len(s) for s in services), default=0)
         for entry in entries:
             if as_json:
@@ -25,6 +27,22 @@ def run_logs(project: str, client_factory: Any, *, services: list[str], follow: 
                 width = max(width, len(label))
                 sys.stdout.write(f"{label.ljust(width)} | {entry['line']}\n")
             sys.stdout.flush()
+    for end in ends:
+        note = left_out_note(end)
+        if note:
+            sys.stderr.write(note + "\n")
+
+
+def left_out_note(end: dict[str, Any]) -> str | None:
+    """What to say when the server left older lines out of its answer (its line limit)."""
+    if not end.get("truncated"):
+        return None
+    limit = end.get("limit")
+    shown = f"the newest {limit} lines are shown" if limit else "only the newest lines are shown"
+    before = end.get("before")
+    more = (f"; to see earlier ones, add --until {before} (that line comes again)"
+            if before else "")
+    return f"dockyard: older lines were left out ({shown}){more}"
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -311,3 +311,50 @@ def test_values_an_engine_takes_oddly_are_refused(shared: Shared, extra: dict[st
                                          "services": {"web": {**_listener("x"), **extra}}})
     assert response.status_code == 422, response.text
     assert json.loads(response.text)["diagnostics"], response.text
+
+
+# -- what the review found right, kept -----------------------------------------------------------
+def test_volume_driver_options_cannot_bind_a_host_path(shared: Shared) -> None:
+    bob = shared.users["bob"]
+    name = f"opts{shared.run}"
+    directory = shared.project(name, """
+services:
+  peek:
+    image: dockyard/busybox:1
+    command: ["sleep", "1d"]
+    volumes: [{type: volume, source: data, target: /data}]
+    stop_grace_period: 1s
+volumes:
+  data:
+    driver: local
+    driver_opts: {type: none, o: bind, device: /etc}
+""")
+    up = bob.up(directory, name)
+    assert up.code == 0, str(up)
+    (volume,) = labelled("volume", name, "bob")
+    options = json.loads(docker("volume", "inspect", volume).stdout)[0].get("Options")
+    assert not options, options
+    peek = the_container("bob", name, "peek")
+    seen = docker("exec", peek["Id"], "ls", "/data").stdout
+    assert "passwd" not in seen and "os-release" not in seen, seen
+    down = bob.remote("compose", "down", "--volumes", "-p", name)
+    assert down.code == 0, str(down)
+
+
+def test_buildkit_mounts_are_unavailable_to_a_build(shared: Shared) -> None:
+    bob = shared.users["bob"]
+    name = f"bk{shared.run}"
+    directory = shared.project(name, """
+services:
+  app:
+    build: .
+    command: ["sleep", "1d"]
+""")
+    (directory / "Dockerfile").write_text(
+        "FROM dockyard/busybox:1\n"
+        "RUN --mount=type=bind,source=/,target=/host cat /host/etc/shadow > /stolen\n")
+    up = bob.up(directory, name)
+    assert up.code != 0, str(up)
+    assert "BUILD_FAILED" in up.out + up.err, str(up)
+    assert "root:" not in up.out + up.err
+    bob.remote("compose", "down", "-p", name)

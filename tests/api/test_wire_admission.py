@@ -144,3 +144,11 @@ def test_concurrent_projects_respect_a_limit_of_one(playground: Server) -> None:
     for thread in threads:
         thread.join()
     assert sorted(answers) == [202, 422, 422, 422], answers
+
+
+def test_a_config_value_with_a_nul_byte_is_refused(playground: Server) -> None:
+    response = playground.client.put("/v1/projects/p/configs/TOKEN", json={"value": "a\u0000b"},
+                                     headers=playground.auth("bob"))
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.json()["error"]
+    assert "a\u0000b" not in response.text

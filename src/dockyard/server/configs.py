@@ -42,6 +42,9 @@ class Configs:
             raise ConfigInvalid(f"the value of config {name!r} is over "
                                 f"{MAX_VALUE_BYTES // 1024} KiB",
                                 hint="store a smaller value (a key or a path, not a file)")
+        if "\0" in value:  # no environment or file can carry it as the user meant
+            raise ConfigInvalid(f"the value of config {name!r} holds a NUL byte",
+                                hint="store text without NUL characters (base64 for binary)")
         if if_not_set and any(n == name for n, _ in self.store.configs(account, project)):
             return False, None
         return True, self.store.set_config(account, project, name, self.cipher.encrypt(value))

@@ -210,7 +210,8 @@ def start_server(root: Path, port: int, data: Path, log: Path) -> subprocess.Pop
         return subprocess.Popen(
             [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
              "--data", str(data), "--http-port", "0", "--https-port", "0",
-             "--ingress-host", "127.0.0.1", "--max-projects", "2"],
+             "--ingress-host", "127.0.0.1", "--max-projects", "2",
+             "--allow-image", "dockyard/busybox:*"],
             env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
             stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
 

@@ -1,0 +1,294 @@
+"""Images are no longer one namespace for every tenant: bob cannot read, probe or poison alice's.
+
+One real `dockyard server --mode playground --allow-image 'dockyard/busybox:*'` runs for the
+module, with accounts alice and bob. alice deploys a build with `image: alice/app:1` through the
+CLI (its image holds the file /code = `alice-code-<run>`); bob attacks through the raw HTTP API
+(the CLI would have checked some of it first).
+
+Held here:
+- bob's `image:` naming alice's image by her name, its repository tag, its repository, a short
+  id, the full id or a digest is refused with 422 `image-not-allowed`, and nothing of his runs;
+- the answer for an existing and a missing image is byte-identical (the reference aside): 256
+  id prefixes probed while a config is missing, some matching images on the engine and some
+  not, get one answer;
+- bob's build with `image: alice/app:1` is tagged only in his own repository: alice's image and
+  tags are untouched, and her next deployment of `image: alice/app:1` runs her own code (his
+  runs his);
+- bob's Dockerfile `FROM <alice's repository tag>` (or `COPY --from=<her short id>`) is refused
+  with the Dockerfile line, before anything is built;
+- the allowed base image (`dockyard/busybox:1`) works for bob's `image:` and `FROM`.
+
+Cleanup: the server is stopped; its containers, networks and volumes are removed by its server
+id, and so are the images it built (label `dockyard.server=<id>`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dockyard.build.context import pack_context
+from tests.engine.test_deployments import docker, eventually, free_port
+from tests.engine.test_example_images import _engine_ready
+from tests.engine.test_tenants import (
+    DOCKYARD,
+    User,
+    clean_env,
+    remove_server_objects,
+    stop_server,
+)
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+                       reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
+                       "as root)"),
+]
+
+ACCOUNTS = ("alice", "bob")
+SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30"}
+DOCKERFILE = "FROM dockyard/busybox:1\nRUN echo {marker} > /code\nCMD [\"sleep\", \"3600\"]\n"
+
+
+@dataclass
+class Server:
+    url: str
+    root: Path
+    run: str
+    server_id: str
+    users: dict[str, User]
+    alice_id: str = ""  # alice's built image
+    alice_tag: str = ""  # its tag in her own repository
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.users[who].token}"}
+
+    def deploy(self, who: str, name: str, services: dict[str, Any],
+               builds: dict[str, Any] | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}/v1/projects/{name}/deployments", timeout=60,
+                          headers=self.headers(who),
+                          json={"project": {"name": name, "services": services},
+                                "builds": builds or {}})
+
+    def upload(self, who: str, directory: Path) -> str:
+        packed = pack_context(str(directory))
+        answer = httpx.put(f"{self.url}/v1/contexts/{packed.digest}", content=packed.data,
+                           headers=self.headers(who), timeout=60)
+        assert answer.status_code == 201, answer.text
+        return packed.digest
+
+    def build(self, who: str, name: str, dockerfile: str, image: str | None = None
+              ) -> httpx.Response:
+        """Deploy service `app` built from `dockerfile` (raw API, context uploaded first)."""
+        directory = self.root / f"{who}-{name}-{uuid.uuid4().hex[:6]}"
+        directory.mkdir()
+        (directory / "Dockerfile").write_text(dockerfile)
+        service: dict[str, Any] = {"build": {"context": "."}, "stop_grace_period": "1s"}
+        if image:
+            service["image"] = image
+        return self.deploy(who, name, {"app": service},
+                           {"app": {"digest": self.upload(who, directory)}})
+
+    def finish(self, who: str, response: httpx.Response) -> str:
+        """Follow the deployment's events to its end: its final status."""
+        assert response.status_code == 202, response.text
+        deployment = response.json()["deployment"]
+        kind = ""
+        with httpx.stream("GET", f"{self.url}/v1/deployments/{deployment}/events",
+                          headers=self.headers(who), timeout=120) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "end":
+                    return str(json.loads(line[6:])["status"])
+        raise AssertionError(f"the events of {deployment} ended without an end event")
+
+
+def code_in(who: str, project: str) -> str:
+    """The /code file of the one container of `who`'s `project`."""
+    ids = docker("ps", "-q", "--filter", f"label=dockyard.account={who}",
+                 "--filter", f"label=dockyard.project={project}").stdout.split()
+    assert len(ids) == 1, f"{who}/{project}: {ids}"
+    return docker("exec", ids[0], "cat", "/code").stdout.strip()
+
+
+def image_of(who: str, project: str) -> str:
+    ids = docker("ps", "-q", "--filter", f"label=dockyard.account={who}",
+                 "--filter", f"label=dockyard.project={project}").stdout.split()
+    assert len(ids) == 1, f"{who}/{project}: {ids}"
+    return docker("inspect", "--format", "{{.Image}}", ids[0]).stdout.strip()
+
+
+def tags_of(image_id: str) -> list[str]:
+    found = json.loads(docker("image", "inspect", image_id).stdout)[0]
+    return sorted(found.get("RepoTags") or [])
+
+
+def diagnostics(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 422, response.text
+    found: list[dict[str, Any]] = response.json()["diagnostics"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("security-images")
+    data, log, port = root / "server", root / "server.log", free_port()
+    with open(log, "ab") as sink:
+        process = subprocess.Popen(
+            [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
+             "--data", str(data), "--http-port", "0", "--https-port", "0",
+             "--ingress-host", "127.0.0.1", "--max-projects", "4",
+             "--allow-image", "dockyard/busybox:*"],
+            env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    server_id = ""
+    try:
+        def healthy() -> bool:
+            assert process.poll() is None, log.read_text(errors="replace")
+            try:
+                return httpx.get(url + "/v1/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        eventually(healthy, "the playground server to answer /v1/health")
+        server_id = (data / "server-id").read_text().strip()
+        transcript: list[str] = []
+        operator = User("operator", root / "operator", url, transcript)
+        users: dict[str, User] = {}
+        for name in ACCOUNTS:
+            added = operator.cli("server", "accounts", "add", name, "--data", str(data))
+            assert added.code == 0, str(added)
+            user = User(name, root / name, url, transcript)
+            user.token = added.out.strip().splitlines()[-1]
+            login = user.cli("login", "--server", url, stdin=user.token + "\n")
+            assert login.code == 0, str(login)
+            users[name] = user
+        found = Server(url, root, uuid.uuid4().hex[:6], server_id, users)
+
+        # alice builds `image: alice/app:1` with the CLI, as a user does.
+        project = root / "alice-app"
+        project.mkdir()
+        (project / "Dockerfile").write_text(DOCKERFILE.format(marker=f"alice-code-{found.run}"))
+        (project / "compose.yaml").write_text(
+            "services:\n  app:\n    build: .\n    image: alice/app:1\n"
+            "    stop_grace_period: 1s\n")
+        up = users["alice"].up(project, f"app-{found.run}")
+        assert up.code == 0, f"{up}\n{log.read_text(errors='replace')[-3000:]}"
+        found.alice_id = image_of("alice", f"app-{found.run}")
+        (found.alice_tag,) = tags_of(found.alice_id)
+        yield found
+    finally:
+        stop_server(process)
+        if server_id:
+            remove_server_objects(server_id, ACCOUNTS)
+            images = docker("images", "-q", "--no-trunc", "--filter",
+                            f"label=dockyard.server={server_id}").stdout.split()
+            if images:
+                docker("rmi", "-f", *sorted(set(images)), check=False)
+
+
+def test_alices_build_is_tagged_only_in_her_own_repository(server: Server) -> None:
+    assert code_in("alice", f"app-{server.run}") == f"alice-code-{server.run}"
+    assert server.alice_tag.startswith("dy-alice-"), server.alice_tag
+    assert docker("image", "inspect", "alice/app:1", check=False).returncode != 0
+    labels = json.loads(docker("image", "inspect", server.alice_id).stdout)[0]["Config"][
+        "Labels"]
+    assert (labels["dockyard.account"], labels["dockyard.image"]) == (
+        "alice", "docker.io/alice/app:1"), labels
+
+
+def test_bob_cannot_run_alices_image_in_any_form(server: Server) -> None:
+    hex_id = server.alice_id.removeprefix("sha256:")
+    repository = server.alice_tag.partition(":")[0]
+    for reference in ("alice/app:1", server.alice_tag, repository, server.alice_id, hex_id,
+                      hex_id[:12], hex_id[:4], f"alice/app@{server.alice_id}",
+                      f"{repository}@{server.alice_id}"):
+        (problem,) = diagnostics(server.deploy("bob", f"probe-{server.run}", {
+            "web": {"image": reference, "command": ["sleep", "60"]}}))
+        assert (problem["code"], problem["path"]) == ("image-not-allowed",
+                                                      "services.web.image"), reference
+        assert problem["message"] == f"image {reference!r} is not available to this account"
+    assert not docker("ps", "-aq", "--filter", "label=dockyard.account=bob", "--filter",
+                      f"label=dockyard.project=probe-{server.run}").stdout.split()
+
+
+def test_existing_and_missing_images_get_the_same_answer(server: Server) -> None:
+    """The enumeration of the issue: every 2-hex id prefix, with a config missing so nothing
+    could deploy anyway. The engine has images under some prefixes and not under others."""
+    engine_ids = docker("images", "-aq", "--no-trunc").stdout.split()
+    present = {i.removeprefix("sha256:")[:2] for i in engine_ids}
+    prefixes = [f"{n:02x}" for n in range(256)]
+    assert present and set(prefixes) - present, "the probe needs both kinds of prefix"
+    answers: dict[bytes, list[str]] = {}
+    for prefix in prefixes:
+        response = server.deploy("bob", f"enum-{server.run}", {
+            "web": {"image": prefix, "environment": {"MISSING_CONFIG": None}}})
+        assert response.status_code == 422, response.text
+        answers.setdefault(response.content.replace(f"'{prefix}'".encode(), b"'P'"),
+                           []).append(prefix)
+    assert len(answers) == 1, {k[:300]: v[:5] for k, v in answers.items()}
+    # and a name: alice's existing one, and one nobody has
+    named = [server.deploy("bob", f"enum-{server.run}", {"web": {"image": name}}).content
+             .replace(name.encode(), b"NAME") for name in ("alice/app:1", "alice/nothing:1")]
+    assert named[0] == named[1]
+    exists, missing = (server.deploy("bob", f"enum-{server.run}", {"web": {"image": ref}})
+                       for ref in (server.alice_tag, server.alice_tag + "x"))
+    assert exists.content.replace(server.alice_tag.encode(), b"T") == \
+        missing.content.replace(server.alice_tag.encode() + b"x", b"T")
+
+
+def test_bobs_build_never_retags_alices_image(server: Server) -> None:
+    before = tags_of(server.alice_id)
+    status = server.finish("bob", server.build(
+        "bob", f"evil-{server.run}", DOCKERFILE.format(marker=f"bob-code-{server.run}"),
+        image="alice/app:1"))
+    assert status == "succeeded"
+    assert tags_of(server.alice_id) == before
+    assert docker("image", "inspect", "alice/app:1", check=False).returncode != 0
+    bob_image = image_of("bob", f"evil-{server.run}")
+    assert bob_image != server.alice_id
+    assert all(t.startswith("dy-bob-") for t in tags_of(bob_image)), tags_of(bob_image)
+    # alice's next deployment that says `image: alice/app:1` runs her code; bob's his.
+    for who in ("alice", "bob"):
+        status = server.finish(who, server.deploy(who, f"use-{server.run}", {
+            "app": {"image": "alice/app:1", "stop_grace_period": "1s"}}))
+        assert status == "succeeded", who
+        assert code_in(who, f"use-{server.run}") == f"{who}-code-{server.run}", who
+
+
+def test_bobs_dockerfile_cannot_read_alices_image(server: Server) -> None:
+    hex_id = server.alice_id.removeprefix("sha256:")
+    cases = {
+        f"FROM {server.alice_tag}\n": (1, server.alice_tag),
+        f"FROM dockyard/busybox:1\nCOPY --from={hex_id[:12]} /code /code\n": (2, hex_id[:12]),
+        "FROM dockyard/busybox:1 AS base\nFROM alice/app:1\n": (2, "alice/app:1"),
+        f"FROM {server.alice_id}\n": (1, server.alice_id),
+    }
+    for dockerfile, (line, reference) in cases.items():
+        (problem,) = diagnostics(server.build("bob", f"read-{server.run}", dockerfile))
+        assert (problem["code"], problem["file"], problem["line"]) == (
+            "image-not-allowed", "Dockerfile", line), problem
+        assert reference in problem["message"] and "--allow-image" in problem["hint"]
+    deployments = httpx.get(f"{server.url}/v1/deployments", headers=server.headers("bob"),
+                            timeout=10).json()
+    assert not [d for d in deployments if d["project"] == f"read-{server.run}"], deployments
+
+
+def test_the_allowed_base_image_works(server: Server) -> None:
+    status = server.finish("bob", server.deploy("bob", f"base-{server.run}", {
+        "web": {"image": "dockyard/busybox:1", "command": ["sleep", "3600"],
+                "stop_grace_period": "1s"}}))
+    assert status == "succeeded"
+    busybox = docker("image", "inspect", "--format", "{{.Id}}", "dockyard/busybox:1")
+    assert image_of("bob", f"base-{server.run}") == busybox.stdout.strip()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -286,3 +288,72 @@ def test_a_resolver_that_hangs_is_bounded(ingress: Answers) -> None:
     why = check("slow.example.net")
     assert why is not None and "longer than" in why
     assert time.monotonic() - started < 3  # the bound the check promises (0.5 s), with slack
+
+
+# -- the note in the service's state -----------------------------------------------------------
+class FakeControl:
+    """What `note_when_deployed` uses of the control plane: deployments, statuses, record."""
+
+    def __init__(self) -> None:
+        from dockyard.store.store import Account
+
+        self.account = Account(1, "alice")
+        self.deployment: Any = None
+        self.recorded: list[tuple[str, str, str]] = []
+        self.shutting_down = threading.Event()
+        self.store = self
+
+    def account_by_name(self, name: str) -> Any:
+        return self.account if name == "alice" else None
+
+    def deployments(self, account: Any, project: str, limit: int = 50) -> list[Any]:
+        return [self.deployment] if self.deployment is not None else []
+
+    def statuses(self, account: Any, project: str) -> list[Any]:
+        from dockyard.lifecycle import ServiceState
+        from dockyard.store.store import ServiceStatus
+
+        return [ServiceStatus("web", "d2", ServiceState.SERVICE_DEPLOYMENT_COMPLETED,
+                              "1 replica healthy", datetime.now(UTC))]
+
+    def generation(self) -> int:
+        return 0
+
+    def wait_change(self, seen: int, timeout: float) -> int:
+        time.sleep(min(timeout, 0.02))
+        return seen
+
+    def record(self, account: Any, deployment: str, service: str, state: Any,
+               reason: str) -> Any:
+        self.recorded.append((deployment, service, reason))
+        return state
+
+
+def test_the_note_waits_for_the_deployment_and_a_newer_claim_supersedes_it() -> None:
+    from dockyard.server.domain_reports import note_when_deployed
+    from dockyard.store.store import DeploymentRecord
+
+    control = FakeControl()
+    outcomes: list[bool] = []
+
+    def note(text: str) -> None:
+        outcomes.append(note_when_deployed(control, "alice", "shop", "web",  # type: ignore[arg-type]
+                                           "d1", text, wait=5))
+
+    first = threading.Thread(target=note, args=("old claim",))
+    first.start()
+    time.sleep(0.1)
+    second = threading.Thread(target=note, args=("custom domain a.test is not served",))
+    second.start()
+    first.join(5)
+    assert outcomes == [False] and control.recorded == []  # superseded; nothing ended yet
+    control.deployment = DeploymentRecord("d2", "shop", "up", "running", datetime.now(UTC),
+                                          None)
+    time.sleep(0.1)
+    assert control.recorded == []  # still running: the deployer's last word is to come
+    control.deployment = DeploymentRecord("d2", "shop", "up", "succeeded", datetime.now(UTC),
+                                          datetime.now(UTC))
+    second.join(5)
+    assert outcomes == [False, True]
+    assert control.recorded == [
+        ("d2", "web", "1 replica healthy; custom domain a.test is not served")]

@@ -141,6 +141,8 @@ def test_an_unproven_custom_domain_is_not_served_and_ps_says_why(api: Api) -> No
     assert row["state"] == "SERVICE_DEPLOYMENT_COMPLETED", row
     assert "custom domain login.examplebank.test is not served: not verified (it does not " \
            "resolve" in row["reason"], row
+    assert not any("login.examplebank.test" in e for e in row["endpoints"]), row
+    assert any(GENERATED in e for e in row["endpoints"]), row
     assert all("login.examplebank.test" not in r.hosts for t in api.proxy.tables
                for r in t.values()), "the unproven name was served at some point"
     assert api.asked == ["login.examplebank.test"]
@@ -152,6 +154,7 @@ def test_a_proven_custom_domain_is_added_to_the_route_once_proven(api: Api) -> N
                else None, "the proven name joins the route")
     row = row_saying(api, "verified and served")
     assert "HTTP only, no certificate" in row["reason"], row
+    assert any("shop.example.net" in e for e in row["endpoints"]), row
     # A second deployment does not prove it again: it is remembered for alice.
     assert deploy(api, {"web": web(domainname="shop.example.net")}) == (202, "succeeded")
     assert api.proxy.table[WEB].hosts == (GENERATED, "shop.example.net")

@@ -424,6 +424,9 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
         return []
     placement = control.placement(account, project)
     containers = control.driver.containers(project_labels(placement), detail=False)
+    # On a shared server a custom domain is an endpoint only once proven and served; the
+    # service's reason says why one is not (docs/security.md).
+    served = set(hosts_table(control.ingress.table())) if control.settings.playground else None
     rows: list[ServiceRow] = []
     for status in statuses:
         model = deployed_model(control, account, project, status.deployment)
@@ -448,7 +451,8 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
                                                project=project, service=service.name,
                                                port=p.target, zone=settings.zone) + suffix
                     for p in service.ingress_ports)
-                endpoints += tuple(f"https://{host}{suffix}" for host in custom_hosts(service))
+                endpoints += tuple(f"https://{host}{suffix}" for host in custom_hosts(service)
+                                   if served is None or host in served)
             else:
                 fqdn = f"{sanitize_label(service.name)}.{sanitize_label(project)}.internal"
             if service.host_ports:

@@ -193,3 +193,26 @@ def test_byoc_keeps_tagging_the_image_name(byoc: Server) -> None:
     assert finished(byoc, byoc.deploy("other", {"web": {"image": IMAGE}}), "alice") == \
         "succeeded"
     assert json.loads(json.dumps(byoc.driver.image_lookups))[-1] == IMAGE
+
+
+def test_an_unchanged_build_is_reused_only_with_the_same_image_name(playground: Server) -> None:
+    """The build key does not cover `image:`: a reused image must carry the name asked now
+    (its label), else it is built again, so `image: NAME` never finds a stale build."""
+    digest = upload(playground, "alice", "FROM dockyard/busybox:1\n")
+
+    def up(image: str) -> list[str]:
+        response = playground.deploy("shop", {"app": {"build": {"context": "."},
+                                                      "image": image}}, "alice",
+                                     builds={"app": {"digest": digest}})
+        events, status = playground.events(str(response.json()["deployment"]), "alice")
+        assert status == "succeeded"
+        return [str(e.get("reason", "")) for e in events]
+
+    up("alice/app:1")
+    builds = len(playground.driver.builds)
+    assert any("image reused" in r for r in up("alice/app:1"))
+    assert len(playground.driver.builds) == builds
+    up("alice/other:2")
+    assert len(playground.driver.builds) == builds + 1
+    (image_id,) = set(playground.driver.image_labels)
+    assert playground.driver.image_labels[image_id][LABEL_IMAGE] == "docker.io/alice/other:2"

@@ -68,6 +68,7 @@ class Server:
     users: dict[str, User]
     alice_id: str = ""  # alice's built image
     alice_tag: str = ""  # its tag in her own repository
+    alice_dir: Path | None = None  # her project's directory
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.users[who].token}"}
@@ -185,6 +186,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "    stop_grace_period: 1s\n")
         up = users["alice"].up(project, f"app-{found.run}")
         assert up.code == 0, f"{up}\n{log.read_text(errors='replace')[-3000:]}"
+        found.alice_dir = project
         found.alice_id = image_of("alice", f"app-{found.run}")
         (found.alice_tag,) = tags_of(found.alice_id)
         yield found
@@ -206,6 +208,14 @@ def test_alices_build_is_tagged_only_in_her_own_repository(server: Server) -> No
         "Labels"]
     assert (labels["dockyard.account"], labels["dockyard.image"]) == (
         "alice", "docker.io/alice/app:1"), labels
+    # Unchanged, it is reused (found by its labels), not built again.
+    assert server.alice_dir is not None
+    again = server.users["alice"].up(server.alice_dir, f"app-{server.run}")
+    assert again.code == 0, str(again)
+    assert image_of("alice", f"app-{server.run}") == server.alice_id
+    built = docker("images", "-q", "--no-trunc", "--filter", "label=dockyard.account=alice",
+                   "--filter", f"label=dockyard.server={server.server_id}").stdout.split()
+    assert built == [server.alice_id], built
 
 
 def test_bob_cannot_run_alices_image_in_any_form(server: Server) -> None:

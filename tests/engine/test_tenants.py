@@ -241,6 +241,18 @@ def remove_server_objects(server_id: str, accounts: tuple[str, ...]) -> None:
     volumes = docker("volume", "ls", "-q", "--filter", by_server).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
+    remove_egress_rules(server_id)
+
+
+def remove_egress_rules(server_id: str) -> None:
+    """The server's iptables rules (playground egress), by their comment: its networks are
+    removed after it stopped, so it could not remove them itself."""
+    from dockyard.runtime.egress import EgressError, EgressGuard
+
+    try:
+        EgressGuard(server_id, None).clear()
+    except EgressError:
+        pass  # no iptables, or not root: the server could not have made any
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,10 @@ class EgressError(DockyardError):
     """The host firewall cannot be set as the server needs (iptables missing or refusing)."""
 
 
+class IptablesMissing(EgressError):
+    """No iptables command on the PATH."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One of our iptables rules: its chain, the bridge it guards and its full specification."""
@@ -118,8 +122,9 @@ def run_iptables(args: list[str]) -> str:
     """`iptables -w ARGS`; the output, or EgressError with iptables's own message."""
     binary = shutil.which("iptables")
     if binary is None:
-        raise EgressError("iptables is not installed",
-                          hint="install it (Debian: apt-get install iptables)")
+        raise IptablesMissing("iptables is not installed (not on the PATH)",
+                              hint="install it (Debian: apt-get install iptables), or start "
+                              "with --egress open")
     try:
         done = subprocess.run([binary, "-w", IPTABLES_WAIT_SECONDS, *args], capture_output=True,
                               text=True, timeout=60, check=False)
@@ -141,6 +146,8 @@ def check_host(run: Runner = run_iptables, *, euid: int | None = None) -> None:
                           "(tenant containers can then reach the host's services)")
     try:
         run(["-S", DOCKER_USER])
+    except IptablesMissing:
+        raise
     except EgressError as exc:
         raise EgressError(
             f"cannot read the DOCKER-USER chain: {exc.message}",

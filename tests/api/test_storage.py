@@ -195,6 +195,19 @@ def test_unused_contexts_go_after_the_ttl_and_used_ones_stay(api: Api) -> None:
     assert not api.has(used) and leftovers(api) == []
 
 
+def test_the_collector_thread_collects_without_any_deployment(api: Api) -> None:
+    idle, _ = api.put(context("idle"))
+    api.clock.now += TTL + 1
+    thread = retention.Collector(api.control, interval=0.01).start()
+    try:
+        assert eventually(lambda: leftovers(api) == [])
+    finally:
+        api.control.shutting_down.set()
+        thread.join(5)
+    assert not thread.is_alive() and not api.has(idle)
+    assert retention.Collector(api.control).interval == 300.0  # a TTL of an hour: 5 minutes
+
+
 # -- the stored project -------------------------------------------------------------------------
 def test_a_project_over_the_size_limit_is_refused_before_anything_is_recorded(
         api: Api) -> None:

@@ -94,10 +94,11 @@ class ContextStore:
         if owner is None:
             return True
         marker = self._marker(digest, owner)
-        if not marker.is_file():
-            return False
-        self._stamp(marker)
-        return True
+        with self._lock:  # not while a collection is removing it
+            if not marker.is_file():
+                return False
+            self._stamp(marker)
+            return True
 
     def usage(self, owner: str, *, besides: str | None = None) -> int:
         """Bytes of the contexts `owner` keeps (but `besides`, a digest)."""

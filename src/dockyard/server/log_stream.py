@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
 
@@ -74,6 +74,13 @@ def engine_plan(tail: int | None, limit: int, until: datetime | None) -> EngineP
     if until is not None:
         return EnginePlan(None, asked)
     return EnginePlan(limit + 1 if asked is None else asked, None)
+
+
+def engine_until(until: datetime | None) -> datetime | None:
+    """`until` for the engine: a microsecond later. The engine compares nanoseconds, times
+    here have microseconds: the line at `until` itself (as sent in `before`) must come again,
+    and lines later within that microsecond are dropped by the caller."""
+    return None if until is None else until + timedelta(microseconds=1)
 
 
 def follow_tail(tail: int | None, limit: int) -> int:
@@ -209,11 +216,15 @@ async def _newest(driver: Driver, containers: list[ContainerInfo],
     lock = threading.Lock()
     stop = StreamStop()
 
+    until = query.until
+
     def read(info: ContainerInfo) -> None:
         kept: deque[LogEntry] | None = deque(maxlen=plan.keep) if plan.keep else None
         try:
             for line in driver.logs(info.id, tail=plan.tail, since=query.since,
-                                    until=query.until, follow=False, stop=stop):
+                                    until=engine_until(until), follow=False, stop=stop):
+                if until is not None and line.at is not None and line.at > until:
+                    continue
                 entry = LogEntry(info.service, "run", line.text, line.at, info.name)
                 if kept is not None:
                     kept.append(entry)
@@ -294,8 +305,10 @@ class EngineFeed:
     def _pump(self, driver: Driver, info: ContainerInfo, tail: int, since: datetime | None,
               until: datetime | None) -> None:
         try:
-            for line in driver.logs(info.id, tail=tail, since=since, until=until, follow=True,
-                                    stop=self.stop):
+            for line in driver.logs(info.id, tail=tail, since=since,
+                                    until=engine_until(until), follow=True, stop=self.stop):
+                if until is not None and line.at is not None and line.at > until:
+                    continue
                 if not self._hand_over(LogEntry(info.service, "run", line.text, line.at,
                                                 info.name)):
                     return

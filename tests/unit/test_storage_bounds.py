@@ -108,6 +108,20 @@ def test_an_upload_over_the_size_limit_stops_at_the_chunk_that_crosses_it(
     assert files_in(contexts) == []
 
 
+def test_a_declared_size_over_a_limit_is_refused_before_any_byte(
+        contexts: ContextStore) -> None:
+    digest, data = tar("a", 10)  # 10240 bytes
+    contexts.put(digest, data, "7", quota=20_000)
+    with contexts.begin(digest, "7", quota=20_000) as upload:
+        with pytest.raises(ContextTooLarge, match="2000000 bytes, over the server's limit"):
+            upload.expect(2_000_000)
+        upload.expect(20_000)  # the same digest again: what it replaces is not counted
+    with contexts.begin("sha256:" + "1" * 64, "7", quota=20_000) as upload:
+        with pytest.raises(ContextTooLarge, match="over its quota of 20000 bytes"):
+            upload.expect(10_000)
+    assert len(files_in(contexts)) == 2
+
+
 def test_a_damaged_upload_leaves_nothing(contexts: ContextStore) -> None:
     digest, data = tar("a", 10)
     with pytest.raises(ContextError, match="not sha256:"):

@@ -198,6 +198,9 @@ def create_app(control: ControlPlane) -> FastAPI:
         quota = limits.context_bytes if limits is not None else 0
         upload = await run_in_threadpool(control.contexts.begin, digest, str(who.id), quota)
         try:
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit():
+                upload.expect(int(declared))
             batch = bytearray()
             async for chunk in request.stream():
                 batch += chunk

@@ -217,6 +217,17 @@ class Upload:
                  traceback: TracebackType | None) -> None:
         self.close()
 
+    def expect(self, size: int) -> None:
+        """Refuse now an upload that says (Content-Length) it will be over a limit."""
+        if size > self.store.max_bytes:
+            raise ContextTooLarge(
+                f"the build context is {size} bytes, over the server's limit of "
+                f"{self.store.max_bytes} bytes", hint="make the context smaller (.dockerignore)")
+        if self.owner is not None and self.quota:
+            with self.store._lock:
+                pending = self.store._pending.get(self.owner, 0)
+            self._check_quota(self._kept + pending + size)
+
     def write(self, chunk: bytes) -> None:
         """Add `chunk`; `ContextTooLarge` as soon as the upload is over a limit."""
         self.size += len(chunk)

@@ -14,6 +14,8 @@ Held here:
 - bob's build with `image: alice/app:1` is tagged only in his own repository: alice's image and
   tags are untouched, and her next deployment of `image: alice/app:1` runs her own code (his
   runs his);
+- labels bob forges in an earlier stage of his Dockerfile (alice's account, project, image
+  name and the server id) make no image hers: she still runs her own build;
 - bob's Dockerfile `FROM <alice's repository tag>` (or `COPY --from=<her short id>`) is refused
   with the Dockerfile line, before anything is built;
 - the allowed base image (`dockyard/busybox:1`) works for bob's `image:` and `FROM`.
@@ -148,7 +150,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process = subprocess.Popen(
             [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
              "--data", str(data), "--http-port", "0", "--https-port", "0",
-             "--ingress-host", "127.0.0.1", "--max-projects", "4",
+             "--ingress-host", "127.0.0.1", "--max-projects", "6",
              "--allow-image", "dockyard/busybox:*"],
             env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
             stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
@@ -275,6 +277,31 @@ def test_bobs_build_never_retags_alices_image(server: Server) -> None:
             "app": {"image": "alice/app:1", "stop_grace_period": "1s"}}))
         assert status == "succeeded", who
         assert code_in(who, f"use-{server.run}") == f"{who}-code-{server.run}", who
+
+
+def test_labels_bob_forges_in_an_earlier_stage_make_nothing_alices(server: Server) -> None:
+    """The server's labels go on a build's last stage only: an earlier stage is an untagged
+    image with whatever labels bob wrote, alice's included (the server id too, at worst).
+    Ownership also needs the tag only the server gives, so alice still runs her own code."""
+    forged = (f"dockyard.managed=true dockyard.server={server.server_id} "
+              f"dockyard.account=alice dockyard.project=app-{server.run} "
+              "dockyard.service=app dockyard.image=docker.io/alice/app:1")
+    dockerfile = (f"FROM dockyard/busybox:1 AS forged\nRUN echo bob-forged-{server.run} > /code\n"
+                  f"LABEL {forged}\nCMD [\"sleep\", \"3600\"]\n"
+                  "FROM dockyard/busybox:1\nRUN echo bob > /code\nCMD [\"sleep\", \"3600\"]\n")
+    status = server.finish("bob", server.build("bob", f"forge-{server.run}", dockerfile))
+    assert status == "succeeded"
+    labelled = docker("images", "-q", "--no-trunc", "--filter", "label=dockyard.account=alice",
+                      "--filter", f"label=dockyard.server={server.server_id}").stdout.split()
+    decoys = [i for i in labelled if i != server.alice_id]
+    assert decoys, "the forged stage image is on the engine (the attack is set up)"
+    status = server.finish("alice", server.deploy("alice", f"use2-{server.run}", {
+        "app": {"image": "alice/app:1", "stop_grace_period": "1s"}}))
+    assert status == "succeeded"
+    assert code_in("alice", f"use2-{server.run}") == f"alice-code-{server.run}"
+    (problem,) = diagnostics(server.deploy("alice", f"use3-{server.run}", {
+        "app": {"image": decoys[0].removeprefix("sha256:")[:12]}}))
+    assert problem["code"] == "image-not-allowed"
 
 
 def test_bobs_dockerfile_cannot_read_alices_image(server: Server) -> None:

@@ -6,10 +6,20 @@ from __future__ import annotations
 import pytest
 from tests.fakes import FakeDriver
 
-from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_IMAGE, LABEL_SERVER, ImageInfo
+from dockyard.naming import NamingMode
+from dockyard.runtime.driver import (
+    LABEL_ACCOUNT,
+    LABEL_IMAGE,
+    LABEL_PROJECT,
+    LABEL_SERVER,
+    LABEL_SERVICE,
+    ImageInfo,
+)
+from dockyard.runtime.specs import Placement, image_repository
 from dockyard.server.images import (
     Verdict,
     build_labels,
+    built_for,
     decide,
     image_id_of,
     image_label,
@@ -62,7 +72,9 @@ def test_bare_hex_is_an_image_id_to_the_engine(text: str, hex_id: str | None) ->
 
 def test_operator_patterns_match_the_written_and_the_normalized_reference() -> None:
     assert operator_allows("dockyard/busybox:1", ALLOW)
-    assert operator_allows("docker.io/dockyard/busybox:1", ("dockyard/busybox:*",)) is False
+    assert operator_allows("docker.io/dockyard/busybox:1", ALLOW)  # the same image
+    assert operator_allows("docker.io/library/busybox:1", ("busybox:*",))
+    assert not operator_allows("registry.example.com/dockyard/busybox:1", ALLOW)
     assert operator_allows("docker.io/dockyard/busybox:1", ("docker.io/dockyard/*",))
     assert operator_allows("busybox:1", ("docker.io/library/*",))
     assert operator_allows("busybox", ("busybox:latest",))
@@ -150,16 +162,44 @@ def test_build_labels_record_the_image_name_normalized() -> None:
     assert image_label("busybox") == "docker.io/library/busybox:latest"
 
 
+def _alices_build_labels(server: str = "s1") -> dict[str, str]:
+    return {LABEL_SERVER: server, LABEL_ACCOUNT: "alice", "dockyard.managed": "true",
+            LABEL_PROJECT: "shop", LABEL_SERVICE: "web", LABEL_IMAGE: "docker.io/alice/app:1"}
+
+
+def _alices_repository(server: str = "s1") -> str:
+    return image_repository(Placement("alice", "shop", NamingMode.PLAYGROUND, "", server),
+                            "web")
+
+
+def test_only_images_tagged_in_the_accounts_own_repository_are_its_own() -> None:
+    """Labels can be forged (a Dockerfile's earlier stage keeps the labels it wrote): an own
+    image must also carry the tag only the server gives, in the account's repository."""
+    labels = _alices_build_labels()
+    tag = f"{_alices_repository()}:k1"
+    assert built_for(ImageInfo(ALICE_ID, (tag,), labels, 1), "s1", "alice")
+    assert not built_for(ImageInfo(ALICE_ID, (), labels, 1), "s1", "alice")  # dangling
+    assert not built_for(ImageInfo(ALICE_ID, ("alice/app:1",), labels, 1), "s1", "alice")
+    assert not built_for(ImageInfo(ALICE_ID, (tag,), labels, 1), "s2", "alice")
+    assert not built_for(ImageInfo(ALICE_ID, (tag,), labels, 1), "s1", "bob")
+    bobs_tag = image_repository(Placement("bob", "shop", NamingMode.PLAYGROUND, "", "s1"),
+                                "web") + ":k1"
+    assert not built_for(ImageInfo(ALICE_ID, (bobs_tag,), labels, 1), "s1", "alice")
+    moved = {**labels, LABEL_PROJECT: "other"}
+    assert not built_for(ImageInfo(ALICE_ID, (tag,), moved, 1), "s1", "alice")
+
+
 def test_resolve_never_asks_the_engine_about_a_refused_reference() -> None:
     driver = FakeDriver()
-    driver.images["alice/app:1"] = ALICE_ID
-    driver.image_labels[ALICE_ID] = {LABEL_SERVER: "s1", LABEL_ACCOUNT: "alice",
-                                     "dockyard.managed": "true",
-                                     LABEL_IMAGE: "docker.io/alice/app:1"}
+    driver.images[f"{_alices_repository()}:k1"] = ALICE_ID
+    driver.image_labels[ALICE_ID] = _alices_build_labels()
+    forged = "sha256:" + "f0" * 32  # labelled as alice's, newer, but never tagged by the server
+    driver.image_labels[forged] = _alices_build_labels()
     kwargs = {"playground": True, "patterns": ALLOW, "server": "s1"}
     refused = resolve(driver, "alice/app:1", account="bob", **kwargs)  # type: ignore[arg-type]
     assert refused.image_id is None and refused.refused
     assert resolve(driver, "a1", account="bob", **kwargs).refused  # type: ignore[arg-type]
+    assert resolve(driver, "f0", account="alice", **kwargs).refused  # type: ignore[arg-type]
     assert driver.image_lookups == []
     mine = resolve(driver, "alice/app:1", account="alice", **kwargs)  # type: ignore[arg-type]
     assert mine.image_id == ALICE_ID
@@ -168,6 +208,7 @@ def test_resolve_never_asks_the_engine_about_a_refused_reference() -> None:
     assert driver.image_lookups == ["dockyard/busybox:1"]
     assert [i.id for i in own_images(driver, "s1", "alice")] == [ALICE_ID]
     assert own_images(driver, "s2", "alice") == []
+    driver.images["alice/app:1"] = ALICE_ID
     byoc = resolve(driver, "alice/app:1", playground=False, patterns=(), server="s1",
                    account="bob")
     assert byoc.image_id == ALICE_ID  # one trusted user: today's behaviour

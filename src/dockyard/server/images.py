@@ -3,9 +3,10 @@
 The engine's image names are one namespace for every tenant, and it resolves a bare hex string
 as an image id prefix. So on a playground server a tenant may use only:
 
-- images built by its own account: found by their labels (server, account; the name a service
-  gave with `image:` is the label `dockyard.image`), or by the id or repository tag the server
-  gave them (`runtime.specs.image_repository`); an id may be a prefix for `image:` (the server
+- images built by its own account: labelled so (server, account; the name a service gave with
+  `image:` is the label `dockyard.image`) and tagged in the account's own repository
+  (`runtime.specs.image_repository`; labels alone can be forged, see `built_for`), named by
+  that label, by that repository tag or by id; an id may be a prefix for `image:` (the server
   passes the full id on), but must be whole in a Dockerfile (the engine resolves it there);
 - base images the operator allows: `--allow-image PATTERN` (fnmatch, case-sensitive), matched
   against the reference as written, with its default tag (`busybox` -> `busybox:latest`) and
@@ -29,14 +30,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from dockyard.naming import NamingMode
 from dockyard.runtime.driver import (
     LABEL_ACCOUNT,
     LABEL_IMAGE,
+    LABEL_PROJECT,
     LABEL_SERVER,
+    LABEL_SERVICE,
     Driver,
     ImageInfo,
 )
-from dockyard.runtime.specs import server_labels
+from dockyard.runtime.specs import Placement, image_repository, server_labels
 
 NOT_AVAILABLE_HINT = ("use an image one of your own services builds, or ask the server's "
                       "operator to allow it (dockyard server --allow-image PATTERN)")
@@ -109,8 +113,12 @@ def image_id_of(text: str) -> str | None:
 
 
 def match_forms(reference: Reference, text: str) -> tuple[str, ...]:
-    """What an operator's pattern is matched against (as written, tagged, fully qualified)."""
-    return tuple(dict.fromkeys((text, reference.tagged, reference.normalized)))
+    """What an operator's pattern is matched against: as written, tagged, fully qualified,
+    and (for Docker Hub) the short form (`docker.io/library/busybox:1` is `busybox:1`)."""
+    forms = [text, reference.tagged, reference.normalized]
+    if reference.normalized.startswith("docker.io/"):
+        forms.append(reference.normalized.removeprefix("docker.io/").removeprefix("library/"))
+    return tuple(dict.fromkeys(forms))
 
 
 def operator_allows(text: str, patterns: Sequence[str]) -> bool:
@@ -178,12 +186,31 @@ def own_image_labels(server: str, account: str) -> dict[str, str]:
     return {**server_labels(server), LABEL_ACCOUNT: account}
 
 
+def built_for(image: ImageInfo, server: str, account: str) -> bool:
+    """Whether the server built `image` for `account`: its labels say so AND it is tagged in
+    that account's own repository for the project and service the labels name.
+
+    Labels alone prove nothing: a Dockerfile may set any label, and the server's own labels
+    are applied to the last stage only, so an earlier stage of a tenant's build is an untagged
+    image carrying whatever labels the tenant wrote (another account's included). Only the
+    server tags, and only in the building account's repository, whose name hashes the server,
+    the account and the project (`runtime.specs.scope`)."""
+    labels = image.labels
+    if labels.get(LABEL_SERVER) != server or labels.get(LABEL_ACCOUNT) != account:
+        return False
+    project, service = labels.get(LABEL_PROJECT), labels.get(LABEL_SERVICE)
+    if not project or not service:
+        return False
+    placement = Placement(account=account, project=project, mode=NamingMode.PLAYGROUND,
+                          zone="", server=server)
+    repository = image_repository(placement, service)
+    return any(tag.rpartition(":")[0] == repository for tag in image.tags)
+
+
 def own_images(driver: Driver, server: str, account: str) -> list[ImageInfo]:
     """The images the server built for `account` (the only engine question asked of them)."""
-    wanted = own_image_labels(server, account)
-    return [i for i in driver.labelled_images(wanted)
-            if all(i.labels.get(k) == v for k, v in wanted.items())
-            and i.labels.get(LABEL_SERVER) == server]
+    return [i for i in driver.labelled_images(own_image_labels(server, account))
+            if built_for(i, server, account)]
 
 
 @dataclass(frozen=True, slots=True)

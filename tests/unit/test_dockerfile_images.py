@@ -168,3 +168,23 @@ def test_a_huge_dockerfile_is_refused_unread() -> None:
 
 def test_an_image_use_says_where() -> None:
     assert image_uses("FROM a:1\n") == [ImageUse(1, "FROM", "a:1")]
+
+
+def test_directives_are_read_as_docker_reads_them() -> None:
+    """Only known directives, only before anything else, each once: an unknown one is a
+    comment that ends them, so a later `escape` is a comment too."""
+    late = "# foo=bar\n# escape=`\nFROM a:1 `\n  AS s\nFROM b:1\\\n  AS t\nCOPY --from=t /a /b\n"
+    assert refs(late) == [(3, "FROM", "a:1"), (5, "FROM", "b:1")]
+    with pytest.raises(DockerfileError, match="only one escape"):
+        image_uses("# escape=`\n# escape=\\\nFROM a:1\n")
+    with pytest.raises(DockerfileError, match="escape"):
+        image_uses("# escape=x\nFROM a:1\n")
+    assert refs("# syntax=docker/dockerfile:1\n# escape=`\nFROM `\n c:1\n") == [
+        (3, "FROM", "c:1")]
+
+
+def test_a_trailing_escape_always_continues_and_escapes_follow_the_directive() -> None:
+    assert refs("FROM a:1 AS s \\\\\nFROM b:1\n") == [(1, "FROM", "a:1")]
+    assert refs("# escape=`\nARG X=c\nFROM `$X:1\nFROM $X:1\n")[1:] == [(4, "FROM", "c:1")]
+    with pytest.raises(DockerfileError):
+        image_uses("# escape=`\nFROM a:1\nCOPY --from=\\$X /a /b\n")

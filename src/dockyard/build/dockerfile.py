@@ -115,13 +115,14 @@ def _resolve(members: Mapping[str, tarfile.TarInfo], path: str) -> tarfile.TarIn
 
 
 # -- the parse ------------------------------------------------------------------------------
-_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*=\s*(.*?)\s*$")
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")  # as Docker's
+_DIRECTIVES = ("escape", "syntax")  # the ones the builder knows; any other ends them
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _instructions(text: str) -> list[tuple[int, str]]:
-    """(first line, logical line) of every instruction: directives read, continuations joined,
-    comments and blank lines dropped."""
+def _instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """The escape character, and (first line, logical line) of every instruction: directives
+    read as Docker reads them, continuations joined, comments and blank lines dropped."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
@@ -130,9 +131,11 @@ def _instructions(text: str) -> list[tuple[int, str]]:
     seen: set[str] = set()
     for start, raw in enumerate(lines):  # noqa: B007 - `start` is used after the loop
         found = _DIRECTIVE.match(raw)
-        if not found or found.group(1).lower() in seen:
-            break
+        if not found or found.group(1).lower() not in _DIRECTIVES:
+            break  # an unknown directive is a comment, and no directive follows it
         key = found.group(1).lower()
+        if key in seen:
+            raise DockerfileError(f"only one {key} parser directive can be used", start + 1)
         seen.add(key)
         if key == "escape":
             if found.group(2) not in ("\\", "`"):
@@ -153,7 +156,7 @@ def _instructions(text: str) -> list[tuple[int, str]]:
         if not pending:
             first = number + 1
         body = line.rstrip(" \t")
-        if body.endswith(escape) and not body.endswith(escape * 2):
+        if body.endswith(escape):
             pending.append(body[:-1])
             continue
         pending.append(line)
@@ -161,10 +164,11 @@ def _instructions(text: str) -> list[tuple[int, str]]:
         pending = []
     if pending:
         out.append((first, "".join(pending).strip()))
-    return out
+    return escape, out
 
 
-def _expand(word: str, variables: Mapping[str, str | None], line: int) -> str:
+def _expand(word: str, variables: Mapping[str, str | None], line: int,
+            escape: str = "\\") -> str:
     """`word` with `$NAME`, `${NAME}`, `${NAME:-w}`, `${NAME-w}`, `${NAME:+w}`, `${NAME+w}`
     substituted and quotes removed. A variable that has no value, or another expansion form,
     is an error: the reference could then be anything."""
@@ -172,7 +176,7 @@ def _expand(word: str, variables: Mapping[str, str | None], line: int) -> str:
     i, quote = 0, ""
     while i < len(word):
         ch = word[i]
-        if ch == "\\" and quote != "'" and i + 1 < len(word):
+        if ch == escape and quote != "'" and i + 1 < len(word):
             out.append(word[i + 1])
             i += 2
             continue
@@ -188,7 +192,7 @@ def _expand(word: str, variables: Mapping[str, str | None], line: int) -> str:
             end = word.find("}", i)
             if end < 0:
                 raise DockerfileError(f"{word!r}: an unclosed ${{", line)
-            out.append(_braced(word[i + 2:end], variables, word, line))
+            out.append(_braced(word[i + 2:end], variables, word, line, escape))
             i = end + 1
             continue
         name = _NAME.match(word, i + 1)
@@ -201,7 +205,8 @@ def _expand(word: str, variables: Mapping[str, str | None], line: int) -> str:
     return "".join(out)
 
 
-def _braced(inner: str, variables: Mapping[str, str | None], word: str, line: int) -> str:
+def _braced(inner: str, variables: Mapping[str, str | None], word: str, line: int,
+            escape: str) -> str:
     name = _NAME.match(inner)
     if name is None:
         raise DockerfileError(f"{word!r}: ${{{inner}}} is not a variable this server can "
@@ -213,7 +218,7 @@ def _braced(inner: str, variables: Mapping[str, str | None], word: str, line: in
     value = variables.get(key)
     for op in (":-", ":+", "-", "+"):
         if rest.startswith(op):
-            alternative = _expand(rest[len(op):], variables, line)
+            alternative = _expand(rest[len(op):], variables, line, escape)
             is_set = value is not None and (value != "" or ":" not in op)
             if op.endswith("-"):
                 return value if is_set and value is not None else alternative
@@ -230,7 +235,7 @@ def _value(name: str, variables: Mapping[str, str | None], word: str, line: int)
     return value
 
 
-def _words(args: str) -> list[str]:
+def _words(args: str, escape: str = "\\") -> list[str]:
     """`args` split at whitespace outside quotes (quotes kept: `_expand` removes them)."""
     words: list[str] = []
     current: list[str] = []
@@ -238,7 +243,7 @@ def _words(args: str) -> list[str]:
     i = 0
     while i < len(args):
         ch = args[i]
-        if ch == "\\" and quote != "'" and i + 1 < len(args):
+        if ch == escape and quote != "'" and i + 1 < len(args):
             current.append(args[i:i + 2])
             i += 2
             continue
@@ -256,10 +261,10 @@ def _words(args: str) -> list[str]:
     return words
 
 
-def _flags(args: str) -> tuple[dict[str, list[str]], list[str]]:
+def _flags(args: str, escape: str) -> tuple[dict[str, list[str]], list[str]]:
     """Leading `--name=value` flags of an instruction, and the words after them."""
     flags: dict[str, list[str]] = {}
-    words = _words(args)
+    words = _words(args, escape)
     while words and words[0].startswith("--"):
         key, _, value = words.pop(0)[2:].partition("=")
         flags.setdefault(key.lower(), []).append(value)
@@ -267,15 +272,15 @@ def _flags(args: str) -> tuple[dict[str, list[str]], list[str]]:
 
 
 def _arg(args: str, variables: dict[str, str | None], build_args: Mapping[str, str],
-         known: Mapping[str, str | None], line: int) -> None:
+         known: Mapping[str, str | None], line: int, escape: str) -> None:
     """Declare the ARGs of one instruction (`ARG A=1 B`), build args first."""
-    for item in _words(args):
+    for item in _words(args, escape):
         key, sep, default = item.partition("=")
         if key in build_args:
             variables[key] = build_args[key]
         elif sep:
             try:
-                variables[key] = _expand(default, {**known, **variables}, line)
+                variables[key] = _expand(default, {**known, **variables}, line, escape)
             except DockerfileError:
                 variables[key] = None  # an error only where it is used
         else:
@@ -303,7 +308,7 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
     def add(line: int, instruction: str, value: str, variables: Mapping[str, str | None],
             stage_ok: bool, index_ok: bool = False) -> None:
         """Report `value` unless it names an earlier stage (by index: `--from` only)."""
-        reference = _expand(value, variables, line).strip()
+        reference = _expand(value, variables, line, escape).strip()
         if not reference:
             raise DockerfileError(f"{instruction} names no image", line)
         if stage_ok and reference.lower() in stages:
@@ -314,7 +319,8 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
             return
         uses.append(ImageUse(line, instruction, reference))
 
-    for line, logical in _instructions(text):
+    escape, instructions = _instructions(text)
+    for line, logical in instructions:
         keyword, _, rest = logical.partition(" ")
         keyword = keyword.upper()
         rest = rest.strip()
@@ -324,11 +330,11 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
             keyword, rest = keyword.upper(), rest.strip()
         if keyword == "ARG" and not onbuild:
             if not stages:
-                _arg(rest, global_args, args, global_args, line)
+                _arg(rest, global_args, args, global_args, line, escape)
             else:
-                _arg(rest, stage_args, args, {**global_args, **stage_args}, line)
+                _arg(rest, stage_args, args, {**global_args, **stage_args}, line, escape)
         elif keyword == "FROM" and not onbuild:
-            _, parts = _flags(rest)
+            _, parts = _flags(rest, escape)
             if not parts:
                 raise DockerfileError("FROM names no image", line)
             add(line, "FROM", parts[0], global_args, True)
@@ -336,7 +342,7 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
             stages.append(named)
             stage_args = {}
         elif keyword in ("COPY", "ADD", "RUN"):
-            flags, _ = _flags(rest)
+            flags, _ = _flags(rest, escape)
             prefix = "ONBUILD " if onbuild else ""
             for value in flags.get("from", []) if keyword != "RUN" else []:
                 add(line, f"{prefix}{keyword} --from", value, stage_args, not onbuild,

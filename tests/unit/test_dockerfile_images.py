@@ -188,3 +188,28 @@ def test_a_trailing_escape_always_continues_and_escapes_follow_the_directive() -
     assert refs("# escape=`\nARG X=c\nFROM `$X:1\nFROM $X:1\n")[1:] == [(4, "FROM", "c:1")]
     with pytest.raises(DockerfileError):
         image_uses("# escape=`\nFROM a:1\nCOPY --from=\\$X /a /b\n")
+
+
+def test_words_and_lines_split_where_docker_splits_them() -> None:
+    """A tab after the keyword still makes a FROM; only "\\n" ends a line (a lone "\\r" does
+    not), so no instruction the builder runs is missed."""
+    assert refs("FROM\talice/app:1\nCOPY\t--from=bob/x:1\t/a /b\n") == [
+        (1, "FROM", "alice/app:1"), (2, "COPY --from", "bob/x:1")]
+    assert refs("FROM a:1\r\nRUN echo \\\r\n  hi\r\nFROM b:1\r\n") == [
+        (1, "FROM", "a:1"), (4, "FROM", "b:1")]
+    assert refs("FROM a:1\rFROM b:1\n") == [(1, "FROM", "a:1")]
+    assert refs("onbuild\tcopy --from=c:1 /a /b\nFROM d:1\n") == [
+        (1, "ONBUILD COPY --from", "c:1"), (2, "FROM", "d:1")]
+
+
+def test_a_path_sent_twice_is_refused() -> None:
+    """Docker keeps the last of two entries of one path, but a hard link made between them
+    keeps the first: which Dockerfile the build reads is not for this check to guess."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("x", b"FROM alice/app:1\n"), ("x", b"FROM dockyard/busybox:1\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DockerfileError, match="more than once"):
+        read_dockerfile(buffer.getvalue(), "x")

@@ -60,7 +60,14 @@ def read_dockerfile(context: bytes | IO[bytes], path: str = "Dockerfile",
     source = io.BytesIO(context) if isinstance(context, bytes) else context
     try:
         with tarfile.open(fileobj=source, mode="r:*") as tar:
-            members = {_clean(m.name): m for m in tar.getmembers()}
+            members: dict[str, tarfile.TarInfo] = {}
+            for entry in tar.getmembers():
+                name = _clean(entry.name)
+                if name in members:  # extraction order would decide which one the build sees
+                    raise DockerfileError(f"the build context holds {name!r} more than once",
+                                          hint="send each path once (`dockyard compose up` "
+                                          "does)")
+                members[name] = entry
             relative = posixpath.normpath(path)
             if relative == ".." or relative.startswith("../"):
                 raise DockerfileError(f"the Dockerfile {path!r} is outside the build context")
@@ -118,12 +125,22 @@ def _resolve(members: Mapping[str, tarfile.TarInfo], path: str) -> tarfile.TarIn
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")  # as Docker's
 _DIRECTIVES = ("escape", "syntax")  # the ones the builder knows; any other ends them
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BLANKS = " \t\v\f\r"  # what Docker's parser splits words at (ASCII only)
+_COMMAND = re.compile(r"[ \t\v\f\r]+")
+
+
+def _split_command(logical: str) -> tuple[str, str]:
+    """The instruction's keyword (upper case) and its arguments, split as Docker splits them:
+    at the first run of ASCII blanks (`FROM\tx` is a FROM)."""
+    parts = _COMMAND.split(logical.strip(_BLANKS), maxsplit=1)
+    return parts[0].upper(), (parts[1] if len(parts) > 1 else "").strip(_BLANKS)
 
 
 def _instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
     """The escape character, and (first line, logical line) of every instruction: directives
     read as Docker reads them, continuations joined, comments and blank lines dropped."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # As Go's line scanner: lines end at "\n" only, one "\r" before it is dropped.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
     escape = "\\"
@@ -249,7 +266,7 @@ def _words(args: str, escape: str = "\\") -> list[str]:
             continue
         if ch in ("'", '"') and quote in ("", ch):
             quote = "" if quote else ch
-        if ch.isspace() and not quote:
+        if ch in _BLANKS and not quote:
             if current:
                 words.append("".join(current))
                 current = []
@@ -321,13 +338,10 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
 
     escape, instructions = _instructions(text)
     for line, logical in instructions:
-        keyword, _, rest = logical.partition(" ")
-        keyword = keyword.upper()
-        rest = rest.strip()
+        keyword, rest = _split_command(logical)
         onbuild = keyword == "ONBUILD"
         if onbuild:
-            keyword, _, rest = rest.partition(" ")
-            keyword, rest = keyword.upper(), rest.strip()
+            keyword, rest = _split_command(rest)
         if keyword == "ARG" and not onbuild:
             if not stages:
                 _arg(rest, global_args, args, global_args, line, escape)

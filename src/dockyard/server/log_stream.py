@@ -38,7 +38,7 @@ from dockyard.server.log_window import NewestLines
 from dockyard.server.streams import KEEPALIVE, KEEPALIVE_SECONDS, SSE_WAIT_SECONDS, Changes, sse
 from dockyard.store.store import Account
 
-FEED_CAPACITY = 1_000  # lines a follow reads ahead of its client at most
+FEED_CAPACITY = 256  # lines a follow reads ahead of its client at most (16 KiB each at most)
 FOLLOW_BATCH = 500  # lines of a burst a follow sends in one write
 SEND_BATCH = 64 * 1024  # characters of events sent in one write (a whole answer at once)
 LogEntry = operations.LogEntry

@@ -761,19 +761,31 @@ def test_a_server_start_leaves_other_servers_containers_alone(tmp_path: Path) ->
 
 
 def test_two_servers_never_share_a_project_network(tmp_path: Path) -> None:
-    """Two homes with the same account and project name on one engine: the second server's
-    deployment is refused (its network name is the first's) and the first's keeps running."""
+    """Two homes with the same account and project name on one engine: engine names carry the
+    server's id, so each server deploys into its own network and neither touches the other's
+    containers (one used to be refused, or worse, to join the other's network)."""
     first = Dockyard(tmp_path / "first")
     second = Dockyard(tmp_path / "second")
     try:
         project, _ = _deploy_steady(first, tmp_path / "a")
         before = ids_of(containers(project))
         directory = copy_project("steady", tmp_path / "b")
-        refused = second.up(directory, project)
-        assert refused.code == 1, str(refused)
-        assert "another Dockyard server" in refused.out + refused.err, str(refused)
-        assert ids_of(containers(project)) >= before
+        up = second.up(directory, project)
+        assert up.code == 0, str(up)
+        networks = labelled("network", project)
+        assert len(networks) == 2, networks
+        servers = {json.loads(docker("network", "inspect", n).stdout)[0]["Labels"]
+                   ["dockyard.server"] for n in networks}
+        assert len(servers) == 2, servers
+        joined: set[str] = set()
+        for server in servers:
+            mine = containers(project, server=server)
+            (network,) = {n for c in mine for n in c["NetworkSettings"]["Networks"]}
+            assert network in networks and network not in joined, (network, joined)
+            joined.add(network)
+        assert before <= ids_of(containers(project))
         assert all(row["state"] == COMPLETED for row in first.ps(project).values())
+        assert all(row["state"] == COMPLETED for row in second.ps(project).values())
     finally:
         second.close()
         first.close()

@@ -45,14 +45,12 @@ import httpx
 import pytest
 
 from dockyard.runtime.egress import CHAINS, comment, parse_rules, run_iptables
+from tests.engine.playground import playground_server
 from tests.engine.test_deployments import docker, eventually, free_port
 from tests.engine.test_example_images import _engine_ready
 from tests.engine.test_tenants import (
     DOCKYARD,
-    SERVER_ENV,
     clean_env,
-    remove_server_objects,
-    stop_server,
 )
 
 pytestmark = [
@@ -161,19 +159,12 @@ def our_rules(server_id: str) -> list[str]:
             for rule in parse_rules(chain, run_iptables(["-S", chain]), server_id)]
 
 
-def start(root: Path, port: int, data: Path, log: Path, host_port: int
-          ) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as sink:
-        return subprocess.Popen(
-            [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
-             "--data", str(data), "--http-port", "0", "--https-port", "0",
-             "--ingress-host", "127.0.0.1", "--max-projects", "3",
-             "--max-pids", str(MAX_PIDS), "--log-max-size", "64k",
-             "--log-max-files", str(LOG_MAX_FILES),
-             "--allow-host-ports", f"bob={host_port}-{host_port}",
-             "--allow-image", "dockyard/busybox:*"],
-            env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
+def server_options(host_port: int) -> list[str]:
+    return ["--http-port", "0", "--https-port", "0", "--ingress-host", "127.0.0.1",
+            "--max-projects", "3", "--max-pids", str(MAX_PIDS), "--log-max-size", "64k",
+            "--log-max-files", str(LOG_MAX_FILES),
+            "--allow-host-ports", f"bob={host_port}-{host_port}",
+            "--allow-image", "dockyard/busybox:*"]
 
 
 LOGS_PROJECT = {
@@ -208,29 +199,11 @@ def egress_project(host_port: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("containment")
-    data, log, port = root / "server", root / "server.log", free_port()
     host_port = free_port()
-    process = start(root, port, data, log, host_port)
-    url = f"http://127.0.0.1:{port}"
-    server_id = ""
-    try:
-        def healthy() -> bool:
-            assert process.poll() is None, (
-                f"the server exited {process.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                return httpx.get(url + "/v1/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(healthy, "the playground server to answer /v1/health")
-        server_id = (data / "server-id").read_text().strip()
-        added = subprocess.run([str(DOCKYARD), "server", "accounts", "add", "bob", "--data",
-                                str(data)], env=clean_env(root / "operator"), cwd=root,
-                               capture_output=True, text=True, timeout=60, check=False)
-        assert added.returncode == 0, added.stderr
-        state = json.loads((data / "server.json").read_text())
-        srv = Server(url=url, data=data, log=log, server_id=server_id,
-                     token=added.stdout.strip().splitlines()[-1],
+    with playground_server(root, *server_options(host_port), accounts=("bob",)) as running:
+        state = json.loads((running.data / "server.json").read_text())
+        srv = Server(url=running.url, data=running.data, log=running.log,
+                     server_id=running.server_id, token=running.tokens["bob"],
                      http_port=int(state["http_port"]), host_port=host_port,
                      run=uuid.uuid4().hex[:6])
         for name, services in (("logs", LOGS_PROJECT),
@@ -241,15 +214,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             srv.deployments[name] = srv.finished(answer.json()["deployment"])
             srv.deployments[name]["project"] = project
         yield srv
-    finally:
-        stop_server(process)
-        if not server_id:
-            try:
-                server_id = (data / "server-id").read_text().strip()
-            except OSError:
-                server_id = ""
-        if server_id:
-            remove_server_objects(server_id, ("bob",))  # and its iptables rules
 
 
 def deployed(srv: Server, name: str) -> str:

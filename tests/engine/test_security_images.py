@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,14 +38,11 @@ import httpx
 import pytest
 
 from dockyard.build.context import pack_context
-from tests.engine.test_deployments import docker, eventually, free_port
+from tests.engine.playground import playground_server
+from tests.engine.test_deployments import docker
 from tests.engine.test_example_images import _engine_ready
 from tests.engine.test_tenants import (
-    DOCKYARD,
     User,
-    clean_env,
-    remove_server_objects,
-    stop_server,
 )
 
 pytestmark = [
@@ -57,7 +53,6 @@ pytestmark = [
 ]
 
 ACCOUNTS = ("alice", "bob")
-SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30"}
 DOCKERFILE = "FROM dockyard/busybox:1\nRUN echo {marker} > /code\nCMD [\"sleep\", \"3600\"]\n"
 
 
@@ -145,38 +140,12 @@ def diagnostics(response: httpx.Response) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("security-images")
-    data, log, port = root / "server", root / "server.log", free_port()
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(
-            [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
-             "--data", str(data), "--http-port", "0", "--https-port", "0",
-             "--ingress-host", "127.0.0.1", "--max-projects", "6",
-             "--allow-image", "dockyard/busybox:*"],
-            env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    server_id = ""
-    try:
-        def healthy() -> bool:
-            assert process.poll() is None, log.read_text(errors="replace")
-            try:
-                return httpx.get(url + "/v1/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(healthy, "the playground server to answer /v1/health")
-        server_id = (data / "server-id").read_text().strip()
-        transcript: list[str] = []
-        operator = User("operator", root / "operator", url, transcript)
-        users: dict[str, User] = {}
-        for name in ACCOUNTS:
-            added = operator.cli("server", "accounts", "add", name, "--data", str(data))
-            assert added.code == 0, str(added)
-            user = User(name, root / name, url, transcript)
-            user.token = added.out.strip().splitlines()[-1]
-            login = user.cli("login", "--server", url, stdin=user.token + "\n")
-            assert login.code == 0, str(login)
-            users[name] = user
+    with playground_server(root, "--http-port", "0", "--https-port", "0",
+                           "--ingress-host", "127.0.0.1", "--max-projects", "6",
+                           "--allow-image", "dockyard/busybox:*",
+                           accounts=ACCOUNTS) as running:
+        url, server_id, log = running.url, running.server_id, running.log
+        users = {name: running.user(name) for name in ACCOUNTS}
         found = Server(url, root, uuid.uuid4().hex[:6], server_id, users)
 
         # alice builds `image: alice/app:1` with the CLI, as a user does.
@@ -192,14 +161,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         found.alice_id = image_of("alice", f"app-{found.run}")
         (found.alice_tag,) = tags_of(found.alice_id)
         yield found
-    finally:
-        stop_server(process)
-        if server_id:
-            remove_server_objects(server_id, ACCOUNTS)
-            images = docker("images", "-q", "--no-trunc", "--filter",
-                            f"label=dockyard.server={server_id}").stdout.split()
-            if images:
-                docker("rmi", "-f", *sorted(set(images)), check=False)
 
 
 def test_alices_build_is_tagged_only_in_her_own_repository(server: Server) -> None:

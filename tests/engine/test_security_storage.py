@@ -39,15 +39,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.engine.test_deployments import docker, eventually, free_port
+from tests.engine.playground import playground_server
+from tests.engine.test_deployments import eventually
 from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import (
-    DOCKYARD,
-    SERVER_ENV,
-    clean_env,
-    remove_server_objects,
-    stop_server,
-)
 
 pytestmark = [
     pytest.mark.docker,
@@ -131,43 +125,13 @@ def database_bytes(data: Path) -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("storage")
-    data, log, port = root / "server", root / "server.log", free_port()
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(
-            [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
-             "--data", str(data), "--no-ingress", "--egress", "open",
-             "--allow-image", IMAGE, "--max-projects", "4",
-             "--max-context-bytes", str(UPLOAD + MiB), "--context-ttl", str(TTL),
-             "--keep-deployments", str(KEEP), "--max-build-log-bytes", str(LOG_CAP)],
-            env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    server_id = ""
-    try:
-        def healthy() -> bool:
-            assert process.poll() is None, (
-                f"the server exited {process.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                return httpx.get(url + "/v1/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(healthy, "the playground server to answer /v1/health")
-        server_id = (data / "server-id").read_text().strip()
-        added = subprocess.run([str(DOCKYARD), "server", "accounts", "add", ACCOUNT,
-                                "--data", str(data)], env=clean_env(root / "operator"),
-                               capture_output=True, text=True, timeout=60, check=False)
-        assert added.returncode == 0, added.stderr
-        token = added.stdout.strip().splitlines()[-1]
-        yield Server(url, data, root, process, token)
-    finally:
-        stop_server(process)
-        if server_id:
-            remove_server_objects(server_id, (ACCOUNT,))
-            images = docker("images", "-q", "--filter",
-                            f"label=dockyard.server={server_id}").stdout.split()
-            if images:
-                docker("rmi", "-f", *sorted(set(images)), check=False)
+    with playground_server(root, "--no-ingress", "--egress", "open", "--allow-image", IMAGE,
+                           "--max-projects", "4", "--max-context-bytes", str(UPLOAD + MiB),
+                           "--context-ttl", str(TTL), "--keep-deployments", str(KEEP),
+                           "--max-build-log-bytes", str(LOG_CAP),
+                           accounts=(ACCOUNT,)) as running:
+        yield Server(running.url, running.data, root, running.process,
+                     running.tokens[ACCOUNT])
 
 
 # -- contexts: a TTL for what no deployment uses, and an upload never whole in memory ----------

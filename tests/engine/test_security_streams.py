@@ -38,9 +38,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.engine.test_deployments import eventually, free_port
+from tests.engine.playground import playground_server
+from tests.engine.test_deployments import eventually
 from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import DOCKYARD, clean_env, remove_server_objects, stop_server
+from tests.engine.test_tenants import DOCKYARD, clean_env
 
 pytestmark = [
     pytest.mark.docker,
@@ -85,48 +86,23 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("streams")
-    data, log, port = root / "server", root / "server.log", free_port()
-    env = clean_env(root / "operator", DOCKYARD_STABILIZATION="1",
-                    DOCKYARD_DEPLOY_TIMEOUT="60")
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(
-            [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
-             "--data", str(data), "--no-ingress", "--egress", "open",
-             "--allow-image", "dockyard/busybox:*", "--max-follows", str(FOLLOWS),
-             "--log-max-size", "128m", "--max-request-bytes", "2m"],
-            env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
-            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def healthy() -> bool:
-            assert process.poll() is None, log.read_text(errors="replace")
-            try:
-                return httpx.get(url + "/v1/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(healthy, "the playground server to answer /v1/health")
-        added = subprocess.run([str(DOCKYARD), "server", "accounts", "add", "alice", "--data",
-                                str(data)], env=env, capture_output=True, text=True,
-                               check=False, timeout=60)
-        assert added.returncode == 0, added.stderr
-        token = added.stdout.strip().splitlines()[-1]
+    with playground_server(root, "--no-ingress", "--egress", "open",
+                           "--allow-image", "dockyard/busybox:*", "--max-follows", str(FOLLOWS),
+                           "--log-max-size", "128m", "--max-request-bytes", "2m",
+                           accounts=("alice",), env={"DOCKYARD_DEPLOY_TIMEOUT": "60"}
+                           ) as running:
+        token = running.tokens["alice"]
         project = f"st-{uuid.uuid4().hex[:6]}"
         directory = root / "project"
         directory.mkdir()
         (directory / "compose.yaml").write_text(COMPOSE)
         up = subprocess.run(
             [str(DOCKYARD), "compose", "up", "-p", project, "--json"], cwd=directory,
-            env=clean_env(root / "alice", DOCKYARD_SERVER=url, DOCKYARD_TOKEN=token),
+            env=clean_env(root / "alice", DOCKYARD_SERVER=running.url, DOCKYARD_TOKEN=token),
             capture_output=True, text=True, check=False, timeout=300)
-        assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{log.read_text()[-3000:]}"
-        yield Server(url, process.pid, token, project, port, log)
-    finally:
-        stop_server(process)
-        server_id = (data / "server-id").read_text().strip() if (data / "server-id").exists() \
-            else ""
-        if server_id:
-            remove_server_objects(server_id, ("alice",))
+        assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{running.log_text()[-3000:]}"
+        port = int(running.url.rsplit(":", 1)[1])
+        yield Server(running.url, running.pid, token, project, port, running.log)
 
 
 # -- measuring the server's process -----------------------------------------------------------

@@ -35,16 +35,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.engine.test_deployments import docker, eventually, free_port, labelled
+from tests.engine.playground import playground_server
+from tests.engine.test_deployments import docker, labelled
 from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import (
-    DOCKYARD,
-    User,
-    clean_env,
-    remove_server_objects,
-    stop_server,
-    the_container,
-)
+from tests.engine.test_tenants import User, the_container
 
 pytestmark = [
     pytest.mark.docker,
@@ -54,7 +48,6 @@ pytestmark = [
 ]
 
 ACCOUNTS = ("alice", "bob", "bob-smith", "racer")
-SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30"}
 
 
 @dataclass
@@ -89,45 +82,13 @@ def _listener(answer: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    import subprocess
-
     root = tmp_path_factory.mktemp("security-tenancy")
-    data, log, port = root / "server", root / "server.log", free_port()
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(
-            [str(DOCKYARD), "server", "--mode", "playground", "--listen", f"127.0.0.1:{port}",
-             "--data", str(data), "--http-port", "0", "--https-port", "0",
-             "--ingress-host", "127.0.0.1", "--allow-image", "dockyard/busybox:*"],
-            env=clean_env(root / "operator", **SERVER_ENV), cwd=root,
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    server_id = ""
-    try:
-        def healthy() -> bool:
-            assert process.poll() is None, log.read_text(errors="replace")
-            try:
-                return httpx.get(url + "/v1/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(healthy, "the playground server to answer /v1/health")
-        server_id = (data / "server-id").read_text().strip()
-        transcript: list[str] = []
-        operator = User("operator", root / "operator", url, transcript)
-        users: dict[str, User] = {}
-        for name in ACCOUNTS:
-            added = operator.cli("server", "accounts", "add", name, "--data", str(data))
-            assert added.code == 0, str(added)
-            user = User(name, root / name, url, transcript)
-            user.token = added.out.strip().splitlines()[-1]
-            login = user.cli("login", "--server", url, stdin=user.token + "\n")
-            assert login.code == 0, str(login)
-            users[name] = user
-        yield Shared(url, data, log, root, uuid.uuid4().hex[:6], users, process.pid)
-    finally:
-        stop_server(process)
-        if server_id:
-            remove_server_objects(server_id, ACCOUNTS)
+    with playground_server(root, "--http-port", "0", "--https-port", "0",
+                           "--ingress-host", "127.0.0.1", "--allow-image", "dockyard/busybox:*",
+                           accounts=ACCOUNTS) as server:
+        users = {name: server.user(name) for name in ACCOUNTS}
+        yield Shared(server.url, server.data, server.log, root, uuid.uuid4().hex[:6], users,
+                     server.pid)
 
 
 # -- 1. the server's files -----------------------------------------------------------------

@@ -542,6 +542,44 @@ def test_a_failed_job_stops_its_dependent(dockyard: Dockyard, tmp_path: Path) ->
 
 
 # -- down ---------------------------------------------------------------------------------------
+def test_a_project_deployed_before_injective_names_keeps_its_data(
+        dockyard: Dockyard, tmp_path: Path) -> None:
+    """An older server named things `dy-<account>-<project>`: after the upgrade, the first `up`
+    keeps the volume under its old name (its labels say it is this project's: its data stays),
+    replaces the old container once (it sat on the old network) and removes the old network."""
+    directory = copy_project("volume", tmp_path)
+    project = dockyard.name("legacy")
+    assert dockyard.cli("whoami").code == 0  # the local server starts: its id exists
+    server = (dockyard.data / "server-id").read_text().strip()
+    owner = {"dockyard.managed": "true", "dockyard.server": server,
+             "dockyard.account": "alice", "dockyard.project": project}
+    flags = [a for k, v in owner.items() for a in ("--label", f"{k}={v}")]
+    old = f"dy-alice-{project}"
+    docker("volume", "create", *flags, f"{old}_data")
+    docker("network", "create", *flags, old)
+    docker("run", "--rm", "-v", f"{old}_data:/data", "dockyard/busybox:1", "sh", "-c",
+           "echo alice-rows > /data/rows")
+    docker("run", "-d", "--name", f"{old}-store-1-old000", "--network", old, *flags,
+           "--label", "dockyard.service=store", "--label", "dockyard.deployment=old000000000",
+           "--label", "dockyard.config-hash=old", "--label", "dockyard.replica=1",
+           "--label", "dockyard.job=false", "dockyard/busybox:1", "sleep", "1d")
+
+    up = dockyard.up(directory, project)
+    assert up.code == 0, str(up)
+    assert "(upgrade)" in up.out, str(up)
+    (store,) = containers(project)
+    assert store["Name"].lstrip("/") != f"{old}-store-1-old000"
+    assert docker_exec(store, "cat /data/rows").stdout.strip() == "alice-rows"
+    assert labelled("volume", project) == [f"{old}_data"]
+    assert labelled("network", project) != [old]
+    assert docker("network", "inspect", old, check=False).returncode != 0, "old network kept"
+
+    gone = dockyard.cli("compose", "down", "--volumes", "-p", project)
+    assert gone.code == 0, str(gone)
+    assert f"volume {old}_data removed" in gone.err, str(gone)
+    assert labelled("volume", project) == []
+
+
 def test_down_keeps_named_volumes_unless_asked(dockyard: Dockyard, tmp_path: Path) -> None:
     directory = copy_project("volume", tmp_path)
     project = dockyard.name("down")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockyard.compose.interpolation import Interpolator
 from dockyard.compose.models import Healthcheck, Project, Service
@@ -56,6 +56,9 @@ class Placement:
     mode: NamingMode
     zone: str
     server: str = ""  # the owning server's id: servers sharing an engine leave each other be
+    # Volumes kept under their name from before engine names were injective (upgrades: a
+    # volume is never renamed nor emptied): logical name -> engine name (`server.legacy`).
+    volume_names: Mapping[str, str] = field(default_factory=dict)
 
 
 SCOPE_HASH_LENGTH = 10  # hex digits: 40 bits, no accidental collision among a server's tenants
@@ -77,7 +80,13 @@ def volume_name(placement: Placement, project: Project, volume: str) -> str:
     resource = project.volumes.get(volume)
     if resource is not None and resource.external:
         return resource.name
-    return f"{scope(placement)}_{volume}"
+    return placement.volume_names.get(volume) or f"{scope(placement)}_{volume}"
+
+
+def legacy_scope(placement: Placement) -> str:
+    """The prefix engine names had before they carried a hash (`dy-<account>-<project>`): only
+    to find, by their ownership labels, what an older version of the server made."""
+    return f"dy-{sanitize_label(placement.account)}-{placement.project}"
 
 
 def server_labels(server: str) -> dict[str, str]:

@@ -41,6 +41,7 @@ from dockyard.server.control import ControlPlane
 from dockyard.server.health import Outcome, wait_healthy
 from dockyard.server.images import build_labels
 from dockyard.server.images import resolve as resolve_image
+from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy_volumes
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.secret_files import write_secret_files
 from dockyard.store.store import Account
@@ -111,6 +112,7 @@ class Deployer:
         labels = project_labels(self.placement)
         self.driver.ensure_network(network_name(self.placement), labels)
         self.control.egress.protect(network_name(self.placement))  # before any container
+        self.placement = with_legacy_volumes(self.driver, self.placement, project)
         for volume, resource in project.volumes.items():
             if not resource.external:
                 self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)
@@ -124,6 +126,8 @@ class Deployer:
                 future.result()
         for name in sorted(set(running) - set(project.services)):
             self._remove_service(name, running[name])
+        if any(is_legacy(self.placement, c) for found in running.values() for c in found):
+            remove_legacy_network(self.driver, self.placement)
         ok = all(p.ok for p in self.progress.values())
         return "succeeded" if ok else "failed"
 
@@ -163,14 +167,16 @@ class Deployer:
             if used else ""
         wanted = config_hash(service, image_id, digest)
         live = [c for c in current if c.status != "removing"]
+        renamed = any(is_legacy(self.placement, c) for c in live)
         running = {name: RunningService(name, live[0].config_hash, self._count(service, live))
-                   } if live and len({c.config_hash for c in live}) == 1 else {}
+                   } if live and len({c.config_hash for c in live}) == 1 and not renamed else {}
         single = Project(name=self.project.name, working_dir=self.project.working_dir,
                          compose_files=(), services={name: service})
         action = plan(single, running, {name: image_id}, {name: digest})[0]
         if live and not running:
-            action = action.__class__(ActionKind.REPLACE, name, "mixed versions running",
-                                      action.replicas)
+            why = ("engine names now carry the server, account and project (upgrade)"
+                   if renamed else "mixed versions running")
+            action = action.__class__(ActionKind.REPLACE, name, why, action.replicas)
         if action.kind is ActionKind.KEEP and self._healthy_as_is(service, live) \
                 and not self.request.force:
             self.control.ingress.serve(self.account.name, self.project, name,
@@ -191,7 +197,8 @@ class Deployer:
         if action.kind is ActionKind.KEEP:
             action = action.__class__(ActionKind.REPLACE, name, "forced", replicas)
         self._replace(name, service, live, wanted, image_id, replicas, progress,
-                      fresh=action.kind is ActionKind.CREATE)
+                      fresh=action.kind is ActionKind.CREATE,
+                      why=action.reason if renamed else "")
 
     def _count(self, service: Service, live: list[ContainerInfo]) -> int:
         return len(live) if is_job(service) else len(
@@ -394,7 +401,8 @@ class Deployer:
                                        timeout=DRAIN_SECONDS)
 
     def _replace(self, name: str, service: Service, old: list[ContainerInfo], wanted: str,
-                 image_id: str, replicas: int, progress: _Progress, fresh: bool) -> None:
+                 image_id: str, replicas: int, progress: _Progress, fresh: bool,
+                 why: str = "") -> None:
         """Start-first: new containers, healthy and in rotation, then the old ones drain and
         go. Stop-first where `replacement_order` says so (jobs, host ports, written volumes)."""
         stop_first = replacement_order(service) == "stop-first"
@@ -403,7 +411,8 @@ class Deployer:
             self._stop_all(old)
         # Names carry the deployment id, so new replicas number from 1 beside the old ones.
         ids = self._start(name, service, wanted, image_id, replicas, 1)
-        verb = "starting" if fresh else "replacing the previous version"
+        verb = "starting" if fresh else "replacing the previous version" + \
+            (f" ({why})" if why else "")
         self._record(name, S.SERVICE_DEPLOYMENT_PENDING,
                      f"{verb}: {replicas} container{'s' if replicas != 1 else ''} started")
         progress.started_ok = True

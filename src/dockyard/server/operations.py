@@ -48,6 +48,7 @@ from dockyard.server import retention
 from dockyard.server.control import ControlPlane
 from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
 from dockyard.server.image_checks import image_problems
+from dockyard.server.legacy import is_legacy, remove_legacy_network
 from dockyard.server.project_size import check_project_size
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.secret_files import remove_project_secrets
@@ -370,6 +371,8 @@ def _down(control: ControlPlane, account: Account, project: str, deployment: str
         log.warning("network %s kept: %s", network_name(placement), exc.message)
         notes.append(f"network kept: {scrub_engine_text(exc.message, control.settings.data)}")
     control.egress.forget()  # a removed network's egress rules go with it
+    if any(is_legacy(placement, c) for c in containers):
+        remove_legacy_network(control.driver, placement)
     if volumes:
         found = control.driver.volumes(owner)
         for volume in found:

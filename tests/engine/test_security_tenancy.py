@@ -319,3 +319,25 @@ services:
     assert "BUILD_FAILED" in up.out + up.err, str(up)
     assert "root:" not in up.out + up.err
     bob.remote("compose", "down", "-p", name)
+
+
+def test_anonymous_volumes_go_with_their_containers(shared: Shared) -> None:
+    bob = shared.users["bob"]
+    name = f"anon{shared.run}"
+    directory = shared.project(name, """
+services:
+  box:
+    image: dockyard/busybox:1
+    command: ["sleep", "1d"]
+    volumes: [{type: volume, target: /scratch}]
+    stop_grace_period: 1s
+""")
+    up = bob.up(directory, name)
+    assert up.code == 0, str(up)
+    box = the_container("bob", name, "box")
+    (mount,) = [m for m in box["Mounts"] if m["Destination"] == "/scratch"]
+    anonymous = mount["Name"]
+    assert docker("volume", "inspect", anonymous, check=False).returncode == 0
+    down = bob.remote("compose", "down", "--volumes", "-p", name)
+    assert down.code == 0, str(down)
+    assert docker("volume", "inspect", anonymous, check=False).returncode != 0, "leaked"

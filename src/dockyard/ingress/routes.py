@@ -73,7 +73,9 @@ def route_prefix(account: str, project: str, service: str | None = None) -> str:
 
 
 def is_hostname(name: str) -> bool:
-    return bool(_HOSTNAME.match(name))
+    """A DNS name: labels of letters, digits and '-', and a last label that is not all digits
+    (so no IP address, nor a shorthand such as `127.1`, passes for a domain)."""
+    return bool(_HOSTNAME.match(name)) and not name.rsplit(".", 1)[-1].isdigit()
 
 
 def custom_hosts(service: Service) -> tuple[str, ...]:
@@ -130,6 +132,11 @@ def check_custom_hosts(mode: NamingMode, zone: str, project: Project) -> list[Ho
                 problems.append(HostProblem(
                     service.name, host,
                     f"is inside the server's zone {zone}, whose names are generated"))
+            elif mode is NamingMode.PLAYGROUND and (host == "localhost"
+                                                    or host.endswith(".localhost")):
+                problems.append(HostProblem(
+                    service.name, host, "is a loopback name: on a shared server it would "
+                    "prove nothing about who controls it"))
     return problems
 
 

@@ -130,6 +130,13 @@ def create_app(control: ControlPlane) -> FastAPI:
     limits = control.settings.limits
     follows = streams.FollowSlots(limits.follows if limits is not None else 0)
     app.state.follows = follows
+    # Deployment event streams are counted apart (a `compose up` watches one while a `tail`
+    # follows logs), with the same cap: each open stream costs the server a store query per
+    # change.
+    watches = streams.FollowSlots(
+        limits.follows if limits is not None else 0, noun="deployment event streams",
+        hint="stop another `dockyard compose up` that is watching, or watch with `ps` instead")
+    app.state.watches = watches
 
     @app.middleware("http")
     async def _authenticate(request: Request, call_next: Any) -> Any:
@@ -289,10 +296,16 @@ def create_app(control: ControlPlane) -> FastAPI:
     @app.get("/v1/deployments/{deployment}/events", response_model=None)
     async def deployment_events(
             deployment: str, who: Who,
-            after: Annotated[int, Query(ge=0, le=MAX_QUERY_INT)] = 0) -> SSEResponse:
+            after: Annotated[int, Query(ge=0, le=MAX_QUERY_INT)] = 0
+    ) -> SSEResponse | JSONResponse:
         """State events as they are recorded (async: an open stream holds no worker thread)."""
         await run_in_threadpool(_deployment, who, deployment)
-        return SSEResponse(streams.deployment_events(control, who, deployment, after))
+        try:
+            release = watches.take(who.name)
+        except streams.TooManyFollows as exc:
+            return JSONResponse(error_body(exc), status_code=429)
+        return SSEResponse(streams.deployment_events(control, who, deployment, after),
+                           on_close=release)
 
     @app.get("/v1/projects/{project}/logs", response_model=None)
     async def logs(project: str, who: Who, service: Annotated[list[str] | None, Query()] = None,

@@ -8,6 +8,7 @@ whatever the server says about a project is passed through `redact` with its val
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -27,10 +28,24 @@ class ConfigNotFound(DockyardError):
     """No config of that name in the project."""
 
 
+MAX_CONFIGS_PER_PROJECT = 100
+MIN_CONFIG_PROJECTS = 5  # with a project limit, configs may be set for this many (or 2x)
+
+
 class Configs:
-    def __init__(self, store: Store, cipher: ConfigCipher) -> None:
+    """Config values, encrypted at rest, and how many an account may keep.
+
+    Every project keeps at most `MAX_CONFIGS_PER_PROJECT` configs. With a project limit (a
+    shared server), configs may be set for at most max(5, 2 x the limit) projects: a user sets
+    them before the first deployment, but a tenant must not grow the store through projects it
+    never deploys. Both are checked under one lock with the write, so they cannot race.
+    """
+
+    def __init__(self, store: Store, cipher: ConfigCipher, max_projects: int = 0) -> None:
         self.store = store
         self.cipher = cipher
+        self.max_projects = max(MIN_CONFIG_PROJECTS, 2 * max_projects) if max_projects else 0
+        self._lock = threading.Lock()
         self.digest_key = hashlib.sha256(b"dockyard config digest\0" +
                                          cipher.path.read_bytes()).digest()
 
@@ -45,9 +60,27 @@ class Configs:
         if "\0" in value:  # no environment or file can carry it as the user meant
             raise ConfigInvalid(f"the value of config {name!r} holds a NUL byte",
                                 hint="store text without NUL characters (base64 for binary)")
-        if if_not_set and any(n == name for n, _ in self.store.configs(account, project)):
-            return False, None
-        return True, self.store.set_config(account, project, name, self.cipher.encrypt(value))
+        with self._lock:
+            existing = [n for n, _ in self.store.configs(account, project)]
+            if if_not_set and name in existing:
+                return False, None
+            if name not in existing:
+                self._check_room(account, project, len(existing))
+            return True, self.store.set_config(account, project, name,
+                                               self.cipher.encrypt(value))
+
+    def _check_room(self, account: Account, project: str, count: int) -> None:
+        if count >= MAX_CONFIGS_PER_PROJECT:
+            raise ConfigInvalid(f"project {project!r} already has {count} configs, the most "
+                                "a project may keep", hint="remove one (`dockyard config rm`)")
+        if self.max_projects and count == 0:
+            others = sorted(self.store.config_counts(account))
+            if len(others) >= self.max_projects:
+                raise ConfigInvalid(
+                    f"configs are already set for {len(others)} projects of this account, the "
+                    f"most this server allows ({', '.join(others[:10])})",
+                    hint="remove the configs of a project you no longer use (`dockyard config "
+                    "rm -p NAME ...`)")
 
     def names(self, account: Account, project: str) -> list[tuple[str, datetime]]:
         return self.store.configs(account, project)

@@ -43,6 +43,9 @@ class ContextError(DockyardError):
     """An upload that is not what it claims to be."""
 
 
+MIN_CONTEXT_CHARGE = 64 * 1024
+
+
 class ContextTooLarge(ContextError):
     """An upload over the server's context size limit or over the account's quota."""
 
@@ -101,7 +104,9 @@ class ContextStore:
             return True
 
     def usage(self, owner: str, *, besides: str | None = None) -> int:
-        """Bytes of the contexts `owner` keeps (but `besides`, a digest)."""
+        """Bytes of the contexts `owner` keeps (but `besides`, a digest), each counted as at
+        least `MIN_CONTEXT_CHARGE`: thousands of tiny uploads cost the disk blocks and inodes,
+        and every upload lists them, so they must not be free."""
         folder = self.directory / "owners" / owner
         skip = besides.removeprefix("sha256:") if besides else None
         total = 0
@@ -113,9 +118,10 @@ class ContextStore:
             if name == skip or not _HEX.fullmatch(name):
                 continue
             try:
-                total += (self.directory / (name + ".tar")).stat().st_size
+                size = (self.directory / (name + ".tar")).stat().st_size
             except FileNotFoundError:
                 continue
+            total += max(size, MIN_CONTEXT_CHARGE)
         return total
 
     def begin(self, digest: str, owner: str | None = None, quota: int = 0) -> Upload:

@@ -9,6 +9,7 @@ recorded and its worker started.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -76,9 +77,23 @@ def load_submitted(name: str, data: Mapping[str, Any]) -> Project:
     with tempfile.TemporaryDirectory(prefix="dockyard-project-") as directory:
         path = Path(directory) / "compose.json"
         path.write_text(json.dumps(dict(data)))
-        result = load_project(LoadOptions(working_dir=directory, files=(str(path),),
-                                          project_name=name, profiles=("*",), environ={}))
+        try:
+            result = load_project(LoadOptions(working_dir=directory, files=(str(path),),
+                                              project_name=name, profiles=("*",), environ={}))
+        except ProjectInvalid as exc:  # the server's temporary path is nobody else's business
+            raise ProjectInvalid([_without_file(d, directory) for d in exc.diagnostics]) \
+                from None
     return result.project
+
+
+def _without_file(diagnostic: Diagnostic, directory: str) -> Diagnostic:
+    """`diagnostic` located by its key path only: the file was the server's temporary copy
+    in `directory`, which no message may show either."""
+    where = dataclasses.replace(diagnostic.location, file=None, line=None)
+    return dataclasses.replace(
+        diagnostic, location=where,
+        message=diagnostic.message.replace(directory, "<project>"),
+        hint=diagnostic.hint.replace(directory, "<project>") if diagnostic.hint else None)
 
 
 def _problem(code: str, message: str, service: str, key: str, hint: str) -> Diagnostic:
@@ -309,8 +324,17 @@ def start_down(control: ControlPlane, account: Account, project_name: str, *,
             project_labels(control.placement(account, project_name))):
         raise NotFound(f"project {project_name!r} has no deployment",
                        hint="`dockyard deployments` lists what was deployed")
-    deployment = control.store.create_deployment(account, project_name, "down", latest or {})
-    control.begin(account, project_name, deployment)
+    # A down records which services it took down, not another copy of the project; a down
+    # refused because a deployment runs is finished as refused at once (never left running).
+    outline = {"name": project_name,
+               "services": {name: {} for name in (latest or {}).get("services") or {}}}
+    with control.admission(account.name):
+        deployment = control.store.create_deployment(account, project_name, "down", outline)
+        try:
+            control.begin(account, project_name, deployment)
+        except DockyardError:
+            control.store.finish_deployment(account, deployment, "refused")
+            raise
 
     def work() -> None:
         status = "failed"

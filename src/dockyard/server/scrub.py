@@ -3,9 +3,9 @@
 The engine's errors are written for its owner: they may quote a file the engine read, an
 environment it was given, or a path of the server's own. Before such a text reaches a tenant
 (a service's reason in `ps`, an API error), it is reduced to one short line: control
-characters (NUL included) become spaces, the server's data directory is masked, whatever
-follows "environment variable" (where the engine quotes values) is dropped, and the rest is
-cut to `MAX_CHARS`.
+characters (NUL included) become spaces, the engine's URLs and the server's data directory
+are masked, whatever follows "environment variable" (where the engine quotes values) is
+dropped, and the rest is cut to `MAX_CHARS`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 MAX_CHARS = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ENVIRONMENT = re.compile(r"(environment variable)s?\b.*", re.IGNORECASE | re.DOTALL)
+_ENGINE_URL = re.compile(r"\b(?:http\+docker|http\+unix|unix|tcp|npipe)://\S+")
 
 
 def scrub_engine_text(text: str, data: Path | None = None) -> str:
     """`text` as a tenant may see it (see the module's docstring)."""
     out = _CONTROL.sub(" ", text)
     out = _ENVIRONMENT.sub(r"\1 (value not shown)", out)
+    out = _ENGINE_URL.sub("<engine>", out)  # the engine's address and the request's query
     if data is not None:
         for form in {str(data), str(data.resolve())}:
             if form and form != "/":

@@ -45,8 +45,11 @@ class TooManyFollows(DockyardError):
 class FollowSlots:
     """How many log streams each account follows now; `take` refuses one over `cap` (0: none)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, noun: str = "log streams",
+                 hint: str = "stop another `dockyard tail` or `dockyard logs --follow` first, "
+                 "or read the logs without --follow") -> None:
         self.cap = cap
+        self.noun, self.hint = noun, hint
         self._lock = threading.Lock()
         self._open: dict[str, int] = {}
 
@@ -56,10 +59,8 @@ class FollowSlots:
             count = self._open.get(account, 0)
             if self.cap and count >= self.cap:
                 raise TooManyFollows(
-                    f"account {account!r} already follows {count} log streams, the most this "
-                    "server allows at once",
-                    hint="stop another `dockyard tail` or `dockyard logs --follow` first, or "
-                    "read the logs without --follow")
+                    f"account {account!r} already follows {count} {self.noun}, the most this "
+                    "server allows at once", hint=self.hint)
             self._open[account] = count + 1
         released = False
 

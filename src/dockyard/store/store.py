@@ -199,6 +199,14 @@ class Store:
         with self.engine.connect() as conn:
             return [(str(r[0]), _aware(r[1])) for r in conn.execute(query)]
 
+    def config_counts(self, account: Account) -> dict[str, int]:
+        """How many configs each of the account's projects has (projects with none left out)."""
+        c, p = schema.configs, schema.projects
+        query = (sa.select(p.c.name, sa.func.count(c.c.id)).join(c, c.c.project_id == p.c.id)
+                 .where(p.c.account_id == account.id).group_by(p.c.name))
+        with self.engine.connect() as conn:
+            return {str(r[0]): int(r[1]) for r in conn.execute(query)}
+
     def encrypted_configs(self, account: Account, project: str) -> dict[str, str]:
         query = (sa.select(schema.configs.c.name, schema.configs.c.value_encrypted)
                  .join(schema.projects, schema.projects.c.id == schema.configs.c.project_id)

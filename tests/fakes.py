@@ -17,6 +17,7 @@ from dockyard.build.context import PackedContext
 from dockyard.ingress.routes import Route
 from dockyard.runtime.driver import (
     LABEL_JOB,
+    BuildFence,
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
@@ -37,6 +38,8 @@ class FakeDriver:
         self.builds: list[str] = []
         self.build_gate: threading.Event | None = None  # set by a test to hold builds
         self.fail_builds: set[str] = set()  # tags whose build fails
+        self.fences: dict[str, BuildFence | None] = {}  # tag -> how its build was fenced
+        self.building: list[str] = []  # tags being built now
         self.job_exit_code = 0
         self.lock = threading.Lock()
         self.counter = 0
@@ -54,7 +57,19 @@ class FakeDriver:
     def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
               build_args: Mapping[str, str] | None = None, target: str | None = None,
               labels: Mapping[str, str] | None = None,
-              on_log: Callable[[str], None] | None = None) -> str:
+              on_log: Callable[[str], None] | None = None,
+              fence: BuildFence | None = None) -> str:
+        with self.lock:
+            self.fences[tag] = fence
+            self.building.append(tag)
+        try:
+            return self._build(context, tag, build_args, labels, on_log)
+        finally:
+            with self.lock:
+                self.building.remove(tag)
+
+    def _build(self, context: PackedContext, tag: str, build_args: Mapping[str, str] | None,
+               labels: Mapping[str, str] | None, on_log: Callable[[str], None] | None) -> str:
         if self.build_gate is not None:
             self.build_gate.wait(10)
         if on_log:

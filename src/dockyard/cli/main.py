@@ -271,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "healthy (default 1)")
     server.add_argument("--deploy-timeout", metavar="SECONDS",
                         help="how long a service may take to become healthy (default 300)")
+    server.add_argument("--build-timeout", metavar="SECONDS",
+                        help="how long one image build may take before it is stopped and its "
+                        "service fails (default 1800; 0: no limit)")
     server.add_argument("--store-url", metavar="URL",
                         help="an SQLAlchemy database URL (default: SQLite in the data dir)")
     ingress = server.add_argument_group(
@@ -510,6 +513,7 @@ def _server(args: argparse.Namespace) -> int:
                "zone": args.zone, "build_concurrency": args.build_concurrency,
                "max_context_bytes": args.max_context_bytes,
                "stabilization": args.stabilization, "deploy_timeout": args.deploy_timeout,
+               "build_timeout": args.build_timeout,
                "store_url": args.store_url, "ingress": args.ingress,
                "ingress_host": args.ingress_host, "http_port": args.http_port,
                "https_port": args.https_port, "acme_directory": args.acme_directory,

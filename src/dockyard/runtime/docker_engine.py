@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from dockyard.runtime.driver import (
     LABEL_MANAGED,
     LABEL_PROJECT,
     LABEL_SERVER,
+    BuildFence,
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
@@ -33,10 +35,16 @@ from dockyard.runtime.driver import (
     LogLine,
     StreamStop,
 )
-from dockyard.runtime.errors import BuildFailed, EngineError, EngineUnavailable
+from dockyard.runtime.errors import (
+    BuildFailed,
+    BuildTimedOut,
+    EngineError,
+    EngineUnavailable,
+)
 
 LogSink = Callable[[str], None]
 _STEP = re.compile(r"^Step \d+/\d+ : ")
+_RUNNING = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")  # a step's container
 
 
 class DockerEngine:
@@ -67,23 +75,39 @@ class DockerEngine:
 
     def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
               build_args: Mapping[str, str] | None = None, target: str | None = None,
-              labels: Mapping[str, str] | None = None, on_log: LogSink | None = None) -> str:
-        """Build `context` into `tag`; stream each output line to `on_log`; return the id."""
+              labels: Mapping[str, str] | None = None, on_log: LogSink | None = None,
+              fence: BuildFence | None = None) -> str:
+        """Build `context` into `tag`; stream each output line to `on_log`; return the id.
+
+        The classic builder (docker-py's API) runs each step in a container: `fence` puts it
+        on a network (`--network`) and under `container_limits`. Past `fence.timeout` a
+        watchdog kills the step container the stream named (" ---> Running in <id>"), and any
+        later one, so the step fails at once and the daemon ends the build (rm/forcerm remove
+        the container): the stream needs no private handle to be stopped.
+        """
+        fence = fence or BuildFence()
         lines: deque[str] = deque(maxlen=20)  # the end, for the failure: a build may print GBs
         step: str | None = None
         image_id: str | None = None
         failure: str | None = None
+        watchdog = _Watchdog(self, fence.timeout)
+        limits: Any = {k: v for k, v in (("memory", fence.memory), ("memswap", fence.memory),
+                                         ("cpushares", fence.cpu_shares)) if v}
         try:
             stream = self.client.api.build(
                 fileobj=io.BytesIO(context.data), custom_context=True, tag=tag,
                 dockerfile=dockerfile, buildargs=dict(build_args or {}), target=target,
-                labels=dict(labels or {}), rm=True, forcerm=True, decode=True)
+                labels=dict(labels or {}), rm=True, forcerm=True, decode=True,
+                network_mode=fence.network, container_limits=limits or None)
             for chunk in stream:
                 item: dict[str, Any] = chunk if isinstance(chunk, dict) else json.loads(chunk)
                 if "stream" in item:
                     for line in str(item["stream"]).splitlines():
                         if _STEP.match(line):
                             step = line
+                        running = _RUNNING.match(line)
+                        if running:
+                            watchdog.running(running.group(1))
                         lines.append(line)
                         if on_log:
                             on_log(line)
@@ -96,16 +120,33 @@ class DockerEngine:
                     if on_log:
                         on_log(failure)
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
-            raise BuildFailed(f"the build of {tag} failed: {exc}", step, list(lines)) from None
+            if not watchdog.expired:
+                raise BuildFailed(f"the build of {tag} failed: {exc}", step,
+                                  list(lines)) from None
         except requests.exceptions.RequestException as exc:
-            raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
-                                    hint="is dockerd running?") from None
+            if not watchdog.expired:
+                raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
+                                        hint="is dockerd running?") from None
+        finally:
+            watchdog.stop()
+        if watchdog.expired:
+            raise BuildTimedOut(
+                f"the build of {tag} took longer than the server's build timeout "
+                f"({fence.timeout:g} s) and was stopped at {step or 'its start'}",
+                step, list(lines))
         if failure is not None:
             raise BuildFailed(f"the build of {tag} failed at {step or 'its start'}: {failure}",
                               step, list(lines))
         if image_id is None:
             image_id = str(self.client.images.get(tag).id)
         return image_id
+
+    def _kill_build_step(self, container_id: str) -> None:
+        """Kill a build's step container (the builder then removes it); gone already is fine."""
+        try:
+            self.client.api.kill(container_id)
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            pass
 
     # -- images ------------------------------------------------------------------------------
     def image_id(self, reference: str) -> str | None:
@@ -275,7 +316,10 @@ class DockerEngine:
     def remove(self, container_id: str) -> None:
         with _errors():
             try:
-                self.client.api.remove_container(container_id, force=True, v=False)
+                # v=True removes the container's anonymous volumes (a mount with no source, an
+                # image's VOLUME): nobody can name them again, so they would leak; named
+                # volumes are never removed by it.
+                self.client.api.remove_container(container_id, force=True, v=True)
             except docker.errors.NotFound:
                 pass
 
@@ -457,3 +501,45 @@ def _info(data: Mapping[str, Any]) -> ContainerInfo:
         restart_count=int(data.get("RestartCount") or 0), ip_address=address,
         started_at=_parse_time(state.get("StartedAt")), host_ports=tuple(sorted(set(ports))),
         health_output=" ".join(last_check.split())[:300])
+
+
+class _Watchdog:
+    """Stops a build past its timeout: kills the step container running then, and each one
+    started after (a killed step fails the classic build, so there is rarely a second)."""
+
+    def __init__(self, engine: DockerEngine, timeout: float | None) -> None:
+        self.engine = engine
+        self.expired = False
+        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        if timeout:
+            self._thread = threading.Thread(target=self._watch, args=(timeout,),
+                                            name="build-watchdog", daemon=True)
+            self._thread.start()
+
+    def running(self, container_id: str) -> None:
+        with self._lock:
+            self._current = container_id
+            expired = self.expired
+        if expired:
+            self.engine._kill_build_step(container_id)
+
+    def _watch(self, timeout: float) -> None:
+        if self._done.wait(timeout):
+            return
+        with self._lock:
+            self.expired = True
+        while True:
+            with self._lock:
+                current = self._current
+            if current:
+                self.engine._kill_build_step(current)
+            if self._done.wait(1.0):
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -134,6 +134,22 @@ class ImageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildFence:
+    """Where one build's step containers run and what they may use (playground builds).
+
+    `network` is the project's own network, fenced like its containers (`runtime.egress`);
+    `memory` bounds each step container with no swap beyond it; `cpu_shares` is its CPU
+    weight (the classic builder takes no CPU quota nor pids limit through docker-py);
+    `timeout` is how long the whole build may take before it is stopped (None: no bound).
+    """
+
+    network: str | None = None
+    memory: int | None = None  # bytes
+    cpu_shares: int | None = None
+    timeout: float | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
 class EngineEvent:
     """A container event the server follows after a deployment (die, start, health_status)."""
 
@@ -193,7 +209,11 @@ class Driver(Protocol):
     def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
               build_args: Mapping[str, str] | None = None, target: str | None = None,
               labels: Mapping[str, str] | None = None,
-              on_log: Callable[[str], None] | None = None) -> str: ...
+              on_log: Callable[[str], None] | None = None,
+              fence: BuildFence | None = None) -> str:
+        """Build the image; a build past `fence.timeout` is stopped (its step container
+        killed) and raises `BuildTimedOut`."""
+        ...
 
     def image_id(self, reference: str) -> str | None: ...
 

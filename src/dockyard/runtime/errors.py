@@ -24,3 +24,12 @@ class BuildFailed(DockyardError):
                          "with the deployment")
         self.step = step
         self.last_lines = last_lines
+
+
+class BuildTimedOut(BuildFailed):
+    """A build ran past the server's build timeout and was stopped."""
+
+    def __init__(self, message: str, step: str | None, last_lines: list[str]) -> None:
+        super().__init__(message, step, last_lines)
+        self.hint = ("make the build faster (fewer or cached steps), or ask the operator for a "
+                     "longer --build-timeout")

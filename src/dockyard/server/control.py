@@ -49,6 +49,7 @@ class ControlPlane:
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
         self._admissions: dict[str, threading.Lock] = {}
+        self._build_turns: dict[str, threading.Lock] = {}  # playground: one build per account
         self._expected_stops: set[str] = set()
         self.shutting_down = threading.Event()
         self.models: dict[tuple[int, str], Any] = {}  # deployed projects, loaded once
@@ -58,7 +59,8 @@ class ControlPlane:
         self._listeners: list[Callable[[], None]] = []  # async streams (server.streams)
         self.ingress = Ingress(settings.mode, settings.zone)  # main() installs the real one
         self.egress = EgressGuard.off()  # main() installs the real one (playground)
-        self.configs = Configs(store, ConfigCipher.load_or_create(settings.data))
+        self.configs = Configs(store, ConfigCipher.load_or_create(settings.data),
+                               settings.limits.projects if settings.limits else 0)
 
     # -- waking whoever streams events ---------------------------------------------------------
     def notify(self) -> None:
@@ -116,6 +118,13 @@ class ControlPlane:
         """The lock that makes one account's admissions (limits checked, slot taken) atomic."""
         with self._lock:
             return self._admissions.setdefault(account_name, threading.Lock())
+
+    def build_turn(self, account_name: str) -> threading.Lock:
+        """The lock an account's build holds before it takes one of the shared `build_slots`
+        (playground mode): an account builds one image at a time, so one tenant can never
+        hold every slot while others wait."""
+        with self._lock:
+            return self._build_turns.setdefault(account_name, threading.Lock())
 
     def deploying_projects(self, account_name: str) -> set[str]:
         """The account's projects with a deployment running now."""

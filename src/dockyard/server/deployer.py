@@ -15,15 +15,16 @@ import dataclasses
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dockyard.compose.models import Condition, Project, Service
 from dockyard.lifecycle import ServiceState
 from dockyard.plan import ActionKind, RunningService, config_hash, desired_replicas, plan
-from dockyard.runtime.driver import LABEL_DEPLOYMENT, ContainerInfo
-from dockyard.runtime.errors import BuildFailed
+from dockyard.runtime.driver import LABEL_DEPLOYMENT, BuildFence, ContainerInfo
+from dockyard.runtime.errors import BuildFailed, BuildTimedOut
 from dockyard.runtime.specs import (
     container_specs,
     image_repository,
@@ -48,6 +49,7 @@ from dockyard.store.store import Account
 
 S = ServiceState
 DRAIN_SECONDS = 30.0  # the longest in-flight requests of a replaced replica may take to finish
+BUILD_CPU_SHARES = 512  # a playground build step's CPU weight: half a container's (1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +249,7 @@ class Deployer:
         return self._build(name, service, build, tag)
 
     def _build(self, name: str, service: Service, build: BuildInput, tag: str) -> str | None:
-        self._record(name, S.BUILD_QUEUED, "waiting for a build slot")
-        with self.control.build_slots:
+        with self._build_turn(name), self.control.build_slots:
             context = self.control.contexts.get(build.digest, str(self.account.id))
             if context is None:
                 self._record(name, S.BUILD_FAILED, f"the build context {build.digest} is gone "
@@ -277,12 +278,13 @@ class Deployer:
                     target=build.target,
                     labels={**self._build_labels(name, service),
                             LABEL_DEPLOYMENT: self.deployment},
-                    on_log=on_log)
+                    on_log=on_log, fence=self._build_fence())
             except BuildFailed as exc:
                 self._flush(name, buffer, final=True)
                 tail = " | ".join(exc.last_lines[-5:])
-                self._record(name, S.BUILD_FAILED,
-                             f"{exc.step or 'the build'} failed: {tail}" if tail else exc.message)
+                self._record(name, S.BUILD_FAILED, exc.message
+                             if isinstance(exc, BuildTimedOut) or not tail
+                             else f"{exc.step or 'the build'} failed: {tail}")
                 return None
             self._flush(name, buffer, final=True)
             if not running[0]:
@@ -292,6 +294,38 @@ class Deployer:
                 self.driver.tag_image(image_id, service.image)  # byoc: one trusted user
         self._record(name, S.UPDATE_QUEUED, "image built")
         return image_id
+
+    @contextmanager
+    def _build_turn(self, name: str) -> Iterator[None]:
+        """Wait for the account's turn (playground: one build per account at a time, taken
+        before a shared slot so a waiting build holds none), then for a shared build slot."""
+        if not self.control.settings.playground:
+            self._record(name, S.BUILD_QUEUED, "waiting for a build slot")
+            yield
+            return
+        turn = self.control.build_turn(self.account.name)
+        if not turn.acquire(blocking=False):
+            self._record(name, S.BUILD_QUEUED, "waiting for this account's other build to "
+                         "finish (one build at a time per account)")
+            turn.acquire()
+        try:
+            self._record(name, S.BUILD_QUEUED, "waiting for a build slot")
+            yield
+        finally:
+            turn.release()
+
+    def _build_fence(self) -> BuildFence:
+        """Playground: the build's steps run on the project's own network (ensured and fenced
+        by `run` before any service thread starts), under the account's memory limit, with
+        half a container's CPU weight. Byoc builds keep the engine's default bridge and no
+        limits (one trusted user). Both stop at the server's build timeout."""
+        settings = self.control.settings
+        timeout = settings.build_timeout_seconds or None
+        limits = settings.limits
+        if not settings.playground or limits is None:
+            return BuildFence(timeout=timeout)
+        return BuildFence(network=network_name(self.placement), memory=limits.memory or None,
+                          cpu_shares=BUILD_CPU_SHARES, timeout=timeout)
 
     def _build_labels(self, name: str, service: Service) -> dict[str, str]:
         """What marks a build as this account's (and, by `dockyard.image`, its `image:`)."""

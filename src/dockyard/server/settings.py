@@ -48,6 +48,7 @@ class ServerSettings:
     max_context_bytes: int = DEFAULT_MAX_CONTEXT_BYTES
     stabilization_seconds: float = 1.0  # a service must keep running this long to be healthy
     deploy_timeout_seconds: float = 300.0  # per service, from start to healthy
+    build_timeout_seconds: float = 1800.0  # per build; then it is stopped (0: none)
     store_url: str | None = None  # default: SQLite in `data`
     docker_host: str | None = None
     ingress: bool = True  # run the ingress proxy (HAProxy)
@@ -101,8 +102,8 @@ def settings_from(options: Mapping[str, str | None],
     """Settings from command-line `options` (None when not given), then `DOCKYARD_*` variables.
 
     Options: listen, data, mode, zone, build_concurrency, max_context_bytes, stabilization,
-    deploy_timeout, store_url, ingress ("0"/"off"/"false" turns it off), ingress_host,
-    http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle,
+    deploy_timeout, build_timeout, store_url, ingress ("0"/"off"/"false" turns it off),
+    ingress_host, http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle,
     max_* (limits), allow_image and allow_host_ports (comma-separated), egress
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
     log_max_size, log_max_files, keep_deployments, context_ttl.
@@ -134,6 +135,7 @@ def settings_from(options: Mapping[str, str | None],
                                     DEFAULT_MAX_CONTEXT_BYTES),
         stabilization_seconds=float(pick("stabilization") or 1.0),
         deploy_timeout_seconds=float(pick("deploy_timeout") or 300.0),
+        build_timeout_seconds=_seconds(pick("build_timeout"), "--build-timeout", 1800.0),
         store_url=pick("store_url"), docker_host=env.get("DOCKER_HOST"),
         ingress=(pick("ingress") or "on").lower() not in ("0", "off", "false", "no"),
         ingress_host=pick("ingress_host") or "0.0.0.0",
@@ -184,6 +186,20 @@ def _host_port_ranges(text: str) -> dict[str, tuple[int, int]]:
                              hint="for example --allow-host-ports alice=30000-30009")
         out[account] = (int(low), int(high))
     return out
+
+
+def _seconds(text: str | None, flag: str, default: float) -> float:
+    """A duration in seconds; 0 turns the bound off."""
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"{flag} must be a number of seconds such as 1800 (0: no limit), "
+                         f"not {text!r}")
+    return value
 
 
 def _size(text: str | None, flag: str, default: int) -> int:

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO
 
+from dockyard.build.builder_flags import FlagWord, extract_builder_flags
 from dockyard.errors import DockyardError
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024  # real Dockerfiles are a few kilobytes
@@ -122,7 +123,12 @@ def _resolve(members: Mapping[str, tarfile.TarInfo], path: str) -> tarfile.TarIn
 
 
 # -- the parse ------------------------------------------------------------------------------
-_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")  # as Docker's
+# As Docker's, whose `\s` is ASCII: `# escape\u00a0=x` is a comment to the engine, not a directive.
+_DIRECTIVE = re.compile(r"#[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)"
+                        r"[\t\n\f\r ]*", re.ASCII)
+# Go's unicode.IsSpace, which the engine trims lines with (Python's strip() also trims \x1c-\x1f).
+_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _DIRECTIVES = ("escape", "syntax")  # the ones the builder knows; any other ends them
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BLANKS = " \t\v\f\r"  # what Docker's parser splits words at (ASCII only)
@@ -147,7 +153,7 @@ def _instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
     start = 0
     seen: set[str] = set()
     for start, raw in enumerate(lines):  # noqa: B007 - `start` is used after the loop
-        found = _DIRECTIVE.match(raw)
+        found = _DIRECTIVE.fullmatch(raw.lstrip(_GO_SPACES))  # the engine trims first
         if not found or found.group(1).lower() not in _DIRECTIVES:
             break  # an unknown directive is a comment, and no directive follows it
         key = found.group(1).lower()
@@ -165,7 +171,7 @@ def _instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
     first = 0
     for number in range(start, len(lines)):
         line = lines[number]
-        stripped = line.strip()
+        stripped = line.strip(_GO_SPACES)
         if not pending and (not stripped or stripped.startswith("#")):
             continue
         if pending and (stripped.startswith("#") or not stripped):
@@ -177,10 +183,10 @@ def _instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
             pending.append(body[:-1])
             continue
         pending.append(line)
-        out.append((first, "".join(pending).strip()))
+        out.append((first, "".join(pending).strip(_GO_SPACES)))
         pending = []
     if pending:
-        out.append((first, "".join(pending).strip()))
+        out.append((first, "".join(pending).strip(_GO_SPACES)))
     return escape, out
 
 
@@ -278,14 +284,95 @@ def _words(args: str, escape: str = "\\") -> list[str]:
     return words
 
 
-def _flags(args: str, escape: str) -> tuple[dict[str, list[str]], list[str]]:
-    """Leading `--name=value` flags of an instruction, and the words after them."""
-    flags: dict[str, list[str]] = {}
-    words = _words(args, escape)
-    while words and words[0].startswith("--"):
-        key, _, value = words.pop(0)[2:].partition("=")
-        flags.setdefault(key.lower(), []).append(value)
-    return flags, words
+_KNOWN_FLAGS = {  # what each instruction takes (the engine's names: lower case, exact)
+    "FROM": ("platform",),
+    "COPY": ("from", "chown", "chmod", "link", "parents", "exclude"),
+    "ADD": ("chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"),
+    "RUN": ("mount", "network", "security"),
+}
+_GUARDED = ("FROM", "COPY", "ADD", "RUN", "ONBUILD")  # their lines: printable ASCII and tabs
+_PRINTABLE = re.compile(r"[\t\x20-\x7e]*")
+_TOKENS = re.compile(r"[\t\v\f\r ]+")  # how the engine splits FROM's arguments (no quotes)
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*")  # the engine's rule for `AS NAME`
+_PLAIN_SOURCE = re.compile(r"[A-Za-z0-9_.:/@+${}-]+")  # a `from` value as written
+_PLAIN_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*")  # ... and once substituted
+_GIT = re.compile(r"(?:^|[^A-Za-z0-9_.-])git@", re.IGNORECASE)
+URL_HINT = ("add the file to the build context and COPY it, or download it in a `RUN wget` "
+            "or `RUN curl` step: that runs inside the build's container, on its network")
+
+
+def _guard(keyword: str, logical: str, line: int) -> None:
+    """Refuse what the engine reads differently from this parser: a keyword that is not ASCII
+    (Go lower-cases `ONBUİLD` to `onbuild`), and in the instructions that name images or
+    sources any character but printable ASCII and tab (the engine splits flags at bytes such
+    as 0xA0, the second byte of a UTF-8 `à`)."""
+    if not keyword.isascii():
+        raise DockerfileError(f"{keyword!r} is not an instruction (not ASCII)", line)
+    if keyword in _GUARDED and not _PRINTABLE.fullmatch(logical):
+        bad = next(ch for ch in logical if not _PRINTABLE.fullmatch(ch))
+        raise DockerfileError(f"{keyword} holds the character {bad!r}: only printable ASCII "
+                              "and tabs are accepted in FROM, COPY, ADD, RUN and ONBUILD on "
+                              "this server", line,
+                              hint="write the line in plain ASCII (a RUN step can read "
+                              "other text from a file of the context)")
+
+
+def _flags(keyword: str, args: str, line: int) -> tuple[list[FlagWord], str]:
+    """The instruction's leading flags as the engine reads them (`builder_flags`), and the
+    rest of its arguments. A name that is not one of the instruction's flags, or is written
+    with a quote or backslash, is refused: the engine would read it as another flag."""
+    words, rest = extract_builder_flags(args)
+    known = _KNOWN_FLAGS.get(keyword, ())
+    for flag in words:
+        if not flag.plain_name:
+            raise DockerfileError(f"{keyword} flag {flag.raw!r}: a flag's name is written "
+                                  "without quotes or backslashes here", line,
+                                  hint="write the flag as --name=value")
+        if flag.name not in known:
+            takes = ", ".join(f"--{name}" for name in known) or "no flags"
+            raise DockerfileError(f"{keyword} has no flag --{flag.name}", line,
+                                  hint=f"{keyword} takes {takes} (lower case)")
+    return words, rest.strip(_GO_SPACES)
+
+
+def _source(keyword: str, flag: str, value: str | None, line: int) -> str:
+    """A `from` value, which must be a plain image reference, stage name or index."""
+    if value is None or not _PLAIN_SOURCE.fullmatch(value):
+        raise DockerfileError(f"{keyword} {flag}={value or ''!r} is not an image reference, "
+                              "a stage name or a stage index", line,
+                              hint=f"write {flag}=NAME[:TAG] or {flag}=STAGE, unquoted")
+    return value
+
+
+def _mount_sources(values: list[str], line: int) -> list[str]:
+    """The `from=` of each `--mount` (a CSV list for the engine: quotes are refused, they
+    would change where its fields end)."""
+    out: list[str] = []
+    for value in values:
+        if any(ch in value for ch in "\"'\\"):
+            raise DockerfileError("RUN --mount: quotes and backslashes are not accepted in its "
+                                  "options here", line, hint="write --mount=type=...,from=...")
+        for field in value.split(","):
+            key, _, found = field.partition("=")
+            if key.strip().lower() == "from":
+                out.append(_source("RUN --mount", "from", found.strip(), line))
+    return out
+
+
+def _refuse_urls(rest: str, line: int, escape: str) -> None:
+    """`ADD` fetches a URL source with the engine itself, from the host's own network (its
+    loopback included), and its errors carry what it fetched: refused on a shared server. A
+    URL is looked for with quotes and escapes removed (`"http"://`, `http:\\//`), and a
+    variable in a source could hold one, so only the destination may use one."""
+    cooked = rest.replace('"', "").replace("'", "").replace(escape, "")
+    if "://" in cooked or _GIT.search(cooked):
+        raise DockerfileError("ADD from a URL is not allowed on this server: the engine would "
+                              "fetch it from the server's own network", line, hint=URL_HINT)
+    sources = [rest] if rest.startswith("[") else _TOKENS.split(rest)[:-1]
+    if any("$" in source for source in sources):
+        raise DockerfileError("ADD: a variable in a source is not allowed on this server (it "
+                              "could name a URL)", line,
+                              hint="write the source path, or use COPY (it never fetches)")
 
 
 def _arg(args: str, variables: dict[str, str | None], build_args: Mapping[str, str],
@@ -304,33 +391,28 @@ def _arg(args: str, variables: dict[str, str | None], build_args: Mapping[str, s
             variables[key] = known.get(key)
 
 
-def _mount_sources(values: list[str]) -> list[str]:
-    out: list[str] = []
-    for value in values:
-        for field in value.split(","):
-            key, _, found = field.strip().strip("'\"").partition("=")
-            if key.strip().lower() == "from":
-                out.append(found.strip())
-    return out
-
-
 def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[ImageUse]:
-    """Every image the Dockerfile `text` reads, in order (stages and `scratch` left out)."""
+    """Every image the Dockerfile `text` reads, in order (stages and `scratch` left out);
+    a DockerfileError for what a shared server refuses or cannot resolve before the build."""
     args = dict(build_args or {})
     global_args: dict[str, str | None] = {}
     stage_args: dict[str, str | None] = {}
-    stages: list[str] = []  # lower-cased names ("" for an unnamed stage)
+    finished: list[str] = []  # lower-cased names of the stages before this one ("": unnamed)
+    current: str | None = None  # this stage's name: not a stage yet, for the engine
     uses: list[ImageUse] = []
 
     def add(line: int, instruction: str, value: str, variables: Mapping[str, str | None],
             stage_ok: bool, index_ok: bool = False) -> None:
-        """Report `value` unless it names an earlier stage (by index: `--from` only)."""
+        """Report `value` unless it names a finished stage (by index: `--from` only)."""
         reference = _expand(value, variables, line, escape).strip()
         if not reference:
             raise DockerfileError(f"{instruction} names no image", line)
-        if stage_ok and reference.lower() in stages:
+        if instruction != "FROM" and not _PLAIN_REFERENCE.fullmatch(reference):
+            raise DockerfileError(f"{instruction} {reference!r} is not an image reference, a "
+                                  "stage name or a stage index", line)
+        if stage_ok and reference.lower() in finished:
             return
-        if index_ok and reference.isdigit() and int(reference) < len(stages):
+        if index_ok and reference.isdigit() and int(reference) < len(finished):
             return
         if instruction == "FROM" and reference.lower() == "scratch":
             return
@@ -339,29 +421,46 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
     escape, instructions = _instructions(text)
     for line, logical in instructions:
         keyword, rest = _split_command(logical)
+        _guard(keyword, logical, line)
         onbuild = keyword == "ONBUILD"
         if onbuild:
+            if rest.startswith("--"):
+                raise DockerfileError("ONBUILD takes no flags", line)
             keyword, rest = _split_command(rest)
+            _guard(keyword, rest, line)
+        prefix = "ONBUILD " if onbuild else ""
         if keyword == "ARG" and not onbuild:
-            if not stages:
+            if current is None:
                 _arg(rest, global_args, args, global_args, line, escape)
             else:
                 _arg(rest, stage_args, args, {**global_args, **stage_args}, line, escape)
         elif keyword == "FROM" and not onbuild:
-            _, parts = _flags(rest, escape)
-            if not parts:
-                raise DockerfileError("FROM names no image", line)
+            _, rest = _flags(keyword, rest, line)
+            parts = _TOKENS.split(rest) if rest else []
+            if len(parts) not in (1, 3) or (len(parts) == 3 and parts[1].lower() != "as"):
+                raise DockerfileError("FROM takes an image and optionally AS NAME", line,
+                                      hint="write FROM IMAGE [AS NAME]")
+            named = parts[2].lower() if len(parts) == 3 else ""
+            if len(parts) == 3 and not _STAGE_NAME.fullmatch(named):
+                raise DockerfileError(f"{parts[2]!r} is not a stage name", line,
+                                      hint="start it with a letter; use letters, digits, "
+                                      "'-', '_' and '.'")
+            if current is not None:
+                finished.append(current)  # the engine commits a stage when the next begins
             add(line, "FROM", parts[0], global_args, True)
-            named = parts[2].lower() if len(parts) >= 3 and parts[1].lower() == "as" else ""
-            stages.append(named)
+            current = named
             stage_args = {}
         elif keyword in ("COPY", "ADD", "RUN"):
-            flags, _ = _flags(rest, escape)
-            prefix = "ONBUILD " if onbuild else ""
-            for value in flags.get("from", []) if keyword != "RUN" else []:
-                add(line, f"{prefix}{keyword} --from", value, stage_args, not onbuild,
-                    not onbuild)
-            for value in _mount_sources(flags.get("mount", [])) if keyword == "RUN" else []:
+            flags, rest = _flags(keyword, rest, line)
+            for flag in flags:
+                if flag.name == "from":
+                    value = _source(keyword, "--from", flag.value, line)
+                    add(line, f"{prefix}{keyword} --from", value, stage_args, not onbuild,
+                        not onbuild)
+            mounts = [f.value or "" for f in flags if f.name == "mount"]
+            for value in _mount_sources(mounts, line):
                 add(line, f"{prefix}RUN --mount from", value, stage_args, not onbuild,
                     not onbuild)
+            if keyword == "ADD":
+                _refuse_urls(rest, line, escape)
     return uses

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 
+from dockyard.build.builder_flags import extract_builder_flags
 from dockyard.build.dockerfile import (
     DockerfileError,
     ImageUse,
@@ -216,3 +218,165 @@ def test_a_path_sent_twice_is_refused() -> None:
             tar.addfile(info, io.BytesIO(data))
     with pytest.raises(DockerfileError, match="more than once"):
         read_dockerfile(buffer.getvalue(), "x")
+
+
+# -- what the engine reads differently: refused before anything is built -------------------
+def refused(text: str, match: str | None = None) -> DockerfileError:
+    with pytest.raises(DockerfileError, match=match) as caught:
+        image_uses(text)
+    assert caught.value.line is not None
+    return caught.value
+
+
+def test_a_quoted_flag_name_is_refused() -> None:
+    """Bypass (a): the engine removes the quotes and reads `--from=`."""
+    assert extract_builder_flags('--"from"=4c0e4cbd36a2 /secret /stolen')[0][0].name == "from"
+    problem = refused('FROM dockyard/busybox:1\nCOPY --"from"=4c0e4cbd36a2 /secret /stolen\n',
+                      "name")
+    assert problem.line == 2
+    refused("FROM dockyard/busybox:1\nCOPY --'from'=4c0e4cbd36a2 /secret /stolen\n")
+    refused('FROM dockyard/busybox:1\nCOPY "--from"=4c0e4cbd36a2 /secret /stolen\n'
+            'COPY --"from=4c0e4cbd36a2" /secret /stolen\n')
+
+
+def test_a_backslash_in_a_flag_name_is_refused_whatever_the_escape() -> None:
+    """Bypass (b): a backslash always escapes in flags, even under `# escape=``."""
+    assert extract_builder_flags("--fr\\om=4c0e4cbd /a /b")[0][0].name == "from"
+    assert refused("FROM dockyard/busybox:1\nCOPY --fr\\om=4c0e4cbd /secret /stolen\n",
+                   "name").line == 2
+    refused("# escape=`\nFROM dockyard/busybox:1\nCOPY --fr\\om=4c0e4cbd /secret /stolen\n")
+
+
+GO_BYTE_SPACES = ["\t", "\n", "\v", "\f", "\r", " ", "\x85", "\xa0"]
+
+
+@pytest.mark.parametrize("space", GO_BYTE_SPACES)
+def test_flags_split_at_every_byte_go_calls_a_space(space: str) -> None:
+    words, rest = extract_builder_flags(f"--chown=0{space}--from=4c0e4cbd36a2 /secret /stolen")
+    assert [(w.name, w.value) for w in words] == [("chown", "0"), ("from", "4c0e4cbd36a2")]
+    assert rest == "/secret /stolen"
+    words, _ = extract_builder_flags("--chown=0\x1c--from=x /a /b")  # not a space to Go
+    assert [w.name for w in words] == ["chown"]
+
+
+@pytest.mark.parametrize("raw", [b"\x09", b"\x0b", b"\x0c", b"\x0d", b"\x85", b"\xa0",
+                                 b"\xc3\xa0", b"\xc2\xa0", b"\x1c", b"\x00", b"\x7f"])
+def test_bypass_c_no_byte_but_printable_ascii_and_tab_in_image_lines(raw: bytes) -> None:
+    """Bypass (c), as the server reads it: the raw bytes in the uploaded context."""
+    line = b"COPY --chown=0" + raw + b"--from=4c0e4cbd36a2 /secret /stolen\n"
+    text = read_dockerfile(_tar({"Dockerfile": b"FROM dockyard/busybox:1\n" + line}))
+    if raw == b"\x09":  # a tab is a blank: the second flag is seen (and checked)
+        assert refs(text) == [(1, "FROM", "dockyard/busybox:1"),
+                              (2, "COPY --from", "4c0e4cbd36a2")]
+    else:
+        assert refused(text, "printable ASCII").line == 2
+
+
+@pytest.mark.parametrize("keyword", ["FROM", "ADD", "RUN", "ONBUILD RUN"])
+def test_non_ascii_is_refused_in_every_image_or_source_line(keyword: str) -> None:
+    text = f"FROM a:1\n{keyword} /caf\u00e9 /x\n"
+    assert refused(text, "printable ASCII").line == 2
+    assert refs("FROM a:1\nLABEL description=caf\u00e9\n# \u00e0 comment\n")  # elsewhere: ok
+
+
+def test_bypass_d_a_stage_cannot_name_itself() -> None:
+    """The engine knows a stage's name only once the stage is finished: within it, the name
+    is an image reference (here an id prefix of alice's image)."""
+    text = ("FROM dockyard/busybox:1 AS b9c48f95de13\n"
+            "COPY --from=b9c48f95de13 /secret /stolen\n"
+            "COPY --from=0 /secret /stolen\n")
+    assert refs(text)[1:] == [(2, "COPY --from", "b9c48f95de13"), (3, "COPY --from", "0")]
+    assert refs("FROM x:1 AS b9c4\nFROM b9c4 AS b9c4\n") == [(1, "FROM", "x:1")]
+    assert refs("FROM b9c4 AS b9c4\n") == [(1, "FROM", "b9c4")]
+    later = "FROM a:1 AS b9c48f95de13\nFROM a:1\nCOPY --from=b9c48f95de13 /s /d\n"
+    assert refs(later) == [(1, "FROM", "a:1"), (2, "FROM", "a:1")]
+
+
+@pytest.mark.parametrize("line", [
+    "COPY --FROM=alice/app:1 /a /b",  # the engine's names are lower case
+    "COPY --frm=alice/app:1 /a /b",
+    "ADD --from=alice/app:1 /a /b",  # ADD has no --from
+    "RUN --mount2=from=alice/app:1 true",
+    "COPY --from=ok:1 --unknown /a /b",
+])
+def test_unknown_flags_are_refused(line: str) -> None:
+    assert refused(f"FROM a:1\n{line}\n", "no flag").line == 2
+
+
+def test_known_flags_still_work() -> None:
+    text = ("FROM --platform=linux/amd64 a:1 AS one\n"
+            "COPY --chown=1:1 --chmod=644 --link --from=one /a /b\n"
+            "ADD --chown=1 --chmod=600 --checksum=sha256:00 --keep-git-dir=true --link "
+            "--exclude=*.md x.tar /b\n"
+            "COPY --parents --exclude=*.txt a /b\n"
+            "RUN --network=none --security=sandbox --mount=type=cache,target=/c true\n")
+    assert refs(text) == [(1, "FROM", "a:1"), (2, "COPY --from", "one")]
+    refused("FROM --platform=x --from=y a:1\n", "no flag")
+    refused("FROM a:1\nONBUILD --x COPY /a /b\n", "ONBUILD")
+
+
+@pytest.mark.parametrize("value", ['"a b"', "a,b", "+0", "", "${X}y z", "'\"a\"'", "a$"])
+def test_a_from_value_must_be_plain(value: str) -> None:
+    refused(f"FROM a:1\nCOPY --from={value} /a /b\n")
+
+
+def test_from_values_are_unquoted_as_the_engine_unquotes_them() -> None:
+    assert refs('FROM a:1\nCOPY --from="alice/app:1" /a /b\nCOPY --from=b\'o\'b:1 /a /b\n'
+                "COPY -- --from=x /a /b\nCOPY --from=a\\b'c'\"d\" /a /b\n")[1:] == [
+        (2, "COPY --from", "alice/app:1"), (3, "COPY --from", "bob:1"),
+        (5, "COPY --from", "abcd")]
+    refused("FROM a:1\nCOPY --from /a /b\n")  # no value
+    assert refs('FROM a:1\nRUN --mount=type=bind,"from=alice/app:1" true\n')[1:] == [
+        (2, "RUN --mount from", "alice/app:1")]  # the engine removed those quotes
+    refused("FROM a:1\nRUN --mount='type=bind,\"from=alice/app:1\"' true\n", "quotes")
+
+
+@pytest.mark.parametrize("line", [
+    "ADD http://127.0.0.1:7612/s.txt /stolen",
+    "ADD https://example.com/x /x",
+    "ADD HTTP://127.0.0.1:7612/s.txt /stolen",
+    'ADD "http"://127.0.0.1:7612/s.txt /stolen',
+    "ADD http:\\//127.0.0.1:7612/s.txt /stolen",
+    'ADD ["http://127.0.0.1:7612/s.txt", "/stolen"]',
+    'ADD ["http://127.0.0.1:7612/s.txt","/stolen"]',
+    "ADD git@github.com:a/b.git /src",
+    "ADD ftp://host/x /x",
+    "ADD --chown=1 a http://x /d/",
+    "ONBUILD ADD http://127.0.0.1:7612/s.txt /stolen",
+])
+def test_add_from_a_url_is_refused(line: str) -> None:
+    problem = refused(f"FROM a:1\n{line}\n", "URL")
+    assert problem.line == 2 and problem.hint is not None and "RUN" in problem.hint
+
+
+def test_add_of_context_files_still_works_and_variables_only_in_its_destination() -> None:
+    assert refs("FROM a:1\nARG D=/srv\nADD app.tar.gz $D/\nADD a b /c/\n") == [
+        (1, "FROM", "a:1")]
+    refused("FROM a:1\nARG U=http://127.0.0.1:7612/s\nADD $U /x\n", "variable")
+    refused("FROM a:1\nENV U=x\nADD ${U} /x\n", "variable")
+    refused('FROM a:1\nADD ["$U", "/x"]\n', "variable")
+
+
+def test_a_directive_after_blanks_counts_as_the_engine_counts_it() -> None:
+    """The engine trims a line before it looks for a directive: with ` as the escape, the
+    backslash ends no line, so the COPY is an instruction of its own."""
+    text = " # escape=`\nFROM a:1\nRUN echo \\\nCOPY --from=alice/x:1 /a /b\n"
+    assert refs(text)[1:] == [(4, "COPY --from", "alice/x:1")]
+    # A blank the engine's `\s` does not know makes it a comment: `\` stays the escape.
+    text = "# escape\u00a0=`\nFROM a:1\nRUN echo `\nCOPY --from=alice/x:1 /a /b\n"
+    assert refs(text)[1:] == [(4, "COPY --from", "alice/x:1")]
+
+
+def test_a_keyword_that_is_not_ascii_is_refused() -> None:
+    """Go lower-cases U+0130 to `i`: `ONBU\u0130LD` is an ONBUILD to the engine."""
+    refused("FROM a:1\nONBU\u0130LD COPY --from=alice/x:1 /a /b\n", "not ASCII")
+
+
+def test_the_projects_dockerfiles_pass() -> None:
+    root = Path(__file__).resolve().parents[2]
+    found = sorted([*root.glob("examples/**/Dockerfile"),
+                    *root.glob("tests/engine/projects/**/Dockerfile")])
+    assert len(found) >= 4
+    for path in found:
+        assert {u.reference for u in image_uses(path.read_text())} == {
+            "dockyard/busybox:1"}, path

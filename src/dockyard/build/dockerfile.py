@@ -13,9 +13,17 @@ first `FROM` (their defaults, overridden by build args); in a stage, the ARGs th
 declares. A reference that cannot be resolved (an unknown expansion form, a variable with no
 value) is an error: it could name anything, so it is refused rather than guessed.
 
-Stage names and indexes of earlier stages are not images and are not reported; `scratch` is no
-image either. An `ONBUILD COPY --from=` value is always reported as an image: it is resolved in
-a later build, where this file's stages do not exist.
+Stage names and indexes of *finished* stages are not images and are not reported (the classic
+builder knows a stage only once the next FROM begins: within `FROM x AS b9c4`, `--from=b9c4` is
+an image id prefix); `scratch` is no image either. An `ONBUILD COPY --from=` value is always
+reported as an image: it is resolved in a later build, where this file's stages do not exist.
+
+Fail-closed where the engine reads a line differently from a shell-like parse (the check runs
+on shared servers only): flags are split exactly as the engine splits them
+(`builder_flags.extract_builder_flags`), and the Dockerfile is refused when a flag's name is
+unknown or written with a quote or backslash, a `--from` value is not a plain reference, stage
+name or index, a FROM/COPY/ADD/RUN/ONBUILD line holds anything but printable ASCII and tabs, or
+an ADD source is a URL (the engine fetches it from the host's own network) or a variable.
 """
 
 from __future__ import annotations

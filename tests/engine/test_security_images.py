@@ -18,6 +18,10 @@ Held here:
   name and the server id) make no image hers: she still runs her own build;
 - bob's Dockerfile `FROM <alice's repository tag>` (or `COPY --from=<her short id>`) is refused
   with the Dockerfile line, before anything is built;
+- so are the forms the engine reads differently from a shell-like parse: `COPY --"from"=<id>`,
+  a raw 0xA0 byte that the engine splits `--chown=0<A0>--from=<id>` at, and a stage named by
+  her id prefix that names itself (`FROM busybox AS <id>` then `COPY --from=<id>`): nothing
+  of bob's is built and her file is never printed;
 - the allowed base image (`dockyard/busybox:1`) works for bob's `image:` and `FROM`.
 
 Cleanup: the server is stopped; its containers, networks and volumes are removed by its server
@@ -84,12 +88,13 @@ class Server:
         assert answer.status_code == 201, answer.text
         return packed.digest
 
-    def build(self, who: str, name: str, dockerfile: str, image: str | None = None
+    def build(self, who: str, name: str, dockerfile: str | bytes, image: str | None = None
               ) -> httpx.Response:
         """Deploy service `app` built from `dockerfile` (raw API, context uploaded first)."""
         directory = self.root / f"{who}-{name}-{uuid.uuid4().hex[:6]}"
         directory.mkdir()
-        (directory / "Dockerfile").write_text(dockerfile)
+        data = dockerfile if isinstance(dockerfile, bytes) else dockerfile.encode()
+        (directory / "Dockerfile").write_bytes(data)
         service: dict[str, Any] = {"build": {"context": "."}, "stop_grace_period": "1s"}
         if image:
             service["image"] = image
@@ -290,3 +295,50 @@ def test_the_allowed_base_image_works(server: Server) -> None:
     assert status == "succeeded"
     busybox = docker("image", "inspect", "--format", "{{.Id}}", "dockyard/busybox:1")
     assert image_of("bob", f"base-{server.run}") == busybox.stdout.strip()
+
+
+def alice_id_starting_with_a_letter(server: Server) -> str:
+    """The hex id of an image of alice's that starts with a letter (a stage name must): her
+    build's, or one more build of hers until one does (ids are random: 10 in 16 do)."""
+    hex_id = server.alice_id.removeprefix("sha256:")
+    for attempt in range(12):
+        if hex_id[0] in "abcdef":
+            return hex_id
+        project = f"letter-{server.run}"
+        marker = f"alice-code-{server.run}-{attempt}"
+        status = server.finish("alice", server.build("alice", project,
+                                                     DOCKERFILE.format(marker=marker)))
+        assert status == "succeeded"
+        hex_id = image_of("alice", project).removeprefix("sha256:")
+    raise AssertionError("no image id of alice's starting with a letter after 12 builds")
+
+
+def test_bobs_dockerfile_cannot_smuggle_a_copy_from_alices_image(server: Server) -> None:
+    """The bypasses of the adversarial review, each of which copied alice's /code into bob's
+    image on a real server: a quoted flag name (a), a 0xA0 byte the engine splits flags at
+    (c), and a stage that names itself, which the engine then looks up as an image id prefix
+    (d). Each is refused before anything is built, and nothing of alice's is printed."""
+    hex_id = server.alice_id.removeprefix("sha256:")
+    letter = alice_id_starting_with_a_letter(server)[:12]
+    steal = b" /code /stolen\nRUN cat /stolen\n"
+    cases: dict[bytes, tuple[str, int]] = {
+        b'FROM dockyard/busybox:1\nCOPY --"from"=' + hex_id[:12].encode() + steal:
+            ("dockerfile-invalid", 2),
+        b"FROM dockyard/busybox:1\nCOPY --chown=0\xa0--from=" + hex_id[:12].encode() + steal:
+            ("dockerfile-invalid", 2),
+        f"FROM dockyard/busybox:1 AS {letter}\nCOPY --from={letter}".encode() + steal:
+            ("image-not-allowed", 2),
+    }
+    project = f"smuggle-{server.run}"
+    for dockerfile, (code, line) in cases.items():
+        response = server.build("bob", project, dockerfile)
+        (problem,) = diagnostics(response)
+        assert (problem["code"], problem["file"], problem["line"]) == (
+            code, "Dockerfile", line), (dockerfile, problem)
+        assert "alice-code-" not in response.text
+    deployments = httpx.get(f"{server.url}/v1/deployments", headers=server.headers("bob"),
+                            timeout=10).json()
+    assert not [d for d in deployments if d["project"] == project], deployments
+    built = docker("images", "-aq", "--filter", "label=dockyard.account=bob",
+                   "--filter", f"label=dockyard.project={project}").stdout.split()
+    assert not built, built

@@ -5,7 +5,9 @@ playground server it must also be available to the account (`server.images`), an
 Dockerfile is read from the uploaded context and every image it names (`FROM`, `COPY --from`)
 is held to the same policy: otherwise a tenant's build could read another tenant's image. A
 refused reference gets one answer, `image-not-allowed`, whether or not the image exists: the
-engine is not asked about it.
+engine is not asked about it. A Dockerfile the engine would read differently from the check
+(flags, bytes, stages: `build/dockerfile.py`), or whose `ADD` would have dockerd fetch a URL
+from the host's network, is `dockerfile-invalid` at its line: nothing of it is built.
 """
 
 from __future__ import annotations

@@ -21,7 +21,13 @@ would). Each attack and what holds:
   same listeners answer a container of a plain Docker network (so the test can fail), the
   ingress serves bob's web, and bob's service names resolve; the server's iptables rules
   carry its id and go with the network at `down`, stale ones too;
-- a playground server that cannot set the rules (no iptables on its PATH) refuses to start.
+- a playground server that cannot set the rules (no iptables on its PATH) refuses to start;
+- builds (`--build-timeout 15`, a second account alice): a build step cannot reach the host
+  listener through its network's gateway, docker0's or the host's addresses (the same probe
+  built on the engine's default bridge, as before the fix, does reach it), and it sees the
+  embedded DNS and the account's memory limit; bob's second build waits for his first while
+  alice's build proceeds; a build past the timeout fails its service with the reason, and no
+  build container is left.
 
 Cleanup: the server is stopped, everything labelled with its id is removed, its iptables rules
 (by their comment), the metadata namespace and its veth, and the control network.
@@ -29,12 +35,16 @@ Cleanup: the server is stopped, everything labelled with its id is removed, its 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,6 +79,8 @@ LOG_MAX_SIZE = 64 * 1024
 LOG_MAX_FILES = 2
 METADATA = "169.254.169.254"
 LINE = "x" * 200  # what the chatty service prints, after its line number
+BUILD_TIMEOUT = 15  # seconds a build may take here (--build-timeout)
+MEMORY = 1 << 30  # the account's memory limit (--max-memory's default), builds' too
 
 
 # -- the host's listeners ----------------------------------------------------------------------
@@ -113,6 +125,7 @@ class Server:
     http_port: int
     host_port: int
     run: str
+    alice_token: str = ""  # a second tenant (builds)
     refused: dict[str, httpx.Response] = field(default_factory=dict)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -139,6 +152,15 @@ class Server:
 
         return eventually(done, f"deployment {deployment} to finish", timeout=timeout)
 
+    def finished_as(self, deployment: str, token: str, timeout: float = 90) -> dict[str, Any]:
+        """`finished`, as the account of `token`."""
+        own = self.token
+        self.token = token
+        try:
+            return self.finished(deployment, timeout)
+        finally:
+            self.token = own
+
 
 def project_containers(project: str) -> list[dict[str, Any]]:
     ids = docker("ps", "-aq", "--filter", "label=dockyard.account=bob",
@@ -161,7 +183,8 @@ def our_rules(server_id: str) -> list[str]:
 
 def server_options(host_port: int) -> list[str]:
     return ["--http-port", "0", "--https-port", "0", "--ingress-host", "127.0.0.1",
-            "--max-projects", "3", "--max-pids", str(MAX_PIDS), "--log-max-size", "64k",
+            "--max-projects", "6", "--build-timeout", str(BUILD_TIMEOUT),
+            "--max-pids", str(MAX_PIDS), "--log-max-size", "64k",
             "--log-max-files", str(LOG_MAX_FILES),
             "--allow-host-ports", f"bob={host_port}-{host_port}",
             "--allow-image", "dockyard/busybox:*"]
@@ -200,12 +223,13 @@ def egress_project(host_port: int) -> dict[str, Any]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("containment")
     host_port = free_port()
-    with playground_server(root, *server_options(host_port), accounts=("bob",)) as running:
+    with playground_server(root, *server_options(host_port),
+                           accounts=("bob", "alice")) as running:
         state = json.loads((running.data / "server.json").read_text())
         srv = Server(url=running.url, data=running.data, log=running.log,
                      server_id=running.server_id, token=running.tokens["bob"],
                      http_port=int(state["http_port"]), host_port=host_port,
-                     run=uuid.uuid4().hex[:6])
+                     run=uuid.uuid4().hex[:6], alice_token=running.tokens["alice"])
         for name, services in (("logs", LOGS_PROJECT),
                                ("egress", egress_project(host_port))):
             project = f"ct-{srv.run}-{name}"
@@ -492,3 +516,159 @@ def test_a_playground_server_that_cannot_fence_tenants_does_not_start(
     assert "cannot restrict tenant containers' egress: iptables is not installed" in \
         started.stderr, started.stderr
     assert "apt-get install iptables" in started.stderr and "--egress open" in started.stderr
+
+
+# -- builds ------------------------------------------------------------------------------------
+def build_context(dockerfile: str) -> tuple[bytes, str]:
+    """A build context holding only `dockerfile`: (its tar, its digest)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    content = buffer.getvalue()
+    return content, "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def deploy_builds(srv: Server, project: str, dockerfiles: dict[str, str],
+                  token: str | None = None) -> str:
+    """Upload each service's context and deploy them as builds (raw API); the deployment id."""
+    auth = {"Authorization": f"Bearer {token or srv.token}"}
+    builds: dict[str, Any] = {}
+    for service, dockerfile in dockerfiles.items():
+        content, digest = build_context(dockerfile)
+        put = httpx.put(f"{srv.url}/v1/contexts/{digest}", content=content, headers=auth,
+                        timeout=30)
+        assert put.status_code in (200, 201), put.text
+        builds[service] = {"digest": digest}
+    services = {name: {"build": {"context": "."}, "command": ["sleep", "3600"],
+                       "stop_grace_period": "1s"} for name in dockerfiles}
+    answer = httpx.post(f"{srv.url}/v1/projects/{project}/deployments", headers=auth,
+                        json={"project": {"name": project, "services": services},
+                              "builds": builds}, timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["deployment"])
+
+
+def deployment(srv: Server, deployment_id: str, token: str | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = httpx.get(
+        f"{srv.url}/v1/deployments/{deployment_id}",
+        headers={"Authorization": f"Bearer {token or srv.token}"}, timeout=10).json()
+    return found
+
+
+def states(record: dict[str, Any], service: str) -> list[tuple[str, str]]:
+    return [(str(e["state"]), str(e["reason"])) for e in record["events"]
+            if e["service"] == service]
+
+
+def probe_dockerfile(run: str, port: int, addresses: list[str], fenced: bool) -> str:
+    """A build step that connects to the host listener through its network's gateway and each
+    of `addresses`, and fails if any answered; on a fenced build it also checks that names are
+    resolved by Docker's embedded DNS (as in containers) and that the memory limit holds."""
+    checks = ""
+    if fenced:
+        checks = (
+            "grep -q '^nameserver 127.0.0.11' /etc/resolv.conf || "
+            "{ echo 'not the embedded DNS'; cat /etc/resolv.conf; exit 3; }; "
+            "limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null "
+            "|| cat /sys/fs/cgroup/memory.max); "
+            f"[ \"$limit\" = {MEMORY} ] || {{ echo \"memory limit $limit\"; exit 5; }}; ")
+    targets = " ".join(addresses)
+    return (f"FROM {IMAGE}\n"
+            f"RUN echo probe-{run}-{fenced}; "
+            "gw=$(ip route | awk '/^default/ {print $3}'); "
+            f"for a in $gw {targets}; do out=$(nc -w 2 $a {port}); "
+            "if [ -n \"$out\" ]; then echo \"reached $a: $out\"; exit 4; fi; done; "
+            "echo contained\n" + (f"RUN {checks}echo checked\n" if checks else ""))
+
+
+def docker0_address() -> str:
+    listing = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True,
+                             text=True, check=True).stdout
+    return listing.split()[3].split("/")[0]
+
+
+def test_a_build_step_cannot_reach_the_host(
+        server: Server, listeners: dict[str, Listener | MetadataService],
+        tmp_path: Path) -> None:
+    host = listeners["host"]
+    addresses = [docker0_address(), *lan_addresses()]
+    # The control: the same probe, built as before the fix (the engine's default bridge),
+    # reaches the listener, so the probe can tell.
+    (tmp_path / "Dockerfile").write_text(
+        probe_dockerfile(server.run, host.port, addresses, fenced=False))
+    control = subprocess.run(
+        ["docker", "build", "--no-cache", "--rm", "--force-rm", str(tmp_path)],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert control.returncode != 0 and "reached" in control.stdout + control.stderr, control
+    assert host.secret in control.stdout + control.stderr
+
+    before = host.accepted
+    project = f"ct-{server.run}-probe"
+    built = server.finished(deploy_builds(server, project, {"probe": probe_dockerfile(
+        server.run, host.port, addresses, fenced=True)}))
+    assert built["status"] == "succeeded", states(built, "probe")
+    assert host.accepted == before
+    # It ran on the project's network, whose fence is in place.
+    (network,) = the_container(project, "probe")["NetworkSettings"]["Networks"]
+    bridge = f"br-{json.loads(docker('network', 'inspect', network).stdout)[0]['Id'][:12]}"
+    assert f"INPUT {bridge}" in our_rules(server.server_id)
+
+
+def test_an_accounts_second_build_waits_while_another_accounts_build_proceeds(
+        server: Server) -> None:
+    bob = deploy_builds(server, f"ct-{server.run}-twobuilds", {
+        name: f"FROM {IMAGE}\nRUN echo {name}-{server.run} && sleep 10\n"
+        for name in ("one", "two")})
+
+    def one_of_bobs_builds_runs() -> list[str]:
+        record = deployment(server, bob)
+        return [s for s in ("one", "two") if ("BUILD_RUNNING", "building") in states(record, s)]
+
+    running = eventually(one_of_bobs_builds_runs, "one of bob's builds to run")
+    assert len(running) == 1, f"bob's builds ran at once: {running}"
+    first = running[0]
+    second = "two" if first == "one" else "one"
+    alice = deploy_builds(server, f"ct-{server.run}-alice", {
+        "quick": f"FROM {IMAGE}\nRUN echo quick-{server.run}\n"}, token=server.alice_token)
+
+    def alices_image_is_built() -> bool:
+        record = deployment(server, alice, server.alice_token)
+        return ("UPDATE_QUEUED", "image built") in states(record, "quick")
+
+    eventually(alices_image_is_built, "alice's build (while bob's first one runs)")
+    # At that moment bob's second build has not started: it waits for his first.
+    record = deployment(server, bob)
+    assert record["status"] == "running", record
+    waiting = states(record, second)
+    assert ("BUILD_QUEUED", "waiting for this account's other build to finish (one build at "
+            "a time per account)") in waiting, waiting
+    assert not [s for s, _ in waiting if s == "BUILD_RUNNING"], waiting
+    finished = server.finished(bob)
+    assert finished["status"] == "succeeded", finished
+    assert server.finished_as(alice, server.alice_token)["status"] == "succeeded"
+
+
+def build_containers(marker: str) -> list[str]:
+    """Containers (running or not) whose command carries `marker`: a build's step."""
+    listing = docker("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}").stdout
+    return [line for line in listing.splitlines() if marker in line]
+
+
+def test_a_build_past_the_timeout_fails_and_leaves_no_build_container(server: Server) -> None:
+    marker = f"slow-{server.run}"
+    started = time.monotonic()
+    record = server.finished(deploy_builds(server, f"ct-{server.run}-slow", {
+        "slow": f"FROM {IMAGE}\nRUN echo {marker} && sleep 600\n"}))
+    took = time.monotonic() - started
+    assert record["status"] == "failed", record
+    failed = [reason for state, reason in states(record, "slow") if state == "BUILD_FAILED"]
+    assert len(failed) == 1 and f"build timeout ({BUILD_TIMEOUT} s) and was stopped" in \
+        failed[0], failed
+    assert "RUN echo " + marker in failed[0]
+    assert took >= BUILD_TIMEOUT, took  # it ran until the bound, and no further: see below
+    assert build_containers(marker) == []
+    assert project_containers(f"ct-{server.run}-slow") == []

@@ -349,6 +349,13 @@ def test_add_from_a_url_is_refused(line: str) -> None:
     assert problem.line == 2 and problem.hint is not None and "RUN" in problem.hint
 
 
+def test_a_url_escaped_for_a_later_build_is_refused() -> None:
+    """Under `# escape=``, a backslash escapes nothing here, but an ONBUILD trigger is parsed
+    again in the later build, where it does: `http:\\//` is `http://` there."""
+    refused("# escape=`\nFROM a:1\nONBUILD ADD http:\\//127.0.0.1:7612/s /x\n", "URL")
+    refused("FROM a:1\nADD http:`//127.0.0.1:7612/s /x\n", "URL")
+
+
 def test_add_of_context_files_still_works_and_variables_only_in_its_destination() -> None:
     assert refs("FROM a:1\nARG D=/srv\nADD app.tar.gz $D/\nADD a b /c/\n") == [
         (1, "FROM", "a:1")]

@@ -367,12 +367,13 @@ def _mount_sources(values: list[str], line: int) -> list[str]:
     return out
 
 
-def _refuse_urls(rest: str, line: int, escape: str) -> None:
+def _refuse_urls(rest: str, line: int) -> None:
     """`ADD` fetches a URL source with the engine itself, from the host's own network (its
     loopback included), and its errors carry what it fetched: refused on a shared server. A
-    URL is looked for with quotes and escapes removed (`"http"://`, `http:\\//`), and a
+    URL is looked for with quotes and both escape characters removed (`"http"://`,
+    `http:\\//`; an ONBUILD trigger is parsed again with `\\` in the later build), and a
     variable in a source could hold one, so only the destination may use one."""
-    cooked = rest.replace('"', "").replace("'", "").replace(escape, "")
+    cooked = re.sub("[\"'`\\\\]", "", rest)
     if "://" in cooked or _GIT.search(cooked):
         raise DockerfileError("ADD from a URL is not allowed on this server: the engine would "
                               "fetch it from the server's own network", line, hint=URL_HINT)
@@ -470,5 +471,5 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
                 add(line, f"{prefix}RUN --mount from", value, stage_args, not onbuild,
                     not onbuild)
             if keyword == "ADD":
-                _refuse_urls(rest, line, escape)
+                _refuse_urls(rest, line)
     return uses

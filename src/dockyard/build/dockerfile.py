@@ -306,7 +306,8 @@ _PLAIN_SOURCE = re.compile(r"[A-Za-z0-9_.:/@+${}-]+")  # a `from` value as writt
 _PLAIN_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*")  # ... and once substituted
 _GIT = re.compile(r"(?:^|[^A-Za-z0-9_.-])git@", re.IGNORECASE)
 URL_HINT = ("add the file to the build context and COPY it, or download it in a `RUN wget` "
-            "or `RUN curl` step: that runs inside the build's container, on its network")
+            "or `RUN curl` step: that runs in the build's container, on the project's network "
+            "and under the server's egress policy")
 
 
 def _guard(keyword: str, logical: str, line: int) -> None:

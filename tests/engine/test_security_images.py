@@ -317,7 +317,8 @@ def test_bobs_dockerfile_cannot_smuggle_a_copy_from_alices_image(server: Server)
     """The bypasses of the adversarial review, each of which copied alice's /code into bob's
     image on a real server: a quoted flag name (a), a 0xA0 byte the engine splits flags at
     (c), and a stage that names itself, which the engine then looks up as an image id prefix
-    (d). Each is refused before anything is built, and nothing of alice's is printed."""
+    (d); and an ADD from a URL on the host's loopback. Each is refused before anything is
+    built, and nothing of alice's is printed."""
     hex_id = server.alice_id.removeprefix("sha256:")
     letter = alice_id_starting_with_a_letter(server)[:12]
     steal = b" /code /stolen\nRUN cat /stolen\n"
@@ -328,6 +329,9 @@ def test_bobs_dockerfile_cannot_smuggle_a_copy_from_alices_image(server: Server)
             ("dockerfile-invalid", 2),
         f"FROM dockyard/busybox:1 AS {letter}\nCOPY --from={letter}".encode() + steal:
             ("image-not-allowed", 2),
+        # dockerd would fetch it from the host's loopback, and print it in its error
+        b"FROM dockyard/busybox:1\nADD http://127.0.0.1:7612/s.txt /stolen\n":
+            ("dockerfile-invalid", 2),
     }
     project = f"smuggle-{server.run}"
     for dockerfile, (code, line) in cases.items():

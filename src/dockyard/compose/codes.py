@@ -48,6 +48,8 @@ ERRORS: dict[str, str] = {
     "image-invalid": "an image reference the engine would not take (in `image:` or a "
     "Dockerfile)",
     "dockerfile-invalid": "on a shared server, a build's Dockerfile cannot be read from the "
+    "uploaded context, an image it names cannot be resolved before the build, or a line is "
+    "refused to fail closed (non-ASCII bytes, unknown or disguised flags, ADD from a URL)",
     "uploaded context or an image it names cannot be resolved before the build",
     "config-missing": "a config the project references is not set",
     "domain-invalid": "a custom domain cannot be served (not a domain name, or inside the "

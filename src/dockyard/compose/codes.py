@@ -50,7 +50,6 @@ ERRORS: dict[str, str] = {
     "dockerfile-invalid": "on a shared server, a build's Dockerfile cannot be read from the "
     "uploaded context, an image it names cannot be resolved before the build, or a line is "
     "refused to fail closed (non-ASCII bytes, unknown or disguised flags, ADD from a URL)",
-    "uploaded context or an image it names cannot be resolved before the build",
     "config-missing": "a config the project references is not set",
     "domain-invalid": "a custom domain cannot be served (not a domain name, or inside the "
     "server's zone)",

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dockyard.build.context import PackedContext
+from dockyard.runtime.driver import BuildFence
 from dockyard.runtime.errors import BuildFailed
 from dockyard.server import retention
 from dockyard.server.app import create_app
@@ -42,7 +43,8 @@ class ChattyDriver(FakeDriver):
     def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
               build_args: Mapping[str, str] | None = None, target: str | None = None,
               labels: Mapping[str, str] | None = None,
-              on_log: Callable[[str], None] | None = None) -> str:
+              on_log: Callable[[str], None] | None = None,
+              fence: BuildFence | None = None) -> str:
         printed = [f"line {n:05d} " + "y" * 89 for n in range(self.lines)]
         for line in printed:
             if on_log:

@@ -660,10 +660,19 @@ def build_containers(marker: str) -> list[str]:
 
 def test_a_build_past_the_timeout_fails_and_leaves_no_build_container(server: Server) -> None:
     marker = f"slow-{server.run}"
-    started = time.monotonic()
-    record = server.finished(deploy_builds(server, f"ct-{server.run}-slow", {
-        "slow": f"FROM {IMAGE}\nRUN echo {marker} && sleep 600\n"}))
-    took = time.monotonic() - started
+    # The step names another container as its own (the build's output is the tenant's): it
+    # must neither be killed nor hide the real step container.
+    victim = docker("run", "-d", "--rm", "--label", f"dockyard.test=containment-{server.run}",
+                    IMAGE, "sleep", "300").stdout.strip()
+    try:
+        started = time.monotonic()
+        record = server.finished(deploy_builds(server, f"ct-{server.run}-slow", {
+            "slow": f"FROM {IMAGE}\nRUN echo {marker} && echo ' ---> Running in "
+                    f"{victim[:12]}' && sleep 600\n"}))
+        took = time.monotonic() - started
+        assert docker("inspect", "-f", "{{.State.Running}}", victim).stdout.strip() == "true"
+    finally:
+        docker("rm", "-f", victim, check=False)
     assert record["status"] == "failed", record
     failed = [reason for state, reason in states(record, "slow") if state == "BUILD_FAILED"]
     assert len(failed) == 1 and f"build timeout ({BUILD_TIMEOUT} s) and was stopped" in \

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -81,16 +82,16 @@ class DockerEngine:
 
         The classic builder (docker-py's API) runs each step in a container: `fence` puts it
         on a network (`--network`) and under `container_limits`. Past `fence.timeout` a
-        watchdog kills the step container the stream named (" ---> Running in <id>"), and any
-        later one, so the step fails at once and the daemon ends the build (rm/forcerm remove
-        the container): the stream needs no private handle to be stopped.
+        watchdog kills the step container (`_Watchdog`), so the step fails at once and the
+        daemon ends the build (rm/forcerm remove the container): the stream needs no private
+        handle to be stopped.
         """
         fence = fence or BuildFence()
         lines: deque[str] = deque(maxlen=20)  # the end, for the failure: a build may print GBs
         step: str | None = None
         image_id: str | None = None
         failure: str | None = None
-        watchdog = _Watchdog(self, fence.timeout)
+        watchdog = _Watchdog(self, fence.timeout, fence.network)
         limits: Any = {k: v for k, v in (("memory", fence.memory), ("memswap", fence.memory),
                                          ("cpushares", fence.cpu_shares)) if v}
         try:
@@ -141,12 +142,30 @@ class DockerEngine:
             image_id = str(self.client.images.get(tag).id)
         return image_id
 
-    def _kill_build_step(self, container_id: str) -> None:
-        """Kill a build's step container (the builder then removes it); gone already is fine."""
+    def _kill_build_steps(self, named: set[str], network: str | None, since: float) -> None:
+        """Kill the running step containers of one build (the builder then removes them).
+
+        Candidates are the ids the build's output named and, on a build network, every
+        container on it; one is killed only if it is a step container of this build: on its
+        network (`default` without one), created since the build began, and not named under
+        the network's name as Dockyard names a project's containers. The build's output is the
+        tenant's (a step may print " ---> Running in <any id>"), so no id from it is trusted
+        alone, and a forged one cannot hide the real one (every named id is kept).
+        """
         try:
-            self.client.api.kill(container_id)
+            candidates = set(named)
+            if network:
+                candidates |= {str(c["Id"]) for c in self.client.api.containers(
+                    filters={"network": network, "status": "running"})}
         except (docker.errors.APIError, requests.exceptions.RequestException):
-            pass
+            candidates = set(named)  # the engine is away: the next round tries again
+        for container_id in sorted(candidates):
+            try:
+                if _is_build_step(self.client.api.inspect_container(container_id), network,
+                                  since):
+                    self.client.api.kill(container_id)
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                continue  # gone already, not one id (a forged prefix), or the engine is away
 
     # -- images ------------------------------------------------------------------------------
     def image_id(self, reference: str) -> str | None:
@@ -503,14 +522,38 @@ def _info(data: Mapping[str, Any]) -> ContainerInfo:
         health_output=" ".join(last_check.split())[:300])
 
 
-class _Watchdog:
-    """Stops a build past its timeout: kills the step container running then, and each one
-    started after (a killed step fails the classic build, so there is rarely a second)."""
+def _is_build_step(found: Mapping[str, Any], network: str | None, since: float) -> bool:
+    """Whether an inspected container is a running step container of the build that began at
+    `since` (epoch seconds) on `network` (see `DockerEngine._kill_build_steps`)."""
+    mode = str((found.get("HostConfig") or {}).get("NetworkMode") or "")
+    name = str(found.get("Name") or "").lstrip("/")
+    state = found.get("State") or {}
+    return (mode == (network or "default") and bool(state.get("Running"))
+            and _epoch(str(found.get("Created") or "")) >= since - 1
+            and not name.startswith(f"{network or 'dy'}-"))
 
-    def __init__(self, engine: DockerEngine, timeout: float | None) -> None:
+
+def _epoch(text: str) -> float:
+    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; 0 when unreadable."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$", text)
+    if not match:
+        return 0.0
+    whole = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return whole.timestamp() + float(f"0.{match.group(2) or 0}")
+
+
+class _Watchdog:
+    """Stops a build past its timeout: kills its step containers then, and again each second
+    (a step started after), until the build's stream ends (a killed step fails the classic
+    build, so there is rarely a second round)."""
+
+    def __init__(self, engine: DockerEngine, timeout: float | None,
+                 network: str | None) -> None:
         self.engine = engine
+        self.network = network
         self.expired = False
-        self._current: str | None = None
+        self.since = time.time()
+        self._named: deque[str] = deque(maxlen=64)  # the last ids named: a flood is cheap
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -520,22 +563,19 @@ class _Watchdog:
             self._thread.start()
 
     def running(self, container_id: str) -> None:
+        """The build's output named a step container (perhaps falsely: see the engine)."""
         with self._lock:
-            self._current = container_id
-            expired = self.expired
-        if expired:
-            self.engine._kill_build_step(container_id)
+            if container_id not in self._named:
+                self._named.append(container_id)
 
     def _watch(self, timeout: float) -> None:
         if self._done.wait(timeout):
             return
-        with self._lock:
-            self.expired = True
+        self.expired = True
         while True:
             with self._lock:
-                current = self._current
-            if current:
-                self.engine._kill_build_step(current)
+                named = set(self._named)
+            self.engine._kill_build_steps(named, self.network, self.since)
             if self._done.wait(1.0):
                 return
 

@@ -65,10 +65,11 @@ class ConfigBody(BaseModel):
     if_not_set: bool = False
 
 
-_STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextError: 422,
+# The first kind an error is an instance of decides (a subclass before its base).
+_STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextTooLarge: 413, ContextError: 422,
            DeploymentInProgress: 409, operations.NotFound: 404, Unauthorized: 401,
            EngineUnavailable: 503, ConfigNotFound: 404, ConfigInvalid: 422,
-           ConfigKeyError: 500}
+           ConfigKeyError: 500, streams.TooManyFollows: 429}
 
 
 def _status_of(exc: DockyardError) -> int:
@@ -196,9 +197,8 @@ def create_app(control: ControlPlane) -> FastAPI:
     def has_context(digest: str, who: Who) -> Response:
         return Response(status_code=200 if control.contexts.has(digest, str(who.id)) else 404)
 
-    @app.put("/v1/contexts/{digest}", status_code=201, response_model=None)
-    async def put_context(digest: str, request: Request,
-                          who: Who) -> dict[str, str] | JSONResponse:
+    @app.put("/v1/contexts/{digest}", status_code=201)
+    async def put_context(digest: str, request: Request, who: Who) -> dict[str, str]:
         """Stream the body to a temporary file of the context store, at most UPLOAD_BATCH
         bytes in memory; 413 at the first chunk over the size limit or the account's quota."""
         limits = control.settings.limits
@@ -216,8 +216,6 @@ def create_app(control: ControlPlane) -> FastAPI:
                     batch.clear()
             await run_in_threadpool(upload.write, bytes(batch))
             await run_in_threadpool(upload.finish)
-        except ContextTooLarge as exc:
-            return JSONResponse(error_body(exc), status_code=413)
         finally:
             await run_in_threadpool(upload.close)
         return {"digest": digest}
@@ -296,14 +294,10 @@ def create_app(control: ControlPlane) -> FastAPI:
     @app.get("/v1/deployments/{deployment}/events", response_model=None)
     async def deployment_events(
             deployment: str, who: Who,
-            after: Annotated[int, Query(ge=0, le=MAX_QUERY_INT)] = 0
-    ) -> SSEResponse | JSONResponse:
+            after: Annotated[int, Query(ge=0, le=MAX_QUERY_INT)] = 0) -> SSEResponse:
         """State events as they are recorded (async: an open stream holds no worker thread)."""
         await run_in_threadpool(_deployment, who, deployment)
-        try:
-            release = watches.take(who.name)
-        except streams.TooManyFollows as exc:
-            return JSONResponse(error_body(exc), status_code=429)
+        release = watches.take(who.name)  # TooManyFollows: 429
         return SSEResponse(streams.deployment_events(control, who, deployment, after),
                            on_close=release)
 
@@ -314,7 +308,7 @@ def create_app(control: ControlPlane) -> FastAPI:
                    deployment: str | None = None,
                    tail: Annotated[int | None, Query(ge=0, le=MAX_LINES)] = None,
                    limit: Annotated[int | None, Query(ge=1, le=MAX_LINES)] = None,
-                   ) -> SSEResponse | JSONResponse:
+                   ) -> SSEResponse:
         """The log as SSE (log_stream): bounded without follow, counted per account with it."""
         if type not in ("all", "build", "run"):
             raise DockyardError(f"unknown log type {type!r}", hint="use build, run or all")
@@ -325,12 +319,7 @@ def create_app(control: ControlPlane) -> FastAPI:
             services=list(service or []), follow=follow, since=log_stream.utc(since),
             until=log_stream.utc(until), kind=type, deployment=chosen,
             only_that_deployment=only, tail=tail, limit=clamp_lines(limit))
-        if not follow:
-            return SSEResponse(log_stream.log_events(control, who, project, query, redact))
-        try:
-            release = follows.take(who.name)
-        except streams.TooManyFollows as exc:
-            return JSONResponse(error_body(exc), status_code=429)
+        release = follows.take(who.name) if follow else None  # TooManyFollows: 429
         return SSEResponse(log_stream.log_events(control, who, project, query, redact),
                            on_close=release)
 

@@ -33,6 +33,18 @@ class DeploymentInProgress(DockyardError):
     """Another deployment of the same project is running."""
 
 
+class KeyedLocks:
+    """One lock per key (an account name), made on first use."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
 @dataclass
 class _Slot:
     deployment: str
@@ -48,8 +60,11 @@ class ControlPlane:
         self.build_slots = threading.BoundedSemaphore(settings.build_concurrency)
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
-        self._admissions: dict[str, threading.Lock] = {}
-        self._build_turns: dict[str, threading.Lock] = {}  # playground: one build per account
+        # Per account: admission (limits checked and slot taken) is atomic; and, in playground
+        # mode, a build takes the account's turn before a shared `build_slots` slot, so one
+        # tenant never holds every slot while others wait.
+        self.admission = KeyedLocks()
+        self.build_turn = KeyedLocks()
         self._expected_stops: set[str] = set()
         self.shutting_down = threading.Event()
         self.models: dict[tuple[int, str], Any] = {}  # deployed projects, loaded once
@@ -113,18 +128,6 @@ class ControlPlane:
         with self._lock:
             self._active.pop((account.name, project), None)
         self.notify()
-
-    def admission(self, account_name: str) -> threading.Lock:
-        """The lock that makes one account's admissions (limits checked, slot taken) atomic."""
-        with self._lock:
-            return self._admissions.setdefault(account_name, threading.Lock())
-
-    def build_turn(self, account_name: str) -> threading.Lock:
-        """The lock an account's build holds before it takes one of the shared `build_slots`
-        (playground mode): an account builds one image at a time, so one tenant can never
-        hold every slot while others wait."""
-        with self._lock:
-            return self._build_turns.setdefault(account_name, threading.Lock())
 
     def deploying_projects(self, account_name: str) -> set[str]:
         """The account's projects with a deployment running now."""

@@ -48,6 +48,7 @@ from dockyard.secrets.resolve import missing_configs
 from dockyard.server import retention
 from dockyard.server.control import ControlPlane
 from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
+from dockyard.server.domain_reports import claim_project_domains
 from dockyard.server.image_checks import image_problems
 from dockyard.server.legacy import is_legacy, remove_legacy_network
 from dockyard.server.project_size import check_project_size
@@ -254,12 +255,6 @@ def _domain_problems(control: ControlPlane, project: Project,
                     "domain-taken", f"{host!r} is already served by another project",
                     route.key.split("/")[2], "domainname",
                     "choose another domain, or take it down from the project that serves it"))
-    if not problems:
-        # Playground: a custom domain is served once proven to point here; the proofs run
-        # beside the deployment, and their outcome goes to each service's reason.
-        from dockyard.server.domain_reports import claim_project_domains
-
-        claim_project_domains(control, account, project)
     return problems
 
 
@@ -273,6 +268,10 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
     # happen under one lock, so concurrent requests cannot all pass a limit of one.
     with control.admission(account.name):
         check_request(control, project, builds, configs, account.name)
+        # Playground: a custom domain is served once proven to point here. Proofs start only
+        # for an admitted request, before its deployment is recorded (they note their outcome
+        # in the reason of the deployment after the latest one), and run beside it.
+        claim_project_domains(control, account.name, project)
         # The project's network first: refused here, before a deployment is recorded, when
         # the name is taken by an object this server, account and project did not make.
         placement = control.placement(account, project.name)

@@ -10,6 +10,7 @@ dropped, and the rest is cut to `MAX_CHARS`.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -19,14 +20,18 @@ _ENVIRONMENT = re.compile(r"(environment variable)s?\b.*", re.IGNORECASE | re.DO
 _ENGINE_URL = re.compile(r"\b(?:http\+docker|http\+unix|unix|tcp|npipe)://\S+")
 
 
+@functools.lru_cache(maxsize=8)
+def _data_forms(data: Path) -> tuple[str, ...]:
+    """The data directory as written and resolved: resolved once, not at every state event."""
+    return tuple(f for f in dict.fromkeys((str(data), str(data.resolve()))) if f and f != "/")
+
+
 def scrub_engine_text(text: str, data: Path | None = None) -> str:
     """`text` as a tenant may see it (see the module's docstring)."""
     out = _CONTROL.sub(" ", text)
     out = _ENVIRONMENT.sub(r"\1 (value not shown)", out)
     out = _ENGINE_URL.sub("<engine>", out)  # the engine's address and the request's query
-    if data is not None:
-        for form in {str(data), str(data.resolve())}:
-            if form and form != "/":
-                out = out.replace(form, "<server-data>")
+    for form in _data_forms(data) if data is not None else ():
+        out = out.replace(form, "<server-data>")
     out = " ".join(out.split())
     return out if len(out) <= MAX_CHARS else out[:MAX_CHARS - 1] + "…"

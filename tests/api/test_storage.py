@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -153,7 +154,11 @@ def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 
 def leftovers(api: Api) -> list[Path]:
-    return [p for p in api.control.contexts.directory.rglob("*") if p.is_file()]
+    """Every file of the context store. `os.walk` passes over a directory the collector
+    removes while it is read (rglob raised FileNotFoundError then: a flaky test)."""
+    return [Path(root) / name
+            for root, _dirs, files in os.walk(api.control.contexts.directory)
+            for name in files]
 
 
 # -- contexts ------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from dockyard.server.control import ControlPlane
 from dockyard.server.settings import Limits, ServerSettings
 from dockyard.store.store import Account, Store
 from tests.fakes import FakeDriver
+from tests.files import file_contents
 
 IMAGE = "dockyard/busybox:1"
 PUBLIC = {"/v1/health"}  # the only route, besides the OpenAPI document and docs, without token
@@ -728,9 +729,8 @@ def assert_nowhere(server: Server, caplog: pytest.LogCaptureFixture,
             file = Path(f"{database}{suffix}")
             if file.exists():
                 assert value.encode() not in file.read_bytes(), file
-        for stored in sorted(server.settings.data.rglob("*")):  # after `down`: no secret files
-            if stored.is_file():
-                assert value.encode() not in stored.read_bytes(), stored
+        for stored, content in file_contents(server.settings.data):  # after `down`: no secrets
+            assert value.encode() not in content, stored
         for logged in caplog.records:
             assert value not in logged.getMessage(), logged
             assert value not in str(logged.exc_text or ""), logged

@@ -62,6 +62,7 @@ from tests.engine.test_deployments import (
     labelled,
 )
 from tests.engine.test_example_images import _engine_ready
+from tests.files import file_contents
 
 pytestmark = [
     pytest.mark.docker,
@@ -577,8 +578,8 @@ def test_a_config_value_is_in_its_container_and_nowhere_else(playground: Playgro
     # The server's own log, and every file of its data directory (store, WAL, proxy files).
     assert canary not in pg.server_log(), "the config value is in the server's log"
     raw = canary.encode()
-    in_files = [str(path.relative_to(pg.data)) for path in sorted(pg.data.rglob("*"))
-                if path.is_file() and raw in path.read_bytes()]
+    in_files = [str(path.relative_to(pg.data)) for path, content in file_contents(pg.data)
+                if raw in content]
     assert not in_files, f"the config value is in the server's files: {in_files}"
     assert (pg.data / "dockyard.db").is_file()
 

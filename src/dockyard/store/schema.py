@@ -118,6 +118,18 @@ deployment_contexts = sa.Table(
     sa.UniqueConstraint("deployment_id", "digest"),
 )
 
+registry_credentials = sa.Table(
+    "registry_credentials", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("secret_encrypted", sa.Text, nullable=False),  # Fernet: never the password
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("account_id", "host"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -146,6 +158,12 @@ def _v5_deployment_contexts(conn: sa.Connection) -> None:
     deployment_contexts.create(conn)
 
 
+def _v6_registry_credentials(conn: sa.Connection) -> None:
+    """Registry logins per account (password encrypted): used only for its pulls and pushes."""
+    registry_credentials.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs,
-                               _v4_config_history, _v5_deployment_contexts]
+                               _v4_config_history, _v5_deployment_contexts,
+                               _v6_registry_credentials]

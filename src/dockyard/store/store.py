@@ -257,6 +257,45 @@ class Store:
         with self.engine.connect() as conn:
             return [(str(r[0]), str(r[1])) for r in conn.execute(query)]
 
+    # -- registry credentials ------------------------------------------------------------------
+    def set_registry_credential(self, account: Account, host: str, username: str,
+                                secret_encrypted: str) -> datetime:
+        """Store (or replace) the account's login for `host`."""
+        table, now = schema.registry_credentials, _now()
+        with self.engine.begin() as conn:
+            updated = conn.execute(table.update().where(
+                table.c.account_id == account.id, table.c.host == host,
+            ).values(username=username, secret_encrypted=secret_encrypted, updated_at=now))
+            if not updated.rowcount:
+                conn.execute(table.insert().values(
+                    account_id=account.id, host=host, username=username,
+                    secret_encrypted=secret_encrypted, updated_at=now))
+        return now
+
+    def registry_credentials(self, account: Account) -> list[tuple[str, str, datetime]]:
+        """(host, username, updated) of the account's logins, by host: never the secrets."""
+        table = schema.registry_credentials
+        query = (sa.select(table.c.host, table.c.username, table.c.updated_at)
+                 .where(table.c.account_id == account.id).order_by(table.c.host))
+        with self.engine.connect() as conn:
+            return [(str(r[0]), str(r[1]), _aware(r[2])) for r in conn.execute(query)]
+
+    def registry_secret(self, account: Account, host: str) -> tuple[str, str] | None:
+        """(username, encrypted secret) of the account's login for `host`, if any."""
+        table = schema.registry_credentials
+        query = sa.select(table.c.username, table.c.secret_encrypted).where(
+            table.c.account_id == account.id, table.c.host == host)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def remove_registry_credential(self, account: Account, host: str) -> bool:
+        table = schema.registry_credentials
+        with self.engine.begin() as conn:
+            result = conn.execute(table.delete().where(
+                table.c.account_id == account.id, table.c.host == host))
+        return bool(result.rowcount)
+
     # -- projects and deployments ------------------------------------------------------------------
     def _project_id(self, conn: sa.Connection, account: Account, name: str,
                     create: bool) -> int | None:

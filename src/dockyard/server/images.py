@@ -25,12 +25,14 @@ In byoc mode (one trusted user) every reference is passed to the engine as writt
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from dockyard.naming import NamingMode
+from dockyard.registry.reference import Reference as Reference  # re-exported: moved there
+from dockyard.registry.reference import image_id_of as image_id_of
+from dockyard.registry.reference import parse_reference as parse_reference
 from dockyard.runtime.driver import (
     LABEL_ACCOUNT,
     LABEL_IMAGE,
@@ -45,72 +47,6 @@ from dockyard.runtime.specs import Placement, image_repository, server_labels
 NOT_AVAILABLE_HINT = ("use an image one of your own services builds, or ask the server's "
                       "operator to allow it (dockyard server --allow-image PATTERN)")
 BUILD_REPOSITORY_PREFIX = "dy-"  # `runtime.specs.scope`: the server's own build repositories
-
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
-    rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?")
-_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
-
-
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """An image reference, parsed as the engine parses it."""
-
-    domain: str | None  # as written (None: Docker Hub)
-    path: str
-    tag: str | None
-    digest: str | None
-
-    @property
-    def tagged(self) -> str:
-        """As written, with `:latest` when neither tag nor digest is given."""
-        head = f"{self.domain}/{self.path}" if self.domain else self.path
-        tag = self.tag if self.tag or self.digest else "latest"
-        return head + (f":{tag}" if tag else "") + (f"@{self.digest}" if self.digest else "")
-
-    @property
-    def normalized(self) -> str:
-        """Fully qualified: `busybox` is `docker.io/library/busybox:latest`."""
-        hub = self.domain in (None, "docker.io", "index.docker.io")
-        domain = "docker.io" if hub else str(self.domain)
-        path = f"library/{self.path}" if hub and "/" not in self.path else self.path
-        head = f"{domain}/{path}"
-        tag = self.tag if self.tag or self.digest else "latest"
-        return head + (f":{tag}" if tag else "") + (f"@{self.digest}" if self.digest else "")
-
-
-def parse_reference(text: str) -> Reference | None:
-    """The reference, or None when the engine would not take it as one."""
-    found = _REFERENCE.fullmatch(text)
-    if found is None or len(text) > 255 + 128 + 80:
-        return None
-    domain, path = found.group("domain"), found.group("path")
-    if domain is not None and not _is_domain(domain):
-        path = f"{domain}/{path}"  # `dockyard/busybox`: a Docker Hub namespace, no registry
-        domain = None
-        if _PATH.fullmatch(path) is None:
-            return None
-    return Reference(domain, path, found.group("tag"), found.group("digest"))
-
-
-def _is_domain(first: str) -> bool:
-    """Docker's rule: the first part names a registry when it has a dot or a port, is
-    `localhost`, or has capitals (which no repository name may have)."""
-    return "." in first or ":" in first or first == "localhost" or first != first.lower()
-
-
-def image_id_of(text: str) -> str | None:
-    """The hex an engine would read as an image id (or a prefix of one), else None: a bare hex
-    string (`cafe`, `0`) is an id to the engine when no image of that name exists."""
-    found = _IMAGE_ID.fullmatch(text)
-    return found.group(1) if found else None
-
 
 def match_forms(reference: Reference, text: str) -> tuple[str, ...]:
     """What an operator's pattern is matched against: as written, tagged, fully qualified,

@@ -25,7 +25,7 @@ from dockyard.runtime.driver import (
     LogLine,
     StreamStop,
 )
-from dockyard.runtime.errors import BuildFailed
+from dockyard.runtime.errors import BuildFailed, RegistryLoginFailed
 
 
 class FakeDriver:
@@ -50,6 +50,9 @@ class FakeDriver:
         self.log_epoch = datetime.now(UTC)  # when they print them (a microsecond apart)
         self.following = 0  # follow streams of logs() open now
         self.log_requests: list[tuple[str, int | None]] = []  # (container, tail) per call
+        # Registries check_login accepts: server address -> (username, password).
+        self.registry_users: dict[str, tuple[str, str]] = {}
+        self.login_checks: list[tuple[str, str]] = []  # (server address, username) per call
 
     def close(self) -> None:
         pass
@@ -183,6 +186,16 @@ class FakeDriver:
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         return iter(())
+
+    def check_login(self, server_address: str, username: str, password: str) -> None:
+        """Accepts exactly `registry_users[server_address]`; a server not in it is down."""
+        self.login_checks.append((server_address, username))
+        if server_address not in self.registry_users:
+            raise RegistryLoginFailed(f'Get "https://{server_address}/v2/": dial tcp: lookup '
+                                      f"{server_address}: no such host", denied=False)
+        if self.registry_users[server_address] != (username, password):
+            raise RegistryLoginFailed(f"login attempt to https://{server_address}/v2/ failed "
+                                      "with status: 401 Unauthorized", denied=True)
 
 
 class FakeProxy:

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from dockyard.client._http import httpx
 from dockyard.diagnostics import Diagnostic, Location, Severity
@@ -124,6 +125,25 @@ class Client:
 
     def remove_config(self, project: str, name: str) -> None:
         self._request("DELETE", f"/v1/projects/{project}/configs/{name}")
+
+    def registries(self) -> list[dict[str, Any]]:
+        """The account's registry logins: host, username, updated_at (never passwords)."""
+        return list(self._json("GET", "/v1/registries"))
+
+    def registry_login(self, host: str, username: str, password: str) -> dict[str, Any]:
+        """Have the server check the login and keep it; {"host" (as stored), "username"}."""
+        result: dict[str, Any] = self._json("PUT", f"/v1/registries/{quote(host, safe='')}",
+                                            json={"username": username, "password": password},
+                                            timeout=90.0)
+        return result
+
+    def registry_logout(self, host: str) -> bool:
+        """Forget the login for `host`; False when the account had none."""
+        try:
+            self._request("DELETE", f"/v1/registries/{quote(host, safe='')}")
+        except NotFoundError:
+            return False
+        return True
 
     def has_context(self, digest: str) -> bool:
         try:

@@ -41,11 +41,18 @@ from dockyard.runtime.errors import (
     BuildTimedOut,
     EngineError,
     EngineUnavailable,
+    RegistryLoginFailed,
 )
 
 LogSink = Callable[[str], None]
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 _RUNNING = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")  # a step's container
+# How the engine words a registry's refusal of credentials (it answers 500 for every failure).
+_LOGIN_DENIED = re.compile(r"status: 40[13]\b|\bunauthori[sz]ed\b|\bforbidden\b|"
+                           r"incorrect username", re.IGNORECASE)
+_UNREACHABLE = re.compile(r"dial tcp|no such host|connection refused|i/o timeout|"
+                          r"TLS handshake|certificate", re.IGNORECASE)
+LOGIN_TIMEOUT = 30  # seconds a registry login check may take
 
 
 class DockerEngine:
@@ -396,6 +403,30 @@ class DockerEngine:
                                   exit_code=int(code) if code and code.isdigit() else None)
         finally:
             stream.close()
+
+    def check_login(self, server_address: str, username: str, password: str) -> None:
+        """The engine's `POST /auth`, called directly: docker-py's `login()` would cache the
+        credentials in this client, for every later pull of every account."""
+        api: Any = self.client.api  # docker-py's private helpers are untyped
+        body = {"username": username, "password": password, "serveraddress": server_address}
+        try:
+            response = api._post(api._url("/auth"), data=json.dumps(body), timeout=LOGIN_TIMEOUT,
+                                 headers={"Content-Type": "application/json"})
+            api._raise_for_status(response)
+        except docker.errors.APIError as exc:
+            reason = exc.explanation if isinstance(exc.explanation, str) else str(exc)
+            status = exc.response.status_code if exc.response is not None else 0
+            denied = status in (401, 403) or bool(
+                _LOGIN_DENIED.search(reason) and not _UNREACHABLE.search(reason))
+            if len(password) >= 4:  # the engine does not quote it; a registry might
+                reason = reason.replace(password, "***")
+            raise RegistryLoginFailed(reason, denied=denied) from None
+        except requests.exceptions.Timeout:
+            raise RegistryLoginFailed(f"the registry did not answer within {LOGIN_TIMEOUT} s",
+                                      denied=False) from None
+        except requests.exceptions.RequestException as exc:
+            raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
+                                    hint="is dockerd running?") from None
 
 
 def _check_owner(kind: str, name: str, found: Mapping[str, str],

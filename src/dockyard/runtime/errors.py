@@ -33,3 +33,14 @@ class BuildTimedOut(BuildFailed):
         super().__init__(message, step, last_lines)
         self.hint = ("make the build faster (fewer or cached steps), or ask the operator for a "
                      "longer --build-timeout")
+
+
+class RegistryLoginFailed(EngineError):
+    """The engine could not log in to a registry with the given credentials; `reason` is the
+    engine's own words (never the password), `denied` whether the registry refused them (as
+    opposed to not being reachable or answering oddly)."""
+
+    def __init__(self, reason: str, *, denied: bool) -> None:
+        super().__init__(f"the registry login failed: {reason}")
+        self.reason = reason
+        self.denied = denied

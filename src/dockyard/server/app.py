@@ -22,7 +22,7 @@ from dockyard.build.safety import UnsafeArchive
 from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.runtime.errors import EngineError, EngineUnavailable
 from dockyard.secrets.crypto import ConfigKeyError
-from dockyard.server import log_stream, operations, streams
+from dockyard.server import log_stream, operations, registry_auth, streams
 from dockyard.server.body_limit import BodyLimit
 from dockyard.server.configs import ConfigInvalid, ConfigNotFound
 from dockyard.server.contexts import ContextError, ContextTooLarge
@@ -65,11 +65,18 @@ class ConfigBody(BaseModel):
     if_not_set: bool = False
 
 
+class RegistryLoginBody(BaseModel):
+    username: str
+    password: str = Field(repr=False)  # never in a repr, a log or a validation error
+
+
 # The first kind an error is an instance of decides (a subclass before its base).
 _STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextTooLarge: 413, ContextError: 422,
            DeploymentInProgress: 409, operations.NotFound: 404, Unauthorized: 401,
            EngineUnavailable: 503, ConfigNotFound: 404, ConfigInvalid: 422,
-           ConfigKeyError: 500, streams.TooManyFollows: 429}
+           ConfigKeyError: 500, streams.TooManyFollows: 429,
+           registry_auth.RegistryCredentialInvalid: 422, registry_auth.RegistryLoginRefused: 400,
+           registry_auth.RegistryUnreachable: 502, registry_auth.RegistryLoginBusy: 429}
 
 
 def _status_of(exc: DockyardError) -> int:
@@ -256,6 +263,27 @@ def create_app(control: ControlPlane) -> FastAPI:
     def remove_config(project: ProjectName, name: str, who: Who) -> Response:
         control.configs.remove(who, project, [name])
         return Response(status_code=204)
+
+    @app.get("/v1/registries")
+    def registries(who: Who) -> list[dict[str, Any]]:
+        """The account's registry logins (host, user, when): never their passwords."""
+        return [{"host": r.host, "username": r.username, "updated_at": r.updated_at.isoformat()}
+                for r in control.registries.list(who)]
+
+    @app.put("/v1/registries/{host}")
+    def registry_login(host: Annotated[str, Path(max_length=1024)], body: RegistryLoginBody,
+                       who: Who) -> dict[str, Any]:
+        """Check the login against the registry, then keep it for this account's pulls."""
+        stored = control.registries.login(who, host, body.username, body.password)
+        return {"host": stored, "username": body.username}
+
+    @app.delete("/v1/registries/{host}")
+    def registry_logout(host: Annotated[str, Path(max_length=1024)],
+                        who: Who) -> dict[str, Any]:
+        if not control.registries.logout(who, host):
+            raise operations.NotFound(f"no login for registry {registry_auth.host_key(host)}",
+                                      hint="`dockyard registry ls` lists your logins")
+        return {"host": registry_auth.host_key(host)}
 
     @app.get("/v1/projects/{project}/services")
     def services(project: str, who: Who) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from dockyard.secrets.crypto import ConfigCipher
 from dockyard.server.configs import Configs
 from dockyard.server.contexts import ContextStore
 from dockyard.server.ingress import Ingress
+from dockyard.server.registry_auth import RegistryCredentials
 from dockyard.server.settings import ServerSettings
 from dockyard.store.store import Account, Store
 
@@ -76,6 +77,7 @@ class ControlPlane:
         self.egress = EgressGuard.off()  # main() installs the real one (playground)
         self.configs = Configs(store, ConfigCipher.load_or_create(settings.data),
                                settings.limits.projects if settings.limits else 0)
+        self.registries = RegistryCredentials(store, self.configs.cipher, driver)
 
     # -- waking whoever streams events ---------------------------------------------------------
     def notify(self) -> None:

@@ -226,6 +226,42 @@ def build_parser() -> argparse.ArgumentParser:
         _server_option(item)
         item.set_defaults(handler=handler)
 
+    registry = commands.add_parser(
+        "registry", help="your logins to image registries: login, logout, ls",
+        description="Logins to image registries, kept by the server for your account: it "
+        "pulls (and pushes) your images with them, never another account's. Passwords are "
+        "stored encrypted and never shown again (docs/registries.md).")
+    registry.set_defaults(help_parser=registry)
+    registry_commands = registry.add_subparsers(dest="registry_command", metavar="COMMAND",
+                                                parser_class=_Parser)
+    registry_login = registry_commands.add_parser(
+        "login", help="log in to a registry",
+        description="Check a login against the registry (through the server) and keep it for "
+        "this account, as `docker login` does. The password is read from a hidden prompt, or "
+        "one line of standard input with --password-stdin. Nothing of your Docker config is "
+        "read unless --from-docker-config is given, and then only the entry of HOST.")
+    registry_login.add_argument("host", metavar="HOST",
+                                help="the registry: ghcr.io, registry.example.com:5000, "
+                                "docker.io (Docker Hub) ...")
+    registry_login.add_argument("-u", "--username", metavar="USER", help="the user name")
+    registry_login.add_argument("--password-stdin", action="store_true",
+                                help="read the password (or token) from standard input")
+    registry_login.add_argument("--from-docker-config", action="store_true",
+                                help="upload the login for HOST from $DOCKER_CONFIG/config.json "
+                                "(default ~/.docker/config.json), credential helpers included")
+    registry_logout = registry_commands.add_parser(
+        "logout", help="forget a registry login",
+        description="Remove this account's login for HOST from the server.")
+    registry_logout.add_argument("host", metavar="HOST")
+    registry_ls = registry_commands.add_parser(
+        "ls", help="list registry logins (never passwords)",
+        description="The registries this account is logged in to: host, user, when.")
+    _json_option(registry_ls, "print a JSON list")
+    for item, handler in ((registry_login, _registry_login), (registry_logout, _registry_logout),
+                          (registry_ls, _registry_ls)):
+        _server_option(item)
+        item.set_defaults(handler=handler)
+
     login = commands.add_parser(
         "login", help="store a token for a server",
         description="Store an API token for a Dockyard server (given by its operator with "
@@ -472,6 +508,25 @@ def _config_rm(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.configs import run_rm
 
     run_rm(_project_name(args), _client_factory(args), args.names)
+
+
+def _registry_login(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.registry import run_login
+
+    run_login(_client_factory(args), args.host, username=args.username,
+              password_stdin=args.password_stdin, from_docker_config=args.from_docker_config)
+
+
+def _registry_logout(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.registry import run_logout
+
+    run_logout(_client_factory(args), args.host)
+
+
+def _registry_ls(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.registry import run_ls
+
+    run_ls(_client_factory(args), as_json=args.json)
 
 
 def _login(args: argparse.Namespace) -> None:

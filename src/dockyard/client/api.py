@@ -132,7 +132,7 @@ class Client:
 
     def registry_login(self, host: str, username: str, password: str) -> dict[str, Any]:
         """Have the server check the login and keep it; {"host" (as stored), "username"}."""
-        result: dict[str, Any] = self._json("PUT", f"/v1/registries/{quote(host, safe='')}",
+        result: dict[str, Any] = self._json("PUT", _registry_path(host),
                                             json={"username": username, "password": password},
                                             timeout=90.0)
         return result
@@ -140,7 +140,7 @@ class Client:
     def registry_logout(self, host: str) -> bool:
         """Forget the login for `host`; False when the account had none."""
         try:
-            self._request("DELETE", f"/v1/registries/{quote(host, safe='')}")
+            self._request("DELETE", _registry_path(host))
         except NotFoundError:
             return False
         return True
@@ -214,6 +214,18 @@ class Client:
                 yield dict(data)
             elif event == "end" and on_end is not None and isinstance(data, dict):
                 on_end(data)
+
+
+def _registry_path(host: str) -> str:
+    """The route of a registry login: the host as the server keys it (a URL such as
+    https://index.docker.io/v1/ has slashes no path segment can carry)."""
+    from dockyard.registry.reference import normalize_host
+
+    try:
+        key = normalize_host(host)
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+    return f"/v1/registries/{quote(key, safe='')}"
 
 
 def _error(response: httpx.Response) -> DockyardError:

@@ -66,6 +66,9 @@ DIGEST = "sha256:" + "ab" * 32
     ("the pull of x:1 took longer than the server's pull timeout (60 s) and was stopped",
      "docker.io", "timeout", "too slow", "--pull-timeout"),
     ("context deadline exceeded", LOCAL, "timeout", "too slow", "try again"),
+    ("toomanyrequests: You have reached your pull rate limit. You may increase the limit by "
+     "authenticating and upgrading", "docker.io", "other", "limit is reached",
+     "dockyard registry login docker.io"),
     ("failed to register layer: no space left on device", LOCAL, "other",
      f"the registry {LOCAL} could not serve the image (failed to register layer", "check"),
 ])

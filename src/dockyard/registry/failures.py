@@ -116,6 +116,10 @@ def classify(engine_message: str, *, host: str) -> PullFailure:
     if _NO_CREDENTIALS.search(engine_message):
         return PullFailure(
             "unauthorized", f"the registry {host} asks for credentials ({said})", login)
+    if re.search(r"toomanyrequests|rate limit|\b429\b", engine_message, re.I):
+        return PullFailure("other", f"the registry {host} limits how often it may be pulled "
+                           f"from, and the limit is reached ({said})",
+                           f"try again later, or {login}: logged-in pulls get a higher limit")
     if _UNKNOWN.search(engine_message):
         return PullFailure("unknown", _unknown_reason(engine_message, host),
                            f"check the image name and tag exist on {host}")

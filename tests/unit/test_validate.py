@@ -355,7 +355,7 @@ def test_ingress_no_healthcheck(tmp_path: Path, healthcheck: str) -> None:
 
 
 def test_unset_variable(tmp_path: Path) -> None:
-    out = load(tmp_path, "services:\n  web:\n    image: repo/app:${TAG}\n"
+    out = load(tmp_path, "services:\n  web:\n    image: repo/app:1${TAG}\n"
                          "    environment:\n      CFG: '${FROM_SERVER}'\n      B: '$UNBRACED'\n")
     assert out.valid
     found = sorted((d.location.path or "", d.location.line) for d in out.of("unset-variable"))
@@ -457,9 +457,9 @@ def test_project_invalid_error_list(tmp_path: Path) -> None:
 def test_warnings_are_deduplicated_per_key(tmp_path: Path) -> None:
     out = load(
         tmp_path,
-        "services:\n  web:\n    image: ${U}-${U}-$U\n    privileged: true\n"
+        "services:\n  web:\n    image: a${U}-${U}-${U}b\n    privileged: true\n"
         "    labels: ['${U}', '${U}']\n",
-        override="services:\n  web:\n    image: ${U}-${U}\n    privileged: true\n",
+        override="services:\n  web:\n    image: a${U}-${U}b\n    privileged: true\n",
     )
     assert out.valid
     unset = sorted(d.location.path or "" for d in out.of("unset-variable"))

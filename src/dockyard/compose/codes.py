@@ -33,6 +33,8 @@ ERRORS: dict[str, str] = {
     "bind-mount": "a host path is mounted; deployments run on a server",
     "invalid-config-name": "a config name does not match ^[A-Za-z_][A-Za-z0-9_]{0,63}$",
     "invalid-duration": "a duration cannot be parsed (use 10s, 1m30s, 500ms)",
+    "pull-policy-invalid": "a pull_policy is not always, missing, never, build, daily, weekly "
+    "or every_<duration>",
     "invalid-size": "a size cannot be parsed (use 512m, 1g, 64k)",
     "undefined-reference": "a service uses a network, volume, secret or config not declared",
     "invalid-value": "a value no engine takes sensibly (negative CPUs, memory below 6 MiB, a "
@@ -45,8 +47,8 @@ ERRORS: dict[str, str] = {
     "image-not-allowed": "on a shared server, an image (in `image:` or a Dockerfile's FROM or "
     "COPY --from) is not available to this account: neither its own build nor allowed by the "
     "operator (the same answer whether or not it exists)",
-    "image-invalid": "an image reference the engine would not take (in `image:` or a "
-    "Dockerfile)",
+    "image-invalid": "an image reference the engine would not take (in `image:`, found when "
+    "the file is loaded, or in a Dockerfile)",
     "dockerfile-invalid": "on a shared server, a build's Dockerfile cannot be read from the "
     "uploaded context, an image it names cannot be resolved before the build, or a line is "
     "refused to fail closed (non-ASCII bytes, unknown or disguised flags, ADD from a URL)",

@@ -18,6 +18,8 @@ from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short, por
 from dockyard.compose.sanity import check_values
 from dockyard.diagnostics import Diagnostic, Location, error, warning
 from dockyard.naming import label_collisions
+from dockyard.registry.policy import parse_pull_policy
+from dockyard.registry.reference import image_id_of, is_valid_reference, why_invalid
 
 Locate = Callable[[KeyPath], Location]
 
@@ -30,6 +32,7 @@ USED_SERVICE_KEYS = frozenset({
     "volumes", "labels", "domainname", "user", "working_dir", "profiles", "extends",
     "scale", "stop_signal", "init", "tmpfs", "read_only", "label_file",
     "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop", "secrets", "logging",
+    "pull_policy",
 })
 USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode",
                               "update_config"})
@@ -64,6 +67,7 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
     if service.image is None and service.build is None and not incomplete:
         yield error("no-image-or-build", f"service {name!r} has neither `image` nor `build`",
                     at(), "add `image: NAME` to run an image, or `build: DIR` to build one")
+    yield from _check_image(service, raw, at)
 
     for dep, spec in service.depends_on.items():
         dep_at = raw_key_path(raw.get("depends_on"), dep)
@@ -215,6 +219,26 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                 yield warning("unused-key", f"service {name!r}: `deploy.{key}` is accepted "
                               "but not used by Dockyard deployments", at("deploy", key),
                               "see the Compose keys table in the README")
+
+
+def _check_image(service: Service, raw: Mapping[str, Any],
+                 at: Callable[..., Location]) -> Iterator[Diagnostic]:
+    """`image:` must be a reference (or an image id) the engine takes, and `pull_policy` one of
+    Compose's values: found at load time, with the line, not at the first pull."""
+    image = service.image  # "" when its interpolation failed: reported already
+    if isinstance(image, str) and image and not (is_valid_reference(image)
+                                                 or image_id_of(image)):
+        yield error("image-invalid", f"service {service.name!r}: image {image!r} is not an "
+                    f"image reference: {why_invalid(image)}", at("image"),
+                    "write [REGISTRY/]NAME[:TAG][@DIGEST] in lower case, such as nginx:1.27")
+    policy = raw.get("pull_policy")
+    if isinstance(policy, str):
+        try:
+            parse_pull_policy(policy)
+        except ValueError as exc:
+            yield error("pull-policy-invalid", f"service {service.name!r}: {exc}",
+                        at("pull_policy"), "write one of always, missing, never, build, daily, "
+                        "weekly or every_<duration> (every_12h, every_1h30m, every_2d)")
 
 
 def _raw_ports(raw_ports: Any) -> Iterator[tuple[int, Port]]:

@@ -93,6 +93,28 @@ def is_valid_reference(text: str) -> bool:
     return parse_reference(text) is not None
 
 
+def why_invalid(text: str) -> str:
+    """Why the engine refuses `text` as a reference, in a few words for people (for text that
+    `is_valid_reference` refuses)."""
+    name, at, digest = text.partition("@")
+    if not text:
+        return "it is empty"
+    if any(c.isspace() for c in text):
+        return "it has spaces"
+    if at and (_DIGEST_RE.fullmatch(digest) is None or not _is_known_digest(digest)):
+        return "the digest after @ is not sha256: and 64 lower-case hex digits"
+    last = name.rsplit("/", 1)[-1]
+    stem, colon, tag = last.partition(":")
+    repository = name[:len(name) - len(last)] + stem
+    if len(repository) > NAME_MAX:
+        return f"the name is longer than {NAME_MAX} characters"
+    if colon and len(tag) > 128:
+        return "the tag is longer than 128 characters"
+    if text != text.lower() and parse_reference(text.lower()) is not None:
+        return "a repository name is lower case"
+    return "it is not of the form [REGISTRY/]NAME[:TAG][@DIGEST]"
+
+
 def _is_domain(first: str) -> bool:
     """Docker's rule: the first part names a registry when it has a dot or a port, is
     `localhost`, or has capitals (which no repository name may have)."""

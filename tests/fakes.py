@@ -21,11 +21,13 @@ from dockyard.runtime.driver import (
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
+    ImageDetails,
     ImageInfo,
     LogLine,
+    PullMessage,
     StreamStop,
 )
-from dockyard.runtime.errors import BuildFailed, RegistryLoginFailed
+from dockyard.runtime.errors import BuildFailed, PullFailed, RegistryLoginFailed
 
 
 class FakeDriver:
@@ -53,6 +55,13 @@ class FakeDriver:
         # Registries check_login accepts: server address -> (username, password).
         self.registry_users: dict[str, tuple[str, str]] = {}
         self.login_checks: list[tuple[str, str]] = []  # (server address, username) per call
+        # A fake registry: "repo:tag" as the engine is given it -> image id it serves.
+        self.remote: dict[str, str] = {}
+        self.private: dict[str, tuple[str, str]] = {}  # registry host -> (username, password)
+        self.down: set[str] = set()  # registry hosts that do not answer
+        self.pulls: list[tuple[str, str | None]] = []  # (reference, username) per pull
+        self.checks: list[tuple[str, str | None]] = []  # registry_digest calls
+        self.pushes: list[str] = []
 
     def close(self) -> None:
         pass
@@ -186,6 +195,63 @@ class FakeDriver:
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         return iter(())
+
+    def image_details(self, reference: str) -> ImageDetails | None:
+        image_id = self.images.get(reference) or (
+            reference if reference in self.images.values() else None)
+        if image_id is None:
+            return None
+        names = [r for r, v in self.images.items() if v == image_id]
+        return ImageDetails(image_id, tuple(r for r in names if "@" not in r),
+                            tuple(r for r in names if "@" in r))
+
+    def _served(self, reference: str, auth: Mapping[str, str] | None) -> tuple[str, str]:
+        """(repository@digest, image id) the fake registry serves for `reference`."""
+        host = reference.split("/")[0] if "/" in reference and (
+            "." in reference.split("/")[0] or ":" in reference.split("/")[0]) else "docker.io"
+        if host in self.down:
+            raise PullFailed("down", f'Get "https://{host}/v2/": dial tcp: connect: '
+                             "connection refused")
+        wanted = self.private.get(host)
+        if wanted is not None and (auth is None or (auth.get("username"),
+                                                    auth.get("password")) != wanted):
+            raise PullFailed("unauthorized", "unauthorized: authentication required")
+        repository = reference.split("@")[0].rsplit(":", 1)[0] if "@" not in reference \
+            else reference.split("@")[0]
+        for name, image_id in self.remote.items():
+            digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
+            if name == reference or f"{name.rsplit(':', 1)[0]}@{digest}" == reference:
+                return f"{repository}@{digest}", image_id
+        raise PullFailed("unknown", f"manifest for {reference} not found: manifest unknown: "
+                         "manifest unknown")
+
+    def registry_digest(self, reference: str, *, auth: Mapping[str, str] | None = None,
+                        timeout: float = 30.0) -> str:
+        self.checks.append((reference, (auth or {}).get("username")))
+        return self._served(reference, auth)[0].split("@")[1]
+
+    def pull(self, reference: str, *, auth: Mapping[str, str] | None = None,
+             on_progress: Callable[[PullMessage], None] | None = None,
+             stop: StreamStop | None = None) -> str:
+        self.pulls.append((reference, (auth or {}).get("username")))
+        pinned, image_id = self._served(reference, auth)
+        if on_progress is not None:
+            on_progress({"status": "Downloading", "id": "l1",
+                         "progressDetail": {"current": 1 << 20, "total": 2 << 20}})
+            on_progress({"status": "Pull complete", "id": "l1"})
+        self.images[reference] = image_id
+        self.images[pinned] = image_id
+        return image_id
+
+    def push(self, reference: str, *, auth: Mapping[str, str] | None = None,
+             on_progress: Callable[[PullMessage], None] | None = None,
+             stop: StreamStop | None = None) -> str:
+        image_id = self.images[reference]
+        self.pushes.append(reference)
+        self.remote[reference] = image_id
+        digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
+        self.images[f"{reference.rsplit(':', 1)[0]}@{digest}"] = image_id
+        return digest
 
     def check_login(self, server_address: str, username: str, password: str) -> None:
         """Accepts exactly `registry_users[server_address]`; a server not in it is down."""

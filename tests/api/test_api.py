@@ -183,14 +183,21 @@ def test_a_crash_loop_fails_and_the_previous_version_keeps_serving(api: Api) -> 
     assert {c for c, i in api.driver.items.items() if i.service == "db"} == old
 
 
-def test_an_image_missing_from_the_engine_is_refused_before_anything_starts(api: Api) -> None:
+def test_an_image_neither_on_the_engine_nor_in_its_registry_is_refused_before_anything_starts(
+        api: Api) -> None:
+    """The registry is asked at admission: an unknown tag is a 422 naming the service, the
+    image and the registry, and nothing is recorded or started."""
     response = api.client.post("/v1/projects/shop/deployments", headers=api.alice, json={
         "project": project(web={"image": "nginx:latest"})})
     assert response.status_code == 422
     body = response.json()
     assert body["kind"] == "ProjectInvalid"
-    assert body["diagnostics"][0]["code"] == "image-missing"
-    assert body["diagnostics"][0]["path"] == "services.web.image"
+    problem = body["diagnostics"][0]
+    assert problem["code"] == "image-not-found"
+    assert problem["path"] == "services.web.image"
+    assert "service web" in problem["message"] and "nginx:latest" in problem["message"]
+    assert "docker.io" in problem["message"], problem
+    assert api.driver.checks == [("nginx:latest", None)]
     assert not api.driver.items and not api.control.store.deployments(
         api.control.store.ensure_account("alice"))
 

@@ -22,8 +22,11 @@ ALLOWED = ("dockyard/busybox:*",)
 
 @pytest.fixture
 def playground(tmp_path: Path) -> Iterator[Server]:
+    """An operator who lets tenants run only their builds and allowed images
+    (`--tenant-pulls off`): the refusal path. `test_pulls_api` covers tenant pulls."""
     with running_server(tmp_path, mode=NamingMode.PLAYGROUND, zone="prod1a.localhost",
-                        limits=Limits(projects=3), allow_images=ALLOWED) as running:
+                        limits=Limits(projects=3), allow_images=ALLOWED,
+                        tenant_pulls=False) as running:
         yield running
 
 
@@ -176,23 +179,41 @@ def test_allowed_bases_and_own_images_build(playground: Server) -> None:
                     "alice") == "succeeded"
 
 
-def test_a_missing_allowed_image_is_image_missing(playground: Server) -> None:
+def test_a_missing_allowed_image_is_pulled_or_refused_with_the_registrys_answer(
+        playground: Server) -> None:
     (problem,) = diagnostics(playground.deploy("shop", {"web": {"image":
                                                                 "dockyard/busybox:9"}}))
-    assert problem["code"] == "image-missing"
+    assert problem["code"] == "image-not-found", problem
+    (problem,) = diagnostics(playground.deploy("shop", {"web": {
+        "image": "dockyard/busybox:9", "pull_policy": "never"}}))
+    assert problem["code"] == "image-missing", problem
+    playground.driver.remote["dockyard/busybox:9"] = "sha256:" + "9" * 64
+    assert finished(playground, playground.deploy("shop", {"web": {
+        "image": "dockyard/busybox:9"}}), "alice") == "succeeded"
+    assert playground.driver.pulls == [("dockyard/busybox@sha256:" + _sha("9" * 64), None)]
     (problem,) = diagnostics(playground.deploy("shop", {"web": {"image": "Not:Valid"}}))
     assert problem["code"] in ("image-invalid", "invalid-value"), problem
 
 
 def test_byoc_keeps_tagging_the_image_name(byoc: Server) -> None:
     """One trusted user: `image:` with `build:` tags the build under that name, and any local
-    image may be used, as before."""
+    image may be used, as before. A missing base image is pulled before the build."""
+    byoc.driver.remote["anything:1"] = "sha256:" + "a" * 64
     assert finished(byoc, build_up(byoc, "alice", "shop", "FROM anything:1\n",
                                    image="alice/app:1"), "alice") == "succeeded"
     assert "alice/app:1" in byoc.driver.images
     assert finished(byoc, byoc.deploy("other", {"web": {"image": IMAGE}}), "alice") == \
         "succeeded"
     assert json.loads(json.dumps(byoc.driver.image_lookups))[-1] == IMAGE
+    assert [r for r, _ in byoc.driver.pulls] == ["anything:1"]
+    assert byoc.driver.images["anything:1"] == "sha256:" + "a" * 64  # FROM finds it
+
+
+def _sha(image_id_hex: str) -> str:
+    """The digest the fake registry serves an image id under."""
+    import hashlib
+
+    return hashlib.sha256(("sha256:" + image_id_hex).encode()).hexdigest()
 
 
 def test_an_unchanged_build_is_reused_only_with_the_same_image_name(playground: Server) -> None:

@@ -109,7 +109,7 @@ VALID_COMPOSE = """\
 name: shop
 services:
   web:
-    image: "nginx:${WEB_TAG}"
+    image: "nginx:1${WEB_TAG}"  # unset, still a valid tag
     ports:
       - "8080"
     environment:
@@ -384,7 +384,7 @@ def test_cwd_option(valid_dir: Path, home: Path, config: dict[str, Any]) -> None
     assert result.code == ExitCode.OK, result.err
     data = json.loads(result.out)
     # -f is relative to the -C directory, and later files override earlier ones.
-    assert service(data, "web")["image"] == "nginx:"
+    assert service(data, "web")["image"] == "nginx:1"
     assert "cache" in data["services"]
     assert service(data, "api")["build"] == service(config, "api")["build"]
     assert service(data, "web")["environment"]["GREETING"] == "hello from dotenv"
@@ -405,7 +405,7 @@ def test_env_file_option(valid_dir: Path, home: Path) -> None:
     assert result.code == ExitCode.OK, result.err
     data = json.loads(result.out)
     assert service(data, "web")["environment"]["GREETING"] == "hello from alt"
-    assert service(data, "web")["image"] == "nginx:alt"
+    assert service(data, "web")["image"] == "nginx:1alt"
     assert "unset-variable" not in result.err
 
 

@@ -1,6 +1,8 @@
 """Images are no longer one namespace for every tenant: bob cannot read, probe or poison alice's.
 
-One real `dockyard server --mode playground --allow-image 'dockyard/busybox:*'` runs for the
+One real `dockyard server --mode playground --allow-image 'dockyard/busybox:*' --tenant-pulls
+off` (an operator who lets tenants run only their builds and the allowed base: the refusal
+path; `test_registry_tenants.py` holds the same lines with tenant pulls on) runs for the
 module, with accounts alice and bob. alice deploys a build with `image: alice/app:1` through the
 CLI (its image holds the file /code = `alice-code-<run>`); bob attacks through the raw HTTP API
 (the CLI would have checked some of it first).
@@ -147,7 +149,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("security-images")
     with playground_server(root, "--http-port", "0", "--https-port", "0",
                            "--ingress-host", "127.0.0.1", "--max-projects", "6",
-                           "--allow-image", "dockyard/busybox:*",
+                           "--allow-image", "dockyard/busybox:*", "--tenant-pulls", "off",
                            accounts=ACCOUNTS) as running:
         url, server_id, log = running.url, running.server_id, running.log
         users = {name: running.user(name) for name in ACCOUNTS}

@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="build images even when their context and settings are unchanged")
     up.add_argument("--force", action="store_true",
                     help="replace every service, even the unchanged ones")
+    up.add_argument("--pull", choices=["always", "missing", "never"],
+                    help="pull images always, when missing, or never, whatever each "
+                    "service's pull_policy says; with --build, 'always' also refreshes the "
+                    "base images of builds")
     up.add_argument("--wait-timeout", type=float, metavar="SECONDS",
                     help="stop waiting after SECONDS (exit code 6); the deployment goes on")
     _json_option(up, "print one JSON event per line")
@@ -371,6 +375,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="deployments kept per project (default 50)")
     tenancy.add_argument("--context-ttl", metavar="SECONDS",
                          help="how long an upload no deployment uses is kept (default 3600)")
+    registries = server.add_argument_group(
+        "registries", "pulling images and pushing builds (docs/registries.md)")
+    registries.add_argument("--registry", metavar="HOST[/PREFIX]",
+                            help="push every built image there and run it by digest (needed "
+                            "when several machines run a project); default: builds stay on "
+                            "the local engine")
+    registries.add_argument("--pull-concurrency", metavar="N",
+                            help="pulls at once (default 4; at most 2 per registry)")
+    registries.add_argument("--pull-timeout", metavar="SECONDS",
+                            help="how long one pull may take before its service fails "
+                            "(default 1800; 0: no limit)")
+    registries.add_argument("--max-pull-size", metavar="BYTES",
+                            help="the largest image one pull may download (default: no limit; "
+                            "playground 4g; 0: no limit)")
+    registries.add_argument("--tenant-pulls", choices=["on", "off"],
+                            help="playground: tenants may pull registry images with their own "
+                            "access, re-checked at every use (default on); off: only their "
+                            "builds and --allow-image")
     server.set_defaults(handler=_server)
     admin = server.add_subparsers(dest="server_command", metavar="COMMAND",
                                   parser_class=_Parser)
@@ -450,7 +472,7 @@ def _compose_up(args: argparse.Namespace) -> int:
     from dockyard.cli.commands.deploy import UpOptions, run_up
 
     return run_up(_load_options(args), _client_factory(args), UpOptions(
-        detach=args.detach, build=args.build, force=args.force,
+        detach=args.detach, build=args.build, force=args.force, pull=args.pull,
         wait_timeout=args.wait_timeout, as_json=args.json))
 
 
@@ -585,7 +607,10 @@ def _server(args: argparse.Namespace) -> int:
                "max_project_bytes": args.max_project_bytes,
                "max_build_log_bytes": args.max_build_log_bytes,
                "log_max_size": args.log_max_size, "log_max_files": args.log_max_files,
-               "keep_deployments": args.keep_deployments, "context_ttl": args.context_ttl}
+               "keep_deployments": args.keep_deployments, "context_ttl": args.context_ttl,
+               "registry": args.registry, "pull_concurrency": args.pull_concurrency,
+               "pull_timeout": args.pull_timeout, "max_pull_size": args.max_pull_size,
+               "tenant_pulls": args.tenant_pulls}
     return serve(settings_from(options))
 
 

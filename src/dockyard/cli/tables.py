@@ -23,7 +23,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def ps_table(services: Sequence[Mapping[str, Any]], *, long: bool = False) -> str:
     headers = ["SERVICE", "DEPLOYMENT", "STATE", "FQDN", "ENDPOINT"]
     if long:
-        headers += ["REPLICAS", "SINCE", "REASON"]
+        headers += ["REPLICAS", "SINCE", "IMAGE", "REASON"]
     rows = []
     for s in services:
         endpoints = s.get("endpoints") or ([s["endpoint"]] if s.get("endpoint") else [])
@@ -31,9 +31,18 @@ def ps_table(services: Sequence[Mapping[str, Any]], *, long: bool = False) -> st
                " ".join(endpoints)]
         if long:
             row += [f"{s.get('running', 0)}/{s.get('replicas', 0)}",
-                    str(s.get("since", ""))[:19].replace("T", " "), str(s.get("reason", ""))]
+                    str(s.get("since", ""))[:19].replace("T", " "),
+                    _short_image(str(s.get("image") or "")), str(s.get("reason", ""))]
         rows.append(row)
     return table(headers, rows)
+
+
+def _short_image(image: str) -> str:
+    """`repo@sha256:` and 12 hex of the digest (as `docker images --digests` shortens ids)."""
+    head, at, digest = image.partition("@sha256:")
+    if at:
+        return f"{head}@sha256:{digest[:12]}"
+    return image.removeprefix("sha256:")[:12]
 
 
 def endpoints_text(services: Sequence[Mapping[str, Any]]) -> str:

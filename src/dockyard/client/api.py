@@ -161,8 +161,13 @@ class Client:
 
     def deploy(self, project: str, data: Mapping[str, Any],
                builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
-               build: bool = False) -> str:
-        body = {"project": dict(data), "builds": dict(builds), "force": force, "build": build}
+               build: bool = False, pull: str | None = None) -> str:
+        """Start a deployment; `pull` (always, missing, never) replaces every service's
+        `pull_policy`, as `compose up --pull` does."""
+        body: dict[str, Any] = {"project": dict(data), "builds": dict(builds), "force": force,
+                                "build": build}
+        if pull is not None:
+            body["pull"] = pull
         return str(self._json("POST", f"/v1/projects/{project}/deployments",
                               json=body)["deployment"])
 

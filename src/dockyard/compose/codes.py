@@ -43,9 +43,18 @@ ERRORS: dict[str, str] = {
     "file-based secret...): the client resolves files, the server never opens one",
     # Checked by the server before a deployment starts:
     "context-missing": "a service's build context was not uploaded to the server",
-    "image-missing": "an image a service uses is not on the server's engine (no pulls)",
+    "image-missing": "an image a service uses is not on the server's engine and is not to be "
+    "pulled (pull_policy: never, or up --pull never)",
+    "image-not-found": "the registry has no such image or tag (asked before anything changes)",
+    "registry-unauthorized": "the registry refused the account's credentials, or asks for "
+    "some (dockyard registry login HOST)",
+    "registry-unreachable": "the registry did not answer, or its TLS certificate is not "
+    "trusted by the server's engine",
+    "image-pull-failed": "the registry refused an image for another reason (its answer is "
+    "quoted)",
     "image-not-allowed": "on a shared server, an image (in `image:` or a Dockerfile's FROM or "
-    "COPY --from) is not available to this account: neither its own build nor allowed by the "
+    "COPY --from) is not available to this account: an image id, a server build repository, or "
+    "(with --tenant-pulls off) a name that is neither its own build nor allowed by the "
     "operator (the same answer whether or not it exists)",
     "image-invalid": "an image reference the engine would not take (in `image:`, found when "
     "the file is loaded, or in a Dockerfile)",

@@ -6,6 +6,7 @@ no version is pinned. Engine errors become `EngineUnavailable` or `BuildFailed` 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -32,8 +33,10 @@ from dockyard.runtime.driver import (
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
+    ImageDetails,
     ImageInfo,
     LogLine,
+    PullMessage,
     StreamStop,
 )
 from dockyard.runtime.errors import (
@@ -41,6 +44,8 @@ from dockyard.runtime.errors import (
     BuildTimedOut,
     EngineError,
     EngineUnavailable,
+    PullFailed,
+    PushFailed,
     RegistryLoginFailed,
 )
 
@@ -69,6 +74,11 @@ class DockerEngine:
             client = (docker.DockerClient(base_url=base_url) if base_url
                       else docker.from_env())
             client.ping()
+            # docker-py sends the server user's own ~/.docker credentials with builds and
+            # pulls when none are given: never here. Each pull and push carries only the
+            # credentials of the account it is for (`registry_auth`), and builds none.
+            api: Any = client.api
+            api._set_auth_headers = _no_server_credentials
             self.client = client
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if client is not None:
@@ -176,15 +186,20 @@ class DockerEngine:
 
     # -- images ------------------------------------------------------------------------------
     def image_id(self, reference: str) -> str | None:
-        """The id of a local image, or None. Never pulls: there may be no registry."""
+        """The id of a local image, or None. Never pulls (`pull` does)."""
+        found = self._inspect_image(reference)
+        return None if found is None else str(found["Id"])
+
+    def _inspect_image(self, reference: str) -> dict[str, Any] | None:
         try:
-            return str(self.client.api.inspect_image(reference)["Id"])  # type: ignore[no-untyped-call]
+            data = self.client.api.inspect_image(reference)  # type: ignore[no-untyped-call]
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as exc:
             if exc.status_code == 404:
                 return None
             raise _engine_error(exc) from None
+        return dict(data)
 
     def tag_image(self, image_id: str, reference: str) -> None:
         repository, _, tag = reference.rpartition(":")
@@ -201,6 +216,117 @@ class DockerEngine:
                           tags=tuple(str(t) for t in (i.get("RepoTags") or [])
                                      if t != "<none>:<none>"),
                           created=int(i.get("Created") or 0)) for i in found]
+
+    def image_details(self, reference: str) -> ImageDetails | None:
+        data = self._inspect_image(reference)
+        if data is None:
+            return None
+        return ImageDetails(id=str(data["Id"]),
+                            tags=tuple(str(t) for t in data.get("RepoTags") or ()),
+                            digests=tuple(str(d) for d in data.get("RepoDigests") or ()))
+
+    # -- registries --------------------------------------------------------------------------
+    def pull(self, reference: str, *, auth: Mapping[str, str] | None = None,
+             on_progress: Callable[[PullMessage], None] | None = None,
+             stop: StreamStop | None = None) -> str:
+        """`POST /images/create` with this request's credentials only (docker-py's `pull`
+        would fall back to the server user's own): each progress message goes to
+        `on_progress`; the engine's last error is the failure."""
+        repository, tag = _split_reference(reference)
+        api: Any = self.client.api
+        failure = self._registry_stream(
+            "pull", reference, api._url("/images/create"),
+            {"fromImage": repository, "tag": tag}, auth, on_progress, stop)
+        if failure is not None:
+            raise PullFailed(f"the pull of {reference} failed: {failure}", failure)
+        found = self.image_id(reference)
+        if found is None:
+            raise PullFailed(f"the pull of {reference} ended without an image", "")
+        return found
+
+    def registry_digest(self, reference: str, *, auth: Mapping[str, str] | None = None,
+                        timeout: float = 30.0) -> str:
+        """`GET /distribution/NAME/json`: the engine asks the registry for the manifest with
+        `auth`, so the answer is the account's own access, whatever the local cache holds."""
+        api: Any = self.client.api
+        headers = {"X-Registry-Auth": _auth_header(auth)} if auth else {}
+        try:
+            response = api._get(api._url("/distribution/{0}/json", reference),
+                                headers=headers, timeout=timeout)
+            api._raise_for_status(response)
+            data = response.json()
+        except docker.errors.APIError as exc:
+            text = _explanation(exc)
+            raise PullFailed(f"the registry check of {reference} failed: {text}",
+                             text) from None
+        except requests.exceptions.RequestException as exc:
+            text = f"no answer within {timeout:g} s ({type(exc).__name__})"
+            raise PullFailed(f"the registry check of {reference} failed: {text}",
+                             f"i/o timeout: {text}") from None
+        digest = str((data.get("Descriptor") or {}).get("digest") or "")
+        if not digest:
+            raise PullFailed(f"the registry gave no digest for {reference}", "no digest")
+        return digest
+
+    def push(self, reference: str, *, auth: Mapping[str, str] | None = None,
+             on_progress: Callable[[PullMessage], None] | None = None,
+             stop: StreamStop | None = None) -> str:
+        repository, tag = _split_reference(reference)
+        api: Any = self.client.api
+        digest: list[str] = []
+
+        def progress(item: PullMessage) -> None:
+            aux = item.get("aux")
+            if isinstance(aux, Mapping) and aux.get("Digest"):
+                digest.append(str(aux["Digest"]))
+            if on_progress is not None:
+                on_progress(item)
+
+        failure = self._registry_stream(
+            "push", reference, api._url("/images/{0}/push", repository), {"tag": tag}, auth,
+            progress, stop)
+        if failure is not None:
+            raise PushFailed(f"the push of {reference} failed: {failure}", failure)
+        if not digest:
+            raise PushFailed(f"the registry gave no digest for {reference}", "no digest")
+        return digest[-1]
+
+    def _registry_stream(self, verb: str, reference: str, url: str, params: Mapping[str, str],
+                         auth: Mapping[str, str] | None,
+                         on_progress: Callable[[PullMessage], None] | None,
+                         stop: StreamStop | None) -> str | None:
+        """Run one pull or push to its end; the engine's error text, or None."""
+        api: Any = self.client.api
+        headers = {"X-Registry-Auth": _auth_header(auth or {})}
+        failure: str | None = None
+        try:
+            response = api._post(url, params=dict(params), headers=headers, stream=True,
+                                 timeout=None)
+            if stop is not None:
+                stop.attach(response.close)
+            api._raise_for_status(response)
+            for item in api._stream_helper(response, decode=True):
+                if not isinstance(item, Mapping):
+                    continue
+                if "error" in item:
+                    detail = item.get("errorDetail")
+                    failure = str((detail or {}).get("message") if isinstance(detail, Mapping)
+                                  and detail.get("message") else item["error"]).strip()
+                elif on_progress is not None:
+                    on_progress(item)
+        except docker.errors.APIError as exc:
+            failure = _explanation(exc)
+        except (requests.exceptions.RequestException, OSError, ValueError,
+                AttributeError) as exc:
+            if stop is not None and stop.stopped.is_set():
+                failure = "stopped"
+            else:
+                raise EngineUnavailable(f"the Docker Engine stopped answering during the "
+                                        f"{verb} of {reference}: {type(exc).__name__}",
+                                        hint="is dockerd running?") from None
+        if failure is None and stop is not None and stop.stopped.is_set():
+            failure = "stopped"
+        return failure
 
     # -- networks and volumes ----------------------------------------------------------------
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
@@ -485,6 +611,29 @@ class _errors:
         if isinstance(exc, requests.exceptions.RequestException):
             raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
                                     hint="is dockerd running?") from None
+
+
+def _no_server_credentials(headers: dict[str, Any]) -> None:
+    """Stands in for docker-py's `_set_auth_headers`: a build carries no credentials."""
+
+
+def _auth_header(auth: Mapping[str, str]) -> str:
+    """The engine's X-Registry-Auth value (base64url JSON); `{}` means anonymous."""
+    return base64.urlsafe_b64encode(json.dumps(dict(auth)).encode()).decode()
+
+
+def _split_reference(reference: str) -> tuple[str, str]:
+    """`repo:tag` or `repo@sha256:...` as the engine's (fromImage, tag) pair."""
+    if "@" in reference:
+        repository, _, digest = reference.partition("@")
+        return repository, digest
+    head, _, last = reference.rpartition("/")
+    name, colon, tag = last.partition(":")
+    return (f"{head}/{name}" if head else name), (tag if colon else "latest")
+
+
+def _explanation(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation if isinstance(exc.explanation, str) else exc).strip()
 
 
 def _engine_error(exc: docker.errors.APIError) -> EngineError:

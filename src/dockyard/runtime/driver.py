@@ -134,6 +134,18 @@ class ImageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageDetails:
+    """One local image: its id, its tags and the registry digests it is known by."""
+
+    id: str  # sha256:<64 hex>
+    tags: tuple[str, ...]  # repository:tag
+    digests: tuple[str, ...]  # repository@sha256:<64 hex>, one per registry it came from
+
+
+PullMessage = Mapping[str, object]  # one progress message of a pull or push, as the engine says
+
+
+@dataclass(frozen=True, slots=True)
 class BuildFence:
     """Where one build's step containers run and what they may use (playground builds).
 
@@ -220,6 +232,30 @@ class Driver(Protocol):
     def tag_image(self, image_id: str, reference: str) -> None: ...
 
     def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]: ...
+
+    def image_details(self, reference: str) -> ImageDetails | None:
+        """The local image `reference` names (never pulls), or None."""
+        ...
+
+    def pull(self, reference: str, *, auth: Mapping[str, str] | None = None,
+             on_progress: Callable[[PullMessage], None] | None = None,
+             stop: StreamStop | None = None) -> str:
+        """Pull `reference` with `auth` only (never the server's own credentials); return the
+        image id. `stop` ends it from another thread. Raises `PullFailed`."""
+        ...
+
+    def registry_digest(self, reference: str, *, auth: Mapping[str, str] | None = None,
+                        timeout: float = 30.0) -> str:
+        """The manifest digest the registry gives for `reference` with `auth`: an access
+        check that downloads nothing. Raises `PullFailed` with the registry's answer."""
+        ...
+
+    def push(self, reference: str, *, auth: Mapping[str, str] | None = None,
+             on_progress: Callable[[PullMessage], None] | None = None,
+             stop: StreamStop | None = None) -> str:
+        """Push the local `reference` (REPOSITORY:TAG); return the manifest digest the
+        registry stored. Raises `PushFailed`."""
+        ...
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
 

@@ -35,6 +35,23 @@ class BuildTimedOut(BuildFailed):
                      "longer --build-timeout")
 
 
+class RegistryError(DockyardError):
+    """A registry refused or failed a pull, push or check; `engine_message` is the engine's
+    own text (scrubbed of credentials), for `registry.failures.classify` to explain."""
+
+    def __init__(self, message: str, engine_message: str) -> None:
+        super().__init__(message)
+        self.engine_message = engine_message
+
+
+class PullFailed(RegistryError):
+    """An image could not be pulled (or a pull was stopped: too large, too slow)."""
+
+
+class PushFailed(RegistryError):
+    """A built image could not be pushed to the server's registry."""
+
+
 class RegistryLoginFailed(EngineError):
     """The engine could not log in to a registry with the given credentials; `reason` is the
     engine's own words (never the password), `denied` whether the registry refused them (as

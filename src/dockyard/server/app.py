@@ -9,7 +9,7 @@ project's own exceptions.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,7 +27,7 @@ from dockyard.server.body_limit import BodyLimit
 from dockyard.server.configs import ConfigInvalid, ConfigNotFound
 from dockyard.server.contexts import ContextError, ContextTooLarge
 from dockyard.server.control import ControlPlane, DeploymentInProgress
-from dockyard.server.deployer import BuildInput
+from dockyard.server.deploy_request import BuildInput
 from dockyard.server.log_window import MAX_LINES, clamp_lines
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.streams import SSEResponse
@@ -47,6 +47,7 @@ class BuildBody(BaseModel):
     dockerfile: str = "Dockerfile"
     args: dict[str, str] = Field(default_factory=dict)
     target: str | None = None
+    pull: bool = False  # build.pull: refresh the base images
 
 
 class DeployBody(BaseModel):
@@ -54,6 +55,7 @@ class DeployBody(BaseModel):
     builds: dict[str, BuildBody] = Field(default_factory=dict)
     force: bool = False
     build: bool = False
+    pull: Literal["always", "missing", "never"] | None = None  # `up --pull`: every policy
 
 
 class DownBody(BaseModel):
@@ -234,10 +236,11 @@ def create_app(control: ControlPlane) -> FastAPI:
     @app.post("/v1/projects/{project}/deployments", status_code=202)
     def deploy(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
                body: DeployBody, who: Who) -> dict[str, Any]:
-        builds = {name: BuildInput(b.digest, b.dockerfile, dict(b.args), b.target)
+        builds = {name: BuildInput(b.digest, b.dockerfile, dict(b.args), b.target, b.pull)
                   for name, b in body.builds.items()}
         deployment = operations.start_deployment(control, who, project, body.project, builds,
-                                                 force=body.force, rebuild=body.build)
+                                                 force=body.force, rebuild=body.build,
+                                                 pull=body.pull)
         return {"deployment": deployment, "project": project}
 
     @app.post("/v1/projects/{project}/down", status_code=202)

@@ -25,6 +25,7 @@ from dockyard.secrets.crypto import ConfigCipher
 from dockyard.server.configs import Configs
 from dockyard.server.contexts import ContextStore
 from dockyard.server.ingress import Ingress
+from dockyard.server.puller import Puller
 from dockyard.server.registry_auth import RegistryCredentials
 from dockyard.server.settings import ServerSettings
 from dockyard.store.store import Account, Store
@@ -59,6 +60,9 @@ class ControlPlane:
         self.contexts = ContextStore(settings.data / "contexts", settings.max_context_bytes)
         self.server_id = _server_id(settings.data)
         self.build_slots = threading.BoundedSemaphore(settings.build_concurrency)
+        self.puller = Puller(driver, concurrency=settings.pull_concurrency,
+                             timeout=settings.pull_timeout_seconds,
+                             max_bytes=settings.max_pull_bytes)
         self._lock = threading.Lock()
         self._active: dict[tuple[str, str], _Slot] = {}  # (account name, project)
         # Per account: admission (limits checked and slot taken) is atomic; and, in playground

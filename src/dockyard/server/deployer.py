@@ -12,19 +12,18 @@ found on the engine), then for its dependencies' conditions, then does what `pla
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from dockyard.compose.models import Condition, Project, Service
 from dockyard.lifecycle import ServiceState
 from dockyard.plan import ActionKind, RunningService, config_hash, desired_replicas, plan
+from dockyard.registry.failures import classify
+from dockyard.registry.reference import parse_reference, pinned
 from dockyard.runtime.driver import LABEL_DEPLOYMENT, BuildFence, ContainerInfo
-from dockyard.runtime.errors import BuildFailed, BuildTimedOut
+from dockyard.runtime.errors import BuildFailed, BuildTimedOut, PushFailed
 from dockyard.runtime.specs import (
     container_specs,
     image_repository,
@@ -39,10 +38,13 @@ from dockyard.secrets.resolve import service_configs, values_digest
 from dockyard.server.build_log import BuildLogCap
 from dockyard.server.configs import RedactText
 from dockyard.server.control import ControlPlane
+from dockyard.server.deploy_request import BuildInput, DeployRequest
 from dockyard.server.health import Outcome, wait_healthy
+from dockyard.server.image_plan import ImageUse
 from dockyard.server.images import build_labels
 from dockyard.server.images import resolve as resolve_image
 from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy_volumes
+from dockyard.server.pull_phase import run_pulls
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.secret_files import write_secret_files
 from dockyard.store.store import Account
@@ -50,28 +52,6 @@ from dockyard.store.store import Account
 S = ServiceState
 DRAIN_SECONDS = 30.0  # the longest in-flight requests of a replaced replica may take to finish
 BUILD_CPU_SHARES = 512  # a playground build step's CPU weight: half a container's (1024)
-
-
-@dataclass(frozen=True, slots=True)
-class BuildInput:
-    digest: str
-    dockerfile: str = "Dockerfile"
-    args: Mapping[str, str] = field(default_factory=dict)
-    target: str | None = None
-
-    def key(self) -> str:
-        """What decides a rebuild: the context's content and the build settings."""
-        text = json.dumps([self.digest, self.dockerfile, sorted(self.args.items()), self.target])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class DeployRequest:
-    project: Project
-    builds: Mapping[str, BuildInput]
-    force: bool = False  # replace every service even when unchanged
-    rebuild: bool = False  # build even when an image of the same key exists
-    configs: Mapping[str, str] = field(default_factory=dict)  # decrypted: never logged
 
 
 class _Progress:
@@ -103,6 +83,8 @@ class Deployer:
         self.progress = {name: _Progress() for name in self.project.services}
         self.redact = RedactText(list(request.configs.values()))
         self.log_caps: dict[str, BuildLogCap] = {}  # stored build output, per service
+        self.pulled: dict[str, str] = {}  # pull target -> image id (`_pull_images`)
+        self.run_as: dict[str, str] = {}  # service -> reference its containers are made from
 
     def _record(self, service: str, state: ServiceState, reason: str) -> None:
         self.control.record(self.account, self.deployment, service, state,
@@ -120,6 +102,8 @@ class Deployer:
                 self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)
         running = self._running()
         services = list(project.services)
+        if not self._pull_images(running):
+            return "failed"  # nothing changed: every service was settled as it is
         with ThreadPoolExecutor(max_workers=max(1, len(services)),
                                 thread_name_prefix=f"deploy-{self.deployment}") as pool:
             futures = [pool.submit(self._service, name, running.get(name, []))
@@ -132,6 +116,52 @@ class Deployer:
             remove_legacy_network(self.driver, self.placement)
         ok = all(p.ok for p in self.progress.values())
         return "succeeded" if ok else "failed"
+
+    def _pull_images(self, running: Mapping[str, list[ContainerInfo]]) -> bool:
+        """Pull what the admission decided (`pull_phase`), before any service changes. On a
+        failure, every service is settled and False returned: nothing else is done."""
+        plan = self.request.images
+        if plan is None:
+            return True
+        building = [name for name in self.request.builds if self._needs_build(name)]
+        outcome = run_pulls(self.control, self.account, plan, building, self._record)
+        self.pulled = dict(outcome.pulled)
+        if outcome.ok:
+            return True
+        first = sorted(outcome.failed.items())[0]
+        stopped = (f"the deployment stopped before changing anything: the image of "
+                   f"{first[0]} could not be pulled")
+        for name, service in self.project.services.items():
+            progress = self.progress[name]
+            why = outcome.failed.get(name)
+            if why is not None:
+                failed = S.BUILD_FAILED if name in self.request.builds else \
+                    S.SERVICE_DEPLOYMENT_FAILED
+                self._record(name, S.BUILD_QUEUED if failed is S.BUILD_FAILED
+                             else S.UPDATE_QUEUED, "pull failed")
+                self._record(name, failed, why)
+                progress.settle(False, why)
+                continue
+            live = [c for c in running.get(name, []) if c.status != "removing"]
+            queued = S.BUILD_QUEUED if name in self.request.builds else S.UPDATE_QUEUED
+            self._record(name, queued, "waiting for the deployment's pulls")
+            if self._healthy_as_is(service, live):
+                self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED,
+                             f"kept the running version: {stopped}")
+            else:
+                self._record(name, S.BUILD_FAILED if queued is S.BUILD_QUEUED
+                             else S.SERVICE_DEPLOYMENT_FAILED, f"not changed: {stopped}")
+            progress.settle(False, stopped)
+        return False
+
+    def _needs_build(self, name: str) -> bool:
+        """Whether the service's image will be built now (else an earlier build is reused)."""
+        return self._reusable_build(name, self.project.services[name],
+                                    self.request.builds[name]) is None
+
+    def _rebuild(self, name: str) -> bool:
+        plan = self.request.images
+        return self.request.rebuild or (plan is not None and name in plan.rebuild)
 
     def _running(self) -> dict[str, list[ContainerInfo]]:
         by_service: dict[str, list[ContainerInfo]] = {}
@@ -215,38 +245,97 @@ class Deployer:
 
     # -- images ----------------------------------------------------------------------------------
     def _image(self, name: str, service: Service) -> str | None:
-        """The image id the service runs. On a playground server an `image:` is resolved by
-        `server.images` (the account's own builds, or what the operator allows), and a build
-        is tagged only in the account's own repository, never under a name the tenant chose."""
+        """The image id the service runs (and, in `run_as`, the reference its containers are
+        created from: pinned by digest when a registry gave one). An `image:` was decided at
+        admission (`image_plan`: the account's own build, an allowed image, or a registry
+        image checked with the account's access) and pulled by `_pull_images`; a build is
+        tagged only in the account's own repository, never under a name the tenant chose."""
         build = self.request.builds.get(name)
-        settings = self.control.settings
         if build is None:
             reference = service.image or ""
-            found = resolve_image(self.driver, reference, playground=settings.playground,
-                                  patterns=settings.allow_images,
-                                  server=self.placement.server, account=self.account.name)
-            image_id = found.image_id
+            use = self.request.images.service(name) if self.request.images else None
+            image_id = self._planned_image(use) if use is not None else self._resolved(
+                reference)
             if image_id is None:  # checked before the deployment began; removed since
                 self._record(name, S.UPDATE_QUEUED, f"image {reference}")
                 self._record(name, S.SERVICE_DEPLOYMENT_FAILED,
-                             f"image {reference!r} is not available to this account"
-                             if found.refused or found.invalid
-                             else f"image {reference!r} is not on the engine")
+                             f"image {reference!r} is no longer on the engine; run `up` "
+                             "again to pull it")
                 return None
+            if use is not None and use.digest:
+                self.run_as[name] = use.target
+            self._note_image(name, reference, image_id,
+                             use.target if use is not None and use.digest else None)
             self._record(name, S.UPDATE_QUEUED, f"image {reference}")
             return image_id
         tag = f"{image_repository(self.placement, name)}:{build.key()}"
-        existing = self.driver.image_id(tag)
-        if existing is not None and settings.playground and existing not in {
-                i.id for i in self.driver.labelled_images(self._build_labels(name, service))}:
-            existing = None  # built for another `image:` name (or not by us): build again
-        if existing is not None and not self.request.rebuild:
-            if service.image and not settings.playground:
+        existing = self._reusable_build(name, service, build)
+        if existing is not None:
+            if service.image and not self.control.settings.playground:
                 self.driver.tag_image(existing, service.image)
             self._record(name, S.UPDATE_QUEUED, "build context and settings unchanged: "
                          "image reused")
-            return existing
-        return self._build(name, service, build, tag)
+            return self._pushed(name, service, tag, existing)
+        built = self._build(name, service, build, tag)
+        return None if built is None else self._pushed(name, service, tag, built)
+
+    def _planned_image(self, use: ImageUse) -> str | None:
+        return (self.pulled.get(use.target) or use.image_id
+                or self.driver.image_id(use.target))
+
+    def _resolved(self, reference: str) -> str | None:
+        settings = self.control.settings
+        return resolve_image(self.driver, reference, playground=settings.playground,
+                             patterns=settings.allow_images, server=self.placement.server,
+                             account=self.account.name).image_id
+
+    def _reusable_build(self, name: str, service: Service, build: BuildInput) -> str | None:
+        """An image built before from the same context and settings, unless a rebuild is
+        asked (`--build`, `pull_policy: build`). On a playground server it counts only when
+        it was built for the same `image:` name by this account."""
+        if self._rebuild(name):
+            return None
+        tag = f"{image_repository(self.placement, name)}:{build.key()}"
+        existing = self.driver.image_id(tag)
+        if existing is not None and self.control.settings.playground and existing not in {
+                i.id for i in self.driver.labelled_images(self._build_labels(name, service))}:
+            return None  # built for another `image:` name (or not by us): build again
+        return existing
+
+    def _pushed(self, name: str, service: Service, tag: str, image_id: str) -> str | None:
+        """With a registry configured (`--registry`), the built image is pushed there and
+        its containers run it by digest; else it stays on this engine, known by its id."""
+        registry = self.control.settings.registry
+        if registry is None:
+            self._note_image(name, tag, image_id, None)
+            return image_id
+        remote = f"{registry}/{tag}"
+        self.driver.tag_image(image_id, remote)
+        host = registry.partition("/")[0]
+        auth = self.control.registries.auth_for(self.account, host)
+        self._record(name, S.UPDATE_QUEUED, f"pushing {remote}")
+        try:
+            digest = self.driver.push(remote, auth=auth.as_engine() if auth else None)
+        except PushFailed as exc:
+            failure = classify(exc.engine_message or exc.message, host=host)
+            self._record(name, S.SERVICE_DEPLOYMENT_FAILED,
+                         f"the push of the built image to {host} failed: {failure.reason} "
+                         f"({failure.hint})")
+            return None
+        self.run_as[name] = pinned(remote, digest)
+        self._note_image(name, tag, image_id, self.run_as[name])
+        self._record(name, S.UPDATE_QUEUED, f"pushed as {self.run_as[name]}")
+        return image_id
+
+    def _note_image(self, name: str, reference: str, image_id: str,
+                    digest: str | None) -> None:
+        """Record what the service runs: its registry digest when it has one (the image's
+        own, for an image found on the engine that came from a registry), else its id."""
+        if digest is None:
+            details = self.driver.image_details(image_id)
+            digest = _digest_for(reference, details.digests) if details else None
+        self.control.store.record_images(self.account, self.deployment,
+                                         [(name, reference, digest or image_id, image_id)])
 
     def _build(self, name: str, service: Service, build: BuildInput, tag: str) -> str | None:
         with self._build_turn(name), self.control.build_slots:
@@ -374,7 +463,8 @@ class Deployer:
         mounts = write_secret_files(self.control.settings.data, self.placement, self.project,
                                     service, self.deployment, self.request.configs)
         settings = self.control.settings
-        specs = container_specs(self.project, service, self.placement, image=image_id,
+        specs = container_specs(self.project, service, self.placement,
+                                image=self.run_as.get(name, image_id),
                                 deployment=self.deployment, config_hash=wanted,
                                 replicas=replicas, first_index=first_index,
                                 configs=self.request.configs, extra_mounts=mounts,
@@ -511,6 +601,19 @@ class Deployer:
         self._stop_all(containers)
         self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
         self.control.store.forget_services(self.account, self.project.name, [name])
+
+
+def _digest_for(reference: str, digests: Sequence[str]) -> str | None:
+    """The `repo@sha256:...` of `digests` that belongs to `reference`'s repository (an image
+    can come from several), else the only one, else None."""
+    parsed = parse_reference(reference)
+    if parsed is not None:
+        for digest in digests:
+            found = parse_reference(digest)
+            if found is not None and found.normalized.split("@")[0].rsplit(":", 1)[0] == \
+                    parsed.normalized.split("@")[0].rsplit(":", 1)[0]:
+                return digest
+    return digests[0] if len(digests) == 1 else None
 
 
 def _pids(asked: int | None, limit: int) -> int | None:

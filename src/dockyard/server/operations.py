@@ -47,9 +47,10 @@ from dockyard.runtime.specs import (
 from dockyard.secrets.resolve import missing_configs
 from dockyard.server import retention
 from dockyard.server.control import ControlPlane
-from dockyard.server.deployer import BuildInput, Deployer, DeployRequest
+from dockyard.server.deploy_request import BuildInput, DeployRequest
+from dockyard.server.deployer import Deployer
 from dockyard.server.domain_reports import claim_project_domains
-from dockyard.server.image_checks import image_problems
+from dockyard.server.image_plan import ImagePlan, plan_images
 from dockyard.server.legacy import is_legacy, remove_legacy_network
 from dockyard.server.project_size import check_project_size
 from dockyard.server.scrub import scrub_engine_text
@@ -103,8 +104,10 @@ def _problem(code: str, message: str, service: str, key: str, hint: str) -> Diag
 
 def check_request(control: ControlPlane, project: Project,
                   builds: Mapping[str, BuildInput], configs: Mapping[str, str],
-                  account: str | None = None) -> None:
-    """Everything that would fail the deployment later, found now (raises ProjectInvalid)."""
+                  account: str | None = None, *, pull: str | None = None,
+                  rebuild: bool = False) -> ImagePlan:
+    """Everything that would fail the deployment later, found now (raises ProjectInvalid);
+    returns what each service runs and what to pull (`image_plan`)."""
     problems: list[Diagnostic] = _domain_problems(control, project, account)
     problems += _external_problems(control, project)
     problems += _limit_problems(control, project, account)
@@ -120,10 +123,13 @@ def check_request(control: ControlPlane, project: Project,
                 problems.append(_problem("context-missing", f"build context {build.digest} "
                                          "was not uploaded", name, "build",
                                          "run `dockyard compose up` again"))
-    # Images: on the engine; on a playground server also the account's to use (the Dockerfiles
-    # of its builds included), with one answer whether or not a refused image exists.
-    problems += image_problems(control, project, builds, account,
-                               None if account is None else _owner_of(control, account))
+    # Images: on the engine or pulled (the registry asked now, with the account's access); on a
+    # playground server also the account's to use (the Dockerfiles of its builds included).
+    owner = control.store.account_by_name(account) if account is not None else None
+    images, image_problems = plan_images(
+        control, project, builds, owner,
+        None if account is None else _owner_of(control, account), pull=pull, rebuild=rebuild)
+    problems += image_problems
     for config, users in missing_configs(project, configs).items():
         where = "environment" if config in _env_configs(project, users[0]) else "secrets"
         problems.append(error(
@@ -133,6 +139,7 @@ def check_request(control: ControlPlane, project: Project,
             f"with -p {project.name})"))
     if problems:
         raise ProjectInvalid(problems)
+    return images
 
 
 def _external_problems(control: ControlPlane, project: Project) -> list[Diagnostic]:
@@ -260,14 +267,15 @@ def _domain_problems(control: ControlPlane, project: Project,
 
 def start_deployment(control: ControlPlane, account: Account, project_name: str,
                      project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
-                     force: bool, rebuild: bool) -> str:
+                     force: bool, rebuild: bool, pull: str | None = None) -> str:
     check_project_size(project_data, control.settings.max_project_bytes)
     project = load_submitted(project_name, project_data)
     configs = control.configs.values(account, project.name)
     # Admission is atomic per account: checking the limits and taking the project's slot
     # happen under one lock, so concurrent requests cannot all pass a limit of one.
     with control.admission(account.name):
-        check_request(control, project, builds, configs, account.name)
+        images = check_request(control, project, builds, configs, account.name, pull=pull,
+                               rebuild=rebuild)
         # Playground: a custom domain is served once proven to point here. Proofs start only
         # for an admitted request, before its deployment is recorded (they note their outcome
         # in the reason of the deployment after the latest one), and run beside it.
@@ -285,7 +293,7 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
             control.store.finish_deployment(account, deployment, "refused")
             raise
     request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
-                            configs=configs)
+                            configs=configs, images=images)
 
     def work() -> None:
         status = "failed"
@@ -433,6 +441,7 @@ class ServiceRow:
     replicas: int
     running: int
     exposure: str
+    image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
 
     def to_json(self) -> dict[str, Any]:
         return {"service": self.service, "deployment": self.deployment,
@@ -440,7 +449,7 @@ class ServiceRow:
                 "reason": self.reason, "since": self.since.isoformat(), "fqdn": self.fqdn,
                 "endpoint": self.endpoints[0] if self.endpoints else "",
                 "endpoints": list(self.endpoints), "replicas": self.replicas,
-                "running": self.running, "exposure": self.exposure}
+                "running": self.running, "exposure": self.exposure, "image": self.image}
 
 
 def services(control: ControlPlane, account: Account, project: str) -> list[ServiceRow]:
@@ -453,6 +462,7 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
     # On a shared server a custom domain is an endpoint only once proven and served; the
     # service's reason says why one is not (docs/security.md).
     served = set(hosts_table(control.ingress.table())) if control.settings.playground else None
+    recorded: dict[str, dict[str, tuple[str, str, str]]] = {}  # deployment -> its images
     rows: list[ServiceRow] = []
     for status in statuses:
         model = deployed_model(control, account, project, status.deployment)
@@ -487,8 +497,13 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
                 endpoints += tuple(f"{host}:{p.published or p.target}"
                                    for p in service.host_ports)
         replicas = len(mine) if not service else _desired(service)
+        # The image the containers run: recorded by the deployment that created them.
+        made_by = mine[0].deployment if mine else status.deployment
+        if made_by not in recorded:
+            recorded[made_by] = control.store.deployment_images(account, made_by)
+        image = recorded[made_by].get(status.service, ("", "", ""))[1]
         rows.append(ServiceRow(status.service, status.deployment, state, reason, status.at,
-                               fqdn, endpoints, replicas, running, exposure))
+                               fqdn, endpoints, replicas, running, exposure, image))
     return rows
 
 

@@ -20,6 +20,9 @@ DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024  # per container log file (json-file max
 DEFAULT_LOG_MAX_FILES = 3
 DEFAULT_KEEP_DEPLOYMENTS = 50  # per project; older ones (and their events and logs) are pruned
 DEFAULT_CONTEXT_TTL_SECONDS = 3600.0  # an upload no deployment uses is removed after this
+DEFAULT_PULL_CONCURRENCY = 4  # pulls at once, server-wide (and at most 2 per registry)
+DEFAULT_PULL_TIMEOUT_SECONDS = 1800.0  # one pull; then it is stopped and its service fails
+DEFAULT_PLAYGROUND_MAX_PULL_BYTES = 4 << 30  # one image's download on a shared server
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,14 @@ class ServerSettings:
     log_max_files: int = DEFAULT_LOG_MAX_FILES
     keep_deployments: int = DEFAULT_KEEP_DEPLOYMENTS
     context_ttl_seconds: float = DEFAULT_CONTEXT_TTL_SECONDS
+    pull_concurrency: int = DEFAULT_PULL_CONCURRENCY
+    pull_timeout_seconds: float = DEFAULT_PULL_TIMEOUT_SECONDS  # 0: none
+    max_pull_bytes: int = 0  # the largest image download; 0: no limit (playground: 4g)
+    # Where built images are pushed (HOST[/PREFIX]); None: they stay on the local engine.
+    registry: str | None = None
+    # Playground: tenants may pull registry images with their own access, re-checked at every
+    # use (an image in the engine's cache is never anyone's just because it is there).
+    tenant_pulls: bool = True
 
     @property
     def playground(self) -> bool:
@@ -106,7 +117,8 @@ def settings_from(options: Mapping[str, str | None],
     ingress_host, http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle,
     max_* (limits), allow_image and allow_host_ports (comma-separated), egress
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
-    log_max_size, log_max_files, keep_deployments, context_ttl.
+    log_max_size, log_max_files, keep_deployments, context_ttl, pull_concurrency,
+    pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off").
     """
     env = os.environ if environ is None else environ
 
@@ -159,7 +171,55 @@ def settings_from(options: Mapping[str, str | None],
                                 DEFAULT_LOG_MAX_FILES),
         keep_deployments=_positive(pick("keep_deployments"), "--keep-deployments",
                                    DEFAULT_KEEP_DEPLOYMENTS),
-        context_ttl_seconds=float(pick("context_ttl") or DEFAULT_CONTEXT_TTL_SECONDS))
+        context_ttl_seconds=float(pick("context_ttl") or DEFAULT_CONTEXT_TTL_SECONDS),
+        pull_concurrency=_positive(pick("pull_concurrency"), "--pull-concurrency",
+                                   DEFAULT_PULL_CONCURRENCY),
+        pull_timeout_seconds=_seconds(pick("pull_timeout"), "--pull-timeout",
+                                      DEFAULT_PULL_TIMEOUT_SECONDS),
+        max_pull_bytes=_pull_bytes(pick("max_pull_size"), mode),
+        registry=_registry(pick("registry")),
+        tenant_pulls=_switch(pick("tenant_pulls"), "--tenant-pulls", True))
+
+
+def _pull_bytes(text: str | None, mode: NamingMode) -> int:
+    """The largest download one pull may make: 0 (none) by default on a single user's
+    server, 4 GiB on a shared one; `0` turns it off."""
+    if text is None or text == "":
+        return DEFAULT_PLAYGROUND_MAX_PULL_BYTES if mode is NamingMode.PLAYGROUND else 0
+    if text.strip() == "0":
+        return 0
+    return _size(text, "--max-pull-size", 0)
+
+
+def _registry(text: str | None) -> str | None:
+    """`HOST[/PREFIX]`: the registry built images are pushed to, checked for its shape."""
+    if not text:
+        return None
+    from dockyard.registry.reference import normalize_host
+
+    host, _, prefix = text.strip().removeprefix("https://").removeprefix("http://") \
+        .partition("/")
+    prefix = prefix.strip("/")
+    try:
+        host = normalize_host(host)
+    except ValueError as exc:
+        raise UsageError(f"--registry {text!r}: {exc}",
+                         hint="for example --registry registry.example.com/team") from None
+    if prefix and not all(part and part == part.lower() and part.replace("-", "").replace(
+            "_", "").replace(".", "").isalnum() for part in prefix.split("/")):
+        raise UsageError(f"--registry {text!r}: the prefix {prefix!r} is not a repository "
+                         "path", hint="lower-case letters, digits, '.', '_', '-', and '/'")
+    return f"{host}/{prefix}" if prefix else host
+
+
+def _switch(text: str | None, flag: str, default: bool) -> bool:
+    if text is None or text == "":
+        return default
+    if text.lower() in ("on", "true", "1", "yes"):
+        return True
+    if text.lower() in ("off", "false", "0", "no"):
+        return False
+    raise UsageError(f"{flag} must be on or off, not {text!r}")
 
 
 def _egress(text: str | None, mode: NamingMode) -> bool:

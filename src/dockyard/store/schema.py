@@ -130,6 +130,26 @@ registry_credentials = sa.Table(
     sa.UniqueConstraint("account_id", "host"),
 )
 
+deployment_images = sa.Table(
+    "deployment_images", metadata,
+    sa.Column("deployment_id", sa.String(12),
+              sa.ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("service", sa.String(253), nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),  # as the project wrote it (or the build)
+    sa.Column("digest", sa.Text, nullable=False),  # repo@sha256:... (or the image id, local)
+    sa.Column("image_id", sa.String(71), nullable=False),
+    sa.UniqueConstraint("deployment_id", "service"),
+)
+
+image_pulls = sa.Table(
+    "image_pulls", metadata,
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("pulled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("account_id", "reference"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -163,7 +183,14 @@ def _v6_registry_credentials(conn: sa.Connection) -> None:
     registry_credentials.create(conn)
 
 
+def _v7_images(conn: sa.Connection) -> None:
+    """The image each service of a deployment ran (pinned by digest), and when an account
+    last pulled each reference (`pull_policy: daily` and the like)."""
+    deployment_images.create(conn)
+    image_pulls.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs,
                                _v4_config_history, _v5_deployment_contexts,
-                               _v6_registry_credentials]
+                               _v6_registry_credentials, _v7_images]

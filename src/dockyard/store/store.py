@@ -296,6 +296,65 @@ class Store:
                 table.c.account_id == account.id, table.c.host == host))
         return bool(result.rowcount)
 
+    # -- images ----------------------------------------------------------------------------------
+    def record_images(self, account: Account, deployment_id: str,
+                      images: Sequence[tuple[str, str, str, str]]) -> None:
+        """(service, reference, digest, image id) of what the deployment's services run."""
+        table = schema.deployment_images
+        with self.engine.begin() as conn:
+            if not self._owns(conn, account, deployment_id):
+                return
+            for service, reference, digest, image_id in images:
+                conn.execute(table.delete().where(table.c.deployment_id == deployment_id,
+                                                  table.c.service == service))
+                conn.execute(table.insert().values(
+                    deployment_id=deployment_id, service=service, reference=reference,
+                    digest=digest, image_id=image_id))
+
+    def deployment_images(self, account: Account,
+                          deployment_id: str) -> dict[str, tuple[str, str, str]]:
+        """Per service: (reference, digest, image id) the deployment recorded."""
+        table = schema.deployment_images
+        with self.engine.connect() as conn:
+            if not self._owns(conn, account, deployment_id):
+                return {}
+            rows = conn.execute(sa.select(table.c.service, table.c.reference, table.c.digest,
+                                          table.c.image_id)
+                                .where(table.c.deployment_id == deployment_id))
+            return {str(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in rows}
+
+    def images_in_use(self, account: Account, project: str) -> dict[str, str]:
+        """Per service of `project`: the digest of the deployment that last recorded one."""
+        images, deployments = schema.deployment_images, schema.deployments
+        with self.engine.connect() as conn:
+            project_id = self._project_id(conn, account, project, create=False)
+            if project_id is None:
+                return {}
+            rows = conn.execute(
+                sa.select(images.c.service, images.c.digest)
+                .join(deployments, deployments.c.id == images.c.deployment_id)
+                .where(deployments.c.project_id == project_id)
+                .order_by(deployments.c.created_at))
+            return {str(r[0]): str(r[1]) for r in rows}
+
+    def mark_pulled(self, account: Account, reference: str) -> None:
+        table = schema.image_pulls
+        now = _now()
+        with self.engine.begin() as conn:
+            done = conn.execute(table.update().where(
+                table.c.account_id == account.id, table.c.reference == reference)
+                .values(pulled_at=now))
+            if not done.rowcount:
+                conn.execute(table.insert().values(account_id=account.id, reference=reference,
+                                                   pulled_at=now))
+
+    def last_pulled(self, account: Account, reference: str) -> datetime | None:
+        table = schema.image_pulls
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table.c.pulled_at).where(
+                table.c.account_id == account.id, table.c.reference == reference)).first()
+        return None if row is None else _aware(row[0])
+
     # -- projects and deployments ------------------------------------------------------------------
     def _project_id(self, conn: sa.Connection, account: Account, name: str,
                     create: bool) -> int | None:
@@ -375,7 +434,8 @@ class Store:
                     d.c.id.in_(list(ids[first:first + 500])), d.c.account_id == account.id,
                     d.c.status != "running",
                     d.c.id.not_in(sa.select(st.c.deployment_id))))]
-                for table in (schema.events, schema.build_logs, schema.deployment_contexts):
+                for table in (schema.events, schema.build_logs, schema.deployment_contexts,
+                              schema.deployment_images):
                     conn.execute(table.delete().where(table.c.deployment_id.in_(batch)))
                 conn.execute(d.delete().where(d.c.id.in_(batch)))
                 removed += len(batch)

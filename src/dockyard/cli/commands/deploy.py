@@ -35,6 +35,7 @@ class UpOptions:
     detach: bool = False
     build: bool = False
     force: bool = False
+    pull: str | None = None  # always, missing, never: every service's pull_policy
     wait_timeout: float | None = None
     as_json: bool = False
 
@@ -72,7 +73,8 @@ def prepare(options: LoadOptions
         packs.append(packed)
         builds[name] = {"digest": packed.digest, "dockerfile": dockerfile,
                         "args": {k: v for k, v in service.build.args.items() if v is not None},
-                        "target": service.build.target}
+                        "target": service.build.target,
+                        "pull": service.build.extra.get("pull") is True}
     return project.name, data, builds, packs, unset
 
 
@@ -95,7 +97,8 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
             if not client.has_context(packed.digest):
                 client.upload_context(packed.digest, packed.data)
                 sent += 1
-        deployment = client.deploy(name, data, builds, force=up.force, build=up.build)
+        deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
+                                   pull=up.pull)
         if up.as_json:
             _emit_json({"event": "deployment", "deployment": deployment, "project": name,
                         "contexts_uploaded": sent})

@@ -257,6 +257,8 @@ class DockerEngine:
             data = response.json()
         except docker.errors.APIError as exc:
             text = _explanation(exc)
+            if "manifest unknown" in text and "manifest for" not in text:
+                text = f"manifest for {reference} not found: {text}"  # as a pull words it
             raise PullFailed(f"the registry check of {reference} failed: {text}",
                              text) from None
         except requests.exceptions.RequestException as exc:

@@ -54,7 +54,12 @@ def run_pulls(control: ControlPlane, account: Account, plan: ImagePlan,
         mine = users[target.target]
         label = target.reference
 
+        said: list[str] = []
+
         def report(text: str) -> None:
+            if said and said[-1] == text:
+                return  # the same words again are no news
+            said.append(text)
             for use in mine:
                 record(use.service, S.BUILD_QUEUED if use.base else S.UPDATE_QUEUED,
                        text if not use.base else f"base image: {text}")

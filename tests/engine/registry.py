@@ -10,9 +10,13 @@ registry`):
   `/etc/docker/certs.d/HOST:PORT/ca.crt` (read per pull, no engine restart).
 - `images`: makes unique test images (a random layer over `dockyard/busybox:1`).
 
-A `Registry` pushes (`push`, `upload`), lists (`tags`), deletes manifests (`delete`), stops and
-starts again on the same port with the same content (`stop`, `start`: the registry going down
-mid-deploy), and answers slowly for a while (`slow`: a delaying TCP proxy on its port).
+A `Registry` pushes (`push`, `upload`), pulls (`pull`), lists (`tags`, `digest`), deletes
+manifests (`delete`), stops and starts again on the same port with the same content (`stop`,
+`start`, or `with reg.down():`: the registry going down mid-deploy), and answers slowly for a
+while (`with reg.slow(delay, rate) as proxy:`, a delaying TCP proxy on its port; `proxy.cut()`
+takes it down mid-transfer). Mind the engine: when a registry goes away in the middle of a
+layer download, the engine retries that layer 5 times (after 5, 10, 15, 20, 25 s) before the
+pull fails, so a cut pull fails after about 75 s, or succeeds if the registry came back.
 
 Clean-up: at teardown every image reference on the engine under the registry's host
 (`HOST:PORT/...`, tags and digests: whatever a test, Dockyard or a fixture pulled or pushed) is
@@ -225,6 +229,16 @@ class Registry:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+    @contextlib.contextmanager
+    def down(self) -> Iterator[None]:
+        """The registry stopped within the block, and serving again (same port, same content)
+        after it, also when the block fails: a session's registry stays usable."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     @property
     def running(self) -> bool:

@@ -129,13 +129,9 @@ def test_stop_and_start_keep_the_content_and_the_port(
     ref, digest = fresh(images, registry)
     repository = ref.removeprefix(f"{registry.host}/").rpartition(":")[0]
     port = registry.port
-    registry.stop()
-    try:
-        with pytest.raises(docker.errors.APIError) as down:
-            registry.pull(ref)
-        assert "connection refused" in str(down.value.explanation)
-    finally:
-        registry.start()
+    with registry.down(), pytest.raises(docker.errors.APIError) as down:
+        registry.pull(ref)
+    assert "connection refused" in str(down.value.explanation)
     assert registry.port == port and registry.running
     assert registry.digest(f"{repository}:1") == digest
     registry.pull(ref)
@@ -173,3 +169,14 @@ def test_slow_registry_answers_late_with_the_same_content(registry: Registry) ->
     started = time.monotonic()
     assert registry.tags(name.rpartition(":")[0]) == ["1"]
     assert time.monotonic() - started < 1.0
+
+
+def test_a_cut_slow_registry_refuses_connections_until_the_block_ends(registry: Registry) -> None:
+    name = f"{repo()}:1"
+    registry.push(BASE_IMAGE, name)
+    with registry.slow(delay=0) as proxy:
+        assert registry.tags(name.rpartition(":")[0]) == ["1"]
+        proxy.cut()
+        with pytest.raises(httpx.ConnectError):
+            registry.tags(name.rpartition(":")[0])
+    assert registry.tags(name.rpartition(":")[0]) == ["1"]

@@ -194,6 +194,26 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(deployments, "print a JSON list")
     deployments.set_defaults(handler=_deployments)
 
+    redeploy = commands.add_parser(
+        "redeploy", help="deploy again exactly the images a recorded deployment ran",
+        description="Deploy a recorded deployment's project again with the very images it "
+        "ran: each service by the digest (or, for a local build, the image id) that "
+        "deployment recorded, never by a tag that may have moved since. Nothing is built. "
+        "Refused before anything changes when an image is gone. Unchanged services are not "
+        "restarted; output and exit codes are those of `compose up`.")
+    redeploy.add_argument("deployment", metavar="DEPLOYMENT",
+                          help="the deployment's id (`dockyard deployments` lists them)")
+    _server_option(redeploy)
+    redeploy.add_argument("-d", "--detach", action="store_true",
+                          help="start the deployment and return without waiting")
+    redeploy.add_argument("--pull", choices=["always", "missing", "never"],
+                          help="pull the pinned images always, when missing (default), or "
+                          "never")
+    redeploy.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                          help="stop waiting after SECONDS (exit code 6); it goes on")
+    _json_option(redeploy, "print one JSON event per line")
+    redeploy.set_defaults(handler=_redeploy)
+
     configs = commands.add_parser(
         "config", help="a project's configs (secrets): set, ls, rm",
         description="Configs are named sensitive values of one project, stored encrypted by "
@@ -496,6 +516,13 @@ def _logs(args: argparse.Namespace) -> None:
              follow=args.follow, since=parse_when(args.since, "--since"),
              until=parse_when(args.until, "--until"), kind=args.type,
              deployment=args.deployment, tail=args.tail, as_json=args.json)
+
+
+def _redeploy(args: argparse.Namespace) -> int:
+    from dockyard.cli.commands.deploy import UpOptions, run_redeploy
+
+    return run_redeploy(args.deployment, _client_factory(args), UpOptions(
+        detach=args.detach, pull=args.pull, wait_timeout=args.wait_timeout, as_json=args.json))
 
 
 def _deployments(args: argparse.Namespace) -> None:

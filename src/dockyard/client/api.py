@@ -171,6 +171,12 @@ class Client:
         return str(self._json("POST", f"/v1/projects/{project}/deployments",
                               json=body)["deployment"])
 
+    def redeploy(self, deployment: str, *, pull: str | None = None) -> tuple[str, str]:
+        """Deploy again exactly the images `deployment` ran; (new deployment, project)."""
+        body: dict[str, Any] = {} if pull is None else {"pull": pull}
+        answer = self._json("POST", f"/v1/deployments/{deployment}/redeploy", json=body)
+        return str(answer["deployment"]), str(answer["project"])
+
     def down(self, project: str, *, volumes: bool = False) -> str:
         return str(self._json("POST", f"/v1/projects/{project}/down",
                               json={"volumes": volumes})["deployment"])

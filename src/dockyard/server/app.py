@@ -58,6 +58,10 @@ class DeployBody(BaseModel):
     pull: Literal["always", "missing", "never"] | None = None  # `up --pull`: every policy
 
 
+class RedeployBody(BaseModel):
+    pull: Literal["always", "missing", "never"] | None = None
+
+
 class DownBody(BaseModel):
     volumes: bool = False
 
@@ -313,11 +317,22 @@ def create_app(control: ControlPlane) -> FastAPI:
                                       hint="`dockyard deployments` lists them")
         return record
 
+    @app.post("/v1/deployments/{deployment}/redeploy", status_code=202)
+    def redeploy(deployment: str, body: RedeployBody, who: Who) -> dict[str, Any]:
+        """Deploy again exactly the images `deployment` ran (pinned by digest)."""
+        record = _deployment(who, deployment)
+        started = operations.start_redeploy(control, who, deployment, pull=body.pull)
+        return {"deployment": started, "project": record.project}
+
     @app.get("/v1/deployments/{deployment}")
     def deployment_detail(deployment: str, who: Who) -> dict[str, Any]:
         record = _deployment(who, deployment)
+        images = store.deployment_images(who, deployment)
         return {"id": record.id, "project": record.project, "action": record.action,
                 "status": record.status, "created_at": record.created_at.isoformat(),
+                "images": {service: {"reference": reference, "digest": digest,
+                                     "image_id": image_id}
+                           for service, (reference, digest, image_id) in sorted(images.items())},
                 "events": [e.event.to_json() | {"id": e.id}
                            for e in store.events_since(who, deployment)],
                 "notes": store.build_log(who, deployment, operations.DOWN_NOTES)}

@@ -123,7 +123,8 @@ class Deployer:
         plan = self.request.images
         if plan is None:
             return True
-        building = [name for name in self.request.builds if self._needs_build(name)]
+        building = [name for name in self.request.builds
+                    if name not in self.request.pins and self._needs_build(name)]
         outcome = run_pulls(self.control, self.account, plan, building, self._record)
         self.pulled = dict(outcome.pulled)
         if outcome.ok:
@@ -251,8 +252,8 @@ class Deployer:
         image checked with the account's access) and pulled by `_pull_images`; a build is
         tagged only in the account's own repository, never under a name the tenant chose."""
         build = self.request.builds.get(name)
-        if build is None:
-            reference = service.image or ""
+        if build is None or name in self.request.pins:
+            reference = self.request.pins.get(name) or service.image or ""
             use = self.request.images.service(name) if self.request.images else None
             image_id = self._planned_image(use) if use is not None else self._resolved(
                 reference)
@@ -262,10 +263,10 @@ class Deployer:
                              f"image {reference!r} is no longer on the engine; run `up` "
                              "again to pull it")
                 return None
-            if use is not None and use.digest:
-                self.run_as[name] = use.target
-            self._note_image(name, reference, image_id,
-                             use.target if use is not None and use.digest else None)
+            by_digest = use.target if use is not None and "@" in use.target else None
+            if by_digest is not None:
+                self.run_as[name] = by_digest  # pinned: the registry's digest, not a tag
+            self._note_image(name, reference, image_id, by_digest)
             self._record(name, S.UPDATE_QUEUED, f"image {reference}")
             return image_id
         tag = f"{image_repository(self.placement, name)}:{build.key()}"

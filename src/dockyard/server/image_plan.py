@@ -102,11 +102,16 @@ class ImagePlan:
 def plan_images(control: ControlPlane, project: Project, builds: Mapping[str, BuildInput],
                 account: Account | None, context_owner: str | None,
                 pull: str | None = None, rebuild: bool = False,
+                pins: Mapping[str, str] | None = None,
                 ) -> tuple[ImagePlan, list[Diagnostic]]:
-    """The project's images and what to pull, or why it cannot deploy (diagnostics)."""
+    """The project's images and what to pull, or why it cannot deploy (diagnostics).
+    `pins` (a redeployment) name, per service, the exact image it must run instead."""
     planner = _Planner(control, account, pull, rebuild)
     for name, service in sorted(project.services.items()):
-        if service.build is None:
+        pin = (pins or {}).get(name)
+        if pin is not None:
+            planner.pinned_image(name, pin)
+        elif service.build is None:
             if service.image:
                 planner.service_image(name, service)
         else:
@@ -145,6 +150,38 @@ class _Planner:
         return self._own
 
     # -- services that run an image ------------------------------------------------------------
+    def pinned_image(self, name: str, pin: str) -> None:
+        """The exact image a recorded deployment ran: found on the engine (by digest or
+        id), else pulled by digest (checked with the account's access like any pull). On a
+        playground server an id counts only as one of the account's own builds."""
+        where = Location(path=f"services.{name}.image")
+        if image_id_of(pin) is not None:
+            found = self.driver.image_id(pin)
+            if self.settings.playground:
+                decision = decide(pin, patterns=(), own=self.own)
+                found = decision.image_id if decision.verdict is Verdict.OWN else None
+            if found is None:
+                self.problems.append(error(
+                    "image-missing", f"service {name}: the image it ran ({pin[:19]}) is no "
+                    "longer on the server's engine and was in no registry", where,
+                    "deploy the project again with `dockyard compose up` (it builds anew), "
+                    "or configure a registry for builds (`dockyard server --registry`)"))
+                return
+            self.uses.append(ImageUse(name, pin, pin, "", False, image_id=found,
+                                      location=where))
+            return
+        parsed = parse_reference(pin)
+        if parsed is None or parsed.digest is None:
+            self.problems.append(_invalid(pin, where))
+            return
+        if self.settings.playground and not self._pullable(pin):
+            self.problems.append(_not_available(pin, where))
+            return
+        self.uses.append(ImageUse(name, pin, pin, registry_host(parsed), pull=False,
+                                  check=self.settings.playground
+                                  or self.driver.image_id(pin) is None,
+                                  location=where))
+
     def service_image(self, name: str, service: Service) -> None:
         reference = str(service.image)
         where = Location(path=f"services.{name}.image")

@@ -105,14 +105,14 @@ def _problem(code: str, message: str, service: str, key: str, hint: str) -> Diag
 def check_request(control: ControlPlane, project: Project,
                   builds: Mapping[str, BuildInput], configs: Mapping[str, str],
                   account: str | None = None, *, pull: str | None = None,
-                  rebuild: bool = False) -> ImagePlan:
+                  rebuild: bool = False, pins: Mapping[str, str] | None = None) -> ImagePlan:
     """Everything that would fail the deployment later, found now (raises ProjectInvalid);
     returns what each service runs and what to pull (`image_plan`)."""
     problems: list[Diagnostic] = _domain_problems(control, project, account)
     problems += _external_problems(control, project)
     problems += _limit_problems(control, project, account)
     for name, service in sorted(project.services.items()):
-        if service.build is not None:
+        if service.build is not None and name not in (pins or {}):
             build = builds.get(name)
             if build is None:
                 problems.append(_problem("context-missing", "no build context was sent",
@@ -128,7 +128,8 @@ def check_request(control: ControlPlane, project: Project,
     owner = control.store.account_by_name(account) if account is not None else None
     images, image_problems = plan_images(
         control, project, builds, owner,
-        None if account is None else _owner_of(control, account), pull=pull, rebuild=rebuild)
+        None if account is None else _owner_of(control, account), pull=pull, rebuild=rebuild,
+        pins=pins)
     problems += image_problems
     for config, users in missing_configs(project, configs).items():
         where = "environment" if config in _env_configs(project, users[0]) else "secrets"
@@ -267,7 +268,8 @@ def _domain_problems(control: ControlPlane, project: Project,
 
 def start_deployment(control: ControlPlane, account: Account, project_name: str,
                      project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
-                     force: bool, rebuild: bool, pull: str | None = None) -> str:
+                     force: bool, rebuild: bool, pull: str | None = None,
+                     pins: Mapping[str, str] | None = None, action: str = "up") -> str:
     check_project_size(project_data, control.settings.max_project_bytes)
     project = load_submitted(project_name, project_data)
     configs = control.configs.values(account, project.name)
@@ -275,7 +277,7 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
     # happen under one lock, so concurrent requests cannot all pass a limit of one.
     with control.admission(account.name):
         images = check_request(control, project, builds, configs, account.name, pull=pull,
-                               rebuild=rebuild)
+                               rebuild=rebuild, pins=pins)
         # Playground: a custom domain is served once proven to point here. Proofs start only
         # for an admitted request, before its deployment is recorded (they note their outcome
         # in the reason of the deployment after the latest one), and run beside it.
@@ -284,7 +286,7 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
         # the name is taken by an object this server, account and project did not make.
         placement = control.placement(account, project.name)
         control.driver.ensure_network(network_name(placement), project_labels(placement))
-        deployment = control.store.create_deployment(account, project.name, "up",
+        deployment = control.store.create_deployment(account, project.name, action,
                                                      dict(project_data),
                                                      [b.digest for b in builds.values()])
         try:
@@ -293,7 +295,7 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
             control.store.finish_deployment(account, deployment, "refused")
             raise
     request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
-                            configs=configs, images=images)
+                            configs=configs, images=images, pins=dict(pins or {}))
 
     def work() -> None:
         status = "failed"
@@ -310,6 +312,33 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
 
     threading.Thread(target=work, name=f"deployment-{deployment}", daemon=True).start()
     return deployment
+
+
+def start_redeploy(control: ControlPlane, account: Account, deployment_id: str, *,
+                   pull: str | None = None) -> str:
+    """Deploy again exactly what a recorded deployment ran: its project, and each service's
+    image by the digest (or local image id) it recorded, never by a tag that may have moved
+    since. Builds are not run again. Refused before anything changes when the deployment
+    recorded no image for a service, or an image is gone (not on the engine, in no registry).
+    """
+    record = control.store.deployment(account, deployment_id)
+    data = control.store.deployed_project(account, deployment_id) if record else None
+    if record is None or data is None:
+        raise NotFound(f"no deployment {deployment_id!r}",
+                       hint="`dockyard deployments` lists them")
+    recorded = control.store.deployment_images(account, deployment_id)
+    services = sorted((data.get("services") or {}).keys())
+    missing = [name for name in services if name not in recorded]
+    if missing:
+        raise ProjectInvalid([error(
+            "image-missing", f"deployment {deployment_id} recorded no image for service "
+            f"{name} (it never got that far), so it cannot be redeployed exactly",
+            Location(path=f"services.{name}.image"),
+            "redeploy a deployment that succeeded (`dockyard deployments` lists them)")
+            for name in missing])
+    pins = {name: recorded[name][1] for name in services}
+    return start_deployment(control, account, record.project, data, {}, force=False,
+                            rebuild=False, pull=pull, pins=pins, action="redeploy")
 
 
 def settle_unfinished(control: ControlPlane, account: Account, project: str, deployment: str,

@@ -99,23 +99,37 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
                 sent += 1
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
                                    pull=up.pull)
-        if up.as_json:
-            _emit_json({"event": "deployment", "deployment": deployment, "project": name,
-                        "contexts_uploaded": sent})
-        else:
-            note(f"deployment {deployment} of project {name} started")
-        if up.detach:
-            if not up.as_json:
-                note(f"follow it with `dockyard compose ps -p {name}` or `dockyard tail -p "
-                     f"{name}`")
-            return int(ExitCode.OK)
-        try:
-            status = _watch(client, deployment, up)
-        except KeyboardInterrupt:
-            note(f"detached: deployment {deployment} goes on; follow it with `dockyard "
-                 f"compose ps -p {name}` or `dockyard tail -p {name}`")
-            return int(ExitCode.INTERRUPTED)
-        rows = client.services(name)
+        return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
+
+
+def run_redeploy(deployment_id: str, client_factory: Any, up: UpOptions) -> int:
+    """`dockyard redeploy ID`: the recorded deployment's images again, followed like `up`."""
+    client: Client = client_factory()
+    with client:
+        deployment, name = client.redeploy(deployment_id, pull=up.pull)
+        return _follow(client, name, deployment, up, {"redeploys": deployment_id})
+
+
+def _follow(client: Client, name: str, deployment: str, up: UpOptions,
+            extra: dict[str, Any]) -> int:
+    """Show a started deployment to its end (unless detached), then `ps` and the endpoints."""
+    if up.as_json:
+        _emit_json({"event": "deployment", "deployment": deployment, "project": name,
+                    **extra})
+    else:
+        note(f"deployment {deployment} of project {name} started")
+    if up.detach:
+        if not up.as_json:
+            note(f"follow it with `dockyard compose ps -p {name}` or `dockyard tail -p "
+                 f"{name}`")
+        return int(ExitCode.OK)
+    try:
+        status = _watch(client, deployment, up)
+    except KeyboardInterrupt:
+        note(f"detached: deployment {deployment} goes on; follow it with `dockyard "
+             f"compose ps -p {name}` or `dockyard tail -p {name}`")
+        return int(ExitCode.INTERRUPTED)
+    rows = client.services(name)
     if up.as_json:
         _emit_json({"event": "services", "services": rows, "status": status})
     else:

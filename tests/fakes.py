@@ -98,7 +98,10 @@ class FakeDriver:
 
     def image_id(self, reference: str) -> str | None:
         self.image_lookups.append(reference)
-        return self.images.get(reference)
+        found = self.images.get(reference)
+        if found is None and reference.startswith("sha256:") and len(reference) == 71:
+            return reference if reference in self.images.values() else None  # a full id
+        return found
 
     def labelled_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
         ids = [i for i, lab in self.image_labels.items()

@@ -380,8 +380,10 @@ class Registry:
         """Every reference on the engine under this registry's host."""
         found: list[str] = []
         prefix = f"{self.host}/"
-        for image in self.client.images.list(all=True):
-            for ref in (image.attrs.get("RepoTags") or []) + (image.attrs.get("RepoDigests") or []):
+        # One list call: docker-py's images.list() inspects each image after listing, and fails
+        # when another test removes one in between (the engine is shared).
+        for image in self.client.api.images(all=True):
+            for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
                 if ref.startswith(prefix):
                     found.append(ref)
         return found
@@ -557,9 +559,10 @@ class Images:
         return tag
 
     def clean(self) -> None:
-        for image in self.client.images.list(all=True, filters={"label": f"{LABEL}={self.run_id}"}):
+        for image_id in self.client.api.images(all=True, quiet=True,
+                                               filters={"label": f"{LABEL}={self.run_id}"}):
             with contextlib.suppress(docker.errors.APIError):
-                self.client.images.remove(str(image.id), force=True)
+                self.client.images.remove(str(image_id), force=True)
 
 
 # -- pytest fixtures ---------------------------------------------------------------------------

@@ -413,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="playground: tenants may pull registry images with their own "
                             "access, re-checked at every use (default on); off: only their "
                             "builds and --allow-image")
+    registries.add_argument("--allow-registry", action="append", metavar="HOST[:PORT]",
+                            help="playground: a registry at a private or local address that "
+                            "tenants may still pull from and log in to (fnmatch; repeatable); "
+                            "others at such addresses are refused")
     server.set_defaults(handler=_server)
     admin = server.add_subparsers(dest="server_command", metavar="COMMAND",
                                   parser_class=_Parser)
@@ -637,7 +641,9 @@ def _server(args: argparse.Namespace) -> int:
                "keep_deployments": args.keep_deployments, "context_ttl": args.context_ttl,
                "registry": args.registry, "pull_concurrency": args.pull_concurrency,
                "pull_timeout": args.pull_timeout, "max_pull_size": args.max_pull_size,
-               "tenant_pulls": args.tenant_pulls}
+               "tenant_pulls": args.tenant_pulls,
+               "allow_registry": (",".join(args.allow_registry)
+                                  if args.allow_registry else None)}
     return serve(settings_from(options))
 
 

@@ -52,6 +52,8 @@ ERRORS: dict[str, str] = {
     "trusted by the server's engine",
     "image-pull-failed": "the registry refused an image for another reason (its answer is "
     "quoted)",
+    "registry-not-allowed": "on a shared server, a registry at a private or local address "
+    "that the operator did not allow (--allow-registry)",
     "image-not-allowed": "on a shared server, an image (in `image:` or a Dockerfile's FROM or "
     "COPY --from) is not available to this account: an image id, a server build repository, or "
     "(with --tenant-pulls off) a name that is neither its own build nor allowed by the "

@@ -29,6 +29,7 @@ from dockyard.server.contexts import ContextError, ContextTooLarge
 from dockyard.server.control import ControlPlane, DeploymentInProgress
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.log_window import MAX_LINES, clamp_lines
+from dockyard.server.registry_access import RegistryNotAllowed, check_login_registry
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.streams import SSEResponse
 from dockyard.store.store import Account
@@ -82,7 +83,8 @@ _STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextTooLarge: 413, Contex
            EngineUnavailable: 503, ConfigNotFound: 404, ConfigInvalid: 422,
            ConfigKeyError: 500, streams.TooManyFollows: 429,
            registry_auth.RegistryCredentialInvalid: 422, registry_auth.RegistryLoginRefused: 400,
-           registry_auth.RegistryUnreachable: 502, registry_auth.RegistryLoginBusy: 429}
+           registry_auth.RegistryUnreachable: 502, registry_auth.RegistryLoginBusy: 429,
+           RegistryNotAllowed: 403}
 
 
 def _status_of(exc: DockyardError) -> int:
@@ -281,6 +283,9 @@ def create_app(control: ControlPlane) -> FastAPI:
     def registry_login(host: Annotated[str, Path(max_length=1024)], body: RegistryLoginBody,
                        who: Who) -> dict[str, Any]:
         """Check the login against the registry, then keep it for this account's pulls."""
+        if control.settings.playground:
+            check_login_registry(registry_auth.host_key(host),
+                                 patterns=control.settings.allow_registries)
         stored = control.registries.login(who, host, body.username, body.password)
         return {"host": stored, "username": body.username}
 

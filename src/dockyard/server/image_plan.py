@@ -53,6 +53,7 @@ from dockyard.server.images import (
     decide,
     own_images,
 )
+from dockyard.server.registry_access import ALLOW_HINT, refused_registry
 from dockyard.store.store import Account
 
 MISSING_HINT = ("remove `pull_policy: never` (or `up --pull never`) so it is pulled, add a "
@@ -177,6 +178,8 @@ class _Planner:
         if self.settings.playground and not self._pullable(pin):
             self.problems.append(_not_available(pin, where))
             return
+        if self.settings.playground and self._registry_refused(registry_host(parsed), where):
+            return
         self.uses.append(ImageUse(name, pin, pin, registry_host(parsed), pull=False,
                                   check=self.settings.playground
                                   or self.driver.image_id(pin) is None,
@@ -202,6 +205,8 @@ class _Planner:
                 # Any registry image, with the account's own access, asked at every use.
                 parsed = parse_reference(reference)
                 assert parsed is not None
+                if self._registry_refused(registry_host(parsed), where):
+                    return
                 self.uses.append(ImageUse(
                     name, reference, parsed.tagged, registry_host(parsed),
                     pull=self._must_pull(policy, reference, present=True),
@@ -229,6 +234,14 @@ class _Planner:
         self.uses.append(ImageUse(
             name, reference, engine, registry_host(parsed) if parsed is not None else "",
             pull=wanted, check=wanted, image_id=None if wanted else found, location=where))
+
+    def _registry_refused(self, registry: str, where: Location) -> bool:
+        """Playground: a registry at a private or local address is refused (the engine would
+        reach it from the host's network), unless the operator allows it."""
+        why = refused_registry(registry, patterns=self.settings.allow_registries)
+        if why is not None:
+            self.problems.append(error("registry-not-allowed", why, where, ALLOW_HINT))
+        return why is not None
 
     def _pullable(self, reference: str) -> bool:
         """Playground: a name (not an id) that is not one of the server's build repositories,
@@ -297,6 +310,8 @@ class _Planner:
         parsed = parse_reference(reference)
         if parsed is None:
             return  # an id (byoc): the engine resolves it
+        if check and self._registry_refused(registry_host(parsed), at):
+            return
         engine = parsed.tagged
         present = self.driver.image_id(engine) is not None
         self.uses.append(ImageUse(

@@ -84,6 +84,9 @@ class ServerSettings:
     # Playground: tenants may pull registry images with their own access, re-checked at every
     # use (an image in the engine's cache is never anyone's just because it is there).
     tenant_pulls: bool = True
+    # Playground: registries at private or local addresses tenants may still use (fnmatch over
+    # HOST[:PORT]); any other such registry is refused (`server.registry_access`).
+    allow_registries: tuple[str, ...] = ()
 
     @property
     def playground(self) -> bool:
@@ -118,7 +121,8 @@ def settings_from(options: Mapping[str, str | None],
     max_* (limits), allow_image and allow_host_ports (comma-separated), egress
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
     log_max_size, log_max_files, keep_deployments, context_ttl, pull_concurrency,
-    pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off").
+    pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off"), allow_registry
+    (comma-separated).
     """
     env = os.environ if environ is None else environ
 
@@ -178,7 +182,9 @@ def settings_from(options: Mapping[str, str | None],
                                       DEFAULT_PULL_TIMEOUT_SECONDS),
         max_pull_bytes=_pull_bytes(pick("max_pull_size"), mode),
         registry=_registry(pick("registry")),
-        tenant_pulls=_switch(pick("tenant_pulls"), "--tenant-pulls", True))
+        tenant_pulls=_switch(pick("tenant_pulls"), "--tenant-pulls", True),
+        allow_registries=tuple(p.strip() for p in (pick("allow_registry") or "").split(",")
+                               if p.strip()))
 
 
 def _pull_bytes(text: str | None, mode: NamingMode) -> int:

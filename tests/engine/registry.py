@@ -389,8 +389,11 @@ class Registry:
         return found
 
     def clean_engine(self) -> None:
+        """Remove every reference under this registry's host; one that fails does not keep
+        the others."""
         for ref in self.local_refs():
-            self.remove_local(ref)
+            with contextlib.suppress(docker.errors.APIError):
+                self.remove_local(ref)
 
 
 def _split(ref: str) -> tuple[str, str | None]:

@@ -20,7 +20,12 @@ from dockyard.compose.interpolation import (
 )
 from dockyard.compose.merge import TaggedFile, extract_tags, merge_file, merge_values
 from dockyard.compose.models import Project
-from dockyard.compose.normalize import Normalizer, key_value_list, make_project
+from dockyard.compose.normalize import (
+    Normalizer,
+    expand_home,
+    key_value_list,
+    make_project,
+)
 from dockyard.compose.options import LoadOptions
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.schema import check_project
@@ -49,7 +54,7 @@ class LoadResult:
 
 def load_project(options: LoadOptions) -> LoadResult:
     """Load, normalize and validate a Compose project. Raises `ProjectInvalid` with every error."""
-    session = Session()
+    session = Session(home=options.environ.get("HOME"))
     try:
         project = _load(options, session)
     except Abort:
@@ -84,7 +89,7 @@ def _load(options: LoadOptions, session: Session) -> Project | None:
     environments = {
         n: _service_environment(n, s or {}, variables, session) for n, s in enabled.items()
     }
-    normalizer = Normalizer(report, name, project_dir, variables)
+    normalizer = Normalizer(report, name, project_dir, variables, session.home)
     project = make_project(normalizer, merged, environments, tuple(files), disabled)
     for diagnostic in validate_project(project, merged, session.locate,
                                        frozenset(session.incomplete)):
@@ -132,7 +137,7 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
     # shape, still run and report every other problem of the project in the same run.
     _prune(data, bad_paths)
     file_dir = os.path.dirname(path)
-    _rebase_paths(data, base_dir, file_dir, fill_context)
+    _rebase_paths(data, base_dir, file_dir, session.home, fill_context)
     services = data.get("services")
     if isinstance(services, dict):
         resolved: dict[str, Any] = {}
@@ -186,13 +191,13 @@ def _is_local_path(text: str) -> bool:
     return text.startswith((".", "/", "~"))
 
 
-def _abs(base: str, path: str) -> str:
+def _abs(base: str, path: str, home: str | None) -> str:
     if "://" in path or path.startswith("git@"):
         return path
-    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+    return os.path.normpath(os.path.join(base, expand_home(path, home)))
 
 
-def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str,
+def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str, home: str | None,
                   fill_context: bool = False) -> None:
     """Make a file's relative paths absolute, so merging files from other folders is safe.
 
@@ -204,21 +209,21 @@ def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str,
             continue
         build = service.get("build")
         if isinstance(build, str):
-            service["build"] = {"context": _abs(base_dir, build)}
+            service["build"] = {"context": _abs(base_dir, build, home)}
         elif isinstance(build, dict):
             context = build.get("context")
             if isinstance(context, str):
-                build["context"] = _abs(base_dir, context)
+                build["context"] = _abs(base_dir, context, home)
             elif fill_context:
                 build["context"] = base_dir
         for key in ("env_file", "label_file"):
             value = service.get(key)
             if isinstance(value, str):
-                service[key] = [_abs(base_dir, value)]
+                service[key] = [_abs(base_dir, value, home)]
             elif isinstance(value, list):
                 service[key] = [
-                    _abs(base_dir, v) if isinstance(v, str) else
-                    {**v, "path": _abs(base_dir, v["path"])}
+                    _abs(base_dir, v, home) if isinstance(v, str) else
+                    {**v, "path": _abs(base_dir, v["path"], home)}
                     if isinstance(v, dict) and isinstance(v.get("path"), str) else v
                     for v in value
                 ]
@@ -228,18 +233,18 @@ def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str,
                 if isinstance(volume, str):
                     source, sep, rest = volume.partition(":")
                     if sep and _is_local_path(source):
-                        volumes[i] = f"{_abs(base_dir, source)}:{rest}"
+                        volumes[i] = f"{_abs(base_dir, source, home)}:{rest}"
                 elif isinstance(volume, dict) and volume.get("type") == "bind" and isinstance(
                     volume.get("source"), str
                 ):
-                    volume["source"] = _abs(base_dir, volume["source"])
+                    volume["source"] = _abs(base_dir, volume["source"], home)
         extends = service.get("extends")
         if isinstance(extends, dict) and isinstance(extends.get("file"), str):
-            extends["file"] = _abs(file_dir, extends["file"])
+            extends["file"] = _abs(file_dir, extends["file"], home)
     for kind in ("secrets", "configs"):
         for spec in (data.get(kind) or {}).values():
             if isinstance(spec, dict) and isinstance(spec.get("file"), str):
-                spec["file"] = _abs(base_dir, spec["file"])
+                spec["file"] = _abs(base_dir, spec["file"], home)
 
 
 def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
@@ -296,16 +301,16 @@ def _apply_include(data: dict[str, Any], entry: Any, index: int, file_dir: str,
     paths = [paths] if isinstance(paths, str) else list(paths)
     if not paths:
         return
-    files = [_abs(file_dir, p) for p in paths]
-    project_dir = _abs(file_dir, spec["project_directory"]) if spec.get(
+    files = [_abs(file_dir, p, session.home) for p in paths]
+    project_dir = _abs(file_dir, spec["project_directory"], session.home) if spec.get(
         "project_directory") else os.path.dirname(files[0])
     env_files = spec.get("env_file")
     env_list = [env_files] if isinstance(env_files, str) else list(env_files or [])
     included_env: dict[str, str] = {}
     if env_list:
         for env_file in env_list:
-            included_env.update(read_env_file(_abs(file_dir, env_file), variables, session,
-                                               True))
+            included_env.update(read_env_file(_abs(file_dir, env_file, session.home), variables,
+                                               session, True))
     else:
         included_env = read_env_file(os.path.join(project_dir, ".env"), variables, session,
                                       False)

@@ -108,13 +108,25 @@ def _is_path_like(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or (len(source) > 1 and source[1] == ":")
 
 
+def expand_home(path: str, home: str | None) -> str:
+    """`~` and `~/...` with the given HOME (the load's environ, not the process's `$HOME`).
+
+    Without a HOME the path stays as written (Compose v2 warns and does the same); `~user` is
+    not looked up in the password database either, so it stays as written too.
+    """
+    if not home or not (path == "~" or path.startswith("~/")):
+        return path
+    return home.rstrip("/") + path[1:] or "/"
+
+
 class Normalizer:
     def __init__(self, report: Report, project_name: str, project_dir: str,
-                 variables: Mapping[str, str] | None = None) -> None:
+                 variables: Mapping[str, str] | None = None, home: str | None = None) -> None:
         self.report = report
         self.project_name = project_name
         self.project_dir = project_dir
         self.variables: Mapping[str, str] = variables or {}
+        self.home = home
 
     # -- values -------------------------------------------------------------------------------
     def duration(self, value: Any, path: KeyPath) -> int | None:
@@ -179,7 +191,7 @@ class Normalizer:
     def abspath(self, path: str) -> str:
         if "://" in path or path.startswith("git@"):
             return path
-        return os.path.normpath(os.path.join(self.project_dir, os.path.expanduser(path)))
+        return os.path.normpath(os.path.join(self.project_dir, expand_home(path, self.home)))
 
     # -- service parts ------------------------------------------------------------------------
     def ports(self, items: list[Any], path: KeyPath) -> tuple[Port, ...]:

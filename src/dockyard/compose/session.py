@@ -45,6 +45,8 @@ class Session:
     # Services whose definition is incomplete because of an error already reported (a key of
     # the wrong type was removed, an `extends` failed): consequences are not reported again.
     incomplete: set[str] = field(default_factory=set)
+    # `~` in a path is this HOME (from `LoadOptions.environ`), never the process's own.
+    home: str | None = None
 
     def parse(self, path: str) -> tuple[Any, LineMap] | None:
         """Read and parse a file once per load; problems are recorded, None returned."""

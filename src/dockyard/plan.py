@@ -1,11 +1,21 @@
-"""What a deployment must do: the desired project against what runs, as a list of actions.
+"""What a deployment will do: the desired project against what runs, decided in one place.
 
-Pure: what runs is given as values read from the engine's labels (service name, config hash,
-replica count); the result is an ordered list of `Action`s for a driver to carry out. A service
-whose config hash and replica count are unchanged is kept as it is (not restarted: a no-op `up`
-restarts nothing); a changed hash replaces it; a changed replica count only scales it; a service
-no longer in the project is removed. Starts follow `depends_on`: `start_order` gives the levels
-of services that can start in parallel.
+Pure: what runs is given as values read from the engine's labels and states
+(`RunningService`: config hash and its parts, replica count, health, mixed versions, old engine
+names); the images are given as ids. The result is a frozen `Plan`: one `Action` per service
+in dependency levels (`start_order`), then the removals. Drivers and the deployer only carry
+it out; `up --dry-run` prints it; the Pulumi provider's `diff` will read it.
+
+The decisions, per service:
+
+- **create**: nothing runs for it;
+- **replace**, with why: its configuration (`reasons` name each part that changed: image,
+  environment, ports, command, config values ...), mixed versions running, engine names from
+  an older release, not healthy as it is, or `force`;
+- **scale**: only the replica count changed (to 0: scaled in);
+- **keep**: same configuration and replica count, and healthy as it is (a job: exited 0), so
+  a no-op `up` restarts nothing and reruns no job;
+- **remove**: it is no longer in the project (after everything else, so dependents move first).
 """
 
 from __future__ import annotations
@@ -13,9 +23,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 from dockyard.compose.models import Project, Service
 from dockyard.compose.render import service_to_dict
@@ -31,19 +41,66 @@ class ActionKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RunningService:
-    """What the engine's labels say about one service of the project."""
+    """What the engine says about one service of the project (as the deployer reads it)."""
 
     name: str
     config_hash: str
     replicas: int
+    parts: Mapping[str, str] | None = None  # the hash of each part (None: older containers)
+    healthy: bool = True  # every container runs and is healthy (a job: exited 0)
+    mixed: bool = False  # its containers run more than one configuration
+    renamed: bool = False  # created under the engine names of an older release
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     kind: ActionKind
     service: str
-    reason: str
+    reason: str  # the reasons, joined: what `ps` and the state events say
     replicas: int = 0
+    reasons: tuple[str, ...] = ()
+    config_hash: str = ""  # what the service's containers will carry
+    parts: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """`up --dry-run --json`: one object per service."""
+        return {"service": self.service, "action": self.kind.value,
+                "reasons": list(self.reasons or (self.reason,)), "replicas": self.replicas}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan(Sequence[Action]):
+    """Every service's action: `levels` in start order (each depends only on earlier ones),
+    then `removals`. Iterating gives them all, in that order."""
+
+    levels: tuple[tuple[Action, ...], ...]
+    removals: tuple[Action, ...] = ()
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return (*(a for level in self.levels for a in level), *self.removals)
+
+    def action(self, service: str) -> Action | None:
+        return next((a for a in self.actions if a.service == service), None)
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self.actions)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @overload
+    def __getitem__(self, index: int) -> Action: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Action]: ...
+
+    def __getitem__(self, index: int | slice) -> Action | Sequence[Action]:
+        return self.actions[index]
+
+    @property
+    def changes(self) -> bool:
+        return any(a.kind is not ActionKind.KEEP for a in self.actions)
 
 
 def desired_replicas(service: Service) -> int:
@@ -53,14 +110,32 @@ def desired_replicas(service: Service) -> int:
     return int(scale) if isinstance(scale, int) else 1
 
 
-def config_hash(service: Service, image_id: str | None = None, configs_digest: str = "") -> str:
-    """A digest of everything that, changed, needs new containers.
+def config_parts(service: Service, image_id: str | None = None,
+                 configs_digest: str = "") -> dict[str, str]:
+    """A short hash of each part of the service that, changed, needs new containers: each
+    top-level key of the normalized service, the image id (`image`) and the config values it
+    uses (`config values`).
 
     The replica count is left out (scaling needs no replacement); the image id is put in, so a
-    rebuilt image with changed content replaces the service even when the Compose text did not
-    change. The `build` section is left out: where the context lies differs between the client
-    and the server, and what the build produces is the image id.
+    rebuilt image with changed content, or a moved tag, replaces the service even when the
+    Compose text did not change. The `build` section is left out: where the context lies
+    differs between the client and the server, and what the build produces is the image id.
     """
+    data = service_to_dict(service)
+    data.pop("build", None)
+    data.pop("scale", None)
+    deploy = data.get("deploy")
+    if isinstance(deploy, dict):
+        data["deploy"] = {k: v for k, v in deploy.items() if k != "replicas"}
+    parts = {key: _short(value) for key, value in data.items() if key != "image"}
+    parts["image"] = _short({"image": data.get("image"), "id": image_id})
+    if configs_digest:
+        parts["config values"] = _short(configs_digest)
+    return parts
+
+
+def config_hash(service: Service, image_id: str | None = None, configs_digest: str = "") -> str:
+    """A digest of everything that, changed, needs new containers (`config_parts`)."""
     data = service_to_dict(service)
     data.pop("build", None)
     deploy = data.get("deploy")
@@ -72,6 +147,11 @@ def config_hash(service: Service, image_id: str | None = None, configs_digest: s
         payload["configs"] = configs_digest
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def start_order(project: Project) -> list[list[str]]:
@@ -94,32 +174,92 @@ def start_order(project: Project) -> list[list[str]]:
     return levels
 
 
+UNKNOWN_IMAGE = "<to be built>"  # an image id not known yet (`up --dry-run` of a build)
+
+
 def plan(project: Project, running: Mapping[str, RunningService],
          image_ids: Mapping[str, str] | None = None,
-         configs_digests: Mapping[str, str] | None = None) -> list[Action]:
-    """The actions, in start order, then the removals (after, so dependents move first).
+         configs_digests: Mapping[str, str] | None = None, *, force: bool = False) -> Plan:
+    """The whole decision (see the module's docstring).
 
-    `configs_digests` holds, per service, the keyed digest of the config values it uses (a
-    changed value replaces the service, as a changed setting does)."""
+    `image_ids` holds each service's image id (`UNKNOWN_IMAGE` when it is yet to be built:
+    a changed image); `configs_digests` the keyed digest of the config values each service
+    uses (a changed value replaces it, as a changed setting does); `force` replaces every
+    service that would be kept."""
     images = image_ids or {}
     digests = configs_digests or {}
-    actions: list[Action] = []
-    for level in start_order(project):
-        for name in level:
-            service = project.services[name]
-            replicas = desired_replicas(service)
-            wanted = config_hash(service, images.get(name), digests.get(name, ""))
-            current = running.get(name)
-            if current is None:
-                actions.append(Action(ActionKind.CREATE, name, "new service", replicas))
-            elif current.config_hash != wanted:
-                actions.append(Action(ActionKind.REPLACE, name, "configuration or image changed",
-                                      replicas))
-            elif current.replicas != replicas:
-                actions.append(Action(ActionKind.SCALE, name,
-                                      f"replicas {current.replicas} -> {replicas}", replicas))
-            else:
-                actions.append(Action(ActionKind.KEEP, name, "unchanged", replicas))
-    for name in sorted(set(running) - set(project.services)):
-        actions.append(Action(ActionKind.REMOVE, name, "no longer in the project"))
-    return actions
+    levels = tuple(tuple(_decide(project.services[name], running.get(name),
+                                 images.get(name), digests.get(name, ""), force)
+                         for name in level)
+                   for level in start_order(project))
+    removals = tuple(Action(ActionKind.REMOVE, name, "no longer in the project",
+                            reasons=("no longer in the project",))
+                     for name in sorted(set(running) - set(project.services)))
+    return Plan(levels, removals)
+
+
+def _decide(service: Service, current: RunningService | None, image_id: str | None,
+            configs_digest: str, force: bool) -> Action:
+    name = service.name
+    replicas = desired_replicas(service)
+    wanted = config_hash(service, image_id, configs_digest)
+    parts = config_parts(service, image_id, configs_digest)
+
+    def act(kind: ActionKind, *reasons: str) -> Action:
+        return Action(kind, name, "; ".join(reasons), replicas, tuple(reasons), wanted, parts)
+
+    if current is None:
+        if replicas == 0:
+            return act(ActionKind.KEEP, "scaled to 0 replicas")
+        return act(ActionKind.CREATE, "new service")
+    if replicas == 0:
+        return act(ActionKind.SCALE, f"replicas {current.replicas} -> 0")
+    if current.renamed:
+        return act(ActionKind.REPLACE,
+                   "engine names now carry the server, account and project (upgrade)")
+    if current.mixed:
+        return act(ActionKind.REPLACE, "mixed versions running")
+    if current.config_hash != wanted:
+        return act(ActionKind.REPLACE, *_changed(current.parts, parts, image_id))
+    if force:
+        return act(ActionKind.REPLACE, "forced (--force)")
+    if current.replicas != replicas:
+        return act(ActionKind.SCALE, f"replicas {current.replicas} -> {replicas}")
+    if not current.healthy:
+        return act(ActionKind.REPLACE, "not healthy as it runs: started again")
+    return act(ActionKind.KEEP, "unchanged")
+
+
+def _changed(before: Mapping[str, str] | None, after: Mapping[str, str],
+             image_id: str | None) -> tuple[str, ...]:
+    """What changed, by part: `image changed`, `environment changed` ... (one reason, when the
+    running containers predate recorded parts)."""
+    if before is None:
+        return ("configuration or image changed",)
+    names = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if not names:
+        return ("configuration changed",)
+    out = []
+    for part in names:
+        if part == "image" and image_id == UNKNOWN_IMAGE:
+            out.append("image to be built")
+        else:
+            out.append(f"{part} changed")
+    return tuple(out)
+
+
+def apply(plan_: Plan, running: Mapping[str, RunningService]) -> dict[str, RunningService]:
+    """What runs after `plan_` was carried out as decided (every container healthy): for the
+    property that a plan applied, then planned again, keeps everything."""
+    after: dict[str, RunningService] = {}
+    for action in plan_.actions:
+        if action.kind is ActionKind.REMOVE:
+            continue
+        if action.kind is ActionKind.KEEP and action.service in running:
+            after[action.service] = running[action.service]
+            continue
+        if action.replicas == 0:
+            continue
+        after[action.service] = RunningService(action.service, action.config_hash,
+                                               action.replicas, dict(action.parts))
+    return after

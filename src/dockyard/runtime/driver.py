@@ -22,6 +22,7 @@ LABEL_PROJECT = "dockyard.project"
 LABEL_SERVICE = "dockyard.service"
 LABEL_DEPLOYMENT = "dockyard.deployment"
 LABEL_CONFIG_HASH = "dockyard.config-hash"
+LABEL_CONFIG_PARTS = "dockyard.config-parts"  # JSON: a short hash per part (`plan.config_parts`)
 LABEL_REPLICA = "dockyard.replica"
 LABEL_JOB = "dockyard.job"
 LABEL_IMAGE = "dockyard.image"  # a build's `image:` name (playground: names are per account)

@@ -22,6 +22,7 @@ Dockyard's choices, written down here because the Compose file cannot say them:
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from dockyard.naming import NamingMode, private_hostnames, sanitize_label, servi
 from dockyard.runtime.driver import (
     LABEL_ACCOUNT,
     LABEL_CONFIG_HASH,
+    LABEL_CONFIG_PARTS,
     LABEL_DEPLOYMENT,
     LABEL_JOB,
     LABEL_MANAGED,
@@ -232,6 +234,7 @@ def container_log(service: Service, max_size: int = LOG_MAX_SIZE,
 
 def container_specs(project: Project, service: Service, placement: Placement, *, image: str,
                     deployment: str, config_hash: str, replicas: int,
+                    config_parts: Mapping[str, str] | None = None,
                     configs: Mapping[str, str] | None = None,
                     first_index: int = 1,
                     extra_mounts: tuple[MountSpec, ...] = (),
@@ -268,6 +271,9 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
     labels_base = {**service.labels, **service_labels(placement, service.name),
                    LABEL_DEPLOYMENT: deployment, LABEL_CONFIG_HASH: config_hash,
                    LABEL_JOB: "true" if restart == "no" and is_job(service) else "false"}
+    if config_parts:  # what `plan` compares part by part, to say why a service is replaced
+        labels_base[LABEL_CONFIG_PARTS] = json.dumps(dict(config_parts), sort_keys=True,
+                                                     separators=(",", ":"))
     specs: list[ContainerSpec] = []
     for index in range(first_index, first_index + replicas):
         env = {**environment, "DOCKYARD_SERVICE": service.name,

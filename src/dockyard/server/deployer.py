@@ -12,17 +12,24 @@ found on the engine), then for its dependencies' conditions, then does what `pla
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from dockyard.compose.models import Condition, Project, Service
+from dockyard.compose.models import Condition, Service
 from dockyard.lifecycle import ServiceState
-from dockyard.plan import ActionKind, RunningService, config_hash, desired_replicas, plan
+from dockyard.plan import Action, ActionKind, RunningService, plan
 from dockyard.registry.failures import classify
 from dockyard.registry.reference import parse_reference, pinned
-from dockyard.runtime.driver import LABEL_DEPLOYMENT, BuildFence, ContainerInfo
+from dockyard.runtime.driver import (
+    LABEL_CONFIG_PARTS,
+    LABEL_DEPLOYMENT,
+    BuildFence,
+    ContainerInfo,
+)
 from dockyard.runtime.errors import BuildFailed, BuildTimedOut, PushFailed
 from dockyard.runtime.specs import (
     container_specs,
@@ -52,6 +59,17 @@ from dockyard.store.store import Account
 S = ServiceState
 DRAIN_SECONDS = 30.0  # the longest in-flight requests of a replaced replica may take to finish
 BUILD_CPU_SHARES = 512  # a playground build step's CPU weight: half a container's (1024)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceJob:
+    """One service's part of the plan, with what carrying it out needs."""
+
+    name: str
+    service: Service
+    action: Action
+    image_id: str
+    live: list[ContainerInfo]  # its containers now (none being removed)
 
 
 class _Progress:
@@ -101,17 +119,23 @@ class Deployer:
             if not resource.external:
                 self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)
         running = self._running()
-        services = list(project.services)
         if not self._pull_images(running):
             return "failed"  # nothing changed: every service was settled as it is
+        images = self._images()
+        decided = plan(project, self._observed(running), {
+            name: image_id for name, image_id in images.items() if image_id is not None},
+            self.configs_digests, force=self.request.force)
+        self.decided = decided
+        services = list(project.services)
         with ThreadPoolExecutor(max_workers=max(1, len(services)),
                                 thread_name_prefix=f"deploy-{self.deployment}") as pool:
-            futures = [pool.submit(self._service, name, running.get(name, []))
+            futures = [pool.submit(self._service, name, decided.action(name),
+                                   images.get(name), running.get(name, []))
                        for name in services]
             for future in futures:
                 future.result()
-        for name in sorted(set(running) - set(project.services)):
-            self._remove_service(name, running[name])
+        for action in decided.removals:
+            self._remove_service(action.service, running[action.service])
         if any(is_legacy(self.placement, c) for found in running.values() for c in found):
             remove_legacy_network(self.driver, self.placement)
         ok = all(p.ok for p in self.progress.values())
@@ -170,11 +194,65 @@ class Deployer:
             by_service.setdefault(info.service, []).append(info)
         return by_service
 
+    # -- what runs, and the images ---------------------------------------------------------------
+    def _observed(self, running: Mapping[str, list[ContainerInfo]]
+                  ) -> dict[str, RunningService]:
+        """What the plan is decided against: per service, from its containers' labels and
+        states."""
+        observed: dict[str, RunningService] = {}
+        for name, containers in running.items():
+            live = [c for c in containers if c.status != "removing"]
+            if not live:
+                continue
+            service = self.project.services.get(name)
+            hashes = {c.config_hash for c in live}
+            observed[name] = RunningService(
+                name, live[0].config_hash,
+                self._count(service, live) if service is not None else len(live),
+                parts=_parts(live[0]),
+                healthy=service is not None and self._healthy_as_is(service, live),
+                mixed=len(hashes) > 1,
+                renamed=any(is_legacy(self.placement, c) for c in live))
+        return observed
+
+    @property
+    def configs_digests(self) -> dict[str, str]:
+        """Per service: the keyed digest of the config values it uses."""
+        out: dict[str, str] = {}
+        for name, service in self.project.services.items():
+            used = service_configs(self.project, service)
+            if used:
+                out[name] = values_digest(self.control.configs.digest_key,
+                                          self.request.configs, used)
+        return out
+
+    def _images(self) -> dict[str, str | None]:
+        """Every service's image id, built or found (builds in parallel within the server's
+        build slots); None for a service whose image failed (recorded already)."""
+        def one(name: str) -> str | None:
+            try:
+                return self._image(name, self.project.services[name])
+            except Exception as exc:  # an engine error: fail this service, say why
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                self._record(name, S.SERVICE_DEPLOYMENT_FAILED, str(reason))
+                return None
+
+        names = list(self.project.services)
+        with ThreadPoolExecutor(max_workers=max(1, len(names)),
+                                thread_name_prefix=f"image-{self.deployment}") as pool:
+            return dict(zip(names, pool.map(one, names), strict=True))
+
     # -- one service ---------------------------------------------------------------------------
-    def _service(self, name: str, current: list[ContainerInfo]) -> None:
+    def _service(self, name: str, action: Action | None, image_id: str | None,
+                 current: list[ContainerInfo]) -> None:
         progress = self.progress[name]
         try:
-            self._deploy_service(name, current, progress)
+            if image_id is None or action is None:
+                progress.settle(False, "its image failed")
+            else:
+                self._carry_out(ServiceJob(name, self.project.services[name], action, image_id,
+                                           [c for c in current if c.status != "removing"]),
+                                progress)
         except Exception as exc:  # a bug or an engine error: fail this service, say why
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             self._record(name, S.SERVICE_DEPLOYMENT_FAILED, str(reason))
@@ -183,55 +261,34 @@ class Deployer:
             if not progress.settled.is_set():
                 progress.settle(False, "stopped")
 
-    def _deploy_service(self, name: str, current: list[ContainerInfo],
-                        progress: _Progress) -> None:
-        service = self.project.services[name]
-        image_id = self._image(name, service)
-        if image_id is None:
-            progress.settle(False, "the build failed")
-            return
+    def _carry_out(self, job: ServiceJob, progress: _Progress) -> None:
+        """Do what the plan decided for one service, once its dependencies allow."""
+        name, service, action = job.name, job.service, job.action
         failed = self._wait_dependencies(service)
         if failed:
             self._record(name, S.SERVICE_DEPLOYMENT_FAILED, failed)
             progress.settle(False, failed)
             return
-        used = service_configs(self.project, service)
-        digest = values_digest(self.control.configs.digest_key, self.request.configs, used) \
-            if used else ""
-        wanted = config_hash(service, image_id, digest)
-        live = [c for c in current if c.status != "removing"]
-        renamed = any(is_legacy(self.placement, c) for c in live)
-        running = {name: RunningService(name, live[0].config_hash, self._count(service, live))
-                   } if live and len({c.config_hash for c in live}) == 1 and not renamed else {}
-        single = Project(name=self.project.name, working_dir=self.project.working_dir,
-                         compose_files=(), services={name: service})
-        action = plan(single, running, {name: image_id}, {name: digest})[0]
-        if live and not running:
-            why = ("engine names now carry the server, account and project (upgrade)"
-                   if renamed else "mixed versions running")
-            action = action.__class__(ActionKind.REPLACE, name, why, action.replicas)
-        if action.kind is ActionKind.KEEP and self._healthy_as_is(service, live) \
-                and not self.request.force:
+        if action.kind is ActionKind.KEEP:
+            if action.replicas == 0:
+                self._record(name, S.DEPLOYMENT_SCALED_IN, "scaled to 0 replicas")
+                progress.settle(True, "scaled to zero")
+                return
             self.control.ingress.serve(self.account.name, self.project, name,
-                                       [c for c in live if c.status == "running"])
+                                       [c for c in job.live if c.status == "running"])
             self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, "unchanged: not restarted")
             progress.settle(True, "unchanged")
             return
-        replicas = desired_replicas(service)
-        if replicas == 0:
-            self._withdraw(name, service, live)
-            self._stop_all(live)
+        if action.kind is ActionKind.SCALE and action.replicas == 0:
+            self._withdraw(name, service, job.live)
+            self._stop_all(job.live)
             self._record(name, S.DEPLOYMENT_SCALED_IN, "scaled to 0 replicas")
             progress.settle(True, "scaled to zero")
             return
-        if action.kind is ActionKind.SCALE and not self.request.force:
-            self._scale(name, service, live, wanted, image_id, replicas, progress)
+        if action.kind is ActionKind.SCALE:
+            self._scale(job, progress)
             return
-        if action.kind is ActionKind.KEEP:
-            action = action.__class__(ActionKind.REPLACE, name, "forced", replicas)
-        self._replace(name, service, live, wanted, image_id, replicas, progress,
-                      fresh=action.kind is ActionKind.CREATE,
-                      why=action.reason if renamed else "")
+        self._replace(job, progress, fresh=action.kind is ActionKind.CREATE)
 
     def _count(self, service: Service, live: list[ContainerInfo]) -> int:
         return len(live) if is_job(service) else len(
@@ -459,14 +516,16 @@ class Deployer:
         return None
 
     # -- containers --------------------------------------------------------------------------------
-    def _start(self, name: str, service: Service, wanted: str, image_id: str, replicas: int,
-               first_index: int) -> list[str]:
+    def _start(self, job: ServiceJob, replicas: int, first_index: int) -> list[str]:
+        name, service = job.name, job.service
         mounts = write_secret_files(self.control.settings.data, self.placement, self.project,
                                     service, self.deployment, self.request.configs)
         settings = self.control.settings
         specs = container_specs(self.project, service, self.placement,
-                                image=self.run_as.get(name, image_id),
-                                deployment=self.deployment, config_hash=wanted,
+                                image=self.run_as.get(name, job.image_id),
+                                deployment=self.deployment,
+                                config_hash=job.action.config_hash,
+                                config_parts=job.action.parts,
                                 replicas=replicas, first_index=first_index,
                                 configs=self.request.configs, extra_mounts=mounts,
                                 log_max_size=settings.log_max_size,
@@ -525,17 +584,17 @@ class Deployer:
             self.control.ingress.drain(self.account.name, self.project.name, name, old,
                                        timeout=DRAIN_SECONDS)
 
-    def _replace(self, name: str, service: Service, old: list[ContainerInfo], wanted: str,
-                 image_id: str, replicas: int, progress: _Progress, fresh: bool,
-                 why: str = "") -> None:
+    def _replace(self, job: ServiceJob, progress: _Progress, fresh: bool) -> None:
         """Start-first: new containers, healthy and in rotation, then the old ones drain and
         go. Stop-first where `replacement_order` says so (jobs, host ports, written volumes)."""
+        name, service, old, replicas = job.name, job.service, job.live, job.action.replicas
+        why = job.action.reason
         stop_first = replacement_order(service) == "stop-first"
         if stop_first:
             self._withdraw(name, service, old)
             self._stop_all(old)
         # Names carry the deployment id, so new replicas number from 1 beside the old ones.
-        ids = self._start(name, service, wanted, image_id, replicas, 1)
+        ids = self._start(job, replicas, 1)
         verb = "starting" if fresh else "replacing the previous version" + \
             (f" ({why})" if why else "")
         self._record(name, S.SERVICE_DEPLOYMENT_PENDING,
@@ -568,8 +627,8 @@ class Deployer:
         self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, outcome.reason)
         progress.settle(True, outcome.reason)
 
-    def _scale(self, name: str, service: Service, live: list[ContainerInfo], wanted: str,
-               image_id: str, replicas: int, progress: _Progress) -> None:
+    def _scale(self, job: ServiceJob, progress: _Progress) -> None:
+        name, service, live, replicas = job.name, job.service, job.live, job.action.replicas
         keep = sorted(live, key=lambda c: int(c.labels.get("dockyard.replica", "0") or 0))
         if replicas < len(keep):
             self._withdraw(name, service, keep[replicas:])
@@ -580,7 +639,7 @@ class Deployer:
             return
         first = 1 + max((int(c.labels.get("dockyard.replica", "0") or 0) for c in keep),
                         default=0)
-        ids = self._start(name, service, wanted, image_id, replicas - len(keep), first)
+        ids = self._start(job, replicas - len(keep), first)
         self._record(name, S.SERVICE_DEPLOYMENT_PENDING, f"scaling out to {replicas} replicas")
         progress.started_ok = True
         progress.started.set()
@@ -602,6 +661,18 @@ class Deployer:
         self._stop_all(containers)
         self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
         self.control.store.forget_services(self.account, self.project.name, [name])
+
+
+def _parts(container: ContainerInfo) -> dict[str, str] | None:
+    """The config parts a container was created with (None: an older container)."""
+    text = container.labels.get(LABEL_CONFIG_PARTS)
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None
 
 
 def _digest_for(reference: str, digests: Sequence[str]) -> str | None:

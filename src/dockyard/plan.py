@@ -175,6 +175,7 @@ def start_order(project: Project) -> list[list[str]]:
 
 
 UNKNOWN_IMAGE = "<to be built>"  # an image id not known yet (`up --dry-run` of a build)
+UNPULLED_IMAGE = "<to be pulled>"  # ... nor of a pull of a new digest
 
 
 def plan(project: Project, running: Mapping[str, RunningService],
@@ -243,6 +244,8 @@ def _changed(before: Mapping[str, str] | None, after: Mapping[str, str],
     for part in names:
         if part == "image" and image_id == UNKNOWN_IMAGE:
             out.append("image to be built")
+        elif part == "image" and image_id == UNPULLED_IMAGE:
+            out.append("image to be pulled (new digest)")
         else:
             out.append(f"{part} changed")
     return tuple(out)

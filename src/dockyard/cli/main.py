@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="build images even when their context and settings are unchanged")
     up.add_argument("--force", action="store_true",
                     help="replace every service, even the unchanged ones")
+    up.add_argument("--dry-run", action="store_true",
+                    help="print what the deployment would do (build, pull, create, replace "
+                    "and why, scale, keep, remove) and change nothing; with --json one object "
+                    "per service: service, action, reasons, replicas")
     up.add_argument("--pull", choices=["always", "missing", "never"],
                     help="pull images always, when missing, or never, whatever each "
                     "service's pull_policy says; with --build, 'always' also refreshes the "
@@ -310,113 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     _server_option(ca)
     ca.set_defaults(handler=_ca)
 
+    from dockyard.server.arguments import DESCRIPTION, add_server_arguments
+
     server = commands.add_parser(
-        "server", help="run the Dockyard server (the control plane)",
-        description="Run the control plane: the HTTP API, builds and deployments on the "
-        "local Docker Engine. Every option can also be set by a DOCKYARD_<OPTION> variable "
-        "(DOCKYARD_LISTEN, DOCKYARD_MODE ...). The CLI starts one by itself when none runs.")
-    server.add_argument("--listen", metavar="HOST:PORT",
-                        help="where to listen (default 127.0.0.1:7427; port 0 picks one)")
-    server.add_argument("--data", metavar="DIR",
-                        help="the data directory (default: $DOCKYARD_HOME/data/server)")
-    server.add_argument("--mode", choices=["byoc", "playground"],
-                        help="naming mode: byoc (default, single user) or playground")
-    server.add_argument("--zone", help="the DNS zone of public domains (default: localhost, "
-                        "prod1a.localhost in playground mode)")
-    server.add_argument("--build-concurrency", metavar="N", help="builds at once (default 2)")
-    server.add_argument("--max-context-bytes", metavar="BYTES",
-                        help="largest build context accepted (default 512 MiB)")
-    server.add_argument("--stabilization", metavar="SECONDS",
-                        help="how long a service without a health check must run to be "
-                        "healthy (default 1)")
-    server.add_argument("--deploy-timeout", metavar="SECONDS",
-                        help="how long a service may take to become healthy (default 300)")
-    server.add_argument("--build-timeout", metavar="SECONDS",
-                        help="how long one image build may take before it is stopped and its "
-                        "service fails (default 1800; 0: no limit)")
-    server.add_argument("--store-url", metavar="URL",
-                        help="an SQLAlchemy database URL (default: SQLite in the data dir)")
-    ingress = server.add_argument_group(
-        "ingress", "the HAProxy that serves public ports at their domains, over HTTP and HTTPS")
-    ingress.add_argument("--http-port", metavar="PORT",
-                         help="the HTTP port of the ingress (default 80; 0 picks one)")
-    ingress.add_argument("--https-port", metavar="PORT",
-                         help="the HTTPS port of the ingress (default 443; 0 picks one)")
-    ingress.add_argument("--ingress-host", metavar="HOST",
-                         help="the address the ingress listens on (default 0.0.0.0)")
-    ingress.add_argument("--no-ingress", action="store_const", const="off", dest="ingress",
-                         help="run without the ingress proxy (public ports are not served)")
-    ingress.add_argument("--acme-directory", metavar="URL",
-                         help="an ACME directory for certificates of real zones (default: "
-                         "none; every certificate comes from the server's local CA)")
-    ingress.add_argument("--acme-email", metavar="EMAIL", help="the ACME account's contact")
-    ingress.add_argument("--acme-dns-hook", metavar="COMMAND",
-                         help="a command that sets DNS TXT records (`COMMAND set|clear FQDN "
-                         "VALUE`): enables DNS-01, so one wildcard certificate per project")
-    ingress.add_argument("--acme-ca-bundle", metavar="FILE",
-                         help="CA certificates to trust the ACME server with (for a private "
-                         "ACME server)")
-    limits = server.add_argument_group(
-        "limits", "what one account may deploy; in playground mode 1 project, 4 services, "
-        "1 replica, 2 CPUs and 1 GiB per service unless set (0: no limit)")
-    limits.add_argument("--max-projects", metavar="N")
-    limits.add_argument("--max-services", metavar="N", help="services per project")
-    limits.add_argument("--max-replicas", metavar="N", help="replicas per service")
-    limits.add_argument("--max-cpus", metavar="CPUS", help="CPUs per service")
-    limits.add_argument("--max-memory", metavar="BYTES", help="memory per service (1g, 512m)")
-    limits.add_argument("--max-pids", metavar="N",
-                        help="processes per container (playground default 512)")
-    limits.add_argument("--max-follows", metavar="N",
-                        help="log streams one account may follow at once (playground 10)")
-    limits.add_argument("--max-context-storage", metavar="BYTES",
-                        help="build contexts one account may keep (playground 2g)")
-    tenancy = server.add_argument_group(
-        "shared servers", "what tenants may reach and how much the server keeps "
-        "(docs/security.md)")
-    tenancy.add_argument("--allow-image", action="append", metavar="PATTERN",
-                         help="playground: an image tenants may run without building it "
-                         "(fnmatch, such as 'docker.io/library/*'; repeatable)")
-    tenancy.add_argument("--allow-host-ports", action="append", metavar="ACCOUNT=FIRST-LAST",
-                         help="playground: host ports an account may publish (repeatable)")
-    tenancy.add_argument("--egress", choices=["restricted", "open"],
-                         help="restricted (playground default): tenant containers cannot "
-                         "reach the host's addresses or link-local metadata addresses")
-    tenancy.add_argument("--max-request-bytes", metavar="BYTES",
-                         help="largest JSON request body (default 2m)")
-    tenancy.add_argument("--max-project-bytes", metavar="BYTES",
-                         help="largest normalized project kept per deployment (default 1m)")
-    tenancy.add_argument("--max-build-log-bytes", metavar="BYTES",
-                         help="build log kept per service and deployment (default 4m)")
-    tenancy.add_argument("--log-max-size", metavar="BYTES",
-                         help="container log file size before rotation (default 10m)")
-    tenancy.add_argument("--log-max-files", metavar="N",
-                         help="rotated container log files kept (default 3)")
-    tenancy.add_argument("--keep-deployments", metavar="N",
-                         help="deployments kept per project (default 50)")
-    tenancy.add_argument("--context-ttl", metavar="SECONDS",
-                         help="how long an upload no deployment uses is kept (default 3600)")
-    registries = server.add_argument_group(
-        "registries", "pulling images and pushing builds (docs/registries.md)")
-    registries.add_argument("--registry", metavar="HOST[/PREFIX]",
-                            help="push every built image there and run it by digest (needed "
-                            "when several machines run a project); default: builds stay on "
-                            "the local engine")
-    registries.add_argument("--pull-concurrency", metavar="N",
-                            help="pulls at once (default 4; at most 2 per registry)")
-    registries.add_argument("--pull-timeout", metavar="SECONDS",
-                            help="how long one pull may take before its service fails "
-                            "(default 1800; 0: no limit)")
-    registries.add_argument("--max-pull-size", metavar="BYTES",
-                            help="the largest image one pull may download (default: no limit; "
-                            "playground 4g; 0: no limit)")
-    registries.add_argument("--tenant-pulls", choices=["on", "off"],
-                            help="playground: tenants may pull registry images with their own "
-                            "access, re-checked at every use (default on); off: only their "
-                            "builds and --allow-image")
-    registries.add_argument("--allow-registry", action="append", metavar="HOST[:PORT]",
-                            help="playground: a registry at a private or local address that "
-                            "tenants may still pull from and log in to (fnmatch; repeatable); "
-                            "others at such addresses are refused")
+        "server", help="run the Dockyard server (the control plane)", description=DESCRIPTION)
+    add_server_arguments(server)
     server.set_defaults(handler=_server)
     admin = server.add_subparsers(dest="server_command", metavar="COMMAND",
                                   parser_class=_Parser)
@@ -497,7 +399,7 @@ def _compose_up(args: argparse.Namespace) -> int:
 
     return run_up(_load_options(args), _client_factory(args), UpOptions(
         detach=args.detach, build=args.build, force=args.force, pull=args.pull,
-        wait_timeout=args.wait_timeout, as_json=args.json))
+        dry_run=args.dry_run, wait_timeout=args.wait_timeout, as_json=args.json))
 
 
 def _compose_ps(args: argparse.Namespace) -> None:
@@ -614,37 +516,11 @@ def _ca(args: argparse.Namespace) -> None:
 
 
 def _server(args: argparse.Namespace) -> int:
+    from dockyard.server.arguments import server_options
     from dockyard.server.main import serve
     from dockyard.server.settings import settings_from
 
-    options = {"listen": args.listen, "data": args.data, "mode": args.mode,
-               "zone": args.zone, "build_concurrency": args.build_concurrency,
-               "max_context_bytes": args.max_context_bytes,
-               "stabilization": args.stabilization, "deploy_timeout": args.deploy_timeout,
-               "build_timeout": args.build_timeout,
-               "store_url": args.store_url, "ingress": args.ingress,
-               "ingress_host": args.ingress_host, "http_port": args.http_port,
-               "https_port": args.https_port, "acme_directory": args.acme_directory,
-               "acme_email": args.acme_email, "acme_dns_hook": args.acme_dns_hook,
-               "acme_ca_bundle": args.acme_ca_bundle, "max_projects": args.max_projects,
-               "max_services": args.max_services, "max_replicas": args.max_replicas,
-               "max_cpus": args.max_cpus, "max_memory": args.max_memory,
-               "max_pids": args.max_pids, "max_follows": args.max_follows,
-               "max_context_storage": args.max_context_storage,
-               "allow_image": ",".join(args.allow_image) if args.allow_image else None,
-               "allow_host_ports": (",".join(args.allow_host_ports)
-                                    if args.allow_host_ports else None),
-               "egress": args.egress, "max_request_bytes": args.max_request_bytes,
-               "max_project_bytes": args.max_project_bytes,
-               "max_build_log_bytes": args.max_build_log_bytes,
-               "log_max_size": args.log_max_size, "log_max_files": args.log_max_files,
-               "keep_deployments": args.keep_deployments, "context_ttl": args.context_ttl,
-               "registry": args.registry, "pull_concurrency": args.pull_concurrency,
-               "pull_timeout": args.pull_timeout, "max_pull_size": args.max_pull_size,
-               "tenant_pulls": args.tenant_pulls,
-               "allow_registry": (",".join(args.allow_registry)
-                                  if args.allow_registry else None)}
-    return serve(settings_from(options))
+    return serve(settings_from(server_options(args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

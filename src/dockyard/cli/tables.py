@@ -45,6 +45,13 @@ def _short_image(image: str) -> str:
     return image.removeprefix("sha256:")[:12]
 
 
+def plan_table(services: Sequence[Mapping[str, Any]]) -> str:
+    """`up --dry-run`: SERVICE ACTION REPLICAS WHY, in the order the plan carries them out."""
+    rows = [[str(s["service"]), str(s["action"]), str(s.get("replicas", "")),
+             ", ".join(str(r) for r in s.get("reasons") or [])] for s in services]
+    return table(["SERVICE", "ACTION", "REPLICAS", "WHY"], rows)
+
+
 def endpoints_text(services: Sequence[Mapping[str, Any]]) -> str:
     lines = []
     for s in services:

@@ -171,6 +171,18 @@ class Client:
         return str(self._json("POST", f"/v1/projects/{project}/deployments",
                               json=body)["deployment"])
 
+    def plan(self, project: str, data: Mapping[str, Any],
+             builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
+             build: bool = False, pull: str | None = None) -> dict[str, Any]:
+        """What `deploy` with the same arguments would do (`up --dry-run`): nothing changes.
+        `{"project", "builds", "pulls", "services": [{"service", "action", "reasons",
+        "replicas"}]}`."""
+        body: dict[str, Any] = {"project": dict(data), "builds": dict(builds), "force": force,
+                                "build": build}
+        if pull is not None:
+            body["pull"] = pull
+        return dict(self._json("POST", f"/v1/projects/{project}/plan", json=body))
+
     def redeploy(self, deployment: str, *, pull: str | None = None) -> tuple[str, str]:
         """Deploy again exactly the images `deployment` ran; (new deployment, project)."""
         body: dict[str, Any] = {} if pull is None else {"pull": pull}

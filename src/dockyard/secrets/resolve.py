@@ -110,6 +110,16 @@ def values_digest(key: bytes, values: Mapping[str, str], names: Iterable[str]) -
     return mac.hexdigest()[:16]
 
 
+def configs_digests(key: bytes, project: Project, values: Mapping[str, str]) -> dict[str, str]:
+    """Per service that uses configs: the keyed digest of their values (`values_digest`)."""
+    out: dict[str, str] = {}
+    for name, service in project.services.items():
+        used = service_configs(project, service)
+        if used:
+            out[name] = values_digest(key, values, used)
+    return out
+
+
 def redact(text: str, values: Iterable[str]) -> str:
     """`text` with every config value (of 4 characters or more) replaced by `****`."""
     for value in sorted({v for v in values if len(v) >= 4}, key=len, reverse=True):

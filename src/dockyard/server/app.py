@@ -29,6 +29,7 @@ from dockyard.server.contexts import ContextError, ContextTooLarge
 from dockyard.server.control import ControlPlane, DeploymentInProgress
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.log_window import MAX_LINES, clamp_lines
+from dockyard.server.preview import preview
 from dockyard.server.registry_access import RegistryNotAllowed, check_login_registry
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.streams import SSEResponse
@@ -248,6 +249,15 @@ def create_app(control: ControlPlane) -> FastAPI:
                                                  force=body.force, rebuild=body.build,
                                                  pull=body.pull)
         return {"deployment": deployment, "project": project}
+
+    @app.post("/v1/projects/{project}/plan")
+    def plan_deployment(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
+                        body: DeployBody, who: Who) -> dict[str, Any]:
+        """`up --dry-run`: what a deployment with this body would do; nothing changes."""
+        builds = {name: BuildInput(b.digest, b.dockerfile, dict(b.args), b.target, b.pull)
+                  for name, b in body.builds.items()}
+        return preview(control, who, project, body.project, builds, force=body.force,
+                       rebuild=body.build, pull=body.pull).to_json()
 
     @app.post("/v1/projects/{project}/down", status_code=202)
     def down(project: str, body: DownBody, who: Who) -> dict[str, Any]:

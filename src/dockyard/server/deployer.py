@@ -12,7 +12,6 @@ found on the engine), then for its dependencies' conditions, then does what `pla
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +20,10 @@ from dataclasses import dataclass
 
 from dockyard.compose.models import Condition, Service
 from dockyard.lifecycle import ServiceState
-from dockyard.plan import Action, ActionKind, RunningService, plan
+from dockyard.plan import Action, ActionKind, plan
 from dockyard.registry.failures import classify
 from dockyard.registry.reference import parse_reference, pinned
 from dockyard.runtime.driver import (
-    LABEL_CONFIG_PARTS,
     LABEL_DEPLOYMENT,
     BuildFence,
     ContainerInfo,
@@ -38,19 +36,19 @@ from dockyard.runtime.specs import (
     network_name,
     project_labels,
     replacement_order,
-    service_labels,
     volume_name,
 )
-from dockyard.secrets.resolve import service_configs, values_digest
+from dockyard.secrets.resolve import configs_digests
 from dockyard.server.build_log import BuildLogCap
+from dockyard.server.build_reuse import own_build_labels, reusable_build
 from dockyard.server.configs import RedactText
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput, DeployRequest
 from dockyard.server.health import Outcome, wait_healthy
 from dockyard.server.image_plan import ImageUse
-from dockyard.server.images import build_labels
 from dockyard.server.images import resolve as resolve_image
 from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy_volumes
+from dockyard.server.observe import by_service, healthy_as_is, observe
 from dockyard.server.pull_phase import run_pulls
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.secret_files import write_secret_files
@@ -122,9 +120,10 @@ class Deployer:
         if not self._pull_images(running):
             return "failed"  # nothing changed: every service was settled as it is
         images = self._images()
-        decided = plan(project, self._observed(running), {
+        decided = plan(project, observe(project, self.placement, running), {
             name: image_id for name, image_id in images.items() if image_id is not None},
-            self.configs_digests, force=self.request.force)
+            configs_digests(self.control.configs.digest_key, project, self.request.configs),
+            force=self.request.force)
         self.decided = decided
         services = list(project.services)
         with ThreadPoolExecutor(max_workers=max(1, len(services)),
@@ -170,7 +169,7 @@ class Deployer:
             live = [c for c in running.get(name, []) if c.status != "removing"]
             queued = S.BUILD_QUEUED if name in self.request.builds else S.UPDATE_QUEUED
             self._record(name, queued, "waiting for the deployment's pulls")
-            if self._healthy_as_is(service, live):
+            if healthy_as_is(service, live):
                 self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED,
                              f"kept the running version: {stopped}")
             else:
@@ -189,43 +188,9 @@ class Deployer:
         return self.request.rebuild or (plan is not None and name in plan.rebuild)
 
     def _running(self) -> dict[str, list[ContainerInfo]]:
-        by_service: dict[str, list[ContainerInfo]] = {}
-        for info in self.driver.containers(project_labels(self.placement)):
-            by_service.setdefault(info.service, []).append(info)
-        return by_service
+        return by_service(self.driver.containers(project_labels(self.placement)))
 
     # -- what runs, and the images ---------------------------------------------------------------
-    def _observed(self, running: Mapping[str, list[ContainerInfo]]
-                  ) -> dict[str, RunningService]:
-        """What the plan is decided against: per service, from its containers' labels and
-        states."""
-        observed: dict[str, RunningService] = {}
-        for name, containers in running.items():
-            live = [c for c in containers if c.status != "removing"]
-            if not live:
-                continue
-            service = self.project.services.get(name)
-            hashes = {c.config_hash for c in live}
-            observed[name] = RunningService(
-                name, live[0].config_hash,
-                self._count(service, live) if service is not None else len(live),
-                parts=_parts(live[0]),
-                healthy=service is not None and self._healthy_as_is(service, live),
-                mixed=len(hashes) > 1,
-                renamed=any(is_legacy(self.placement, c) for c in live))
-        return observed
-
-    @property
-    def configs_digests(self) -> dict[str, str]:
-        """Per service: the keyed digest of the config values it uses."""
-        out: dict[str, str] = {}
-        for name, service in self.project.services.items():
-            used = service_configs(self.project, service)
-            if used:
-                out[name] = values_digest(self.control.configs.digest_key,
-                                          self.request.configs, used)
-        return out
-
     def _images(self) -> dict[str, str | None]:
         """Every service's image id, built or found (builds in parallel within the server's
         build slots); None for a service whose image failed (recorded already)."""
@@ -290,17 +255,6 @@ class Deployer:
             return
         self._replace(job, progress, fresh=action.kind is ActionKind.CREATE)
 
-    def _count(self, service: Service, live: list[ContainerInfo]) -> int:
-        return len(live) if is_job(service) else len(
-            [c for c in live if c.status in ("running", "restarting", "created")])
-
-    def _healthy_as_is(self, service: Service, live: list[ContainerInfo]) -> bool:
-        if not live:
-            return False
-        if is_job(service):
-            return all(c.status == "exited" and c.exit_code == 0 for c in live)
-        return all(c.status == "running" and c.health in (None, "healthy") for c in live)
-
     # -- images ----------------------------------------------------------------------------------
     def _image(self, name: str, service: Service) -> str | None:
         """The image id the service runs (and, in `run_as`, the reference its containers are
@@ -348,17 +302,12 @@ class Deployer:
                              account=self.account.name).image_id
 
     def _reusable_build(self, name: str, service: Service, build: BuildInput) -> str | None:
-        """An image built before from the same context and settings, unless a rebuild is
-        asked (`--build`, `pull_policy: build`). On a playground server it counts only when
-        it was built for the same `image:` name by this account."""
+        """An earlier build of the same inputs, unless a rebuild is asked (`--build`,
+        `pull_policy: build`)."""
         if self._rebuild(name):
             return None
-        tag = f"{image_repository(self.placement, name)}:{build.key()}"
-        existing = self.driver.image_id(tag)
-        if existing is not None and self.control.settings.playground and existing not in {
-                i.id for i in self.driver.labelled_images(self._build_labels(name, service))}:
-            return None  # built for another `image:` name (or not by us): build again
-        return existing
+        return reusable_build(self.driver, self.placement, name, service, build,
+                              playground=self.control.settings.playground)
 
     def _pushed(self, name: str, service: Service, tag: str, image_id: str) -> str | None:
         """With a registry configured (`--registry`), the built image is pushed there and
@@ -475,8 +424,7 @@ class Deployer:
                           cpu_shares=BUILD_CPU_SHARES, timeout=timeout)
 
     def _build_labels(self, name: str, service: Service) -> dict[str, str]:
-        """What marks a build as this account's (and, by `dockyard.image`, its `image:`)."""
-        return build_labels(service_labels(self.placement, name), service.image)
+        return own_build_labels(self.placement, name, service)
 
     def _flush(self, name: str, buffer: list[str], final: bool = False) -> None:
         """Store the buffered build lines within the service's budget (`BuildLogCap`): past
@@ -661,18 +609,6 @@ class Deployer:
         self._stop_all(containers)
         self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
         self.control.store.forget_services(self.account, self.project.name, [name])
-
-
-def _parts(container: ContainerInfo) -> dict[str, str] | None:
-    """The config parts a container was created with (None: an older container)."""
-    text = container.labels.get(LABEL_CONFIG_PARTS)
-    if not text:
-        return None
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return None
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None
 
 
 def _digest_for(reference: str, digests: Sequence[str]) -> str | None:

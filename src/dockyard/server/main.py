@@ -10,6 +10,7 @@ and its pid, so a CLI can find it (and tell a stale file from a live server).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -17,6 +18,8 @@ import os
 import signal
 import socket
 import sys
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -196,8 +199,46 @@ def start_ingress(control: ControlPlane) -> ServerSettings:
     return settings
 
 
-def main() -> None:
-    """`python -m dockyard.server`: the same as `dockyard server`."""
-    from dockyard.cli.main import main as cli_main
+class _Parser(argparse.ArgumentParser):
+    """argparse with Dockyard's exit code for usage errors, as the CLI's."""
 
-    sys.exit(cli_main(["server", *sys.argv[1:]]))
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\n    hint: run `{self.prog} --help`\n")
+        sys.exit(int(ExitCode.USAGE))
+
+
+def run(argv: Sequence[str]) -> int:
+    """`dockyard server` with `argv` (the operator's `accounts` and `tokens` are the CLI's).
+
+    Errors are written as the CLI writes them to a file, `error: ...` (the CLI that started a
+    local server reads that line from the server's log), with the CLI's exit codes.
+    """
+    from dockyard.server.arguments import DESCRIPTION, add_server_arguments, server_options
+    from dockyard.server.settings import settings_from
+
+    parser = _Parser(prog="python -m dockyard.server", description=DESCRIPTION)
+    add_server_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve(settings_from(server_options(args)))
+    except DockyardError as exc:
+        _error(exc.message, exc.hint)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug: its traceback goes to the server's log, then the line
+        traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc}",
+               "this is a bug in Dockyard; report it with the traceback above")
+        return int(ExitCode.INTERNAL)
+
+
+def _error(message: str, hint: str | None) -> None:
+    sys.stderr.write(f"error: {message}\n" + (f"    hint: {hint}\n" if hint else ""))
+    sys.stderr.flush()
+
+
+def main() -> None:
+    """`python -m dockyard.server`: the server as `dockyard server` runs it."""
+    sys.exit(run(sys.argv[1:]))

@@ -12,7 +12,7 @@ from typing import Any
 
 from dockyard.build.context import pack_context
 from dockyard.cli.render import LiveStates, note, print_diagnostics, write_stdout
-from dockyard.cli.tables import endpoints_text, ps_table
+from dockyard.cli.tables import endpoints_text, plan_table, ps_table
 from dockyard.client.api import Client
 from dockyard.compose import LoadOptions, load_project, project_to_dict
 from dockyard.diagnostics import Diagnostic
@@ -36,6 +36,7 @@ class UpOptions:
     build: bool = False
     force: bool = False
     pull: str | None = None  # always, missing, never: every service's pull_policy
+    dry_run: bool = False  # print the plan; change nothing
     wait_timeout: float | None = None
     as_json: bool = False
 
@@ -97,9 +98,28 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
             if not client.has_context(packed.digest):
                 client.upload_context(packed.digest, packed.data)
                 sent += 1
+        if up.dry_run:
+            return _print_plan(client.plan(name, data, builds, force=up.force, build=up.build,
+                                           pull=up.pull), as_json=up.as_json)
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
                                    pull=up.pull)
         return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
+
+
+def _print_plan(found: dict[str, Any], *, as_json: bool) -> int:
+    """The plan: one JSON object per service (`--json`), or a table and what would be built
+    and pulled."""
+    services = list(found.get("services") or [])
+    if as_json:
+        for item in services:
+            _emit_json(item)
+        return int(ExitCode.OK)
+    write_stdout(plan_table(services))
+    for what, items in (("build", found.get("builds")), ("pull", found.get("pulls"))):
+        if items:
+            write_stdout(f"would {what}: {', '.join(str(i) for i in items)}\n")
+    note(f"dry run: nothing was changed (project {found.get('project')})")
+    return int(ExitCode.OK)
 
 
 def run_redeploy(deployment_id: str, client_factory: Any, up: UpOptions) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from dockyard.files import write_private
 from dockyard.home import config_dir
 
 
@@ -25,9 +25,5 @@ def save_token(url: str, token: str, env: Mapping[str, str] | None = None) -> Pa
     except (OSError, ValueError):
         tokens = {}
     tokens[url.rstrip("/")] = token
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(tokens, out, indent=2)
-    os.replace(temp, path)
+    write_private(path, json.dumps(tokens, indent=2))
     return path

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from dockyard.files import write_private
 from dockyard.ingress.tls_errors import CertificateError
 
 log = logging.getLogger(__name__)
@@ -163,23 +162,10 @@ def private_directory(path: Path) -> Path:
 
 
 def write_private_file(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, readable by the owner only (it may hold a key).
-
-    A temporary file in the same directory (created 0600 by mkstemp) then `os.replace`: readers
-    see the old file or the new one, never half of one, and never a moment with wider rights.
-    """
+    """Write `data` to `path` atomically, readable by the owner only (it may hold a key), in
+    a private directory made if needed."""
     private_directory(path.parent)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_private(path, data)
 
 
 class CertificateStore:

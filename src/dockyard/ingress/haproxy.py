@@ -20,13 +20,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from dockyard.errors import DockyardError
+from dockyard.files import write_private
 from dockyard.ingress.haproxy_config import (
     Layout,
     Listener,
@@ -352,12 +352,4 @@ def _stat_rows(csv_text: str) -> list[dict[str, str]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_private(path, text)  # 0600, as mkstemp made them before

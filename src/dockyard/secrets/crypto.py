@@ -7,12 +7,12 @@ refuses a value it did not encrypt.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from dockyard.errors import DockyardError
+from dockyard.files import write_private
 
 KEY_FILE = "config.key"
 
@@ -46,11 +46,9 @@ class ConfigCipher:
         directory.mkdir(parents=True, exist_ok=True)
         key = Fernet.generate_key()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_private(path, key + b"\n", exclusive=True)
         except FileExistsError:  # another process made it first: use theirs
             return cls(path.read_bytes().strip(), path)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key + b"\n")
         return cls(key, path)
 
     def encrypt(self, value: str) -> str:

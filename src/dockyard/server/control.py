@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import DockyardError
+from dockyard.files import write_private
 from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
 from dockyard.runtime.driver import Driver
 from dockyard.runtime.egress import EgressGuard
@@ -188,5 +189,8 @@ def _server_id(data: Path) -> str:
     except FileNotFoundError:
         data.mkdir(parents=True, exist_ok=True)
         value = secrets.token_hex(6)
-        path.write_text(value + "\n")
+        try:  # not a secret (it labels everything the server makes): readable as before
+            write_private(path, value + "\n", 0o644, exclusive=True)
+        except FileExistsError:  # another server process on this data directory made it first
+            return path.read_text().strip()
         return value

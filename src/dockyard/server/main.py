@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
 from dockyard.exit_codes import ExitCode
+from dockyard.files import write_private
 from dockyard.home import current_username
 from dockyard.server.settings import ServerSettings
 
@@ -37,15 +38,6 @@ STATE_FILE = "server.json"
 
 class ServerStartError(DockyardError):
     """The server cannot start (address in use, data directory unwritable ...)."""
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only (0600 from the first byte)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def local_token(store: object, data: Path) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dockyard.compose.models import Project, Service
+from dockyard.files import write_private
 from dockyard.naming import sanitize_label
 from dockyard.runtime.driver import MountSpec
 from dockyard.runtime.specs import Placement, scope
@@ -39,10 +40,7 @@ def write_secret_files(data: Path, placement: Placement, project: Project, servi
     mounts: list[MountSpec] = []
     for index, item in enumerate(files):
         path = directory / f"{index}-{item.config}"
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(configs.get(item.config, ""))
+        write_private(path, configs.get(item.config, ""))
         uid = _number(item.uid) if item.uid is not None else _number(
             (service.user or "").partition(":")[0])
         gid = _number(item.gid) if item.gid is not None else None

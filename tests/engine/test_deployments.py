@@ -446,6 +446,34 @@ class TestShop:
             assert event["state"] == COMPLETED, event
             assert event["reason"].startswith("unchanged"), (service, event)
 
+    def test_a_dry_run_says_what_would_change_and_changes_nothing(self, shop: Shop) -> None:
+        assert shop.first.code == 0, str(shop.first)
+        before = {str(c["Id"]): c["State"]["StartedAt"] for c in containers(shop.project)}
+        history = len(shop.dy.deployments(shop.project))
+        same = shop.dy.cli("compose", "up", "-C", str(shop.directory), "-p", shop.project,
+                           "--dry-run", "--json")
+        assert same.code == 0, str(same)
+        rows = [json.loads(line) for line in same.out.splitlines()]
+        assert {r["service"]: r["action"] for r in rows} == dict.fromkeys(
+            ("web", "api", "db", "migrate", "metrics"), "keep"), rows
+        assert set(rows[0]) == {"service", "action", "reasons", "replicas"}
+
+        (shop.directory / "web" / "index.html").write_text("<h1>Dockyard shop dry</h1>\n")
+        changed = shop.dy.cli("compose", "up", "-C", str(shop.directory), "-p", shop.project,
+                              "--dry-run")
+        assert changed.code == 0, str(changed)
+        table = {line.split()[0]: line.split(None, 3)[1:] for line in changed.out.splitlines()
+                 if line and not line.startswith(("SERVICE", "would"))}
+        # web and metrics build from the same context (./web); the others do not change.
+        for service in ("web", "metrics"):
+            assert table[service] == ["replace", "1", "image to be built"], changed.out
+        assert all(table[s][0] == "keep" for s in ("api", "db", "migrate")), table
+        assert "would build: metrics, web" in changed.out, changed.out
+        # Nothing changed: the same containers, started once, and no deployment recorded.
+        after = {str(c["Id"]): c["State"]["StartedAt"] for c in containers(shop.project)}
+        assert after == before
+        assert len(shop.dy.deployments(shop.project)) == history
+
     def test_a_changed_service_is_replaced_and_a_removed_one_removed(self, shop: Shop) -> None:
         assert shop.first.code == 0, str(shop.first)
         before = by_service(containers(shop.project))

@@ -1,4 +1,7 @@
-"""Deployment ids: 12 lowercase base-36 characters, as Defang's etags look (DESIGN section 1)."""
+"""Deployment ids: 12 lowercase base-36 characters, as Defang's etags look.
+
+See docs/architecture.md, Concepts.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The service states of DESIGN section 4, their transition table, and the event that records one.
+"""The service states, their transition table, and the event that records one.
+
+docs/architecture.md, The state machine, explains them for people.
 
 States carry Defang's numbers, which go on the wire unchanged. The transition table is the whole
 truth: a move it does not list is a bug (`InvalidTransition`). Why each edge exists:
@@ -10,9 +12,9 @@ truth: a move it does not list is a bug (`InvalidTransition`). Why each edge exi
   cancellation; the reason says which).
 - ``UPDATE_QUEUED`` goes to ``SERVICE_DEPLOYMENT_PENDING`` when containers start; to
   ``SERVICE_DEPLOYMENT_COMPLETED`` directly when the service is unchanged and already healthy
-  (DESIGN 5: it is not restarted); to ``SERVICE_DEPLOYMENT_FAILED`` when it can never start (a
-  dependency failed, the deployment was cancelled); to ``DEPLOYMENT_SCALED_IN`` when the update
-  scales it to zero.
+  (docs/architecture.md, How a deployment runs: it is not restarted); to
+  ``SERVICE_DEPLOYMENT_FAILED`` when it can never start (a dependency failed, the deployment was
+  cancelled); to ``DEPLOYMENT_SCALED_IN`` when the update scales it to zero.
 - ``SERVICE_DEPLOYMENT_PENDING`` settles as ``COMPLETED`` (healthy) or ``FAILED``.
 - After a deployment the state follows reality: ``COMPLETED`` -> ``PENDING`` when a container dies
   and restarts, ``COMPLETED`` -> ``FAILED`` on a crash loop or failing health check;
@@ -75,7 +77,8 @@ class ServiceState(enum.IntEnum):
 
     @property
     def description(self) -> str:
-        """What the state means in Dockyard (DESIGN section 4), for help texts and ``ps -l``."""
+        """What the state means in Dockyard (docs/architecture.md, The state machine), for help
+        texts and ``ps -l``."""
         return _DESCRIPTIONS[self]
 
     @property

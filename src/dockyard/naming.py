@@ -1,4 +1,6 @@
-"""Every name, hostname and domain rule of Dockyard, in one place (DESIGN section 3).
+"""Every name, hostname and domain rule of Dockyard, in one place.
+
+The rules are explained in docs/architecture.md, Names and domains.
 
 Public domains follow Defang's two patterns exactly, so a user moving between the two systems sees
 the same shapes:

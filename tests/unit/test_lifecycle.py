@@ -1,4 +1,5 @@
-"""Service states (DESIGN section 4): Defang's numbers, the transition table, events on the wire."""
+"""Service states (docs/architecture.md, The state machine): Defang's numbers, the transition
+table, events on the wire."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Names, hostnames and domains (DESIGN section 3), checked against Defang's and Compose's cases."""
+"""Names, hostnames and domains (docs/architecture.md, Names and domains), checked against
+Defang's and Compose's cases."""
 
 from __future__ import annotations
 
@@ -228,7 +229,7 @@ def test_label_collisions_accepts_any_iterable() -> None:
 @pytest.mark.parametrize(
     ("mode", "username", "project", "service", "port", "zone", "expected"),
     [
-        # DESIGN: the two patterns, with the local default zones
+        # docs/architecture.md, Names and domains: the two patterns, with the local default zones
         (PG, "alice", "shop", "web", 8080, "prod1a.localhost", "alice-web--8080.prod1a.localhost"),
         (BYOC, "alice", "shop", "web", 8080, "localhost", "web--8080.shop.alice.localhost"),
         # Defang: getServices_test.go / playground endpoint

@@ -4,12 +4,12 @@ The one place where a `DockyardError` becomes a message and an exit code
 (`dockyard.exit_codes`). Any other exception is a bug: it is reported as one, with the
 traceback only under `--debug`.
 
-Why argparse and not Typer (DESIGN section 7 names Typer): Typer 0.29 builds a pydantic
-`TypeAdapter` for every parameter, so each run imports pydantic; measured here, `dockyard --help`
-took 0.23-0.34 s and `compose config` spent about 0.25 s in the command-line layer alone,
-against the issue's budget of 0.3 s for `--help` and 1.5x Docker Compose for `config`.
-argparse costs a few milliseconds. Commands import what they need lazily, Rich included (it is
-only imported to print something), so start-up stays small as commands are added.
+Why argparse and not Typer (docs/architecture.md, Dependencies, and why): Typer 0.29 builds a
+pydantic `TypeAdapter` for every parameter, so each run imports pydantic; measured here, `dockyard
+--help` took 0.23-0.34 s and `compose config` spent about 0.25 s in the command-line layer alone,
+against the issue's budget of 0.3 s for `--help` and 1.5x Docker Compose for `config`. argparse
+costs a few milliseconds. Commands import what they need lazily, Rich included (it is only imported
+to print something), so start-up stays small as commands are added.
 """
 
 from __future__ import annotations

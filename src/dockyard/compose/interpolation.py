@@ -4,12 +4,12 @@ Forms: `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`,
 `${VAR?message}`, `${VAR:+alternative}`, `${VAR+alternative}`, nested expressions in the
 default/alternative, and `$$` for a literal `$`. A `$` not followed by a name or `{` stays as is.
 
-Dockyard's one departure from Compose: a plain `${NAME}` inside a service's `environment`
-value that no source defines is kept, because the server resolves it from the account's stored
-configs at deploy time (DESIGN section 1). So environment values stay *templates*: a literal `$`
+Dockyard's one departure from Compose: a plain `${NAME}` inside a service's `environment` value that
+no source defines is kept, because the server resolves it from the account's stored configs at
+deploy time (docs/architecture.md, Concepts). So environment values stay *templates*: a literal `$`
 is written `$$` in them and `${NAME}` is a config reference, and `config_references` reads them.
-Everywhere else (and for `$NAME` without braces) an unset variable becomes the empty string with
-an `unset-variable` warning, as in Compose.
+Everywhere else (and for `$NAME` without braces) an unset variable becomes the empty string with an
+`unset-variable` warning, as in Compose.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Dockyard's own rules over a loaded project (DESIGN sections 2 and 3).
+"""Dockyard's own rules over a loaded project (docs/architecture.md, Exposure, and Names and
+domains).
 
 Compose accepts things a deployment platform cannot honour (a bind mount of this laptop's
 folder), or that would make names collide. These checks run on the typed `Project` and return

@@ -1,10 +1,10 @@
 """Routes: which host names the ingress serves, and where each one goes (pure).
 
-A route is one ingress port of one public service: its generated domain (DESIGN section 3), plus,
-on the service's first ingress port, its `domainname` and every network alias that is a domain
-name (has a dot). Its upstreams are the replicas in rotation; replicas out of rotation (draining
-before they stop, or failing their health check) stay listed so the proxy can let their in-flight
-requests finish. Private services and host-mode ports never get a route.
+A route is one ingress port of one public service: its generated domain (docs/architecture.md, Names
+and domains), plus, on the service's first ingress port, its `domainname` and every network alias
+that is a domain name (has a dot). Its upstreams are the replicas in rotation; replicas out of
+rotation (draining before they stop, or failing their health check) stay listed so the proxy can let
+their in-flight requests finish. Private services and host-mode ports never get a route.
 
 Custom names are checked here too: a custom name inside the server's zone would let one account
 take another's generated domain, so it is refused; two routes claiming one host are a conflict.

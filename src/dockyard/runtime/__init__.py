@@ -1,1 +1,1 @@
-"""Drivers: the only code that talks to a container engine (DESIGN section 7)."""
+"""Drivers: the only code that talks to a container engine (docs/architecture.md, Drivers)."""

@@ -1,4 +1,6 @@
-"""The narrow interface between the control plane and a container engine (DESIGN section 7).
+"""The narrow interface between the control plane and a container engine.
+
+See docs/architecture.md, Drivers.
 
 The server plans and decides; a driver only carries out: networks, volumes, images, containers,
 logs and engine events, described by plain values. The Docker Engine driver

@@ -1,7 +1,7 @@
 """Which configs a project needs, and where their values go (pure).
 
-A config is used three ways (DESIGN section 1, issue 5): an `environment` key with no value
-takes the config of that name; `${NAME}` inside an environment value is replaced by it; a
+A config is used three ways (docs/architecture.md, Concepts; issue 5): an `environment` key with no
+value takes the config of that name; `${NAME}` inside an environment value is replaced by it; a
 top-level `secrets:` entry with `external: true` is the config of that name (or of its `name:`),
 mounted as a file at `/run/secrets/<target>` (mode 0400) in the services that list it.
 """

@@ -1,4 +1,6 @@
-"""Whether newly started containers are healthy (DESIGN section 4), by watching the engine.
+"""Whether newly started containers are healthy, by watching the engine.
+
+What "healthy" means is in docs/architecture.md, The state machine:
 
 - A one-off job is settled when it exits: exit 0 is success, anything else a failure.
 - A service with a Compose healthcheck is healthy when every container's check passes; a failing

@@ -1,10 +1,10 @@
 """What the API does, as functions of the control plane: the HTTP layer only translates.
 
-A deployment is checked completely before anything is touched (DESIGN section 5): the project
-is loaded and validated again on the server (the client may be anything), every image it does
-not build must be on the engine (there may be no registry to pull from), every build context
-must have been uploaded, every config it references must exist. Only then is a deployment
-recorded and its worker started.
+A deployment is checked completely before anything is touched (docs/architecture.md, How a
+deployment runs): the project is loaded and validated again on the server (the client may be
+anything), every image it does not build must be on the engine (there may be no registry to pull
+from), every build context must have been uploaded, every config it references must exist. Only then
+is a deployment recorded and its worker started.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""After a deployment, a service's state keeps following the engine (DESIGN section 4).
+"""After a deployment, a service's state keeps following the engine.
+
+Why: docs/architecture.md, The state machine.
 
 One thread reads the engine's container events. Outside a deployment of its project (which
 records its own states), a long-running service's container that dies moves the service from

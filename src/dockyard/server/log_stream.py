@@ -14,6 +14,9 @@ With `follow`, each container's engine stream is read by a thread of its own tha
 the event loop (`EngineFeed`), at most FEED_CAPACITY lines ahead of a slow client. A follow
 starts with at most `limit` lines per container, not the whole history. When the client goes
 away the feed closes every engine stream, so its threads and engine connections end at once.
+
+Config values are masked in each `LogEntry` (`redacted`) before it is encoded as an event:
+a follow's pump threads mask the lines they read, so the event loop only encodes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
@@ -42,6 +45,7 @@ FEED_CAPACITY = 256  # lines a follow reads ahead of its client at most (16 KiB 
 FOLLOW_BATCH = 500  # lines of a burst a follow sends in one write
 SEND_BATCH = 64 * 1024  # characters of events sent in one write (a whole answer at once)
 LogEntry = operations.LogEntry
+Redact = Callable[[str], str]  # a project's config values masked in a text (configs.RedactText)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +109,22 @@ def resolve(control: ControlPlane, who: Account, project: str,
     return record.id, True
 
 
+def redacted(entry: LogEntry, redact: Redact) -> LogEntry:
+    """`entry` with the project's config values masked in its line: what may be encoded."""
+    text = redact(entry.text)
+    return entry if text == entry.text else replace(entry, text=text)
+
+
+def encode(entry: LogEntry) -> str:
+    """One `log` event; `entry` was `redacted` already."""
+    return sse("log", entry.to_json())
+
+
 async def log_events(control: ControlPlane, who: Account, project: str, query: LogQuery,
-                     redact: Callable[[str], str]) -> AsyncIterator[str]:
+                     redact: Redact) -> AsyncIterator[str]:
     """The log as SSE: `log` events (config values redacted), then `end` unless following."""
-
-    def event(entry: LogEntry) -> str:
-        data = entry.to_json()
-        data["line"] = redact(entry.text)
-        return sse("log", data)
-
     async for entry in _build_lines(control, who, project, query):
-        yield event(entry)
+        yield encode(redacted(entry, redact))
     if query.kind == "build":
         yield sse("end", {})
         return
@@ -130,7 +139,7 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
         for entry in window.drain():
             if before is None and entry.at is not None:
                 before = entry.at.isoformat()
-            batch.append(event(entry))
+            batch.append(encode(redacted(entry, redact)))
             size += len(batch[-1])
             if size >= SEND_BATCH:  # one write per batch, not per line
                 yield "".join(batch)
@@ -141,7 +150,7 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
         yield sse("end", {"truncated": truncated, "before": before if truncated else None,
                           "limit": query.limit})
         return
-    feed = EngineFeed(FEED_CAPACITY)
+    feed = EngineFeed(FEED_CAPACITY, redact)
     try:
         for info in containers:
             feed.follow(control.driver, info, follow_tail(query.tail, query.limit),
@@ -152,7 +161,7 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
                 yield KEEPALIVE
                 continue
             ready = [item, *feed.ready(FOLLOW_BATCH)]  # a burst goes out in one write
-            out = "".join(event(e) for e in ready if isinstance(e, LogEntry))
+            out = "".join(encode(e) for e in ready if isinstance(e, LogEntry))
             if out:
                 yield out
     finally:
@@ -286,15 +295,18 @@ Idle = Literal["idle"]
 class EngineFeed:
     """Lines of several engine log streams, each read by a thread, handed to the event loop.
 
-    A thread hands a line over with `loop.call_soon_threadsafe` once it holds a credit; the
-    reader gives the credit back when it takes the line, so at most `capacity` lines wait for
-    a slow client. `close()` stops every engine stream (see `StreamStop`): the threads end.
+    A thread (a pump, named `dockyard-follow-<container>`) redacts each line it reads and hands
+    the entry over with `loop.call_soon_threadsafe` once it holds a credit; the reader gives the
+    credit back when it takes the entry, so at most `capacity` lines wait for a slow client.
+    `close()` stops every engine stream (see `StreamStop`): the pumps end, whether they wait on
+    the engine or for a credit.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, redact: Redact) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[LogEntry | None] = asyncio.Queue()
         self._credits = threading.Semaphore(capacity)
+        self._redact = redact
         self.stop = StreamStop()
 
     def follow(self, driver: Driver, info: ContainerInfo, tail: int, since: datetime | None,
@@ -304,17 +316,21 @@ class EngineFeed:
 
     def _pump(self, driver: Driver, info: ContainerInfo, tail: int, since: datetime | None,
               until: datetime | None) -> None:
+        lines = driver.logs(info.id, tail=tail, since=since, until=engine_until(until),
+                            follow=True, stop=self.stop)
         try:
-            for line in driver.logs(info.id, tail=tail, since=since,
-                                    until=engine_until(until), follow=True, stop=self.stop):
+            for line in lines:
                 if until is not None and line.at is not None and line.at > until:
                     continue
-                if not self._hand_over(LogEntry(info.service, "run", line.text, line.at,
-                                                info.name)):
+                entry = LogEntry(info.service, "run", line.text, line.at, info.name)
+                if not self._hand_over(redacted(entry, self._redact)):
                     return
         except DockyardError:
             pass  # the container went away: its stream is over
         finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()  # a pump stopped mid-stream ends its engine stream now, not at GC
             self._post(None)
 
     def _hand_over(self, entry: LogEntry) -> bool:

@@ -93,6 +93,7 @@ class HAProxy:
         self._http = http
         self._https = https
         self._lock = threading.RLock()
+        self._socket_lock = threading.Lock()  # one runtime-API command at a time
         self._process: subprocess.Popen[bytes] | None = None
         self._layout = Layout()
         self._acme: dict[str, str] = {}
@@ -210,9 +211,11 @@ class HAProxy:
     def command(self, line: str, *, master: bool = False) -> str:
         """One runtime-API command; its answer."""
         path = self.paths.master_socket if master else self.paths.admin_socket
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        # One command at a time: HAProxy's socket has a short listen backlog, and many
+        # deployer threads asking at once would find it full (EAGAIN on connect).
+        with self._socket_lock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
-            sock.connect(str(path))
+            _connect(sock, str(path))
             sock.sendall(line.encode() + b"\n")
             if master:
                 sock.shutdown(socket.SHUT_WR)
@@ -353,3 +356,15 @@ def _stat_rows(csv_text: str) -> list[dict[str, str]]:
 
 def _write_atomic(path: Path, text: str) -> None:
     write_private(path, text)  # 0600, as mkstemp made them before
+
+
+def _connect(sock: socket.socket, path: str, attempts: int = 50) -> None:
+    """Connect to a UNIX socket, waiting out a full backlog (EAGAIN) for up to a second."""
+    for attempt in range(attempts):
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.02)

@@ -29,6 +29,7 @@ from dockyard.runtime.driver import (
     LABEL_MANAGED,
     LABEL_PROJECT,
     LABEL_SERVER,
+    WATCHED_EVENTS,
     BuildFence,
     ContainerInfo,
     ContainerSpec,
@@ -516,8 +517,10 @@ class DockerEngine:
                 close()
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
-        """Container events of containers with `labels`, as they happen (blocks)."""
-        filters = {"type": "container", "label": _label_filter(labels)}
+        """Container events of containers with `labels`, as they happen (blocks): only those
+        in `WATCHED_EVENTS` (the engine matches `health_status` with any status)."""
+        filters = {"type": "container", "label": _label_filter(labels),
+                   "event": list(WATCHED_EVENTS)}
         with _errors():
             stream = self.client.api.events(filters=filters, decode=True)
         try:

@@ -29,6 +29,10 @@ LABEL_REPLICA = "dockyard.replica"
 LABEL_JOB = "dockyard.job"
 LABEL_IMAGE = "dockyard.image"  # a build's `image:` name (playground: names are per account)
 
+# The container events the server follows (its watcher and ingress): health checks alone make
+# several exec events per container and second, which nobody here reads.
+WATCHED_EVENTS = ("start", "die", "stop", "kill", "pause", "unpause", "health_status")
+
 LOG_MAX_SIZE = 10 * 1024 * 1024  # bytes per container log file, unless the server says less
 LOG_MAX_FILES = 3  # log files kept per container (the current one and the rotated ones)
 LOG_DRIVERS = ("json-file", "local")  # drivers the engine can read back (`dockyard logs`)

@@ -101,6 +101,9 @@ class Deployer:
         self.log_caps: dict[str, BuildLogCap] = {}  # stored build output, per service
         self.pulled: dict[str, str] = {}  # pull target -> image id (`_pull_images`)
         self.run_as: dict[str, str] = {}  # service -> reference its containers are made from
+        # (service, reference, digest, image id) of each service's image, recorded at once
+        self.image_records: list[tuple[str, str, str, str]] = []
+        self._records_lock = threading.Lock()
 
     def _record(self, service: str, state: ServiceState, reason: str) -> None:
         self.control.record(self.account, self.deployment, service, state,
@@ -120,6 +123,7 @@ class Deployer:
         if not self._pull_images(running):
             return "failed"  # nothing changed: every service was settled as it is
         images = self._images()
+        self.control.store.record_images(self.account, self.deployment, self.image_records)
         decided = plan(project, observe(project, self.placement, running), {
             name: image_id for name, image_id in images.items() if image_id is not None},
             configs_digests(self.control.configs.digest_key, project, self.request.configs),
@@ -341,8 +345,8 @@ class Deployer:
         if digest is None:
             details = self.driver.image_details(image_id)
             digest = _digest_for(reference, details.digests) if details else None
-        self.control.store.record_images(self.account, self.deployment,
-                                         [(name, reference, digest or image_id, image_id)])
+        with self._records_lock:
+            self.image_records.append((name, reference, digest or image_id, image_id))
 
     def _build(self, name: str, service: Service, build: BuildInput, tag: str) -> str | None:
         with self._build_turn(name), self.control.build_slots:
@@ -613,7 +617,7 @@ class Deployer:
 
 def _digest_for(reference: str, digests: Sequence[str]) -> str | None:
     """The `repo@sha256:...` of `digests` that belongs to `reference`'s repository (an image
-    can come from several), else the only one, else None."""
+    can come from several), else None."""
     parsed = parse_reference(reference)
     if parsed is not None:
         for digest in digests:
@@ -621,7 +625,7 @@ def _digest_for(reference: str, digests: Sequence[str]) -> str | None:
             if found is not None and found.normalized.split("@")[0].rsplit(":", 1)[0] == \
                     parsed.normalized.split("@")[0].rsplit(":", 1)[0]:
                 return digest
-    return digests[0] if len(digests) == 1 else None
+    return None  # another repository's digest says nothing of this name
 
 
 def _pids(asked: int | None, limit: int) -> int | None:

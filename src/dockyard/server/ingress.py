@@ -224,8 +224,12 @@ class Ingress:
                     self._apply()
                 return True
             routes = service_routes(self.mode, self.zone, account, project.name, model)
-            self._services[key] = _Service(routes, dict(addresses), set())
-            table = self._apply()
+            wanted = _Service(routes, dict(addresses), set())
+            if self._services.get(key) == wanted:
+                table = self.table()  # already served so: a no-op `up` rewrites nothing
+            else:
+                self._services[key] = wanted
+                table = self._apply()
         if not wait:
             return True
         return self._wait_in_rotation(table, routes, addresses.values())

@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +77,15 @@ class Store:
         self.engine = sa.create_engine(url, future=True)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # One writer at a time in this process: SQLite takes one anyway, and threads that
+        # queue here wait for each other instead of sleeping in SQLite's busy handler.
+        self._write_lock = threading.RLock()
+
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A write transaction (committed at the end, rolled back on an error)."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -102,17 +113,17 @@ class Store:
             raise StoreError(f"the store has schema version {current}, newer than this "
                              f"Dockyard knows ({latest})", hint="upgrade Dockyard")
         if current == 0:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 schema.schema_version.create(conn, checkfirst=True)
         for version in range(current + 1, latest + 1):
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 schema.MIGRATIONS[version - 1](conn)
                 conn.execute(schema.schema_version.insert().values(version=version))
         return latest
 
     # -- accounts and tokens --------------------------------------------------------------------
     def ensure_account(self, name: str) -> Account:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = conn.execute(sa.select(schema.accounts.c.id).where(
                 schema.accounts.c.name == name)).first()
             if row is not None:
@@ -124,7 +135,7 @@ class Store:
     def create_token(self, account: Account, label: str = "default") -> str:
         """A new API token for `account`; the plain token is returned once and never stored."""
         token = "dky_" + secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(schema.tokens.insert().values(
                 account_id=account.id, token_hash=hash_token(token), label=label,
                 created_at=_now()))
@@ -156,7 +167,7 @@ class Store:
 
     def remove_account(self, account: Account) -> None:
         """The account and everything it owns (tokens, projects, deployments, configs)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(schema.accounts.delete().where(schema.accounts.c.id == account.id))
 
     def tokens(self, account: Account) -> list[tuple[int, str, datetime]]:
@@ -167,7 +178,7 @@ class Store:
             return [(int(r[0]), str(r[1]), _aware(r[2])) for r in conn.execute(query)]
 
     def revoke_token(self, account: Account, token_id: int) -> bool:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(schema.tokens.delete().where(
                 schema.tokens.c.id == token_id, schema.tokens.c.account_id == account.id))
         return bool(result.rowcount)
@@ -176,7 +187,7 @@ class Store:
     def set_config(self, account: Account, project: str, name: str,
                    value_encrypted: str) -> datetime:
         now = _now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             project_id = self._project_id(conn, account, project, create=True)
             assert project_id is not None
             self._keep_history(conn, project_id, [name], now)
@@ -217,7 +228,7 @@ class Store:
 
     def remove_configs(self, account: Account, project: str, names: Sequence[str]) -> list[str]:
         """Remove `names`; returns those that existed."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             project_id = self._project_id(conn, account, project, create=False)
             if project_id is None:
                 return []
@@ -262,7 +273,7 @@ class Store:
                                 secret_encrypted: str) -> datetime:
         """Store (or replace) the account's login for `host`."""
         table, now = schema.registry_credentials, _now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             updated = conn.execute(table.update().where(
                 table.c.account_id == account.id, table.c.host == host,
             ).values(username=username, secret_encrypted=secret_encrypted, updated_at=now))
@@ -291,7 +302,7 @@ class Store:
 
     def remove_registry_credential(self, account: Account, host: str) -> bool:
         table = schema.registry_credentials
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(table.delete().where(
                 table.c.account_id == account.id, table.c.host == host))
         return bool(result.rowcount)
@@ -301,7 +312,7 @@ class Store:
                       images: Sequence[tuple[str, str, str, str]]) -> None:
         """(service, reference, digest, image id) of what the deployment's services run."""
         table = schema.deployment_images
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if not self._owns(conn, account, deployment_id):
                 return
             for service, reference, digest, image_id in images:
@@ -340,7 +351,7 @@ class Store:
     def mark_pulled(self, account: Account, reference: str) -> None:
         table = schema.image_pulls
         now = _now()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             done = conn.execute(table.update().where(
                 table.c.account_id == account.id, table.c.reference == reference)
                 .values(pulled_at=now))
@@ -374,7 +385,7 @@ class Store:
         """A new running deployment; `contexts` are the digests of the build contexts it uses
         (kept by context garbage collection while it matters, see `contexts_in_use`)."""
         deployment_id = new_deployment_id()
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             project_id = self._project_id(conn, account, project, create=True)
             conn.execute(schema.deployments.insert().values(
                 id=deployment_id, account_id=account.id, project_id=project_id, action=action,
@@ -428,7 +439,7 @@ class Store:
         the caller decided. Returns how many were removed."""
         d, st = schema.deployments, schema.service_status
         removed = 0
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for first in range(0, len(ids), 500):
                 batch = [str(r[0]) for r in conn.execute(sa.select(d.c.id).where(
                     d.c.id.in_(list(ids[first:first + 500])), d.c.account_id == account.id,
@@ -443,7 +454,7 @@ class Store:
 
     def finish_deployment(self, account: Account, deployment_id: str, status: str) -> None:
         table = schema.deployments
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(table.update().where(
                 table.c.id == deployment_id, table.c.account_id == account.id,
                 table.c.status == "running").values(status=status, finished_at=_now()))
@@ -487,7 +498,7 @@ class Store:
         if event.deployment is None:
             raise ValueError("an event to store needs its deployment")
         d, st = schema.deployments, schema.service_status
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = conn.execute(sa.select(d.c.project_id).where(
                 d.c.id == event.deployment, d.c.account_id == account.id)).first()
             if row is None:
@@ -517,10 +528,23 @@ class Store:
         return [ServiceStatus(str(r[0]), str(r[1]), ServiceState(int(r[2])), str(r[3]),
                               _aware(r[4])) for r in rows]
 
+    def service_state(self, account: Account, deployment_id: str,
+                      service: str) -> ServiceState | None:
+        """The current state of `service` in the project of `deployment_id` (None: no state
+        yet, or no such deployment of the account): one query, whatever the project's size."""
+        st, d = schema.service_status, schema.deployments
+        query = (sa.select(st.c.state)
+                 .join(d, d.c.project_id == st.c.project_id)
+                 .where(d.c.id == deployment_id, d.c.account_id == account.id,
+                        st.c.service == service))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else ServiceState(int(row[0]))
+
     def forget_services(self, account: Account, project: str, services: Sequence[str]) -> None:
         """Drop the current state of services that no longer exist (history is kept)."""
         st, _p = schema.service_status, schema.projects
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             project_id = self._project_id(conn, account, project, create=False)
             if project_id is None:
                 return
@@ -604,7 +628,7 @@ class Store:
                          lines: Sequence[str]) -> int:
         """Append `lines`; returns the id of the last one (0 when there is none)."""
         b = schema.build_logs
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if not self._owns(conn, account, deployment_id):
                 raise StoreError(f"no deployment {deployment_id} for this account")
             if not lines:
@@ -621,7 +645,7 @@ class Store:
                                line: str) -> None:
         """Rewrite one stored line (the note that says how much of a long log was dropped)."""
         b = schema.build_logs
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if not self._owns(conn, account, deployment_id):
                 raise StoreError(f"no deployment {deployment_id} for this account")
             conn.execute(b.update().where(b.c.id == line_id, b.c.deployment_id == deployment_id)
@@ -672,5 +696,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL with NORMAL: a commit no longer waits for its own fsync (the WAL is synced at each
+    # checkpoint); the database cannot be corrupted by a crash, and only the last moments of
+    # history could be lost to a power cut, never to a process crash.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

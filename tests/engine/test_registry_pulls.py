@@ -201,7 +201,7 @@ def test_an_unknown_tag_is_refused_and_replaces_nothing(
     for cid, container in after.items():
         assert is_running(container) and serves(container)
         assert container["State"]["StartedAt"] == before[cid]["State"]["StartedAt"]
-    assert [s for s in statuses(dockyard, project).values() if s != "refused"] == ["succeeded"]
+    assert statuses(dockyard, project) == {first.deployment: "succeeded"}, "a refusal recorded"
     rows = dockyard.ps(project)
     assert {name: (row["state"], row["deployment"]) for name, row in rows.items()} == {
         "app": (COMPLETED, first.deployment), "side": (COMPLETED, first.deployment)}
@@ -439,6 +439,9 @@ def test_a_moved_tag_replaces_only_the_services_that_use_it(
         "one": moved.pinned, "two": moved.pinned, "other": tag_b.pinned}
     last = last_events(dockyard.events(again.deployment))
     assert last["other"]["reason"].startswith("unchanged"), last["other"]
+    for name in ("one", "two"):  # one pull for both, its progress shown on each
+        seen = reasons(dockyard, again.deployment, name)
+        assert (UPDATE_QUEUED, f"pulling {tag_a.ref}") in seen, (name, seen)
     assert all(row["state"] == COMPLETED for row in rows.values()), rows
 
 
@@ -596,9 +599,11 @@ def test_builds_are_pushed_with_the_accounts_registry_login(
     dockyard.env["DOCKYARD_REGISTRY"] = f"{auth_registry.host}/t{RUN}"
     project = dockyard.name("authpush")
     directory = build_project(tmp_path / "p")
-    refused = dockyard.up(directory, project)
-    assert refused.code != 0, str(refused)
-    assert auth_registry.host in refused.err, str(refused)
+    refused = dockyard.up(directory, project)  # built, then refused by the registry
+    assert refused.code == DEPLOYMENT_FAILED, str(refused)
+    assert f"the push of the built image to {auth_registry.host} failed" in refused.err, \
+        str(refused)
+    assert f"dockyard registry login {auth_registry.host}" in refused.err, str(refused)
     assert containers(project) == []
 
     logged = login(dockyard, auth_registry.host, auth_registry.username,

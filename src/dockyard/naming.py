@@ -25,7 +25,7 @@ from ``name:`` or from the directory is normalized (`normalize_project_name`).
 
 Known limit: playground names of different accounts can collide (user ``alice`` with service
 ``bob-web`` and user ``alice-bob`` with service ``web`` both get ``alice-bob-web--<port>``);
-the server refuses the second deployment (`domain-taken`, server/operations.py), so the first
+the server refuses the second deployment (`domain-taken`, server/admission.py), so the first
 owner keeps the domain.
 
 This module is pure: no I/O, no printing. Errors are `ValueError` with a message fit for a user;

@@ -1,6 +1,6 @@
 """What the CLI sends is what the server deploys: a normalized project loads back to itself.
 
-The server re-loads the project the client sent (`operations.load_submitted`) instead of trusting
+The server re-loads the project the client sent (`admission.load_submitted`) instead of trusting
 it; for every valid corpus case the wire document (`dockyard.wire.to_wire`: build contexts are
 the uploaded archives, file-based secrets are not sent) loads back to itself, and a service the
 wire did not change keeps its configuration hash.
@@ -15,7 +15,7 @@ from tests.corpus_cases import Case, load_cases
 
 from dockyard.compose import load_project, project_to_dict
 from dockyard.plan import config_hash
-from dockyard.server.operations import load_submitted
+from dockyard.server.admission import load_submitted
 from dockyard.wire import to_wire
 
 VALID = [c for c in load_cases() if c.valid]

@@ -8,7 +8,7 @@ import pytest
 from tests.corpus_cases import Case, load_cases
 
 from dockyard.compose import load_project, project_to_dict
-from dockyard.server.operations import load_submitted
+from dockyard.server.admission import load_submitted
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.wire import check_wire, to_wire
 

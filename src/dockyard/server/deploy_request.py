@@ -37,5 +37,5 @@ class DeployRequest:
     configs: Mapping[str, str] = field(default_factory=dict)  # decrypted: never logged
     images: ImagePlan | None = None  # what each service runs and what to pull (admission)
     # Redeploying a recorded deployment: service -> the digest (or local image id) it ran,
-    # used instead of its `image:` tag or its build (`operations.start_redeploy`).
+    # used instead of its `image:` tag or its build (`deployments.start_redeploy`).
     pins: Mapping[str, str] = field(default_factory=dict)

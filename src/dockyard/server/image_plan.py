@@ -1,7 +1,7 @@
 """Which image each service runs, and what must be pulled, decided before a deployment begins.
 
 For every service that does not build, and for the base images (`FROM`, `COPY --from`) of
-every build, admission (`operations.check_request`) decides:
+every build, admission (`admission.check_request`) decides:
 
 - the reference the engine is given (a tag written out, so a bare hex string is never read
   as an image id);

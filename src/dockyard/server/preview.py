@@ -17,12 +17,12 @@ from typing import Any
 from dockyard.plan import UNKNOWN_IMAGE, UNPULLED_IMAGE, Plan, plan
 from dockyard.runtime.specs import project_labels
 from dockyard.secrets.resolve import configs_digests
+from dockyard.server.admission import check_request, load_submitted
 from dockyard.server.build_reuse import reusable_build
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.image_plan import ImagePlan
 from dockyard.server.observe import by_service, observe
-from dockyard.server.operations import check_request, load_submitted
 from dockyard.server.project_size import check_project_size
 from dockyard.store.store import Account
 

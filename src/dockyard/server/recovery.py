@@ -116,7 +116,7 @@ def _reconcile_empty(control: ControlPlane) -> None:
 
 def restore_ingress(control: ControlPlane) -> int:
     """Fill the ingress table from what runs (after `recover`); returns the replicas found."""
-    from dockyard.server.operations import deployed_model
+    from dockyard.server.ps import deployed_model
 
     replicas = []
     for info in control.driver.containers(server_labels(control.server_id)):

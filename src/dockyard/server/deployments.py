@@ -1,0 +1,144 @@
+"""Deployments and downs as background jobs: each is admitted (`admission`) and recorded
+while the request waits, then carried out by a thread of its own; the request answers with the
+deployment's id at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from dockyard.api_errors import NotFound
+from dockyard.diagnostics import Location, error
+from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.runtime.specs import network_name, project_labels
+from dockyard.server import retention
+from dockyard.server.admission import check_request, load_submitted
+from dockyard.server.control import ControlPlane
+from dockyard.server.deploy_request import BuildInput, DeployRequest
+from dockyard.server.deployer import Deployer
+from dockyard.server.domain_reports import claim_project_domains
+from dockyard.server.down import take_down
+from dockyard.server.project_size import check_project_size
+from dockyard.server.settle import settle_unfinished
+from dockyard.store.store import Account
+
+log = logging.getLogger("dockyard.server")
+
+
+def start_deployment(control: ControlPlane, account: Account, project_name: str,
+                     project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
+                     force: bool, rebuild: bool, pull: str | None = None,
+                     pins: Mapping[str, str] | None = None, action: str = "up") -> str:
+    check_project_size(project_data, control.settings.max_project_bytes)
+    project = load_submitted(project_name, project_data)
+    configs = control.configs.values(account, project.name)
+    # Admission is atomic per account: checking the limits and taking the project's slot
+    # happen under one lock, so concurrent requests cannot all pass a limit of one.
+    with control.admission(account.name):
+        images = check_request(control, project, builds, configs, account.name, pull=pull,
+                               rebuild=rebuild, pins=pins)
+        # Playground: a custom domain is served once proven to point here. Proofs start only
+        # for an admitted request, before its deployment is recorded (they note their outcome
+        # in the reason of the deployment after the latest one), and run beside it.
+        claim_project_domains(control, account.name, project)
+        # The project's network first: refused here, before a deployment is recorded, when
+        # the name is taken by an object this server, account and project did not make.
+        placement = control.placement(account, project.name)
+        control.driver.ensure_network(network_name(placement), project_labels(placement))
+        deployment = control.store.create_deployment(account, project.name, action,
+                                                     dict(project_data),
+                                                     [b.digest for b in builds.values()])
+        try:
+            control.begin(account, project.name, deployment)
+        except DockyardError:
+            control.store.finish_deployment(account, deployment, "refused")
+            raise
+    request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
+                            configs=configs, images=images, pins=dict(pins or {}))
+
+    def work() -> None:
+        status = "failed"
+        try:
+            status = Deployer(control, account, deployment, request).run()
+        except Exception as exc:  # the engine failed under the deployment: settle every service
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            log.exception("deployment %s failed", deployment)
+            settle_unfinished(control, account, project.name, deployment, str(reason))
+        finally:
+            control.store.finish_deployment(account, deployment, status)
+            control.end(account, project.name)
+            retention.after_deployment(control, account, project.name)
+
+    threading.Thread(target=work, name=f"deployment-{deployment}", daemon=True).start()
+    return deployment
+
+
+def start_redeploy(control: ControlPlane, account: Account, deployment_id: str, *,
+                   pull: str | None = None) -> str:
+    """Deploy again exactly what a recorded deployment ran: its project, and each service's
+    image by the digest (or local image id) it recorded, never by a tag that may have moved
+    since. Builds are not run again. Refused before anything changes when the deployment
+    recorded no image for a service, or an image is gone (not on the engine, in no registry).
+    """
+    record = control.store.deployment(account, deployment_id)
+    data = control.store.deployed_project(account, deployment_id) if record else None
+    if record is None or data is None:
+        raise NotFound(f"no deployment {deployment_id!r}",
+                       hint="`dockyard deployments` lists them")
+    recorded = control.store.deployment_images(account, deployment_id)
+    services = sorted((data.get("services") or {}).keys())
+    missing = [name for name in services if name not in recorded]
+    if missing:
+        raise ProjectInvalid([error(
+            "image-missing", f"deployment {deployment_id} recorded no image for service "
+            f"{name} (it never got that far), so it cannot be redeployed exactly",
+            Location(path=f"services.{name}.image"),
+            "redeploy a deployment that succeeded (`dockyard deployments` lists them)")
+            for name in missing])
+    pins = {name: recorded[name][1] for name in services}
+    return start_deployment(control, account, record.project, data, {}, force=False,
+                            rebuild=False, pull=pull, pins=pins, action="redeploy")
+
+
+def start_down(control: ControlPlane, account: Account, project_name: str, *,
+               volumes: bool) -> str:
+    latest = latest_project(control, account, project_name)
+    if latest is None and not control.driver.containers(
+            project_labels(control.placement(account, project_name))):
+        raise NotFound(f"project {project_name!r} has no deployment",
+                       hint="`dockyard deployments` lists what was deployed")
+    # A down records which services it took down, not another copy of the project; a down
+    # refused because a deployment runs is finished as refused at once (never left running).
+    outline = {"name": project_name,
+               "services": {name: {} for name in (latest or {}).get("services") or {}}}
+    with control.admission(account.name):
+        deployment = control.store.create_deployment(account, project_name, "down", outline)
+        try:
+            control.begin(account, project_name, deployment)
+        except DockyardError:
+            control.store.finish_deployment(account, deployment, "refused")
+            raise
+
+    def work() -> None:
+        status = "failed"
+        try:
+            status = "succeeded" if take_down(control, account, project_name,
+                                               deployment, volumes) else "failed"
+        finally:
+            control.store.finish_deployment(account, deployment, status)
+            control.end(account, project_name)
+            retention.after_deployment(control, account, project_name)
+
+    threading.Thread(target=work, name=f"down-{deployment}", daemon=True).start()
+    return deployment
+
+
+def latest_project(control: ControlPlane, account: Account,
+                   project: str) -> dict[str, Any] | None:
+    for record in control.store.deployments(account, project, limit=20):
+        if record.action == "up":
+            return control.store.deployed_project(account, record.id)
+    return None

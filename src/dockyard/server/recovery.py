@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from dockyard.lifecycle import BUILD_STATES, TERMINAL, ServiceState
+from dockyard.lifecycle import ServiceState
 from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_PROJECT, ContainerInfo
 from dockyard.runtime.specs import project_labels, server_labels
 from dockyard.server.control import ControlPlane
+from dockyard.server.settle import settle_unfinished
 from dockyard.store.store import Account
 
 S = ServiceState
@@ -30,13 +31,8 @@ def recover(control: ControlPlane) -> list[str]:
     interrupted: dict[str, Account] = {}
     for account, record in store.unfinished_deployments():
         interrupted[record.id] = account
-        reason = f"interrupted: the server stopped during deployment {record.id}"
-        for status in store.statuses(account, record.project):
-            if status.deployment != record.id or status.state in TERMINAL:
-                continue
-            failed = S.BUILD_FAILED if status.state in BUILD_STATES else \
-                S.SERVICE_DEPLOYMENT_FAILED
-            control.record(account, record.id, status.service, failed, reason)
+        settle_unfinished(control, account, record.project, record.id,
+                          f"interrupted: the server stopped during deployment {record.id}")
         store.finish_deployment(account, record.id, "failed")
         log.warning("deployment %s of %s/%s was interrupted; marked failed", record.id,
                     account.name, record.project)

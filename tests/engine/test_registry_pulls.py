@@ -530,11 +530,6 @@ def test_a_build_pulls_its_missing_base_and_refreshes_it_when_asked(
         assert built_layers(dockyard, project, name)[:len(new[name])] == new[name], name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NOT AS DESCRIBED: on a single user's server a build's base image is not checked with the "
-    "registry at admission (image_plan._base sets check only on a playground), so an unknown "
-    "FROM tag is not refused with 422 image-not-found; the deployment starts and the build "
-    "fails at its pull (BUILD_FAILED, exit 5)"))
 def test_a_missing_base_in_an_unknown_tag_is_refused(
         dockyard: Dockyard, registry: Registry, tmp_path: Path) -> None:
     """Every image to pull is checked with the registry before anything is recorded: a

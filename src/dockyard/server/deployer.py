@@ -330,8 +330,8 @@ class Deployer:
         except PushFailed as exc:
             failure = classify(exc.engine_message or exc.message, host=host)
             self._record(name, S.SERVICE_DEPLOYMENT_FAILED,
-                         f"the push of the built image to {host} failed: {failure.reason} "
-                         f"({failure.hint})")
+                         f"the push of the built image to {host} failed: {failure.reason}; "
+                         f"{failure.hint}")
             return None
         self.run_as[name] = pinned(remote, digest)
         self._note_image(name, tag, image_id, self.run_as[name])

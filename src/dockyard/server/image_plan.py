@@ -44,6 +44,7 @@ from dockyard.registry.reference import (
 )
 from dockyard.runtime.driver import ImageInfo
 from dockyard.runtime.errors import PullFailed
+from dockyard.server.build_reuse import reusable_build
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.images import (
@@ -119,10 +120,24 @@ def plan_images(control: ControlPlane, project: Project, builds: Mapping[str, Bu
             if _policy(service).kind is PullKind.BUILD:
                 planner.rebuild.add(name)
             build = builds.get(name)
-            if build is not None:
+            if build is not None and (control.settings.playground or rebuild
+                                      or name in planner.rebuild
+                                      or not _reused(control, account, project, name, build)):
+                # A build that will run: its bases are checked (and pulled) now. A single
+                # user's build reused as it is reads no base, so none is asked for.
                 planner.build_bases(name, build, context_owner)
     uses = planner.check_registries()
     return ImagePlan(tuple(uses), frozenset(planner.rebuild)), planner.problems
+
+
+def _reused(control: ControlPlane, account: Account | None, project: Project, name: str,
+            build: BuildInput) -> bool:
+    """Whether an earlier build of the same inputs will be reused (no build runs)."""
+    if account is None:
+        return False
+    placement = control.placement(account, project.name)
+    return reusable_build(control.driver, placement, name, project.services[name], build,
+                          playground=control.settings.playground) is not None
 
 
 def _policy(service: Service) -> PullPolicy:
@@ -314,9 +329,10 @@ class _Planner:
             return
         engine = parsed.tagged
         present = self.driver.image_id(engine) is not None
+        pull = refresh or not present
         self.uses.append(ImageUse(
-            name, reference, engine, registry_host(parsed), pull=refresh or not present,
-            check=check, base=True, location=at))
+            name, reference, engine, registry_host(parsed), pull=pull,
+            check=check or pull, base=True, location=at))
 
     # -- the registries' answers ---------------------------------------------------------------
     def check_registries(self) -> list[ImageUse]:

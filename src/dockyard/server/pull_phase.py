@@ -102,4 +102,4 @@ def _why(use: ImageUse, exc: PullFailed) -> str:
         return exc.message
     failure = classify(exc.engine_message or exc.message, host=use.registry or "docker.io")
     what = "base image " if use.base else ""
-    return f"the pull of {what}{use.reference} failed: {failure.reason} ({failure.hint})"
+    return f"the pull of {what}{use.reference} failed: {failure.reason}; {failure.hint}"

@@ -86,11 +86,11 @@ class Puller:
 
 
 class PullStopped(PullFailed):
-    """A pull the server stopped: too large, or too slow (`kind`)."""
+    """A pull the server stopped: too large, or too slow (`limit`: too-large or timeout)."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, limit: str) -> None:
         super().__init__(message, message)
-        self.kind = kind
+        self.limit = limit
 
 
 def _mib(size: int) -> str:

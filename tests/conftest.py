@@ -24,6 +24,8 @@ def dockyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # Servers started by tests take any free ingress ports on loopback, never 80 and 443.
     for key, value in INGRESS_TEST_ENV.items():
         monkeypatch.setenv(key, value)
+    # A forbidden state transition fails the test (server/control.py) instead of being logged.
+    monkeypatch.setenv("DOCKYARD_STRICT_TRANSITIONS", "1")
     yield home
 
 

@@ -292,7 +292,7 @@ def test_a_resolver_that_hangs_is_bounded(ingress: Answers) -> None:
 
 # -- the note in the service's state -----------------------------------------------------------
 class FakeControl:
-    """What `note_when_deployed` uses of the control plane: deployments, statuses, record."""
+    """What `note_when_deployed` uses of the control plane: deployments, statuses, follow."""
 
     def __init__(self) -> None:
         from dockyard.store.store import Account
@@ -327,6 +327,11 @@ class FakeControl:
                reason: str) -> Any:
         self.recorded.append((deployment, service, reason))
         return state
+
+    def follow(self, account: Any, deployment: str, service: str, seen: Any, state: Any,
+               reason: str) -> bool:
+        self.recorded.append((deployment, service, reason))
+        return True
 
 
 def test_the_note_waits_for_the_deployment_and_a_newer_claim_supersedes_it() -> None:

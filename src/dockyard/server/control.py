@@ -4,10 +4,16 @@ One `ControlPlane` lives in the server. Deployments of one project never interle
 takes the project's slot or refuses (`DeploymentInProgress`), `end` frees it. Containers the
 server stops on purpose are remembered so the engine watcher does not take their exit for a
 crash.
+
+Every state change goes through `record` (or `follow`, for moves decided from what the engine
+showed), which checks it against the transition table: see `record` for what a forbidden move
+does, and `DOCKYARD_STRICT_TRANSITIONS`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -16,9 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import DeploymentInProgress as DeploymentInProgress
 from dockyard.files import write_private
-from dockyard.lifecycle import ServiceEvent, ServiceState, can_transition
+from dockyard.lifecycle import (
+    ENTRY,
+    InvalidTransition,
+    ServiceEvent,
+    ServiceState,
+    can_transition,
+)
 from dockyard.runtime.driver import Driver
 from dockyard.runtime.egress import EgressGuard
 from dockyard.runtime.specs import Placement
@@ -29,11 +41,13 @@ from dockyard.server.ingress import Ingress
 from dockyard.server.puller import Puller
 from dockyard.server.registry_auth import RegistryCredentials
 from dockyard.server.settings import ServerSettings
-from dockyard.store.store import Account, Store
+from dockyard.store.store import Account, ServiceStatus, Store
 
+log = logging.getLogger("dockyard.server")
 
-class DeploymentInProgress(DockyardError):
-    """Another deployment of the same project is running."""
+# "1": a forbidden state transition raises `InvalidTransition` instead of only being logged.
+# The test suite sets it (tests/conftest.py), so a bug that makes one fails the tests.
+STRICT_TRANSITIONS = "DOCKYARD_STRICT_TRANSITIONS"
 
 
 class KeyedLocks:
@@ -83,6 +97,8 @@ class ControlPlane:
         self.configs = Configs(store, ConfigCipher.load_or_create(settings.data),
                                settings.limits.projects if settings.limits else 0)
         self.registries = RegistryCredentials(store, self.configs.cipher, driver)
+        self.strict_transitions = os.environ.get(STRICT_TRANSITIONS) == "1"
+        self._moves = KeyedLocks()  # per (account, service): a move's check and write are one
 
     # -- waking whoever streams events ---------------------------------------------------------
     def notify(self) -> None:
@@ -157,19 +173,86 @@ class ControlPlane:
     # -- state changes ------------------------------------------------------------------------
     def record(self, account: Account, deployment: str, service: str, state: ServiceState,
                reason: str) -> ServiceState:
-        """Record `service` moving to `state`, unless the table forbids it.
+        """Record `service` moving to `state` in `deployment` (a note when it is there already);
+        returns the service's state afterwards.
 
-        A move the table does not list is dropped rather than recorded (the watcher can race a
-        deployment's own events); a note in the same state is recorded as an event.
+        A move the table forbids is a bug in its caller, never a race: it is not recorded but
+        logged as a warning, and in strict mode (`STRICT_TRANSITIONS`, the tests) it raises
+        `InvalidTransition`. Races with the engine watcher cannot reach here: its moves go
+        through `follow`, which drops the stale ones. One move the table does not list is
+        legitimate: a deployment starting a service that an ended deployment left restarting
+        (the watcher's PENDING) settles that one first (`_supersede`).
         """
-        current = self.current_state(account, deployment, service)
-        if current != state and not can_transition(current, state):
-            return current
+        with self._moves(f"{account.name}\0{service}"):
+            current = self.current_state(account, deployment, service)
+            if current != state and not can_transition(current, state) and \
+                    not self._supersede(account, deployment, service, current, state):
+                self._forbidden(deployment, service, current, state, reason)
+                return current
+            self._add(account, deployment, service, state, reason)
+        self.notify()
+        return state
+
+    def follow(self, account: Account, deployment: str, service: str, seen: ServiceState,
+               state: ServiceState, reason: str) -> bool:
+        """Record a move decided from what the engine showed (the watcher, a late note), only
+        while the service is still in state `seen` of `deployment`; whether it was recorded.
+
+        The watcher reads a service's status, then decides. Meanwhile a deployment of the
+        project may have begun (`is_deploying` is checked before, not with the write) or
+        another event been recorded: the decision is stale, and dropped quietly. That race is
+        the only reason a move is dropped without a warning. A move the table forbids from
+        `seen` itself is a bug, as in `record`.
+        """
+        with self._moves(f"{account.name}\0{service}"):
+            status = self._status(account, deployment, service)
+            if status is None or status.deployment != deployment or status.state is not seen:
+                log.debug("stale move of service %s (deployment %s) not recorded: %s -> %s, "
+                          "it is now %s", service, deployment, seen.name, state.name,
+                          f"{status.state.name} in {status.deployment}" if status else "gone")
+                return False
+            if seen != state and not can_transition(seen, state):
+                self._forbidden(deployment, service, seen, state, reason)
+                return False
+            self._add(account, deployment, service, state, reason)
+        self.notify()
+        return True
+
+    def _add(self, account: Account, deployment: str, service: str, state: ServiceState,
+             reason: str) -> None:
         self.store.add_event(account, ServiceEvent(
             service=service, state=state, at=datetime.now(UTC), reason=reason,
             deployment=deployment))
-        self.notify()
-        return state
+
+    def _supersede(self, account: Account, deployment: str, service: str,
+                   current: ServiceState, state: ServiceState) -> bool:
+        """A new deployment starting a service left PENDING by another (its container was
+        restarting when the watcher last saw it): settle that one as FAILED first, as the
+        table wants (docs/architecture.md, The state machine), then the start is allowed."""
+        if state not in ENTRY or current is not ServiceState.SERVICE_DEPLOYMENT_PENDING:
+            return False
+        status = self._status(account, deployment, service)
+        if status is None or status.deployment == deployment:
+            return False
+        self._add(account, status.deployment, service, ServiceState.SERVICE_DEPLOYMENT_FAILED,
+                  f"superseded by deployment {deployment}")
+        return True
+
+    def _forbidden(self, deployment: str, service: str, current: ServiceState,
+                   state: ServiceState, reason: str) -> None:
+        log.warning("forbidden state transition not recorded: deployment %s, service %s: "
+                    "%s -> %s (%s)", deployment, service, current.name, state.name,
+                    reason[:200])
+        if self.strict_transitions:
+            raise InvalidTransition(current, state, service)
+
+    def _status(self, account: Account, deployment: str, service: str) -> ServiceStatus | None:
+        """The service's current status in the project of `deployment` (any deployment's)."""
+        record = self.store.deployment(account, deployment)
+        if record is None:
+            return None
+        return next((s for s in self.store.statuses(account, record.project)
+                     if s.service == service), None)
 
     def current_state(self, account: Account, deployment: str, service: str) -> ServiceState:
         record = self.store.deployment(account, deployment)

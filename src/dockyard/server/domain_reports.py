@@ -90,9 +90,13 @@ def note_when_deployed(control: ControlPlane, account_name: str, project: str, s
     with _latest_lock:
         if _latest.get(key) == number:
             del _latest[key]
-    for status in control.store.statuses(account, project):
-        if status.service == service and status.deployment == latest.id:
-            reason = f"{status.reason}; {text}" if status.reason else text
-            control.record(account, latest.id, service, status.state, reason)
+    for _ in range(3):  # the watcher may move the service between the read and the note
+        status = next((s for s in control.store.statuses(account, project)
+                       if s.service == service and s.deployment == latest.id), None)
+        if status is None:
+            return False
+        reason = f"{status.reason}; {text}" if status.reason else text
+        # A note in the state it is in (never a move back to the state it was read in).
+        if control.follow(account, latest.id, service, status.state, status.state, reason):
             return True
     return False

@@ -8,6 +8,12 @@ COMPLETED to PENDING (the engine restarts it) or FAILED (no restart policy); dyi
 it is stable again is a crash loop: FAILED. A container that starts again and keeps running
 through the stabilization window, or whose health check passes again, brings it back to
 COMPLETED. Jobs exit by design and are ignored; so are containers the server stops itself.
+
+Each move is decided from the status read when the event came, and recorded with
+`ControlPlane.follow`: only if the service is still in that state of that deployment. A
+deployment of the project may begin between the `is_deploying` check and the write, and
+record its own events; the watcher's decision is then stale, a race and not a bug, and it is
+dropped quietly (never a forbidden transition, never a strict-mode failure).
 """
 
 from __future__ import annotations
@@ -89,12 +95,12 @@ class Watcher:
                     event.container_id) else S.SERVICE_DEPLOYMENT_FAILED
                 verb = "the engine restarts it" if state is S.SERVICE_DEPLOYMENT_PENDING \
                     else "it is not restarted"
-                self.control.record(account, deployment, service, state,
+                self.control.follow(account, deployment, service, status.state, state,
                                     f"container {name} exited with code {code}; {verb}")
             elif status.state is S.SERVICE_DEPLOYMENT_PENDING:
-                self.control.record(account, deployment, service, S.SERVICE_DEPLOYMENT_FAILED,
-                                    f"crash loop: container {name} exited again with code "
-                                    f"{code}")
+                self.control.follow(account, deployment, service, status.state,
+                                    S.SERVICE_DEPLOYMENT_FAILED, f"crash loop: container "
+                                    f"{name} exited again with code {code}")
         elif event.action == "start" and status.state in (S.SERVICE_DEPLOYMENT_PENDING,
                                                           S.SERVICE_DEPLOYMENT_FAILED):
             threading.Thread(target=self._confirm, args=(account_name, project, service,
@@ -104,11 +110,12 @@ class Watcher:
             healthy = event.action.endswith("healthy") and "unhealthy" not in event.action
             if healthy and status.state in (S.SERVICE_DEPLOYMENT_FAILED,
                                             S.SERVICE_DEPLOYMENT_PENDING):
-                self.control.record(account, deployment, service,
+                self.control.follow(account, deployment, service, status.state,
                                     S.SERVICE_DEPLOYMENT_COMPLETED, "the health check passes "
                                     "again")
             elif not healthy and status.state is S.SERVICE_DEPLOYMENT_COMPLETED:
-                self.control.record(account, deployment, service, S.SERVICE_DEPLOYMENT_FAILED,
+                self.control.follow(account, deployment, service, status.state,
+                                    S.SERVICE_DEPLOYMENT_FAILED,
                                     f"the health check of {name} fails")
 
     def _restarts(self, container_id: str) -> bool:
@@ -134,7 +141,11 @@ class Watcher:
             return
         status = next((s for s in store.statuses(account, project) if s.service == service),
                       None)
-        if status is not None:
-            self.control.record(account, status.deployment, service,
+        # From PENDING or FAILED it recovers; in COMPLETED (a health check passed meanwhile)
+        # it is a note. Any other state is a deployment's own, begun meanwhile: not ours.
+        if status is not None and status.state in (S.SERVICE_DEPLOYMENT_PENDING,
+                                                   S.SERVICE_DEPLOYMENT_FAILED,
+                                                   S.SERVICE_DEPLOYMENT_COMPLETED):
+            self.control.follow(account, status.deployment, service, status.state,
                                 S.SERVICE_DEPLOYMENT_COMPLETED,
                                 f"container {after.name} is running again")

@@ -31,6 +31,8 @@ MAX_HEADER_BYTES = 1024 * 1024  # a pax or GNU long-name header: names, not data
 class UnsafeArchive(DockyardError):
     """The uploaded build context was refused."""
 
+    status = 422
+
 
 def _inside(path: str) -> bool:
     normalized = posixpath.normpath(path)

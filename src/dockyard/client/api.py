@@ -12,30 +12,26 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from dockyard.api_errors import DeploymentInProgress, NotFound
 from dockyard.client._http import httpx
-from dockyard.diagnostics import Diagnostic, Location, Severity
-from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.errors import DockyardError
 from dockyard.exit_codes import ExitCode
+from dockyard.runtime.errors import EngineUnavailable
 
 
 class ClientError(DockyardError):
-    """The server refused a request, or could not be reached."""
-
-
-class NotFoundError(ClientError):
-    """The server has no such project, deployment or config (for this account)."""
+    """The server refused a request with an answer that names no error this client knows
+    (`dockyard.error_kinds`), or could not be reached."""
 
 
 class ServerUnreachable(ClientError):
     exit_code = ExitCode.SERVER_UNAVAILABLE
 
 
-class DeploymentConflict(ClientError):
-    """Another deployment of the project runs."""
-
-
-class EngineDown(ClientError):
-    exit_code = ExitCode.ENGINE_UNAVAILABLE
+# The server's own errors, rebuilt by kind; the names callers used before are kept.
+NotFoundError = NotFound
+DeploymentConflict = DeploymentInProgress
+EngineDown = EngineUnavailable
 
 
 class Client:
@@ -252,32 +248,25 @@ def _registry_path(host: str) -> str:
 
 
 def _error(response: httpx.Response) -> DockyardError:
+    """The error the server answered with, as its own class (`dockyard.error_kinds`); an
+    answer that names no known kind (a proxy's, a route that does not exist) by its status."""
+    from dockyard.error_kinds import rebuild
+
     try:
         body = response.json()
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
+    known = rebuild(body)
+    if known is not None:
+        return known
     message = str(body.get("error") or body.get("detail") or
                   f"the server answered {response.status_code}")
     hint = body.get("hint")
-    kind = body.get("kind")
-    if kind == "ProjectInvalid" and isinstance(body.get("diagnostics"), list):
-        return ProjectInvalid([
-            Diagnostic(Severity(d.get("severity", "error")), str(d.get("code")),
-                       str(d.get("message")),
-                       Location(d.get("file"), d.get("line"), d.get("path")), d.get("hint"))
-            for d in body["diagnostics"]])
-    if response.status_code == 409:
-        return DeploymentConflict(message, hint)
-    if response.status_code == 404:
-        return NotFoundError(message, hint)
-    if response.status_code == 503 or kind == "EngineUnavailable":
-        return EngineDown(message, hint)
-    if response.status_code == 422 and isinstance(body.get("detail"), list):
-        message = "the server refused the request: " + "; ".join(
-            str(d.get("msg")) for d in body["detail"] if isinstance(d, dict))
-    return ClientError(message, hint)
+    by_status: dict[int, type[DockyardError]] = {
+        404: NotFound, 409: DeploymentInProgress, 503: EngineUnavailable}
+    return by_status.get(response.status_code, ClientError)(message, hint)
 
 
 def connect(server: str | None = None, *, environ: Mapping[str, str] | None = None,

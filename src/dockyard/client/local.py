@@ -74,8 +74,9 @@ def _token(env: Mapping[str, str]) -> str:
 def ensure_local_server(env: Mapping[str, str],
                         announce: Callable[[str], None] | None = None) -> tuple[str, str]:
     """(url, token) of the local server, starting it first when none answers."""
-    from dockyard.client.api import EngineDown, ServerUnreachable
+    from dockyard.client.api import ServerUnreachable
     from dockyard.exit_codes import ExitCode
+    from dockyard.runtime.errors import EngineUnavailable
 
     found = running_server(env)
     if found is not None:
@@ -105,7 +106,7 @@ def ensure_local_server(env: Mapping[str, str],
                 return found[0], _token(env)
             if process.poll() is not None:
                 if process.returncode == int(ExitCode.ENGINE_UNAVAILABLE):
-                    raise EngineDown(
+                    raise EngineUnavailable(
                         "the local Dockyard server could not start: "
                         + _error_line(log_path),
                         hint="is dockerd running? start it (scripts/setup does) or set "

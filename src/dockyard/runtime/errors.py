@@ -9,6 +9,7 @@ from dockyard.exit_codes import ExitCode
 class EngineUnavailable(DockyardError):
     """The Docker Engine does not answer."""
 
+    status = 503
     exit_code = ExitCode.ENGINE_UNAVAILABLE
 
 

@@ -11,15 +11,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import ConfigKeyError as ConfigKeyError
 from dockyard.files import write_private
 
 KEY_FILE = "config.key"
-
-
-class ConfigKeyError(DockyardError):
-    """The config encryption key is missing, unreadable, or not the one the values were
-    encrypted with."""
 
 
 class ConfigCipher:

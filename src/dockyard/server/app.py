@@ -18,18 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dockyard import __version__
-from dockyard.api_errors import NotFound
-from dockyard.build.safety import UnsafeArchive
-from dockyard.errors import DockyardError, ProjectInvalid
-from dockyard.runtime.errors import EngineError, EngineUnavailable
-from dockyard.secrets.crypto import ConfigKeyError
-from dockyard.server import registry_auth, streams
-from dockyard.server.auth import PUBLIC_PATHS, Unauthorized, account, account_of
+from dockyard.api_errors import RequestInvalid, Unauthorized
+from dockyard.errors import DockyardError
+from dockyard.runtime.errors import EngineError
+from dockyard.server import streams
+from dockyard.server.auth import PUBLIC_PATHS, account, account_of
 from dockyard.server.body_limit import BodyLimit
-from dockyard.server.configs import ConfigInvalid, ConfigNotFound
-from dockyard.server.contexts import ContextError, ContextTooLarge
-from dockyard.server.control import ControlPlane, DeploymentInProgress
-from dockyard.server.registry_access import RegistryNotAllowed
+from dockyard.server.control import ControlPlane
 from dockyard.server.routes import (
     accounts,
     configs,
@@ -43,31 +38,10 @@ from dockyard.server.routes import (
 )
 from dockyard.server.scrub import scrub_engine_text
 
-# The first kind an error is an instance of decides (a subclass before its base).
-_STATUS = {ProjectInvalid: 422, UnsafeArchive: 422, ContextTooLarge: 413, ContextError: 422,
-           DeploymentInProgress: 409, NotFound: 404, Unauthorized: 401,
-           EngineUnavailable: 503, ConfigNotFound: 404, ConfigInvalid: 422,
-           ConfigKeyError: 500, streams.TooManyFollows: 429,
-           registry_auth.RegistryCredentialInvalid: 422, registry_auth.RegistryLoginRefused: 400,
-           registry_auth.RegistryUnreachable: 502, registry_auth.RegistryLoginBusy: 429,
-           RegistryNotAllowed: 403}
-
-
-def _status_of(exc: DockyardError) -> int:
-    for kind, status in _STATUS.items():
-        if isinstance(exc, kind):
-            return status
-    return 400
-
 
 def error_body(exc: DockyardError) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": exc.message, "hint": exc.hint, "kind": type(exc).__name__}
-    if isinstance(exc, ProjectInvalid):
-        body["diagnostics"] = [
-            {"severity": d.severity.value, "code": d.code, "message": d.message,
-             "file": d.location.file, "line": d.location.line, "path": d.location.path,
-             "hint": d.hint} for d in exc.diagnostics]
-    return body
+    """The JSON answer for `exc` (`DockyardError.to_wire`); its status is the class's."""
+    return exc.to_wire()
 
 
 def create_app(control: ControlPlane) -> FastAPI:
@@ -99,7 +73,7 @@ def create_app(control: ControlPlane) -> FastAPI:
                 request.state.account = await run_in_threadpool(
                     account_of, control, request.headers.get("authorization"))
             except Unauthorized as exc:
-                return JSONResponse(error_body(exc), status_code=401)
+                return JSONResponse(error_body(exc), status_code=exc.status)
         return await call_next(request)
 
     @app.exception_handler(DockyardError)
@@ -107,7 +81,7 @@ def create_app(control: ControlPlane) -> FastAPI:
         body = error_body(exc)
         if isinstance(exc, EngineError):  # the engine's words are for its owner, not a tenant
             body["error"] = scrub_engine_text(str(body["error"]), control.settings.data)
-        return JSONResponse(body, status_code=_status_of(exc))
+        return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -115,8 +89,9 @@ def create_app(control: ControlPlane) -> FastAPI:
         # and what is wrong, never what was sent.
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
                     "type": e.get("type", "")} for e in exc.errors()]
-        return JSONResponse({"error": "the request is invalid", "hint": None,
-                             "kind": "RequestInvalid", "detail": details}, status_code=422)
+        refused = RequestInvalid("the request is invalid")
+        return JSONResponse(error_body(refused) | {"detail": details},
+                            status_code=refused.status)
 
     api = app.router
     health.add_routes(api)

@@ -11,16 +11,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import Unauthorized as Unauthorized
 from dockyard.server.control import ControlPlane
 from dockyard.store.store import Account
 
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs",
                           "/v1/docs/oauth2-redirect"})
-
-
-class Unauthorized(DockyardError):
-    """No token, or a token the server does not know."""
 
 
 def account(request: Request,

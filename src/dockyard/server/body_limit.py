@@ -17,6 +17,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.api_errors import RequestTooLarge
+
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -25,10 +27,10 @@ def exempt(method: str, path: str) -> bool:
     return method == "PUT" and path.startswith("/v1/contexts/")
 
 
-def too_large_body(limit: int) -> dict[str, str]:
-    return {"error": f"the request body is over the server's limit of {limit} bytes",
-            "hint": "send a smaller request (the server's --max-request-bytes sets the limit)",
-            "kind": "RequestTooLarge"}
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"the request body is over the server's limit of {limit} bytes",
+                           hint="send a smaller request (the server's --max-request-bytes sets "
+                           "the limit)")
 
 
 class BodyLimit:
@@ -89,8 +91,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    payload = json.dumps(too_large_body(limit)).encode()
-    await send({"type": "http.response.start", "status": 413,
+    refused = too_large(limit)
+    payload = json.dumps(refused.to_wire()).encode()
+    await send({"type": "http.response.start", "status": refused.status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})

@@ -12,20 +12,14 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 
+from dockyard.api_errors import ConfigInvalid as ConfigInvalid
+from dockyard.api_errors import ConfigNotFound as ConfigNotFound
 from dockyard.errors import DockyardError
 from dockyard.secrets.crypto import ConfigCipher
 from dockyard.secrets.resolve import is_config_name, redact
 from dockyard.store.store import Account, Store
 
 MAX_VALUE_BYTES = 64 * 1024
-
-
-class ConfigInvalid(DockyardError):
-    """A config name or value was refused."""
-
-
-class ConfigNotFound(DockyardError):
-    """No config of that name in the project."""
 
 
 MAX_CONFIGS_PER_PROJECT = 100

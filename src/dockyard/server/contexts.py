@@ -30,24 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from dockyard.api_errors import ContextError as ContextError
+from dockyard.api_errors import ContextTooLarge as ContextTooLarge
 from dockyard.build.context import PackedContext
 from dockyard.build.safety import check_archive
-from dockyard.errors import DockyardError
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]{64}")
 PART_SUFFIX = ".part"
 
 
-class ContextError(DockyardError):
-    """An upload that is not what it claims to be."""
-
-
 MIN_CONTEXT_CHARGE = 64 * 1024
-
-
-class ContextTooLarge(ContextError):
-    """An upload over the server's context size limit or over the account's quota."""
 
 
 def check_digest(digest: str) -> str:

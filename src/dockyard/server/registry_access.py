@@ -25,13 +25,9 @@ import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import RegistryNotAllowed as RegistryNotAllowed
 
 Resolver = Callable[[str], Sequence[str]]
-
-
-class RegistryNotAllowed(DockyardError):
-    """A tenant named a registry at a private or local address (a login, on a shared server)."""
 
 
 def check_login_registry(registry: str, *, patterns: Sequence[str]) -> None:

@@ -15,6 +15,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dockyard.api_errors import RegistryCredentialInvalid as RegistryCredentialInvalid
+from dockyard.api_errors import RegistryLoginBusy as RegistryLoginBusy
+from dockyard.api_errors import RegistryLoginRefused as RegistryLoginRefused
+from dockyard.api_errors import RegistryUnreachable as RegistryUnreachable
 from dockyard.errors import DockyardError
 from dockyard.registry.reference import auth_server_address, normalize_host
 from dockyard.runtime.driver import Driver
@@ -28,23 +32,6 @@ log = logging.getLogger("dockyard.server")
 MAX_REGISTRIES = 50  # logins one account may keep
 MAX_USERNAME = 255  # characters (the store's column)
 MAX_PASSWORD_BYTES = 8 * 1024  # a password or an access token (ECR's are about 2 KiB)
-
-
-class RegistryCredentialInvalid(DockyardError):
-    """A host, user name or password that cannot be a registry login, or one login too many."""
-
-
-class RegistryLoginRefused(DockyardError):
-    """The registry refused the user name and password."""
-
-
-class RegistryUnreachable(DockyardError):
-    """The login could not be checked: the engine did not reach the registry."""
-
-
-class RegistryLoginBusy(DockyardError):
-    """Another login of the same account is being checked (each may wait on a slow registry,
-    holding a server thread: one at a time per account)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import TooManyFollows as TooManyFollows
 from dockyard.server.control import ControlPlane
 from dockyard.store.store import Account
 
@@ -36,10 +36,6 @@ KEEPALIVE = ": keep-alive\n\n"
 
 def sse(kind: str, data: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
-
-
-class TooManyFollows(DockyardError):
-    """The account already follows as many log streams as the server allows (HTTP 429)."""
 
 
 class FollowSlots:

@@ -15,14 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import StoreError as StoreError
 from dockyard.ids import new_deployment_id
 from dockyard.lifecycle import ServiceEvent, ServiceState
 from dockyard.store import schema
-
-
-class StoreError(DockyardError):
-    """The store cannot be opened or is newer than this version of Dockyard."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,8 @@ class Ingress:
             domains.on_change = self._refresh
         self._lock = threading.RLock()
         self._services: dict[tuple[str, str, str], _Service] = {}
+        self._flush_lock = threading.Lock()  # taken before `_lock`, never after it
+        self._pending = 0  # changes `_serve` made that no proxy update carried yet
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
 
@@ -225,14 +227,28 @@ class Ingress:
                 return True
             routes = service_routes(self.mode, self.zone, account, project.name, model)
             wanted = _Service(routes, dict(addresses), set())
-            if self._services.get(key) == wanted:
-                table = self.table()  # already served so: a no-op `up` rewrites nothing
-            else:
+            queued = self._services.get(key) != wanted
+            if queued:
                 self._services[key] = wanted
-                table = self._apply()
+                self._pending += 1
+            table = self.table()  # already served so: a no-op `up` rewrites nothing
+        if queued:
+            table = self._flush()
         if not wait:
             return True
         return self._wait_in_rotation(table, routes, addresses.values())
+
+    def _flush(self) -> dict[str, Route]:
+        """Apply the changes `_serve` queued: one proxy update for all the changes queued
+        while the previous update ran. Many services of a deployment become healthy at about
+        the same time; each new public service needs a reload of the proxy, and one reload
+        per service, one after the other, made a deployment's time grow with its size."""
+        with self._flush_lock:
+            with self._lock:
+                if self._pending:
+                    self._pending = 0
+                    return self._apply()
+                return self.table()  # an update that ran meanwhile carried this change
 
     def _wait_in_rotation(self, table: Mapping[str, Route], routes: Sequence[Route],
                           addresses: Iterable[str]) -> bool:

@@ -11,10 +11,11 @@ from dockyard.cli.tables import deployments_table, elapsed, endpoints_text, ps_t
 from dockyard.errors import UsageError
 from dockyard.naming import NamingMode
 from dockyard.server.settings import parse_listen, settings_from
+from dockyard.wire_models import DeploymentSummary, ServiceStatus
 
 GOLDEN = Path(__file__).parent / "golden"
 
-ROWS = [
+ROWS = [ServiceStatus.from_json(row) for row in [
     {"service": "web", "deployment": "a1b2c3d4e5f6", "state": "SERVICE_DEPLOYMENT_COMPLETED",
      "fqdn": "web.shop.alice.localhost", "endpoint": "https://web--8080.shop.alice.localhost",
      "endpoints": ["https://web--8080.shop.alice.localhost"], "replicas": 2, "running": 2,
@@ -28,7 +29,7 @@ ROWS = [
      "fqdn": "metrics.shop.internal", "endpoint": "localhost:9100",
      "endpoints": ["localhost:9100"], "replicas": 1, "running": 0,
      "since": "2026-11-28T10:00:02+00:00", "reason": "building"},
-]
+]]
 
 
 def _golden(name: str, text: str, regen: bool) -> None:
@@ -46,11 +47,11 @@ def test_ps_tables(regen: bool) -> None:
 
 
 def test_deployments_table(regen: bool) -> None:
-    items = [{"id": "a1b2c3d4e5f6", "created_at": "2026-11-28T10:00:00.123+00:00",
-              "project": "shop", "action": "up", "status": "succeeded",
-              "services": ["db", "web"]},
-             {"id": "zzzzzzzzzzzz", "created_at": "2026-11-28T11:00:00+00:00",
-              "project": "shop", "action": "down", "status": "failed", "services": []}]
+    items = [DeploymentSummary.from_json(item) for item in [
+        {"id": "a1b2c3d4e5f6", "created_at": "2026-11-28T10:00:00.123+00:00",
+         "project": "shop", "action": "up", "status": "succeeded", "services": ["db", "web"]},
+        {"id": "zzzzzzzzzzzz", "created_at": "2026-11-28T11:00:00+00:00",
+         "project": "shop", "action": "down", "status": "failed", "services": []}]]
     _golden("deployments.txt", deployments_table(items), regen)
 
 

@@ -3,9 +3,12 @@ no trailing spaces). Pure, so goldens can pin them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockyard.wire_models import DeploymentSummary, PlannedService, ServiceStatus
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -20,19 +23,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ps_table(services: Sequence[Mapping[str, Any]], *, long: bool = False) -> str:
+def ps_table(services: Sequence[ServiceStatus], *, long: bool = False) -> str:
     headers = ["SERVICE", "DEPLOYMENT", "STATE", "FQDN", "ENDPOINT"]
     if long:
         headers += ["REPLICAS", "SINCE", "IMAGE", "REASON"]
     rows = []
     for s in services:
-        endpoints = s.get("endpoints") or ([s["endpoint"]] if s.get("endpoint") else [])
-        row = [str(s["service"]), str(s["deployment"]), str(s["state"]), str(s["fqdn"]),
-               " ".join(endpoints)]
+        endpoints = s.endpoints or ([s.endpoint] if s.endpoint else [])
+        row = [s.service, s.deployment, s.state, s.fqdn, " ".join(endpoints)]
         if long:
-            row += [f"{s.get('running', 0)}/{s.get('replicas', 0)}",
-                    str(s.get("since", ""))[:19].replace("T", " "),
-                    _short_image(str(s.get("image") or "")), str(s.get("reason", ""))]
+            row += [f"{s.running}/{s.replicas}", s.since[:19].replace("T", " "),
+                    _short_image(s.image), s.reason]
         rows.append(row)
     return table(headers, rows)
 
@@ -45,25 +46,23 @@ def _short_image(image: str) -> str:
     return image.removeprefix("sha256:")[:12]
 
 
-def plan_table(services: Sequence[Mapping[str, Any]]) -> str:
+def plan_table(services: Sequence[PlannedService]) -> str:
     """`up --dry-run`: SERVICE ACTION REPLICAS WHY, in the order the plan carries them out."""
-    rows = [[str(s["service"]), str(s["action"]), str(s.get("replicas", "")),
-             ", ".join(str(r) for r in s.get("reasons") or [])] for s in services]
+    rows = [[s.service, s.action, str(s.replicas), ", ".join(s.reasons)] for s in services]
     return table(["SERVICE", "ACTION", "REPLICAS", "WHY"], rows)
 
 
-def endpoints_text(services: Sequence[Mapping[str, Any]]) -> str:
+def endpoints_text(services: Sequence[ServiceStatus]) -> str:
     lines = []
     for s in services:
-        for endpoint in s.get("endpoints") or []:
-            lines.append(f"  {s['service']}: {endpoint}")
+        for endpoint in s.endpoints:
+            lines.append(f"  {s.service}: {endpoint}")
     return ("Endpoints:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
-def deployments_table(items: Sequence[Mapping[str, Any]]) -> str:
-    rows = [[str(d["id"]), str(d["created_at"])[:19].replace("T", " "), str(d["project"]),
-             str(d["action"]), str(d["status"]), ",".join(d.get("services") or [])]
-            for d in items]
+def deployments_table(items: Sequence[DeploymentSummary]) -> str:
+    rows = [[d.id, d.created_at[:19].replace("T", " "), d.project, d.action, d.status,
+             ",".join(d.services)] for d in items]
     return table(["DEPLOYMENT", "TIME (UTC)", "PROJECT", "ACTION", "STATUS", "SERVICES"], rows)
 
 

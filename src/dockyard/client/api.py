@@ -17,6 +17,27 @@ from dockyard.client._http import httpx
 from dockyard.errors import DockyardError
 from dockyard.exit_codes import ExitCode
 from dockyard.runtime.errors import EngineUnavailable
+from dockyard.wire_models import (
+    BuildBody,
+    ConfigBody,
+    ConfigItem,
+    ConfigWritten,
+    DeployBody,
+    DeploymentDetail,
+    DeploymentStarted,
+    DeploymentSummary,
+    DownBody,
+    Health,
+    IngressInfo,
+    PlanAnswer,
+    PullPolicy,
+    RedeployBody,
+    RegistryItem,
+    RegistryLoginBody,
+    RegistryStored,
+    ServiceStatus,
+    WhoAmI,
+)
 
 
 class ClientError(DockyardError):
@@ -93,51 +114,48 @@ class Client:
                                     hint="is the server running? (`dockyard server`)") from None
 
     # -- the API ---------------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
-        return dict(self._json("GET", "/v1/health"))
+    def health(self) -> Health:
+        return Health.from_json(self._json("GET", "/v1/health"))
 
-    def whoami(self) -> dict[str, Any]:
-        return dict(self._json("GET", "/v1/whoami"))
+    def whoami(self) -> WhoAmI:
+        return WhoAmI.from_json(self._json("GET", "/v1/whoami"))
 
-    def ingress(self) -> dict[str, Any]:
+    def ingress(self) -> IngressInfo:
         """Whether the server runs its ingress, its ports, and its local CA certificate."""
-        result: dict[str, Any] = self._json("GET", "/v1/ingress")
-        return result
+        return IngressInfo.from_json(self._json("GET", "/v1/ingress"))
 
-    def configs(self, project: str) -> list[dict[str, Any]]:
+    def configs(self, project: str) -> list[ConfigItem]:
         """The project's config names and update times (values are never sent back)."""
         try:
-            result: list[dict[str, Any]] = self._json("GET", f"/v1/projects/{project}/configs")
-        except NotFoundError:
+            found = self._json("GET", f"/v1/projects/{project}/configs")
+        except NotFound:
             return []
-        return result
+        return [ConfigItem.from_json(item) for item in found]
 
     def set_config(self, project: str, name: str, value: str, *,
-                   if_not_set: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "PUT", f"/v1/projects/{project}/configs/{name}",
-            json={"value": value, "if_not_set": if_not_set})
-        return result
+                   if_not_set: bool = False) -> ConfigWritten:
+        body = ConfigBody(value=value, if_not_set=if_not_set)
+        return ConfigWritten.from_json(self._json(
+            "PUT", f"/v1/projects/{project}/configs/{name}", json=body.to_json()))
 
     def remove_config(self, project: str, name: str) -> None:
         self._request("DELETE", f"/v1/projects/{project}/configs/{name}")
 
-    def registries(self) -> list[dict[str, Any]]:
+    def registries(self) -> list[RegistryItem]:
         """The account's registry logins: host, username, updated_at (never passwords)."""
-        return list(self._json("GET", "/v1/registries"))
+        return [RegistryItem.from_json(item) for item in self._json("GET", "/v1/registries")]
 
-    def registry_login(self, host: str, username: str, password: str) -> dict[str, Any]:
-        """Have the server check the login and keep it; {"host" (as stored), "username"}."""
-        result: dict[str, Any] = self._json("PUT", _registry_path(host),
-                                            json={"username": username, "password": password},
-                                            timeout=90.0)
-        return result
+    def registry_login(self, host: str, username: str, password: str) -> RegistryStored:
+        """Have the server check the login and keep it; the host as stored, and the user."""
+        body = RegistryLoginBody(username=username, password=password)
+        return RegistryStored.from_json(self._json("PUT", _registry_path(host),
+                                                   json=body.to_json(), timeout=90.0))
 
     def registry_logout(self, host: str) -> bool:
         """Forget the login for `host`; False when the account had none."""
         try:
             self._request("DELETE", _registry_path(host))
-        except NotFoundError:
+        except NotFound:
             return False
         return True
 
@@ -157,59 +175,55 @@ class Client:
 
     def deploy(self, project: str, data: Mapping[str, Any],
                builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
-               build: bool = False, pull: str | None = None) -> str:
-        """Start a deployment; `pull` (always, missing, never) replaces every service's
-        `pull_policy`, as `compose up --pull` does."""
-        body: dict[str, Any] = {"project": dict(data), "builds": dict(builds), "force": force,
-                                "build": build}
-        if pull is not None:
-            body["pull"] = pull
-        return str(self._json("POST", f"/v1/projects/{project}/deployments",
-                              json=body)["deployment"])
+               build: bool = False, pull: PullPolicy | None = None) -> str:
+        """Start a deployment; its id (the answer is a `DeploymentStarted`). `pull` (always,
+        missing, never) replaces every service's `pull_policy`, as `compose up --pull` does."""
+        answer = self._json("POST", f"/v1/projects/{project}/deployments",
+                            json=_deploy_body(data, builds, force, build, pull))
+        return DeploymentStarted.from_json(answer).deployment
 
     def plan(self, project: str, data: Mapping[str, Any],
              builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
-             build: bool = False, pull: str | None = None) -> dict[str, Any]:
-        """What `deploy` with the same arguments would do (`up --dry-run`): nothing changes.
-        `{"project", "builds", "pulls", "services": [{"service", "action", "reasons",
-        "replicas"}]}`."""
-        body: dict[str, Any] = {"project": dict(data), "builds": dict(builds), "force": force,
-                                "build": build}
-        if pull is not None:
-            body["pull"] = pull
-        return dict(self._json("POST", f"/v1/projects/{project}/plan", json=body))
+             build: bool = False, pull: PullPolicy | None = None) -> PlanAnswer:
+        """What `deploy` with the same arguments would do (`up --dry-run`): nothing changes."""
+        return PlanAnswer.from_json(self._json(
+            "POST", f"/v1/projects/{project}/plan",
+            json=_deploy_body(data, builds, force, build, pull)))
 
-    def redeploy(self, deployment: str, *, pull: str | None = None) -> tuple[str, str]:
-        """Deploy again exactly the images `deployment` ran; (new deployment, project)."""
-        body: dict[str, Any] = {} if pull is None else {"pull": pull}
-        answer = self._json("POST", f"/v1/deployments/{deployment}/redeploy", json=body)
-        return str(answer["deployment"]), str(answer["project"])
+    def redeploy(self, deployment: str, *, pull: PullPolicy | None = None
+                 ) -> DeploymentStarted:
+        """Deploy again exactly the images `deployment` ran: the new deployment, its project."""
+        body = {} if pull is None else RedeployBody(pull=pull).to_json()
+        return DeploymentStarted.from_json(
+            self._json("POST", f"/v1/deployments/{deployment}/redeploy", json=body))
 
     def down(self, project: str, *, volumes: bool = False) -> str:
-        return str(self._json("POST", f"/v1/projects/{project}/down",
-                              json={"volumes": volumes})["deployment"])
+        """Start taking the project down; the deployment's id."""
+        answer = self._json("POST", f"/v1/projects/{project}/down",
+                            json=DownBody(volumes=volumes).to_json())
+        return DeploymentStarted.from_json(answer).deployment
 
-    def services(self, project: str) -> list[dict[str, Any]]:
+    def services(self, project: str) -> list[ServiceStatus]:
         """The project's services (`ps`); none when the project does not exist."""
         try:
-            return self._services(project)
-        except NotFoundError:
+            found = self._json("GET", f"/v1/projects/{project}/services")
+        except NotFound:
             return []
-
-    def _services(self, project: str) -> list[dict[str, Any]]:
-        return list(self._json("GET", f"/v1/projects/{project}/services"))
+        return [ServiceStatus.from_json(row) for row in found]
 
     def projects(self) -> list[str]:
         return list(self._json("GET", "/v1/projects"))
 
-    def deployments(self, project: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def deployments(self, project: str | None = None,
+                    limit: int = 50) -> list[DeploymentSummary]:
         params: dict[str, Any] = {"limit": limit}
         if project:
             params["project"] = project
-        return list(self._json("GET", "/v1/deployments", params=params))
+        return [DeploymentSummary.from_json(item)
+                for item in self._json("GET", "/v1/deployments", params=params)]
 
-    def deployment(self, deployment: str) -> dict[str, Any]:
-        return dict(self._json("GET", f"/v1/deployments/{deployment}"))
+    def deployment(self, deployment: str) -> DeploymentDetail:
+        return DeploymentDetail.from_json(self._json("GET", f"/v1/deployments/{deployment}"))
 
     def events(self, deployment: str, after: int = 0) -> Iterator[tuple[str, Any]]:
         """The deployment's state events as they happen; ends with ("end", {"status"})."""
@@ -233,6 +247,16 @@ class Client:
                 yield dict(data)
             elif event == "end" and on_end is not None and isinstance(data, dict):
                 on_end(data)
+
+
+def _deploy_body(data: Mapping[str, Any], builds: Mapping[str, Mapping[str, Any]],
+                 force: bool, build: bool, pull: PullPolicy | None) -> dict[str, Any]:
+    body = DeployBody(project=dict(data), force=force, build=build, pull=pull,
+                      builds={name: BuildBody.from_json(b) for name, b in builds.items()})
+    sent = body.to_json()
+    if pull is None:
+        del sent["pull"]  # as before: the server's default
+    return sent
 
 
 def _registry_path(host: str) -> str:

@@ -15,8 +15,7 @@ def save_ca(client: Client, directory: Path) -> Path:
     The file is named after the certificate's digest, so two servers never overwrite each
     other's and saving twice writes the same file.
     """
-    info = client.ingress()
-    pem = info.get("ca_certificate")
+    pem = client.ingress().ca_certificate
     if not pem:
         raise DockyardError("this server runs no ingress, so it has no certificates to trust",
                             hint="start the server without --no-ingress")

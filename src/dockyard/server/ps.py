@@ -15,6 +15,7 @@ from dockyard.runtime.specs import project_labels
 from dockyard.server.admission import load_submitted
 from dockyard.server.control import ControlPlane
 from dockyard.store.store import Account
+from dockyard.wire_models import ServiceStatus
 
 S = ServiceState
 
@@ -33,13 +34,13 @@ class ServiceRow:
     exposure: str
     image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"service": self.service, "deployment": self.deployment,
-                "state": self.state.name, "state_number": int(self.state),
-                "reason": self.reason, "since": self.since.isoformat(), "fqdn": self.fqdn,
-                "endpoint": self.endpoints[0] if self.endpoints else "",
-                "endpoints": list(self.endpoints), "replicas": self.replicas,
-                "running": self.running, "exposure": self.exposure, "image": self.image}
+    def to_wire(self) -> ServiceStatus:
+        return ServiceStatus(
+            service=self.service, deployment=self.deployment, state=self.state.name,
+            state_number=int(self.state), reason=self.reason, since=self.since.isoformat(),
+            fqdn=self.fqdn, endpoint=self.endpoints[0] if self.endpoints else "",
+            endpoints=list(self.endpoints), replicas=self.replicas, running=self.running,
+            exposure=self.exposure, image=self.image)
 
 
 def services(control: ControlPlane, account: Account, project: str) -> list[ServiceRow]:

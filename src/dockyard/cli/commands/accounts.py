@@ -23,7 +23,7 @@ def run_login(url: str) -> None:
     with Client(url, token) as client:
         me = client.whoami()  # refuses a wrong token before it is saved
     path = save_token(url, token)
-    note(f"logged in to {url} as {me['account']} (token saved in {path})")
+    note(f"logged in to {url} as {me.account} (token saved in {path})")
 
 
 def run_whoami(client_factory: Any, server: str | None, *, as_json: bool) -> None:
@@ -31,7 +31,7 @@ def run_whoami(client_factory: Any, server: str | None, *, as_json: bool) -> Non
     with client:
         me = client.whoami()
         url = client.url
-    info = {"account": me["account"], "server": url, "mode": me["mode"], "zone": me["zone"]}
+    info = {"account": me.account, "server": url, "mode": me.mode, "zone": me.zone}
     if as_json:
         write_stdout(json.dumps(info, indent=2))
     else:

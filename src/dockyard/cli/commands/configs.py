@@ -49,7 +49,7 @@ def run_set(project: str, client_factory: Any, assignment: str, *, from_env: boo
     client: Client = client_factory()
     with client:
         result = client.set_config(project, name, value, if_not_set=if_not_set)
-    if result.get("set"):
+    if result.set:
         note(f"config {name} set in project {project}" +
              (" (a random value; it is not shown)" if random else ""))
     else:
@@ -61,13 +61,13 @@ def run_ls(project: str, client_factory: Any, *, as_json: bool) -> None:
     with client:
         items = client.configs(project)
     if as_json:
-        write_stdout(json.dumps(items, indent=2))
+        write_stdout(json.dumps([item.to_json() for item in items], indent=2))
     elif not items:
         note(f"project {project!r} has no configs; set one with `dockyard config set NAME`")
     else:
-        width = max(len("NAME"), *(len(i["name"]) for i in items))
+        width = max(len("NAME"), *(len(i.name) for i in items))
         lines = [f"{'NAME':<{width}}  UPDATED"]
-        lines += [f"{i['name']:<{width}}  {i['updated_at']}" for i in items]
+        lines += [f"{i.name:<{width}}  {i.updated_at}" for i in items]
         write_stdout("\n".join(lines))
 
 

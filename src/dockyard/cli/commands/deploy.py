@@ -20,6 +20,7 @@ from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.exit_codes import ExitCode
 from dockyard.secrets.resolve import build_arg_config_problems, config_users
 from dockyard.wire import to_wire
+from dockyard.wire_models import PlanAnswer, PullPolicy
 
 
 class DeploymentFailed(DockyardError):
@@ -35,7 +36,7 @@ class UpOptions:
     detach: bool = False
     build: bool = False
     force: bool = False
-    pull: str | None = None  # always, missing, never: every service's pull_policy
+    pull: PullPolicy | None = None  # every service's pull_policy
     dry_run: bool = False  # print the plan; change nothing
     wait_timeout: float | None = None
     as_json: bool = False
@@ -82,7 +83,7 @@ def prepare(options: LoadOptions
 def check_build_args(client: Client, project: str, unset: list[Diagnostic]) -> None:
     """Refuse a build arg that references one of the project's stored configs."""
     if unset:
-        stored = [c["name"] for c in client.configs(project)]
+        stored = [c.name for c in client.configs(project)]
         problems = build_arg_config_problems(unset, stored)
         if problems:
             raise ProjectInvalid(problems)
@@ -106,19 +107,18 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
         return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
 
 
-def _print_plan(found: dict[str, Any], *, as_json: bool) -> int:
+def _print_plan(found: PlanAnswer, *, as_json: bool) -> int:
     """The plan: one JSON object per service (`--json`), or a table and what would be built
     and pulled."""
-    services = list(found.get("services") or [])
     if as_json:
-        for item in services:
-            _emit_json(item)
+        for item in found.services:
+            _emit_json(item.to_json())
         return int(ExitCode.OK)
-    write_stdout(plan_table(services))
-    for what, items in (("build", found.get("builds")), ("pull", found.get("pulls"))):
+    write_stdout(plan_table(found.services))
+    for what, items in (("build", found.builds), ("pull", found.pulls)):
         if items:
-            write_stdout(f"would {what}: {', '.join(str(i) for i in items)}\n")
-    note(f"dry run: nothing was changed (project {found.get('project')})")
+            write_stdout(f"would {what}: {', '.join(items)}\n")
+    note(f"dry run: nothing was changed (project {found.project})")
     return int(ExitCode.OK)
 
 
@@ -126,8 +126,9 @@ def run_redeploy(deployment_id: str, client_factory: Any, up: UpOptions) -> int:
     """`dockyard redeploy ID`: the recorded deployment's images again, followed like `up`."""
     client: Client = client_factory()
     with client:
-        deployment, name = client.redeploy(deployment_id, pull=up.pull)
-        return _follow(client, name, deployment, up, {"redeploys": deployment_id})
+        started = client.redeploy(deployment_id, pull=up.pull)
+        return _follow(client, started.project, started.deployment, up,
+                       {"redeploys": deployment_id})
 
 
 def _follow(client: Client, name: str, deployment: str, up: UpOptions,
@@ -151,16 +152,17 @@ def _follow(client: Client, name: str, deployment: str, up: UpOptions,
         return int(ExitCode.INTERRUPTED)
     rows = client.services(name)
     if up.as_json:
-        _emit_json({"event": "services", "services": rows, "status": status})
+        _emit_json({"event": "services", "services": [row.to_json() for row in rows],
+                    "status": status})
     else:
         write_stdout(ps_table(rows) + endpoints_text(rows))
     if status == "timeout":
         raise WaitTimeout(f"deployment {deployment} did not settle within "
                           f"{up.wait_timeout:g}s; it goes on",
                           hint=f"follow it with `dockyard compose ps -p {name}`")
-    failed = [r for r in rows if r["state"] != "SERVICE_DEPLOYMENT_COMPLETED"]
+    failed = [r for r in rows if r.state != "SERVICE_DEPLOYMENT_COMPLETED"]
     if status != "succeeded" or failed:
-        details = "; ".join(f"{r['service']}: {r['state']} ({r['reason']})" for r in failed)
+        details = "; ".join(f"{r.service}: {r.state} ({r.reason})" for r in failed)
         raise DeploymentFailed(f"deployment {deployment} failed: {details or status}",
                                hint=f"see `dockyard logs -p {name}` for the services' output")
     return int(ExitCode.OK)
@@ -210,7 +212,7 @@ def run_down(project: str, client_factory: Any, *, volumes: bool, detach: bool,
         notes: list[str] = []
         if not detach:
             status = _watch(client, deployment, UpOptions(as_json=as_json))
-            notes = [str(n) for n in client.deployment(deployment).get("notes") or []]
+            notes = client.deployment(deployment).notes
             if status != "succeeded":
                 raise DeploymentFailed(
                     f"taking {project} down failed ({status})"

@@ -65,7 +65,7 @@ def run_login(client_factory: Any, host_text: str, *, username: str | None,
     client: Client = client_factory()
     with client:
         stored = client.registry_login(host, user, password)
-    note(f"logged in to {stored.get('host', host)} as {user}; this account's pulls and pushes "
+    note(f"logged in to {stored.host or host} as {user}; this account's pulls and pushes "
          "use it")
     write_stdout("Login Succeeded")
 
@@ -83,16 +83,14 @@ def run_ls(client_factory: Any, *, as_json: bool) -> None:
     client: Client = client_factory()
     with client:
         items = client.registries()
-    rows = [{"host": str(i.get("host", "")), "username": str(i.get("username", "")),
-             "updated_at": str(i.get("updated_at", ""))} for i in items]
     if as_json:
-        write_stdout(json.dumps(rows, indent=2))
-    elif not rows:
+        write_stdout(json.dumps([item.to_json() for item in items], indent=2))
+    elif not items:
         note("no registry logins; add one with `dockyard registry login HOST`")
     else:
-        host_w = max(len("HOST"), *(len(r["host"]) for r in rows))
-        user_w = max(len("USERNAME"), *(len(r["username"]) for r in rows))
+        host_w = max(len("HOST"), *(len(r.host) for r in items))
+        user_w = max(len("USERNAME"), *(len(r.username) for r in items))
         lines = [f"{'HOST':<{host_w}}  {'USERNAME':<{user_w}}  UPDATED"]
-        lines += [f"{r['host']:<{host_w}}  {r['username']:<{user_w}}  {r['updated_at']}"
-                  for r in rows]
+        lines += [f"{r.host:<{host_w}}  {r.username:<{user_w}}  {r.updated_at}"
+                  for r in items]
         write_stdout("\n".join(lines))

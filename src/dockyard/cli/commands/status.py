@@ -15,7 +15,7 @@ def run_ps(project: str, client_factory: Any, *, as_json: bool, long: bool) -> N
     with client:
         rows = client.services(project)
     if as_json:
-        write_stdout(json.dumps(rows, indent=2))
+        write_stdout(json.dumps([row.to_json() for row in rows], indent=2))
     elif not rows:
         note(f"no services found in project {project!r}; `dockyard deployments` shows what "
              "was deployed")
@@ -29,6 +29,6 @@ def run_deployments(project: str | None, client_factory: Any, *, as_json: bool,
     with client:
         items = client.deployments(project, limit=limit)
     if as_json:
-        write_stdout(json.dumps(items, indent=2))
+        write_stdout(json.dumps([item.to_json() for item in items], indent=2))
     else:
         write_stdout(deployments_table(items))

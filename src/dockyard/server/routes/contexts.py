@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from dockyard.server.auth import Who
 from dockyard.server.control import ControlPlane
+from dockyard.wire_models import ContextStored
 
 UPLOAD_BATCH = 1 << 20  # bytes of a context upload held in memory at most
 
@@ -19,7 +20,7 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
         return Response(status_code=200 if control.contexts.has(digest, str(who.id)) else 404)
 
     @api.put("/v1/contexts/{digest}", status_code=201)
-    async def put_context(digest: str, request: Request, who: Who) -> dict[str, str]:
+    async def put_context(digest: str, request: Request, who: Who) -> ContextStored:
         """Stream the body to a temporary file of the context store, at most UPLOAD_BATCH
         bytes in memory; 413 at the first chunk over the size limit or the account's quota."""
         limits = control.settings.limits
@@ -39,5 +40,5 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
             await run_in_threadpool(upload.finish)
         finally:
             await run_in_threadpool(upload.close)
-        return {"digest": digest}
+        return ContextStored(digest=digest)
 

@@ -3,11 +3,10 @@ state events (SSE), and redeploying one."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 
 from dockyard.server import streams
 from dockyard.server.auth import Who
@@ -16,10 +15,16 @@ from dockyard.server.deployments import start_redeploy
 from dockyard.server.down import DOWN_NOTES
 from dockyard.server.routes.common import MAX_QUERY_INT, deployment_of
 from dockyard.server.streams import FollowSlots, SSEResponse
+from dockyard.wire_models import (
+    DeploymentDetail,
+    DeploymentImage,
+    DeploymentStarted,
+    DeploymentSummary,
+    RedeployBody,
+    StateEvent,
+)
 
-
-class RedeployBody(BaseModel):
-    pull: Literal["always", "missing", "never"] | None = None
+__all__ = ["RedeployBody", "add_routes"]
 
 
 def add_routes(api: APIRouter, control: ControlPlane, watches: FollowSlots) -> None:
@@ -28,36 +33,38 @@ def add_routes(api: APIRouter, control: ControlPlane, watches: FollowSlots) -> N
 
     @api.get("/v1/deployments")
     def deployments(who: Who, project: str | None = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 50
+                    ) -> list[DeploymentSummary]:
         out = []
         for record in store.deployments(who, project, limit=limit):
             data = store.deployed_project(who, record.id) or {}
-            out.append({"id": record.id, "project": record.project, "action": record.action,
-                        "status": record.status, "created_at": record.created_at.isoformat(),
-                        "finished_at": (record.finished_at.isoformat()
-                                        if record.finished_at else None),
-                        "services": sorted((data.get("services") or {}).keys())})
+            out.append(DeploymentSummary(
+                id=record.id, project=record.project, action=record.action,
+                status=record.status, created_at=record.created_at.isoformat(),
+                finished_at=record.finished_at.isoformat() if record.finished_at else None,
+                services=sorted((data.get("services") or {}).keys())))
         return out
 
     @api.post("/v1/deployments/{deployment}/redeploy", status_code=202)
-    def redeploy(deployment: str, body: RedeployBody, who: Who) -> dict[str, Any]:
+    def redeploy(deployment: str, body: RedeployBody, who: Who) -> DeploymentStarted:
         """Deploy again exactly the images `deployment` ran (pinned by digest)."""
         record = deployment_of(control, who, deployment)
         started = start_redeploy(control, who, deployment, pull=body.pull)
-        return {"deployment": started, "project": record.project}
+        return DeploymentStarted(deployment=started, project=record.project)
 
     @api.get("/v1/deployments/{deployment}")
-    def deployment_detail(deployment: str, who: Who) -> dict[str, Any]:
+    def deployment_detail(deployment: str, who: Who) -> DeploymentDetail:
         record = deployment_of(control, who, deployment)
         images = store.deployment_images(who, deployment)
-        return {"id": record.id, "project": record.project, "action": record.action,
-                "status": record.status, "created_at": record.created_at.isoformat(),
-                "images": {service: {"reference": reference, "digest": digest,
-                                     "image_id": image_id}
-                           for service, (reference, digest, image_id) in sorted(images.items())},
-                "events": [e.event.to_json() | {"id": e.id}
-                           for e in store.events_since(who, deployment)],
-                "notes": store.build_log(who, deployment, DOWN_NOTES)}
+        return DeploymentDetail(
+            id=record.id, project=record.project, action=record.action,
+            status=record.status, created_at=record.created_at.isoformat(),
+            images={service: DeploymentImage(reference=reference, digest=digest,
+                                             image_id=image_id)
+                    for service, (reference, digest, image_id) in sorted(images.items())},
+            events=[StateEvent.from_json(e.event.to_json() | {"id": e.id})
+                    for e in store.events_since(who, deployment)],
+            notes=store.build_log(who, deployment, DOWN_NOTES))
 
     @api.get("/v1/deployments/{deployment}/events", response_model=None)
     async def deployment_events(

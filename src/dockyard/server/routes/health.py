@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from dockyard import __version__
+from dockyard.wire_models import Health
 
 
 def add_routes(api: APIRouter) -> None:
     @api.get("/v1/health")
-    async def health() -> dict[str, str]:
+    async def health() -> Health:
         """On the event loop: answers at once however busy the worker threads are."""
-        return {"status": "ok", "version": __version__}
+        return Health(status="ok", version=__version__)
 

@@ -3,10 +3,9 @@ it down, and its services (`ps`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
 
 from dockyard.server import deployments, ps
 from dockyard.server.auth import Who
@@ -14,26 +13,17 @@ from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.preview import preview
 from dockyard.server.routes.common import PROJECT_NAME, project_exists
+from dockyard.wire_models import (
+    BuildBody,
+    DeployBody,
+    DeploymentStarted,
+    DownBody,
+    PlanAnswer,
+    PlannedService,
+    ServiceStatus,
+)
 
-
-class BuildBody(BaseModel):
-    digest: str
-    dockerfile: str = "Dockerfile"
-    args: dict[str, str] = Field(default_factory=dict)
-    target: str | None = None
-    pull: bool = False  # build.pull: refresh the base images
-
-
-class DeployBody(BaseModel):
-    project: dict[str, Any]
-    builds: dict[str, BuildBody] = Field(default_factory=dict)
-    force: bool = False
-    build: bool = False
-    pull: Literal["always", "missing", "never"] | None = None  # `up --pull`: every policy
-
-
-class DownBody(BaseModel):
-    volumes: bool = False
+__all__ = ["BuildBody", "DeployBody", "DownBody", "add_routes"]
 
 
 def _builds(body: DeployBody) -> dict[str, BuildInput]:
@@ -50,26 +40,28 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
 
     @api.post("/v1/projects/{project}/deployments", status_code=202)
     def deploy(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
-               body: DeployBody, who: Who) -> dict[str, Any]:
+               body: DeployBody, who: Who) -> DeploymentStarted:
         deployment = deployments.start_deployment(control, who, project, body.project,
                                                   _builds(body), force=body.force,
                                                   rebuild=body.build, pull=body.pull)
-        return {"deployment": deployment, "project": project}
+        return DeploymentStarted(deployment=deployment, project=project)
 
     @api.post("/v1/projects/{project}/plan")
     def plan_deployment(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
-                        body: DeployBody, who: Who) -> dict[str, Any]:
+                        body: DeployBody, who: Who) -> PlanAnswer:
         """`up --dry-run`: what a deployment with this body would do; nothing changes."""
-        return preview(control, who, project, body.project, _builds(body), force=body.force,
-                       rebuild=body.build, pull=body.pull).to_json()
+        found = preview(control, who, project, body.project, _builds(body), force=body.force,
+                        rebuild=body.build, pull=body.pull)
+        return PlanAnswer(project=found.project, builds=list(found.builds),
+                          pulls=list(found.pulls),
+                          services=[PlannedService.from_json(a.to_json()) for a in found.plan])
 
     @api.post("/v1/projects/{project}/down", status_code=202)
-    def down(project: str, body: DownBody, who: Who) -> dict[str, Any]:
+    def down(project: str, body: DownBody, who: Who) -> DeploymentStarted:
         deployment = deployments.start_down(control, who, project, volumes=body.volumes)
-        return {"deployment": deployment, "project": project}
+        return DeploymentStarted(deployment=deployment, project=project)
 
     @api.get("/v1/projects/{project}/services")
-    def services(project: str, who: Who) -> list[dict[str, Any]]:
+    def services(project: str, who: Who) -> list[ServiceStatus]:
         project_exists(control, who, project)
-        return [row.to_json() for row in ps.services(control, who, project)]
-
+        return [row.to_wire() for row in ps.services(control, who, project)]

@@ -1,0 +1,259 @@
+"""The API's request and response bodies, as types both sides use: the server declares its
+routes with them (FastAPI validates requests and describes every answer in the OpenAPI
+document from them), and the client returns them instead of dictionaries.
+
+Plain frozen dataclasses, not pydantic models: FastAPI (through pydantic) takes them as
+bodies and `response_model`s all the same, and the client reads them without importing
+pydantic, which would add about 40-80 ms (measured here) to every `dockyard` command, `ps`
+included. `from_json` reads what a server sent (it does not validate: the server did);
+`to_json` gives the same object back, keys in the order the server sends them, which the CLI's
+`--json` output prints. Times are ISO 8601 strings, exactly as the server wrote them.
+
+(`dockyard.wire` is another thing: the Compose project document a client sends.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+PullPolicy = Literal["always", "missing", "never"]
+
+
+class _Body:
+    """What every body can do: read one from the server's JSON, and give it back."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """The body `data` holds; keys it does not know are left out (a newer server)."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+# -- requests -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildBody(_Body):
+    """A service's build: its uploaded context (by digest) and `build:` options."""
+
+    digest: str
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    pull: bool = False  # build.pull: refresh the base images
+
+
+@dataclass(frozen=True)
+class DeployBody(_Body):
+    """`POST /v1/projects/<project>/deployments` and `.../plan` (`up --dry-run`)."""
+
+    project: dict[str, Any]
+    builds: dict[str, BuildBody] = field(default_factory=dict)
+    force: bool = False
+    build: bool = False
+    pull: PullPolicy | None = None  # `up --pull`: every service's policy
+
+
+@dataclass(frozen=True)
+class RedeployBody(_Body):
+    pull: PullPolicy | None = None
+
+
+@dataclass(frozen=True)
+class DownBody(_Body):
+    volumes: bool = False
+
+
+@dataclass(frozen=True)
+class ConfigBody(_Body):
+    value: str = field(repr=False)  # never in a repr, a log or a validation error
+    if_not_set: bool = False
+
+
+@dataclass(frozen=True)
+class RegistryLoginBody(_Body):
+    username: str
+    password: str = field(repr=False)  # never in a repr, a log or a validation error
+
+
+# -- answers ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Health(_Body):
+    status: str
+    version: str
+
+
+@dataclass(frozen=True)
+class WhoAmI(_Body):
+    """The token's account, and the server's naming mode, zone and version."""
+
+    account: str
+    mode: str
+    zone: str
+    version: str
+
+
+@dataclass(frozen=True)
+class IngressInfo(_Body):
+    """Whether the server runs its ingress, its ports, and its local CA certificate (PEM)."""
+
+    enabled: bool
+    http_port: int | None = None
+    https_port: int | None = None
+    ca_certificate: str | None = None
+
+
+@dataclass(frozen=True)
+class ContextStored(_Body):
+    digest: str
+
+
+@dataclass(frozen=True)
+class DeploymentStarted(_Body):
+    """A deployment (`up`, `redeploy` or `down`) the server recorded and started."""
+
+    deployment: str
+    project: str
+
+
+@dataclass(frozen=True)
+class PlannedService(_Body):
+    """One service of a plan (`up --dry-run --json` prints these)."""
+
+    service: str
+    action: str  # create, replace, scale, keep or remove
+    reasons: list[str] = field(default_factory=list)
+    replicas: int = 0
+
+
+@dataclass(frozen=True)
+class PlanAnswer(_Body):
+    """What a deployment would do: each service's action, the builds and pulls it would run."""
+
+    project: str
+    builds: list[str] = field(default_factory=list)
+    pulls: list[str] = field(default_factory=list)
+    services: list[PlannedService] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(project=str(data.get("project", "")), builds=list(data.get("builds") or []),
+                   pulls=list(data.get("pulls") or []),
+                   services=[PlannedService.from_json(s) for s in data.get("services") or []])
+
+
+@dataclass(frozen=True)
+class ConfigItem(_Body):
+    """A config's name and when it was set: never its value."""
+
+    name: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class ConfigWritten(_Body):
+    name: str
+    set: bool  # False: `if_not_set` and it was already set
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryItem(_Body):
+    """A registry login of the account: never its password."""
+
+    host: str
+    username: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class RegistryStored(_Body):
+    host: str  # as the server keys it
+    username: str
+
+
+@dataclass(frozen=True)
+class RegistryRemoved(_Body):
+    host: str
+
+
+@dataclass(frozen=True)
+class ServiceStatus(_Body):
+    """One service of `ps`: its recorded state, names and endpoints, and what runs."""
+
+    service: str
+    deployment: str
+    state: str  # the ServiceState's name
+    state_number: int = 0  # its number (Defang's)
+    reason: str = ""
+    since: str = ""
+    fqdn: str = ""
+    endpoint: str = ""  # the first of `endpoints`, or ""
+    endpoints: list[str] = field(default_factory=list)
+    replicas: int = 0
+    running: int = 0
+    exposure: str = ""  # public, host or private
+    image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
+
+
+@dataclass(frozen=True)
+class DeploymentSummary(_Body):
+    """A deployment of the history (`dockyard deployments`)."""
+
+    id: str
+    project: str
+    action: str  # up, redeploy or down
+    status: str
+    created_at: str
+    finished_at: str | None = None
+    services: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeploymentImage(_Body):
+    """The image a deployment ran for a service: as named, its digest, its local id."""
+
+    reference: str
+    digest: str
+    image_id: str
+
+
+@dataclass(frozen=True)
+class StateEvent(_Body):
+    """A recorded state change of a service (`id` orders them within the deployment)."""
+
+    service: str
+    state: str
+    state_number: int
+    at: str
+    reason: str = ""
+    deployment: str | None = None
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class DeploymentDetail(_Body):
+    """One deployment: its images, its state events, and what a `down` noted."""
+
+    id: str
+    project: str
+    action: str
+    status: str
+    created_at: str
+    images: dict[str, DeploymentImage] = field(default_factory=dict)
+    events: list[StateEvent] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(id=str(data["id"]), project=str(data["project"]),
+                   action=str(data["action"]), status=str(data["status"]),
+                   created_at=str(data["created_at"]),
+                   images={k: DeploymentImage.from_json(v)
+                           for k, v in (data.get("images") or {}).items()},
+                   events=[StateEvent.from_json(e) for e in data.get("events") or []],
+                   notes=[str(n) for n in data.get("notes") or []])

@@ -37,6 +37,7 @@ from dockyard.runtime.specs import Placement
 from dockyard.secrets.crypto import ConfigCipher
 from dockyard.server.configs import Configs
 from dockyard.server.contexts import ContextStore
+from dockyard.server.engine_events import EngineEvents
 from dockyard.server.ingress import Ingress
 from dockyard.server.puller import Puller
 from dockyard.server.registry_auth import RegistryCredentials
@@ -75,6 +76,9 @@ class ControlPlane:
         self.contexts = ContextStore(settings.data / "contexts", settings.max_context_bytes)
         self.server_id = _server_id(settings.data)
         self.build_slots = threading.BoundedSemaphore(settings.build_concurrency)
+        # What the engine watcher saw, for deployments waiting on their containers; None
+        # until a watcher runs (a waiter then asks the engine by itself).
+        self.engine_events: EngineEvents | None = None
         self.puller = Puller(driver, concurrency=settings.pull_concurrency,
                              timeout=settings.pull_timeout_seconds,
                              max_bytes=settings.max_pull_bytes)
@@ -255,13 +259,8 @@ class ControlPlane:
                      if s.service == service), None)
 
     def current_state(self, account: Account, deployment: str, service: str) -> ServiceState:
-        record = self.store.deployment(account, deployment)
-        if record is None:
-            return ServiceState.NOT_SPECIFIED
-        for status in self.store.statuses(account, record.project):
-            if status.service == service:
-                return status.state
-        return ServiceState.NOT_SPECIFIED
+        found = self.store.service_state(account, deployment, service)
+        return ServiceState.NOT_SPECIFIED if found is None else found
 
 
 def _server_id(data: Path) -> str:

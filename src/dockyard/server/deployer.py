@@ -500,7 +500,8 @@ class Deployer:
         return wait_healthy(self.driver, ids, job=is_job(service), has_healthcheck=has_check,
                             http_port=http_port, stabilization=settings.stabilization_seconds,
                             timeout=settings.deploy_timeout_seconds,
-                            cancelled=self.control.shutting_down.is_set)
+                            cancelled=self.control.shutting_down.is_set,
+                            events=self.control.engine_events)
 
     def _stop_all(self, containers: list[ContainerInfo]) -> None:
         for info in containers:

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 import httpx
 
 from dockyard.runtime.driver import ContainerInfo, Driver
+from dockyard.server.engine_events import EngineEvents
 
 POLL_SECONDS = 0.1
+EVENT_POLL_SECONDS = 1.0  # how long a waiter woken by engine events sleeps at most
 LAST_LINES = 5
 
 
@@ -54,12 +56,18 @@ def _http_ok(address: str | None, port: int) -> bool:
 
 def wait_healthy(driver: Driver, container_ids: Sequence[str], *, job: bool,
                  has_healthcheck: bool, http_port: int | None, stabilization: float,
-                 timeout: float, cancelled: Callable[[], bool] = lambda: False) -> Outcome:
-    """Watch `container_ids` until they are healthy, fail, or `timeout` seconds pass."""
+                 timeout: float, cancelled: Callable[[], bool] = lambda: False,
+                 events: EngineEvents | None = None) -> Outcome:
+    """Watch `container_ids` until they are healthy, fail, or `timeout` seconds pass.
+
+    With `events` (the server's engine events), it looks again when the engine reports
+    something about one of them, and at least every `EVENT_POLL_SECONDS`; without, every
+    `POLL_SECONDS`."""
     started = time.monotonic()
     deadline = started + timeout
     http_ok: set[str] = set()
     while True:
+        mark = events.mark(container_ids) if events is not None else {}
         infos = [driver.inspect(cid) for cid in container_ids]
         now = time.monotonic()
         if any(info is None for info in infos):
@@ -102,4 +110,13 @@ def wait_healthy(driver: Driver, container_ids: Sequence[str], *, job: bool,
             return Outcome(False, f"not healthy after {timeout:g}s (waiting for {waiting})")
         if cancelled():
             return Outcome(False, "cancelled")
-        time.sleep(POLL_SECONDS)
+        if events is None:
+            time.sleep(POLL_SECONDS)
+        else:
+            left = max(0.0, deadline - time.monotonic())
+            wake = EVENT_POLL_SECONDS
+            if not has_healthcheck and not job and now - started < stabilization:
+                wake = min(wake, stabilization - (now - started) + 0.01)
+            elif not has_healthcheck and not job and http_port is not None:
+                wake = POLL_SECONDS * 2  # GET / is the check: nothing tells when it answers
+            events.wait(mark, min(wake, left))

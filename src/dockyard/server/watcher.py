@@ -34,6 +34,7 @@ from dockyard.runtime.driver import (
 )
 from dockyard.runtime.specs import server_labels
 from dockyard.server.control import ControlPlane
+from dockyard.server.engine_events import EngineEvents
 
 S = ServiceState
 log = logging.getLogger("dockyard.server")
@@ -45,6 +46,7 @@ class Watcher:
         self.thread = threading.Thread(target=self._loop, name="engine-watcher", daemon=True)
 
     def start(self) -> None:
+        self.control.engine_events = EngineEvents()
         self.thread.start()
 
     def _loop(self) -> None:
@@ -60,6 +62,8 @@ class Watcher:
                 time.sleep(1.0)
 
     def handle(self, event: EngineEvent) -> None:
+        if self.control.engine_events is not None:
+            self.control.engine_events.saw(event.container_id)
         ingress = self.control.ingress
         if ingress.is_member(event.container_id):
             info = self.control.driver.inspect(event.container_id) \

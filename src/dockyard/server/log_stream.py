@@ -32,11 +32,12 @@ from typing import Literal
 
 from fastapi.concurrency import run_in_threadpool
 
+from dockyard.api_errors import NotFound
 from dockyard.errors import DockyardError
 from dockyard.lifecycle import BUILD_STATES, ServiceState
 from dockyard.runtime.driver import ContainerInfo, Driver, StreamStop
-from dockyard.server import operations
 from dockyard.server.control import ControlPlane
+from dockyard.server.log_sources import LogEntry, run_containers
 from dockyard.server.log_window import NewestLines
 from dockyard.server.streams import KEEPALIVE, KEEPALIVE_SECONDS, SSE_WAIT_SECONDS, Changes, sse
 from dockyard.store.store import Account
@@ -44,7 +45,6 @@ from dockyard.store.store import Account
 FEED_CAPACITY = 256  # lines a follow reads ahead of its client at most (16 KiB each at most)
 FOLLOW_BATCH = 500  # lines of a burst a follow sends in one write
 SEND_BATCH = 64 * 1024  # characters of events sent in one write (a whole answer at once)
-LogEntry = operations.LogEntry
 Redact = Callable[[str], str]  # a project's config values masked in a text (configs.RedactText)
 
 
@@ -98,14 +98,14 @@ def resolve(control: ControlPlane, who: Account, project: str,
     deployment of this account, exactly as for one that does not exist."""
     history = control.store.deployments(who, project, limit=50)
     if not history:
-        raise operations.NotFound(f"project {project!r} has no deployment")
+        raise NotFound(f"project {project!r} has no deployment")
     if deployment in (None, "latest"):
         ups = [r for r in history if r.action == "up"]
         return (ups[0].id if ups else None), False
     record = control.store.deployment(who, str(deployment))
     if record is None:
-        raise operations.NotFound(f"no deployment {deployment!r}",
-                                  hint="`dockyard deployments` lists them")
+        raise NotFound(f"no deployment {deployment!r}",
+                       hint="`dockyard deployments` lists them")
     return record.id, True
 
 
@@ -129,7 +129,7 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
         yield sse("end", {})
         return
     containers = await run_in_threadpool(
-        operations.run_containers, control, who, project, query.services,
+        run_containers, control, who, project, query.services,
         query.deployment if query.only_that_deployment else None)
     if not query.follow:
         window = await _newest(control.driver, containers, query)

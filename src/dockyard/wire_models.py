@@ -257,3 +257,30 @@ class DeploymentDetail(_Body):
                            for k, v in (data.get("images") or {}).items()},
                    events=[StateEvent.from_json(e) for e in data.get("events") or []],
                    notes=[str(n) for n in data.get("notes") or []])
+
+
+# -- errors -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiagnosticBody(_Body):
+    """One problem of a refused project (`ProjectInvalid`)."""
+
+    severity: str  # error or warning
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    path: str | None = None  # where in the project: services.web.image
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorBody(_Body):
+    """Every error answer: what is wrong, what to do, and the error's class (`kind`), by which
+    the client rebuilds it (`dockyard.error_kinds`). Written by `DockyardError.to_wire`; this
+    type describes it in the OpenAPI document."""
+
+    error: str
+    hint: str | None
+    kind: str
+    diagnostics: list[DiagnosticBody] | None = None  # ProjectInvalid: every problem
+    detail: list[dict[str, Any]] | None = None  # RequestInvalid: where and what, never a value

@@ -96,3 +96,23 @@ def test_the_client_reads_each_answer_into_its_type(server: Server) -> None:
         started = client.redeploy(item.id)
         assert (started.project, started.deployment != item.id) == (LEDGER, True)
         assert server.events(started.deployment)[1] == "succeeded"
+
+
+def test_the_openapi_document_describes_the_answers(server: Server) -> None:
+    document = _answer(server, "/v1/openapi.json")
+    paths, schemas = document["paths"], document["components"]["schemas"]
+
+    def answer(method: str, path: str, status: str = "200") -> Any:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    assert answer("get", "/v1/projects/{project}/services")["items"] == \
+        {"$ref": "#/components/schemas/ServiceStatus"}
+    assert answer("get", "/v1/deployments/{deployment}") == \
+        {"$ref": "#/components/schemas/DeploymentDetail"}
+    assert answer("post", "/v1/projects/{project}/plan") == \
+        {"$ref": "#/components/schemas/PlanAnswer"}
+    assert answer("get", "/v1/whoami", "4XX") == {"$ref": "#/components/schemas/ErrorBody"}
+    assert list(schemas["ServiceStatus"]["properties"]) == [
+        "service", "deployment", "state", "state_number", "reason", "since", "fqdn",
+        "endpoint", "endpoints", "replicas", "running", "exposure", "image"]
+    assert "password" in schemas["RegistryLoginBody"]["properties"]

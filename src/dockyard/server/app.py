@@ -37,6 +37,13 @@ from dockyard.server.routes import (
     registries,
 )
 from dockyard.server.scrub import scrub_engine_text
+from dockyard.wire_models import ErrorBody
+
+# Every route may answer an error (`ErrorBody`), with the status of the error's class.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "Refused: `kind` names the error's class"},
+    "5XX": {"model": ErrorBody, "description": "The server or its engine failed"},
+}
 
 
 def error_body(exc: DockyardError) -> dict[str, Any]:
@@ -47,7 +54,7 @@ def error_body(exc: DockyardError) -> dict[str, Any]:
 def create_app(control: ControlPlane) -> FastAPI:
     app = FastAPI(title="Dockyard", version=__version__,
                   description="The Dockyard control plane.", openapi_url="/v1/openapi.json",
-                  docs_url="/v1/docs", redoc_url=None)
+                  docs_url="/v1/docs", redoc_url=None, responses=ERROR_RESPONSES)
     app.state.control = control
 
     # Inside the token check (added first, so it runs second): a request without a valid

@@ -26,7 +26,8 @@ from tests.engine.test_tenants import (
     stop_server,
 )
 
-SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30"}
+SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30",
+              "DOCKYARD_STRICT_TRANSITIONS": "1"}  # a forbidden state move fails (control.py)
 
 
 @dataclass

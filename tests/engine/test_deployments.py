@@ -58,7 +58,8 @@ BUILD_FAILED = "BUILD_FAILED"
 SCALED_IN = "DEPLOYMENT_SCALED_IN"
 SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30",
               "DOCKYARD_HTTP_PORT": "0", "DOCKYARD_HTTPS_PORT": "0",
-              "DOCKYARD_INGRESS_HOST": "127.0.0.1"}
+              "DOCKYARD_INGRESS_HOST": "127.0.0.1",
+              "DOCKYARD_STRICT_TRANSITIONS": "1"}  # a forbidden state move fails (control.py)
 _TERMINAL_VARIABLES = frozenset({"FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
                                  "CLICOLOR_FORCE", "COLUMNS", "LINES"})
 

@@ -5,8 +5,8 @@
   strict mode (DOCKYARD_STRICT_TRANSITIONS=1, which tests/conftest.py sets for every test);
 - `ControlPlane.follow` (the watcher's moves): a move decided from a state the service is no
   longer in, or from another deployment's, is a race and is dropped quietly;
-- a deployment starting a service that an ended deployment left PENDING (restarting) settles
-  that one as FAILED first ("superseded by ..."), then starts it.
+- a deployment starting (or `down` removing) a service that an ended deployment left PENDING
+  (restarting) settles that one as FAILED first ("superseded by ..."), then moves it.
 """
 
 from __future__ import annotations
@@ -127,3 +127,13 @@ def test_a_deployment_never_jumps_over_its_own_service_in_flight(control: Contro
     alice, deployment = deployed(control, S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_PENDING)
     with pytest.raises(InvalidTransition):
         control.record(alice, deployment, "web", S.UPDATE_QUEUED, "again")
+
+
+def test_a_down_supersedes_a_service_left_restarting(control: ControlPlane) -> None:
+    alice, old = deployed(control, S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_COMPLETED,
+                          S.SERVICE_DEPLOYMENT_PENDING)
+    down = control.store.create_deployment(alice, "shop", "down", {})
+    assert control.record(alice, down, "web", S.DEPLOYMENT_SCALED_IN,
+                          "removed by `down`") is S.DEPLOYMENT_SCALED_IN
+    assert history(control, alice, old)[-1] is S.SERVICE_DEPLOYMENT_FAILED
+    assert history(control, alice, down) == [S.DEPLOYMENT_SCALED_IN]

@@ -49,6 +49,8 @@ log = logging.getLogger("dockyard.server")
 # "1": a forbidden state transition raises `InvalidTransition` instead of only being logged.
 # The test suite sets it (tests/conftest.py), so a bug that makes one fails the tests.
 STRICT_TRANSITIONS = "DOCKYARD_STRICT_TRANSITIONS"
+# The first move a deployment makes a service do: start it, or take it away (down, scale 0).
+NEW_DEPLOYMENT = ENTRY | {ServiceState.DEPLOYMENT_SCALED_IN}
 
 
 class KeyedLocks:
@@ -230,16 +232,19 @@ class ControlPlane:
 
     def _supersede(self, account: Account, deployment: str, service: str,
                    current: ServiceState, state: ServiceState) -> bool:
-        """A new deployment starting a service left PENDING by another (its container was
-        restarting when the watcher last saw it): settle that one as FAILED first, as the
-        table wants (docs/architecture.md, The state machine), then the start is allowed."""
-        if state not in ENTRY or current is not ServiceState.SERVICE_DEPLOYMENT_PENDING:
+        """A new deployment (`up` starting it, or `down` and scaling to zero taking it away)
+        of a service left PENDING by another (its container was restarting when the watcher
+        last saw it): settle that one as FAILED first, as the table wants
+        (docs/architecture.md, The state machine); then the move is allowed."""
+        if state not in NEW_DEPLOYMENT or current is not ServiceState.SERVICE_DEPLOYMENT_PENDING:
             return False
         status = self._status(account, deployment, service)
         if status is None or status.deployment == deployment:
             return False
         self._add(account, status.deployment, service, ServiceState.SERVICE_DEPLOYMENT_FAILED,
                   f"superseded by deployment {deployment}")
+        log.info("service %s left PENDING by deployment %s: superseded by deployment %s (%s)",
+                 service, status.deployment, deployment, state.name)
         return True
 
     def _forbidden(self, deployment: str, service: str, current: ServiceState,

@@ -1,8 +1,8 @@
 """Forbidden state moves found by running the API tests in strict mode (issue 12).
 
 Each test reproduces one; strict mode (tests/conftest.py) makes the move fail the deployment's
-service. A test marked xfail is a move the deployer still makes: it turns into an XPASS (and
-fails the run) once the deployer is fixed, so the mark is removed then.
+service. The deployer settles such services through `Deployer._fail` now, by allowed moves
+only, so each of these holds.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ def playground(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
         yield running
 
 
-@pytest.mark.xfail(strict=True, reason="deployer._pull_images records BUILD_QUEUED -> "
-                   "SERVICE_DEPLOYMENT_COMPLETED for a built service kept as it runs")
 def test_a_failed_pull_keeps_a_built_service_without_a_forbidden_move(
         playground: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     driver = playground.driver
@@ -69,9 +67,6 @@ def test_a_failed_pull_keeps_a_built_service_without_a_forbidden_move(
     assert last["app"]["reason"].startswith("kept the running version"), last
 
 
-@pytest.mark.xfail(strict=True, reason="deployer._images records SERVICE_DEPLOYMENT_FAILED "
-                   "from a build state when the engine fails a build with an error that is "
-                   "not BuildFailed")
 def test_an_engine_error_during_a_build_fails_it_without_a_forbidden_move(
         playground: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> str:
@@ -86,8 +81,6 @@ def test_an_engine_error_during_a_build_fails_it_without_a_forbidden_move(
     assert moves[-1][0] == "BUILD_FAILED" and "connection reset" in moves[-1][1], moves
 
 
-@pytest.mark.xfail(strict=True, reason="deployer._images records SERVICE_DEPLOYMENT_FAILED "
-                   "from NOT_SPECIFIED when the engine fails before the service was queued")
 def test_an_engine_error_before_a_new_service_is_queued_fails_it_without_a_forbidden_move(
         playground: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(reference: str) -> None:

@@ -304,7 +304,9 @@ class HAProxy:
                 return {}
             slots = {server_name(i): u for i, u in enumerate(backend.slots) if u is not None}
         states: dict[str, str] = {}
-        for row in _stat_rows(self.command("show stat")):
+        # Only this backend's servers (type 4, every server id): the whole table's size grows
+        # with the number of routes, and many deployer threads ask at once.
+        for row in _stat_rows(self.command(f"show stat {backend_name(route_key)} 4 -1")):
             if row.get("pxname") == backend_name(route_key) and row.get("svname") in slots:
                 states[slots[row["svname"]].endpoint] = row.get("status", "")
                 states[slots[row["svname"]].endpoint + "#scur"] = row.get("scur", "0")

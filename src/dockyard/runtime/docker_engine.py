@@ -436,8 +436,8 @@ class DockerEngine:
                    detail: bool = True) -> list[ContainerInfo]:
         """Every container (running or not) carrying all of `labels`.
 
-        Without `detail`, one engine call: exit code, restart count and health output are
-        unknown (0, 0, ""), health comes from the status text. Enough for `ps`.
+        Without `detail`, one engine call: restart count and health output are unknown (0,
+        ""), health and exit code come from the status text. Enough for `ps` and a plan.
         """
         with _errors():
             found = self.client.api.containers(all=True, filters={"label": _label_filter(labels)})
@@ -671,6 +671,12 @@ def _log_line(container_id: str, raw: bytes) -> LogLine:
     return LogLine(container_id, rest if at is not None else text, at)
 
 
+def _exit_code(status_text: str) -> int:
+    """The exit code in the engine's status text (`Exited (3) 2 minutes ago`), else 0."""
+    found = re.match(r"Exited \((-?\d+)\)", status_text)
+    return int(found.group(1)) if found else 0
+
+
 def _summary(item: Mapping[str, Any]) -> ContainerInfo:
     text = str(item.get("Status") or "")
     health = next((h for h in ("unhealthy", "healthy", "health: starting") if h in text), None)
@@ -679,7 +685,7 @@ def _summary(item: Mapping[str, Any]) -> ContainerInfo:
     names = item.get("Names") or [""]
     return ContainerInfo(
         id=str(item["Id"]), name=str(names[0]).lstrip("/"), labels=dict(item.get("Labels") or {}),
-        status=str(item.get("State") or ""), exit_code=0,
+        status=str(item.get("State") or ""), exit_code=_exit_code(text),
         health=None if health is None else health.replace("health: ", ""), restart_count=0,
         ip_address=address, started_at=None)
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dockyard.compose.models import Condition, Service
-from dockyard.lifecycle import ServiceState
+from dockyard.lifecycle import BUILD_STATES, ServiceState
 from dockyard.plan import Action, ActionKind, plan
 from dockyard.registry.failures import classify
 from dockyard.registry.reference import parse_reference, pinned
@@ -163,24 +163,32 @@ class Deployer:
             progress = self.progress[name]
             why = outcome.failed.get(name)
             if why is not None:
-                failed = S.BUILD_FAILED if name in self.request.builds else \
-                    S.SERVICE_DEPLOYMENT_FAILED
-                self._record(name, S.BUILD_QUEUED if failed is S.BUILD_FAILED
-                             else S.UPDATE_QUEUED, "pull failed")
-                self._record(name, failed, why)
+                self._fail(name, why)
                 progress.settle(False, why)
                 continue
             live = [c for c in running.get(name, []) if c.status != "removing"]
-            queued = S.BUILD_QUEUED if name in self.request.builds else S.UPDATE_QUEUED
-            self._record(name, queued, "waiting for the deployment's pulls")
-            if healthy_as_is(service, live):
+            if healthy_as_is(service, live) and self._state(name) not in BUILD_STATES:
+                self._record(name, S.UPDATE_QUEUED, "waiting for the deployment's pulls")
                 self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED,
                              f"kept the running version: {stopped}")
             else:
-                self._record(name, S.BUILD_FAILED if queued is S.BUILD_QUEUED
-                             else S.SERVICE_DEPLOYMENT_FAILED, f"not changed: {stopped}")
+                self._fail(name, f"not changed: {stopped}")
             progress.settle(False, stopped)
         return False
+
+    def _state(self, name: str) -> ServiceState:
+        return self.control.current_state(self.account, self.deployment, name)
+
+    def _fail(self, name: str, reason: str) -> None:
+        """Settle a service that goes no further, by the moves the state machine allows: a
+        build (or a build's base pull) ends as BUILD_FAILED; anything else is queued first if
+        it was not, then SERVICE_DEPLOYMENT_FAILED."""
+        if self._state(name) in BUILD_STATES:
+            self._record(name, S.BUILD_FAILED, reason)
+            return
+        if self._state(name) is not S.UPDATE_QUEUED:
+            self._record(name, S.UPDATE_QUEUED, "queued")
+        self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
 
     def _needs_build(self, name: str) -> bool:
         """Whether the service's image will be built now (else an earlier build is reused)."""
@@ -192,7 +200,9 @@ class Deployer:
         return self.request.rebuild or (plan is not None and name in plan.rebuild)
 
     def _running(self) -> dict[str, list[ContainerInfo]]:
-        return by_service(self.driver.containers(project_labels(self.placement)))
+        # One engine call, whatever the project's size: the summary says all a plan needs
+        # (labels, state, health, exit code, address).
+        return by_service(self.driver.containers(project_labels(self.placement), detail=False))
 
     # -- what runs, and the images ---------------------------------------------------------------
     def _images(self) -> dict[str, str | None]:
@@ -203,7 +213,7 @@ class Deployer:
                 return self._image(name, self.project.services[name])
             except Exception as exc:  # an engine error: fail this service, say why
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                self._record(name, S.SERVICE_DEPLOYMENT_FAILED, str(reason))
+                self._fail(name, str(reason))
                 return None
 
         names = list(self.project.services)

@@ -232,8 +232,9 @@ class Ingress:
                 self._services[key] = wanted
                 self._pending += 1
             table = self.table()  # already served so: a no-op `up` rewrites nothing
-        if queued:
-            table = self._flush()
+        if not queued:
+            return True  # served as asked already; the engine's events keep its rotation
+        table = self._flush()
         if not wait:
             return True
         return self._wait_in_rotation(table, routes, addresses.values())

@@ -49,7 +49,8 @@ def preview(control: ControlPlane, account: Account, project_name: str,
     images = check_request(control, project, builds, configs, account.name, pull=pull,
                            rebuild=rebuild)
     placement = control.placement(account, project.name)
-    running = by_service(control.driver.containers(project_labels(placement)))
+    running = by_service(control.driver.containers(project_labels(placement),
+                                                detail=False))
     recorded = _recorded(control, account, running)
     ids: dict[str, str] = {}
     building: list[str] = []

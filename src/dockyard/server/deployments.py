@@ -105,7 +105,7 @@ def start_redeploy(control: ControlPlane, account: Account, deployment_id: str, 
 
 def start_down(control: ControlPlane, account: Account, project_name: str, *,
                volumes: bool) -> str:
-    latest = latest_project(control, account, project_name)
+    latest = _latest_project(control, account, project_name)
     if latest is None and not control.driver.containers(
             project_labels(control.placement(account, project_name))):
         raise NotFound(f"project {project_name!r} has no deployment",
@@ -136,8 +136,8 @@ def start_down(control: ControlPlane, account: Account, project_name: str, *,
     return deployment
 
 
-def latest_project(control: ControlPlane, account: Account,
-                   project: str) -> dict[str, Any] | None:
+def _latest_project(control: ControlPlane, account: Account,
+                    project: str) -> dict[str, Any] | None:
     for record in control.store.deployments(account, project, limit=20):
         if record.action == "up":
             return control.store.deployed_project(account, record.id)

@@ -51,6 +51,7 @@ from dockyard.runtime.errors import (
 )
 
 LogSink = Callable[[str], None]
+POOL_SIZE = 64  # engine connections kept open for reuse
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 _RUNNING = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")  # a step's container
 # How the engine words a registry's refusal of credentials (it answers 500 for every failure).
@@ -72,8 +73,10 @@ class DockerEngine:
             )
         client: docker.DockerClient | None = None
         try:
-            client = (docker.DockerClient(base_url=base_url) if base_url
-                      else docker.from_env())
+            # A deployment talks to the engine from one thread per service: a pool of 10 (the
+            # default) would open and drop a connection per call past the tenth.
+            client = (docker.DockerClient(base_url=base_url, max_pool_size=POOL_SIZE)
+                      if base_url else docker.from_env(max_pool_size=POOL_SIZE))
             client.ping()
             # docker-py sends the server user's own ~/.docker credentials with builds and
             # pulls when none are given: never here. Each pull and push carries only the

@@ -32,7 +32,7 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
     """
     placement = control.placement(account, project)
     owner = project_labels(placement)
-    containers = control.driver.containers(owner)
+    containers = control.driver.containers(owner, detail=False)  # one engine call
     services = sorted({c.service for c in containers} |
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)

@@ -2,12 +2,14 @@
 routes with them (FastAPI validates requests and describes every answer in the OpenAPI
 document from them), and the client returns them instead of dictionaries.
 
-Plain frozen dataclasses, not pydantic models: FastAPI (through pydantic) takes them as
-bodies and `response_model`s all the same, and the client reads them without importing
-pydantic, which would add about 40-80 ms (measured here) to every `dockyard` command, `ps`
-included. `from_json` reads what a server sent (it does not validate: the server did);
-`to_json` gives the same object back, keys in the order the server sends them, which the CLI's
-`--json` output prints. Times are ISO 8601 strings, exactly as the server wrote them.
+Plain dataclasses, not pydantic models: FastAPI (through pydantic) takes them as bodies and
+`response_model`s all the same, and the client reads them without importing pydantic, which
+would add about 40-80 ms (measured here) to every `dockyard` command, `ps` included. Only
+`__init__` is generated (`repr=False, eq=False`; `_Body` gives the others once): each generated
+method costs an `exec` at import, and all of them made this module 13 ms instead of 3-5 ms.
+`from_json` reads what a server sent (it does not validate: the server did); `to_json` gives
+the same object back, keys in the order the server sends them, which the CLI's `--json` output
+prints. Times are ISO 8601 strings, exactly as the server wrote them.
 
 (`dockyard.wire` is another thing: the Compose project document a client sends.)
 """
@@ -34,9 +36,22 @@ class _Body:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, _Body):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and mutable
+
+    def __repr__(self) -> str:
+        """Fields marked `repr=False` (a password, a config value) are left out."""
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}"
+                          for f in dataclasses.fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{type(self).__name__}({shown})"
+
 
 # -- requests -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class BuildBody(_Body):
     """A service's build: its uploaded context (by digest) and `build:` options."""
 
@@ -47,7 +62,7 @@ class BuildBody(_Body):
     pull: bool = False  # build.pull: refresh the base images
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DeployBody(_Body):
     """`POST /v1/projects/<project>/deployments` and `.../plan` (`up --dry-run`)."""
 
@@ -58,36 +73,36 @@ class DeployBody(_Body):
     pull: PullPolicy | None = None  # `up --pull`: every service's policy
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class RedeployBody(_Body):
     pull: PullPolicy | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DownBody(_Body):
     volumes: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ConfigBody(_Body):
     value: str = field(repr=False)  # never in a repr, a log or a validation error
     if_not_set: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class RegistryLoginBody(_Body):
     username: str
     password: str = field(repr=False)  # never in a repr, a log or a validation error
 
 
 # -- answers ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class Health(_Body):
     status: str
     version: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class WhoAmI(_Body):
     """The token's account, and the server's naming mode, zone and version."""
 
@@ -97,7 +112,7 @@ class WhoAmI(_Body):
     version: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class IngressInfo(_Body):
     """Whether the server runs its ingress, its ports, and its local CA certificate (PEM)."""
 
@@ -107,12 +122,12 @@ class IngressInfo(_Body):
     ca_certificate: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ContextStored(_Body):
     digest: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DeploymentStarted(_Body):
     """A deployment (`up`, `redeploy` or `down`) the server recorded and started."""
 
@@ -120,7 +135,7 @@ class DeploymentStarted(_Body):
     project: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class PlannedService(_Body):
     """One service of a plan (`up --dry-run --json` prints these)."""
 
@@ -130,7 +145,7 @@ class PlannedService(_Body):
     replicas: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class PlanAnswer(_Body):
     """What a deployment would do: each service's action, the builds and pulls it would run."""
 
@@ -146,7 +161,7 @@ class PlanAnswer(_Body):
                    services=[PlannedService.from_json(s) for s in data.get("services") or []])
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ConfigItem(_Body):
     """A config's name and when it was set: never its value."""
 
@@ -154,14 +169,14 @@ class ConfigItem(_Body):
     updated_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ConfigWritten(_Body):
     name: str
     set: bool  # False: `if_not_set` and it was already set
     updated_at: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class RegistryItem(_Body):
     """A registry login of the account: never its password."""
 
@@ -170,18 +185,18 @@ class RegistryItem(_Body):
     updated_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class RegistryStored(_Body):
     host: str  # as the server keys it
     username: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class RegistryRemoved(_Body):
     host: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ServiceStatus(_Body):
     """One service of `ps`: its recorded state, names and endpoints, and what runs."""
 
@@ -200,7 +215,7 @@ class ServiceStatus(_Body):
     image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DeploymentSummary(_Body):
     """A deployment of the history (`dockyard deployments`)."""
 
@@ -213,7 +228,7 @@ class DeploymentSummary(_Body):
     services: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DeploymentImage(_Body):
     """The image a deployment ran for a service: as named, its digest, its local id."""
 
@@ -222,7 +237,7 @@ class DeploymentImage(_Body):
     image_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class StateEvent(_Body):
     """A recorded state change of a service (`id` orders them within the deployment)."""
 
@@ -235,7 +250,7 @@ class StateEvent(_Body):
     id: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DeploymentDetail(_Body):
     """One deployment: its images, its state events, and what a `down` noted."""
 
@@ -260,7 +275,7 @@ class DeploymentDetail(_Body):
 
 
 # -- errors -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class DiagnosticBody(_Body):
     """One problem of a refused project (`ProjectInvalid`)."""
 
@@ -273,7 +288,7 @@ class DiagnosticBody(_Body):
     hint: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False, eq=False)
 class ErrorBody(_Body):
     """Every error answer: what is wrong, what to do, and the error's class (`kind`), by which
     the client rebuilds it (`dockyard.error_kinds`). Written by `DockyardError.to_wire`; this

@@ -15,6 +15,7 @@ import pytest
 
 from dockyard.cli.main import main
 from dockyard.client import api
+from dockyard.wire_models import ConfigBody, RegistryLoginBody, ServiceStatus
 from tests.api.test_tenancy import IMAGE, LEDGER, Server, deploy_ledger, running_server
 from tests.cli.test_registry_cli import HOST, PASSWORD, _TestClient
 
@@ -116,3 +117,12 @@ def test_the_openapi_document_describes_the_answers(server: Server) -> None:
         "service", "deployment", "state", "state_number", "reason", "since", "fqdn",
         "endpoint", "endpoints", "replicas", "running", "exposure", "image"]
     assert "password" in schemas["RegistryLoginBody"]["properties"]
+
+
+def test_bodies_compare_by_value_and_never_show_a_secret() -> None:
+    login = RegistryLoginBody(username="alice", password="pw-never-shown-41c2")
+    assert "pw-never-shown" not in repr(login) and "alice" in repr(login)
+    assert "value-never-shown" not in repr(ConfigBody(value="value-never-shown"))
+    row = ServiceStatus(service="web", deployment="d1", state="BUILD_RUNNING")
+    assert row == ServiceStatus.from_json(row.to_json())
+    assert row != ServiceStatus(service="db", deployment="d1", state="BUILD_RUNNING")

@@ -27,6 +27,7 @@ from dockyard.runtime.driver import (
     LABEL_DEPLOYMENT,
     BuildFence,
     ContainerInfo,
+    ImageDetails,
 )
 from dockyard.runtime.errors import BuildFailed, BuildTimedOut, PushFailed
 from dockyard.runtime.specs import (
@@ -103,6 +104,9 @@ class Deployer:
         self.run_as: dict[str, str] = {}  # service -> reference its containers are made from
         # (service, reference, digest, image id) of each service's image, recorded at once
         self.image_records: list[tuple[str, str, str, str]] = []
+        # The engine's answers about images, per deployment (a lost race only asks twice).
+        self._ids: dict[str, str | None] = {}
+        self._image_details: dict[str, ImageDetails | None] = {}
         self._records_lock = threading.Lock()
 
     def _record(self, service: str, state: ServiceState, reason: str) -> None:
@@ -307,7 +311,7 @@ class Deployer:
 
     def _planned_image(self, use: ImageUse) -> str | None:
         return (self.pulled.get(use.target) or use.image_id
-                or self.driver.image_id(use.target))
+                or self._engine_image_id(use.target))
 
     def _resolved(self, reference: str) -> str | None:
         settings = self.control.settings
@@ -348,12 +352,23 @@ class Deployer:
         self._record(name, S.UPDATE_QUEUED, f"pushed as {self.run_as[name]}")
         return image_id
 
+    def _engine_image_id(self, reference: str) -> str | None:
+        """Asked once per deployment and reference (many services name the same image)."""
+        if reference not in self._ids:
+            self._ids[reference] = self.driver.image_id(reference)
+        return self._ids[reference]
+
+    def _details(self, image_id: str) -> ImageDetails | None:
+        if image_id not in self._image_details:
+            self._image_details[image_id] = self.driver.image_details(image_id)
+        return self._image_details[image_id]
+
     def _note_image(self, name: str, reference: str, image_id: str,
                     digest: str | None) -> None:
         """Record what the service runs: its registry digest when it has one (the image's
         own, for an image found on the engine that came from a registry), else its id."""
         if digest is None:
-            details = self.driver.image_details(image_id)
+            details = self._details(image_id)
             digest = _digest_for(reference, details.digests) if details else None
         with self._records_lock:
             self.image_records.append((name, reference, digest or image_id, image_id))

@@ -157,6 +157,14 @@ class _Planner:
         self.problems: list[Diagnostic] = []
         self.rebuild: set[str] = set()
         self._own: list[ImageInfo] | None = None
+        self._ids: dict[str, str | None] = {}  # reference -> image id (`_image_id`)
+
+    def _image_id(self, reference: str) -> str | None:
+        """The engine's answer for `reference`, asked once per admission (many services of a
+        project name the same image)."""
+        if reference not in self._ids:
+            self._ids[reference] = self.driver.image_id(reference)
+        return self._ids[reference]
 
     @property
     def own(self) -> list[ImageInfo]:
@@ -172,7 +180,7 @@ class _Planner:
         playground server an id counts only as one of the account's own builds."""
         where = Location(path=f"services.{name}.image")
         if image_id_of(pin) is not None:
-            found = self.driver.image_id(pin)
+            found = self._image_id(pin)
             if self.settings.playground:
                 decision = decide(pin, patterns=(), own=self.own)
                 found = decision.image_id if decision.verdict is Verdict.OWN else None
@@ -197,7 +205,7 @@ class _Planner:
             return
         self.uses.append(ImageUse(name, pin, pin, registry_host(parsed), pull=False,
                                   check=self.settings.playground
-                                  or self.driver.image_id(pin) is None,
+                                  or self._image_id(pin) is None,
                                   location=where))
 
     def service_image(self, name: str, service: Service) -> None:
@@ -235,7 +243,7 @@ class _Planner:
                 self.problems.append(_invalid(reference, where))
                 return
             engine = parsed.tagged if parsed is not None else reference
-        found = self.driver.image_id(engine)
+        found = self._image_id(engine)
         parsed = parse_reference(engine)
         wanted = parsed is not None and self._must_pull(policy, reference,
                                                          present=found is not None)
@@ -269,7 +277,8 @@ class _Planner:
 
     def _must_pull(self, policy: PullPolicy, reference: str, *, present: bool) -> bool:
         last = (self.control.store.last_pulled(self.account, reference)
-                if self.account is not None else None)
+                if self.account is not None and policy.kind is PullKind.REFRESH
+                and self.override is None else None)  # only a refresh policy reads it
         return must_pull(policy, present=present, last_pulled=last, now=datetime.now(UTC),
                          override=self.override)
 
@@ -328,7 +337,7 @@ class _Planner:
         if check and self._registry_refused(registry_host(parsed), at):
             return
         engine = parsed.tagged
-        present = self.driver.image_id(engine) is not None
+        present = self._image_id(engine) is not None
         pull = refresh or not present
         self.uses.append(ImageUse(
             name, reference, engine, registry_host(parsed), pull=pull,
@@ -374,7 +383,7 @@ class _Planner:
         pulled (a playground use of the cache counts only with this account's digest)."""
         if use.base or use.pull:
             return _replace(use, digest=digest)
-        found = self.driver.image_id(pinned(use.engine_reference, digest))
+        found = self._image_id(pinned(use.engine_reference, digest))
         if found is not None:
             return _replace(use, digest=digest, image_id=found)
         if not use.may_pull:

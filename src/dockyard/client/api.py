@@ -68,6 +68,16 @@ class Client:
         else:
             self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
+    @classmethod
+    def over(cls, http: httpx.Client) -> Client:
+        """A client that talks through `http` as it is: its base URL, headers (the token) and
+        transport. Tests point it at an in-process app (Starlette's `TestClient` is an
+        `httpx.Client`), so that they speak to the server as users do. `close` closes `http`."""
+        client = cls.__new__(cls)
+        client.url = str(http.base_url).rstrip("/")
+        client.http = http
+        return client
+
     def close(self) -> None:
         self.http.close()
 

@@ -19,13 +19,13 @@ from dockyard.runtime.driver import BuildFence
 from dockyard.runtime.errors import BuildTimedOut
 from dockyard.runtime.specs import network_name
 from dockyard.server.settings import Limits
-from tests.api.test_tenancy import Server, _digest, _tar, running_server
+from tests.support.server import Server, digest_of, make_tar, running_server
 
-DOCKERFILE = _tar({"Dockerfile": b"FROM dockyard/busybox:1\n"})
+DOCKERFILE = make_tar({"Dockerfile": b"FROM dockyard/busybox:1\n"})
 
 
 def _upload(server: Server, who: str) -> str:
-    digest = _digest(DOCKERFILE)
+    digest = digest_of(DOCKERFILE)
     response = server.call("PUT", f"/v1/contexts/{digest}", who, content=DOCKERFILE)
     assert response.status_code in (200, 201), response.text
     return digest

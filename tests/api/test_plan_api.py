@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_tenancy import IMAGE, Server, _digest, _tar, running_server
+from tests.support.server import IMAGE, Server, digest_of, make_tar, running_server
 
 APP = "registry.dockyard.test/team/app:1"
 
@@ -88,8 +88,8 @@ def test_a_dry_run_says_what_changed_and_why(server: Server) -> None:
 
 
 def test_a_build_that_would_run_is_said_so(server: Server) -> None:
-    data = _tar({"Dockerfile": b"FROM dockyard/busybox:1\n"})
-    digest = _digest(data)
+    data = make_tar({"Dockerfile": b"FROM dockyard/busybox:1\n"})
+    digest = digest_of(data)
     assert server.call("PUT", f"/v1/contexts/{digest}", content=data).status_code == 201
     body = {"project": {"name": "shop", "services": {"web": {"build": {"context": "."}}}},
             "builds": {"web": {"digest": digest}}}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_tenancy import IMAGE, Server, _digest, _tar, running_server
+from tests.support.server import IMAGE, Server, digest_of, make_tar, running_server
 
 REGISTRY = "registry.example.com:5000"
 APP = f"{REGISTRY}/team/app:1"
@@ -71,8 +71,8 @@ def test_a_redeploy_runs_the_recorded_digest_not_the_moved_tag(server: Server) -
 
 
 def test_a_redeploy_of_a_build_runs_its_image_without_building(server: Server) -> None:
-    data = _tar({"Dockerfile": b"FROM dockyard/busybox:1\n"})
-    digest = _digest(data)
+    data = make_tar({"Dockerfile": b"FROM dockyard/busybox:1\n"})
+    digest = digest_of(data)
     assert server.call("PUT", f"/v1/contexts/{digest}", content=data).status_code == 201
     first, status = server.up("shop", {"web": {"build": {"context": "."}}},
                               builds={"web": {"digest": digest}})

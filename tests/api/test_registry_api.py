@@ -11,8 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from dockyard.server.registry_auth import MAX_REGISTRIES, RegistryAuth
-from tests.api.test_tenancy import Server, running_server
 from tests.files import file_contents
+from tests.support.server import Server, running_server
 
 HOST = "127.0.0.1:5000"
 ALICE_PASSWORD = "alice-registry-pw-5b1e0c"

@@ -23,7 +23,7 @@ from dockyard.server.configs import MAX_CONFIGS_PER_PROJECT, MIN_CONFIG_PROJECTS
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.settings import Limits
 from dockyard.server.streams import FollowSlots
-from tests.api.test_tenancy import IMAGE, Server, running_server
+from tests.support.server import IMAGE, Server, running_server
 
 WEB = {"image": IMAGE, "command": ["sleep", "1d"]}
 

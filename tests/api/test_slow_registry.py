@@ -14,7 +14,7 @@ import pytest
 from dockyard.naming import NamingMode
 from dockyard.runtime.driver import PullMessage, StreamStop
 from dockyard.server.settings import Limits
-from tests.api.test_tenancy import IMAGE, Server, running_server
+from tests.support.server import IMAGE, Server, running_server
 
 SLOW = "slow.example.com/team/app:1"
 GATE_SECONDS = 20.0  # what a blocked call waits at most (a hang budget, not a measurement)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import tarfile
 import time
@@ -28,6 +27,7 @@ from dockyard.server.control import ControlPlane
 from dockyard.server.settings import Limits, ServerSettings
 from dockyard.store.store import Store
 from tests.fakes import FakeDriver
+from tests.support.server import client_over, follow
 
 QUOTA = 300_000
 TTL = 3600.0
@@ -95,19 +95,8 @@ class Api:
         return deployment, seen, status
 
     def events(self, deployment: str) -> tuple[list[dict[str, Any]], str]:
-        seen: list[dict[str, Any]] = []
-        kind = ""
-        with self.client.stream("GET", f"/v1/deployments/{deployment}/events",
-                                headers=self.headers) as response:
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    if kind == "end":
-                        return seen, str(data["status"])
-                    seen.append(data)
-        raise AssertionError("the stream ended without an end event")
+        seen, end = follow(client_over(self.client.app, self.headers), deployment)
+        return seen, str(end["status"])
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -35,6 +34,7 @@ from dockyard.server.settings import Limits, ServerSettings
 from dockyard.server.streams import FollowSlots
 from dockyard.store.store import Store
 from tests.fakes import FakeDriver
+from tests.support.server import client_over, log_answer
 
 CAP = 64 * 1024  # the JSON body cap of these tests
 
@@ -81,16 +81,6 @@ def deployed(api: Api, headers: dict[str, str] | None = None) -> None:
     with api.client.stream("GET", f"/v1/deployments/{deployment}/events",
                            headers=headers or api.alice) as stream:
         assert any('"succeeded"' in line for line in stream.iter_lines())
-
-
-def sse(text: str) -> list[tuple[str, dict[str, Any]]]:
-    out, kind = [], ""
-    for line in text.splitlines():
-        if line.startswith("event: "):
-            kind = line[7:]
-        elif line.startswith("data: "):
-            out.append((kind, json.loads(line[6:])))
-    return out
 
 
 def eventually(check: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
@@ -194,8 +184,7 @@ def test_a_log_answer_holds_the_newest_limit_lines_and_says_older_ones_were_left
     deployed(api)
     api.driver.printed = 500
     api.driver.log_requests.clear()
-    events = sse(api.client.get("/v1/projects/shop/logs?type=run&limit=100",
-                                headers=api.alice).text)
+    events = log_answer(client_over(api.client.app, api.alice), "shop", kind="run", limit=100)
     lines = [data for kind, data in events if kind == "log"]
     kind, end = events[-1]
     assert kind == "end" and end["truncated"] is True and end["limit"] == 100
@@ -208,8 +197,8 @@ def test_a_log_answer_holds_the_newest_limit_lines_and_says_older_ones_were_left
     assert {line["line"].rsplit(" ", 1)[-1] for line in lines} >= {"499"}
     # Asking again until `before` pages further back (the boundary line comes again).
     api.driver.log_requests.clear()
-    older = sse(api.client.get("/v1/projects/shop/logs", headers=api.alice, params={
-        "type": "run", "limit": 100, "until": end["before"]}).text)
+    older = log_answer(client_over(api.client.app, api.alice), "shop", kind="run", limit=100,
+                       until=end["before"])
     older_lines = [data for kind, data in older if kind == "log"]
     assert len(older_lines) == 100 and older[-1][1]["truncated"] is True
     before = datetime.fromisoformat(end["before"])
@@ -221,7 +210,7 @@ def test_a_log_answer_holds_the_newest_limit_lines_and_says_older_ones_were_left
 def test_a_short_log_is_whole_and_not_truncated(api: Api) -> None:
     deployed(api)
     api.driver.printed = 3
-    events = sse(api.client.get("/v1/projects/shop/logs?type=run", headers=api.alice).text)
+    events = log_answer(client_over(api.client.app, api.alice), "shop", kind="run")
     assert len([1 for kind, _ in events if kind == "log"]) == 2 * 4
     assert events[-1] == ("end", {"truncated": False, "before": None, "limit": 10_000})
 
@@ -234,8 +223,7 @@ def test_the_default_limit_is_asked_of_the_engine_and_a_users_tail_is_not_a_trun
     api.client.get("/v1/projects/shop/logs?type=run", headers=api.alice)
     assert [tail for _, tail in api.driver.log_requests] == [10_001, 10_001]
     api.driver.log_requests.clear()
-    events = sse(api.client.get("/v1/projects/shop/logs?type=run&tail=5",
-                                headers=api.alice).text)
+    events = log_answer(client_over(api.client.app, api.alice), "shop", kind="run", tail=5)
     assert [tail for _, tail in api.driver.log_requests] == [5, 5]
     assert len(events) == 11 and events[-1][1]["truncated"] is False
 

@@ -9,17 +9,12 @@ counterpart, on a real playground server, is `tests/engine/test_tenants.py`.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
 import stat
-import tarfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,147 +22,23 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from dockyard.ids import new_deployment_id
 from dockyard.naming import NamingMode
-from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_PROJECT, LogLine, StreamStop
-from dockyard.server.app import create_app
-from dockyard.server.control import ControlPlane
-from dockyard.server.settings import Limits, ServerSettings
-from dockyard.store.store import Account, Store
-from tests.fakes import FakeDriver
+from dockyard.server.settings import Limits
 from tests.files import file_contents
+from tests.support.ledger import (
+    LEDGER,
+    LEDGER_CONFIGS,
+    LEDGER_CONTEXT,
+    deploy_ledger,
+)
+from tests.support.server import IMAGE, Server, digest_of, make_tar, running_server
 
-IMAGE = "dockyard/busybox:1"
 PUBLIC = {"/v1/health"}  # the only route, besides the OpenAPI document and docs, without token
 
-
-class PrintingDriver(FakeDriver):
-    """A fake engine whose containers print their whole environment and every file mounted
-    into them: whatever a program could print about its configs, it does."""
-
-    def logs(self, container_id: str, *, tail: int | None = None,
-             since: datetime | None = None, until: datetime | None = None,
-             follow: bool = False, stop: StreamStop | None = None) -> Iterator[LogLine]:
-        yield from super().logs(container_id, tail=tail, since=since, until=until,
-                                follow=follow, stop=stop)
-        spec = self.specs.get(container_id)
-        if spec is None:
-            return
-        now = datetime.now(UTC)
-        for key, value in sorted(spec.environment.items()):
-            yield LogLine(container_id, f"env {key}={value}", now)
-        for mount in spec.mounts:
-            if mount.type == "bind" and mount.source and os.path.isfile(mount.source):
-                yield LogLine(container_id,
-                              f"file {mount.target}: {Path(mount.source).read_text()}", now)
-
-
-@dataclass
-class Server:
-    client: TestClient
-    app: FastAPI
-    control: ControlPlane
-    driver: PrintingDriver
-    store: Store
-    settings: ServerSettings
-    accounts: dict[str, Account]
-    tokens: dict[str, str]
-    bodies: list[str] = field(default_factory=list)  # every response body, for leak searches
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    def call(self, method: str, path: str, who: str | None = "alice",
-             headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
-        """One request (as `who`, or with `headers` as given); its body is kept."""
-        sent = dict(headers) if headers is not None else (self.auth(who) if who else {})
-        response: httpx.Response = self.client.request(method, path, headers=sent, **kwargs)
-        self.bodies.append(response.text)
-        return response
-
-    def deploy(self, project: str, services: dict[str, Any], who: str = "alice",
-               secrets: dict[str, Any] | None = None,
-               builds: dict[str, Any] | None = None) -> httpx.Response:
-        body: dict[str, Any] = {"name": project, "services": services}
-        if secrets:
-            body["secrets"] = secrets
-        return self.call("POST", f"/v1/projects/{project}/deployments", who,
-                         json={"project": body, "builds": builds or {}})
-
-    def events(self, deployment: str, who: str = "alice") -> tuple[list[dict[str, Any]], str]:
-        """The deployment's SSE stream read to its end: (state events, final status)."""
-        response = self.call("GET", f"/v1/deployments/{deployment}/events", who)
-        assert response.status_code == 200, response.text
-        seen: list[dict[str, Any]] = []
-        kind = ""
-        for line in response.text.splitlines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-                if kind == "end":
-                    return seen, str(data["status"])
-                seen.append(data)
-        raise AssertionError(f"the stream of {deployment} ended without an end event")
-
-    def up(self, project: str, services: dict[str, Any], who: str = "alice",
-           secrets: dict[str, Any] | None = None,
-           builds: dict[str, Any] | None = None) -> tuple[str, str]:
-        """Deploy and wait: (deployment id, final status)."""
-        response = self.deploy(project, services, who, secrets, builds)
-        assert response.status_code == 202, response.text
-        deployment = str(response.json()["deployment"])
-        return deployment, self.events(deployment, who)[1]
-
-    def down(self, project: str, who: str = "alice") -> str:
-        response = self.call("POST", f"/v1/projects/{project}/down", who, json={})
-        assert response.status_code == 202, response.text
-        _, status = self.events(str(response.json()["deployment"]), who)
-        return status
-
-    def set_config(self, project: str, name: str, value: str, who: str = "alice") -> None:
-        response = self.call("PUT", f"/v1/projects/{project}/configs/{name}", who,
-                             json={"value": value})
-        assert response.status_code == 200, response.text
-
-    def containers(self, project: str, who: str = "alice") -> dict[str, set[str]]:
-        """service -> ids of its containers, for one account's project."""
-        out: dict[str, set[str]] = {}
-        for cid, info in self.driver.items.items():
-            if info.labels.get(LABEL_ACCOUNT) == who and \
-                    info.labels.get(LABEL_PROJECT) == project:
-                out.setdefault(info.service, set()).add(cid)
-        return out
-
-    def spec_of(self, project: str, service: str, who: str = "alice") -> Any:
-        (cid,) = self.containers(project, who)[service]
-        return self.driver.specs[cid]
-
-
 Playground = Server  # the playground fixture's type: a Server in playground mode
-
-
-@contextmanager
-def running_server(tmp_path: Path, **settings: Any) -> Iterator[Server]:
-    options: dict[str, Any] = {"data": tmp_path / "server", "stabilization_seconds": 0.0,
-                               "deploy_timeout_seconds": 5.0, "max_context_bytes": 1 << 20}
-    options.update(settings)
-    server_settings = ServerSettings(**options)
-    server_settings.data.mkdir()
-    store = Store.open(server_settings.database_url)
-    driver = PrintingDriver()
-    control = ControlPlane(server_settings, store, driver)
-    accounts = {name: store.ensure_account(name) for name in ("alice", "bob")}
-    tokens = {name: store.create_token(account) for name, account in accounts.items()}
-    app = create_app(control)
-    try:
-        with TestClient(app) as client:
-            yield Server(client, app, control, driver, store, server_settings, accounts, tokens)
-    finally:
-        store.close()
 
 
 @pytest.fixture
@@ -183,52 +54,7 @@ def playground(tmp_path: Path) -> Iterator[Server]:
         yield running
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 # == 1. Tokens and accounts =======================================================================
-
-# Alice's project: every name in it is distinctive, so that finding "ledger" anywhere in what
-# Bob is told is a leak.
-LEDGER = "alpha-ledger"
-LEDGER_SECRETS = {"ledger_cert": {"external": True}}
-LEDGER_CONTEXT = _tar({"Dockerfile": b"FROM dockyard/busybox:1\n# ledger\n"})
-LEDGER_CONFIGS = {"LEDGER_KEY": "ledger-key-value-0a1b", "ledger_cert": "ledger-cert-value-2c3d"}
-
-
-def ledger_services() -> dict[str, Any]:
-    return {
-        "ledgerweb": {"image": IMAGE, "ports": [{"target": 8080}],
-                      "healthcheck": {"test": ["CMD", "true"]},
-                      "environment": {"LEDGER_KEY": None}},
-        "ledgerdb": {"image": IMAGE, "secrets": ["ledger_cert"]},
-        "ledgerapp": {"build": {"context": "."}},
-    }
-
-
-def deploy_ledger(server: Server) -> str:
-    """Alice's deployed project, with configs and an uploaded build context."""
-    for name, value in LEDGER_CONFIGS.items():
-        server.set_config(LEDGER, name, value)
-    upload = server.call("PUT", f"/v1/contexts/{_digest(LEDGER_CONTEXT)}",
-                         content=LEDGER_CONTEXT)
-    assert upload.status_code == 201, upload.text
-    deployment, status = server.up(LEDGER, ledger_services(), secrets=LEDGER_SECRETS,
-                                   builds={"ledgerapp": {"digest": _digest(LEDGER_CONTEXT)}})
-    assert status == "succeeded"
-    return deployment
-
 
 def protected_routes(app: FastAPI) -> list[tuple[str, str]]:
     """(method, path) of every route of the app that needs a token: all but PUBLIC and the
@@ -264,7 +90,7 @@ def _bodies() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/projects/{project}/down"): {"json": {}},
         ("PUT", "/v1/projects/{project}/configs/{name}"): {
             "json": {"value": "replaced-by-nobody"}},
-        ("PUT", "/v1/contexts/{digest}"): {"content": _tar({"Dockerfile": b"FROM x\n"})},
+        ("PUT", "/v1/contexts/{digest}"): {"content": make_tar({"Dockerfile": b"FROM x\n"})},
     }
 
 
@@ -307,7 +133,7 @@ def test_every_endpoint_refuses_a_missing_malformed_unknown_or_revoked_token(
         "a token's hash": {"Authorization": "Bearer " + hashlib.sha256(good.encode()).hexdigest()},
         "revoked token": {"Authorization": f"Bearer {spare}"},
     }
-    values = {"project": LEDGER, "deployment": deployment, "digest": _digest(LEDGER_CONTEXT),
+    values = {"project": LEDGER, "deployment": deployment, "digest": digest_of(LEDGER_CONTEXT),
               "name": "LEDGER_KEY"}
     bodies = _bodies()
     before = (len(server.store.deployments(alice, None)), set(server.driver.items),
@@ -366,7 +192,7 @@ def _same_answer(mine: httpx.Response, missing: httpx.Response, asked_mine: list
 def _alice_secrets(server: Server) -> list[str]:
     alice = server.accounts["alice"]
     ids = [r.id for r in server.store.deployments(alice, None)]
-    return ["ledger", "LEDGER", "alice", _digest(LEDGER_CONTEXT)[7:], *ids,
+    return ["ledger", "LEDGER", "alice", digest_of(LEDGER_CONTEXT)[7:], *ids,
             *LEDGER_CONFIGS.values()]
 
 
@@ -461,8 +287,8 @@ def test_another_accounts_build_context_is_neither_visible_nor_usable(server: Se
     """A build context is Alice's upload: Bob must not learn that it exists (HEAD answers 200
     only if someone uploaded exactly that content) nor build it without uploading it."""
     deploy_ledger(server)
-    digest = _digest(LEDGER_CONTEXT)
-    never = _digest(b"never uploaded by anyone")
+    digest = digest_of(LEDGER_CONTEXT)
+    never = digest_of(b"never uploaded by anyone")
     assert server.call("HEAD", f"/v1/contexts/{digest}", "alice").status_code == 200
     foreign = server.call("HEAD", f"/v1/contexts/{digest}", "bob")
     absent = server.call("HEAD", f"/v1/contexts/{never}", "bob")

@@ -14,8 +14,8 @@ import pytest
 
 from dockyard.runtime.driver import PullMessage, StreamStop
 from dockyard.runtime.errors import EngineError
-from tests.api.test_images_api import upload
-from tests.api.test_pulls_api import (
+from tests.support.images import upload
+from tests.support.pulls import (
     HOST,
     REF,
     SECRET_ID,
@@ -25,7 +25,7 @@ from tests.api.test_pulls_api import (
     up,
     with_playground,
 )
-from tests.api.test_tenancy import IMAGE, Server
+from tests.support.server import IMAGE, Server
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 
 from dockyard.naming import NamingMode
 from dockyard.server.settings import Limits
-from tests.api.test_tenancy import IMAGE, Server, running_server
+from tests.support.server import IMAGE, Server, running_server
 
 BUSYBOX = {"image": IMAGE, "command": ["sleep", "1d"]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dockyard.exit_codes import ExitCode
-from tests.cli.test_config_cli import run_cli, write_files
+from tests.support.cli import run_cli, write_files
 
 
 def test_an_invalid_project_is_refused_before_any_server_is_contacted(tmp_path: Path) -> None:

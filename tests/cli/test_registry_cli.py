@@ -11,32 +11,20 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from dockyard.cli.main import main
 from dockyard.client import api
 from dockyard.exit_codes import ExitCode
-from tests.api.test_tenancy import Server, running_server
-from tests.cli.test_config_cli import run_cli
 from tests.files import file_contents
+from tests.support.cli import REGISTRY_HOST as HOST
+from tests.support.cli import REGISTRY_PASSWORD as PASSWORD
+from tests.support.cli import run_cli
+from tests.support.server import Server, running_server
 
-HOST = "127.0.0.1:5000"
-PASSWORD = "cli-registry-pw-0d6c1f"
 OTHER_PASSWORD = "other-registry-pw-77aa31"  # another host's, in the same Docker config
 HUB = "https://index.docker.io/v1/"
-
-
-class _TestClient(TestClient):
-    """Starlette's TestClient refuses a per-request timeout, which the client sends."""
-
-    def request(self, *args: Any, **kwargs: Any) -> httpx.Response:
-        kwargs.pop("timeout", None)
-        response: httpx.Response = super().request(*args, **kwargs)
-        return response
 
 
 @pytest.fixture
@@ -48,11 +36,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
                                               "ghcr.io": ("ghuser", PASSWORD)})
 
         def connect(*_args: object, **_kwargs: object) -> api.Client:
-            client = api.Client("http://testserver", running.tokens["alice"])
-            client.http.close()
-            client.http = _TestClient(running.app, base_url="http://testserver",
-                                     headers=running.auth("alice"))
-            return client
+            return running.client_of("alice")
 
         monkeypatch.setattr(api, "connect", connect)
         monkeypatch.delenv("DOCKER_CONFIG", raising=False)

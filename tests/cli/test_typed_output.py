@@ -16,8 +16,10 @@ import pytest
 from dockyard.cli.main import main
 from dockyard.client import api
 from dockyard.wire_models import ConfigBody, RegistryLoginBody, ServiceStatus
-from tests.api.test_tenancy import IMAGE, LEDGER, Server, deploy_ledger, running_server
-from tests.cli.test_registry_cli import HOST, PASSWORD, _TestClient
+from tests.support.cli import REGISTRY_HOST as HOST
+from tests.support.cli import REGISTRY_PASSWORD as PASSWORD
+from tests.support.ledger import LEDGER, deploy_ledger
+from tests.support.server import IMAGE, Server, running_server
 
 
 @pytest.fixture
@@ -27,11 +29,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
         running.driver.registry_users[HOST] = ("alice", PASSWORD)
 
         def connect(*_args: object, **_kwargs: object) -> api.Client:
-            client = api.Client("http://testserver", running.tokens["alice"])
-            client.http.close()
-            client.http = _TestClient(running.app, base_url="http://testserver",
-                                      headers=running.auth("alice"))
-            return client
+            return running.client_of("alice")
 
         monkeypatch.setattr(api, "connect", connect)
         deploy_ledger(running)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.test_validate import load
+from tests.support.compose import load
 
 from dockyard.registry.reference import why_invalid
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dockyard.compose.models import Condition, Service
-from dockyard.lifecycle import BUILD_STATES, ServiceState
+from dockyard.lifecycle import BUILD_STATES, ServiceState, can_transition
 from dockyard.plan import Action, ActionKind, plan
 from dockyard.registry.failures import classify
 from dockyard.registry.reference import parse_reference, pinned
@@ -194,6 +194,14 @@ class Deployer:
             self._record(name, S.UPDATE_QUEUED, "queued")
         self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
 
+    def _enter(self, name: str, state: ServiceState, reason: str) -> None:
+        """Record `state`, queued first when the state machine asks for it (a service that
+        comes from a build state, or from nothing)."""
+        current = self._state(name)
+        if current is not state and not can_transition(current, state):
+            self._record(name, S.UPDATE_QUEUED, "queued")
+        self._record(name, state, reason)
+
     def _needs_build(self, name: str) -> bool:
         """Whether the service's image will be built now (else an earlier build is reused)."""
         return self._reusable_build(name, self.project.services[name],
@@ -249,19 +257,21 @@ class Deployer:
         name, service, action = job.name, job.service, job.action
         failed = self._wait_dependencies(service)
         if failed:
-            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, failed)
+            self._fail(name, failed)
             progress.settle(False, failed)
             return
         if action.kind is ActionKind.KEEP:
+            # One event, not two: a no-op `up` of a large project writes one per service.
             if action.replicas == 0:
-                self._record(name, S.DEPLOYMENT_SCALED_IN, "scaled to 0 replicas")
+                self._enter(name, S.DEPLOYMENT_SCALED_IN, "scaled to 0 replicas")
                 progress.settle(True, "scaled to zero")
                 return
             self.control.ingress.serve(self.account.name, self.project, name,
                                        [c for c in job.live if c.status == "running"])
-            self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, "unchanged: not restarted")
+            self._enter(name, S.SERVICE_DEPLOYMENT_COMPLETED, "unchanged: not restarted")
             progress.settle(True, "unchanged")
             return
+        self._record(name, S.UPDATE_QUEUED, f"{action.kind.value}: {action.reason}")
         if action.kind is ActionKind.SCALE and action.replicas == 0:
             self._withdraw(name, service, job.live)
             self._stop_all(job.live)
@@ -296,8 +306,7 @@ class Deployer:
             if by_digest is not None:
                 self.run_as[name] = by_digest  # pinned: the registry's digest, not a tag
             self._note_image(name, reference, image_id, by_digest)
-            self._record(name, S.UPDATE_QUEUED, f"image {reference}")
-            return image_id
+            return image_id  # queued (or kept) by `_carry_out`, with the plan's reasons
         tag = f"{image_repository(self.placement, name)}:{build.key()}"
         existing = self._reusable_build(name, service, build)
         if existing is not None:

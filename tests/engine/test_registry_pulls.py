@@ -33,7 +33,7 @@ from tests.engine.registry import (
     registry,
     tls_registry,
 )
-from tests.engine.test_deployments import (
+from tests.support.deployments import (
     COMPLETED,
     DOCKYARD,
     FAILED,
@@ -52,13 +52,13 @@ from tests.engine.test_deployments import (
     label,
     last_events,
 )
-from tests.engine.test_example_images import _engine_ready
+from tests.support.engine import engine_ready
 
 __all__ = ["auth_registry", "dockyard", "images", "registry", "tls_registry"]  # fixtures used
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]
@@ -641,11 +641,11 @@ def test_the_registry_going_down_mid_pull_changes_nothing_that_runs(
     3. The registry goes down (`proxy.cut()`: open connections reset, new ones refused). The
        engine retries the layer 5 times over about 75 s, then fails the pull (`up` ended
        77 s after it started).
-    4. `app`: UPDATE_QUEUED `pull failed`, then SERVICE_DEPLOYMENT_FAILED `the pull of REF
-       failed: the registry HOST cannot be reached (dial tcp HOST: connect: connection
-       refused) (check that HOST is up ...)`. `extra` (no previous version): UPDATE_QUEUED
-       `waiting for the deployment's pulls`, then SERVICE_DEPLOYMENT_FAILED `not changed: the
-       deployment stopped before changing anything: the image of app could not be pulled`.
+    4. `app` (still UPDATE_QUEUED): SERVICE_DEPLOYMENT_FAILED `the pull of REF failed: the
+       registry HOST cannot be reached (dial tcp HOST: connect: connection refused); check
+       that HOST is up ...`. `extra` (no previous version): UPDATE_QUEUED `queued`, then
+       SERVICE_DEPLOYMENT_FAILED `not changed: the deployment stopped before changing
+       anything: the image of app could not be pulled`.
        `side`: the same wait, then SERVICE_DEPLOYMENT_COMPLETED `kept the running version:
        the deployment stopped ...`. The deployment is failed; `up` exits 5 naming app and
        extra.

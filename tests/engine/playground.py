@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.engine.test_deployments import docker, eventually, free_port
-from tests.engine.test_tenants import (
+from tests.support.deployments import docker, eventually, free_port
+from tests.support.tenants import (
     DOCKYARD,
     User,
     clean_env,

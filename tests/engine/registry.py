@@ -489,7 +489,7 @@ class SlowProxy:
 
 
 # -- making registries ---------------------------------------------------------------------------
-def _require_binary() -> None:
+def require_binary() -> None:
     if shutil.which(BINARY) is None:
         message = f"no {BINARY} (Debian package docker-registry): run scripts/setup as root"
         if os.environ.get("CI"):
@@ -571,7 +571,7 @@ class Images:
 # -- pytest fixtures ---------------------------------------------------------------------------
 # Each fixture stands alone (its own engine client), so a test module imports only the ones it uses.
 def _serve(factory: pytest.TempPathFactory, kind: str) -> Iterator[Registry]:
-    _require_binary()
+    require_binary()
     with running_registry(factory.mktemp(f"registry-{kind}"), auth=kind == "auth",
                           tls=kind == "tls") as reg:
         yield reg

@@ -18,7 +18,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +39,7 @@ from dockyard.ingress.acme import (
 from dockyard.ingress.ca import LocalCA
 from dockyard.ingress.certificates import IssuedCertificate
 from dockyard.ingress.tls_errors import CertificateError
-
-
-def program(name: str) -> str | None:
-    return shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists()
-                                  else None)
+from tests.support.pebble import program, stop, wait_for_port
 
 
 def free_port() -> int:
@@ -144,29 +139,6 @@ class Pebble:
         response = httpx.get(f"{self.management_url}/roots/0", verify=context, timeout=10)
         response.raise_for_status()
         return x509.load_pem_x509_certificate(response.content)
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{process.args!r} exited {process.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"port {port} of {process.args!r} did not open within 15 s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -39,20 +39,19 @@ import pytest
 import yaml
 from cryptography import x509
 
-from tests.engine import test_ingress_acme as acme_tests
-from tests.engine.test_deployments import COMPLETED, USER, Dockyard, free_port
-from tests.engine.test_ingress_acme import (
+from tests.support.deployments import COMPLETED, USER, Dockyard, free_port
+from tests.support.ingress import (
+    PROXY_MARKS,
     Answer,
-    Pebble,
     answer_ok,
     issued_by,
     local_ca,
     logs,
     request,
 )
+from tests.support.pebble import Pebble
 
-pytestmark = acme_tests.pytestmark
-pebble = acme_tests.pebble  # the fixture: pebble and challtestsrv on free ports
+pytestmark = PROXY_MARKS
 
 RUN = uuid.uuid4().hex[:6]
 BAD = "login.examplebank.test"

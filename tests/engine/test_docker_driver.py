@@ -12,11 +12,11 @@ import pytest
 from dockyard.build.context import pack_context
 from dockyard.runtime.docker_engine import DockerEngine
 from dockyard.runtime.errors import BuildFailed, EngineUnavailable
-from tests.engine.test_example_images import EXAMPLE, LABEL, _engine_ready
+from tests.support.engine import EXAMPLE, LABEL, engine_ready
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1"),
 ]
 

@@ -7,31 +7,18 @@ builds `dockyard/busybox:1`), label everything they create and remove it by labe
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-DOCKER = "/usr/bin/docker"
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
-LABEL = "dockyard.test"
-
-
-def _engine_ready() -> bool:
-    if not shutil.which(DOCKER):
-        return False
-    result = subprocess.run([DOCKER, "image", "inspect", "dockyard/busybox:1"],
-                            capture_output=True, timeout=30)
-    return result.returncode == 0
-
+from tests.support.engine import DOCKER, EXAMPLE, LABEL, engine_ready
 
 # In CI the engine must be there (.ci/run sets it up): a missing engine fails, never skips.
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]

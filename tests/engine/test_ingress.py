@@ -1,8 +1,8 @@
 """The ingress end to end: deployed projects answer at their domains through the real proxy.
 
 The real `dockyard` CLI, a real local server (its own DOCKYARD_HOME per test, the helpers of
-test_deployments.py), the real Docker Engine and Debian's HAProxy, started by the server on free
-loopback ports (SERVER_ENV: DOCKYARD_HTTP_PORT=0, DOCKYARD_HTTPS_PORT=0,
+tests/support/deployments.py), the real Docker Engine and Debian's HAProxy, started by the
+server on free loopback ports (SERVER_ENV: DOCKYARD_HTTP_PORT=0, DOCKYARD_HTTPS_PORT=0,
 DOCKYARD_INGRESS_HOST=127.0.0.1). Requests go to 127.0.0.1 on those ports with the domain in the
 Host header (HTTP), and in SNI and Host (HTTPS, verified against the server's local CA for the
 exact domain): no DNS is needed.
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.engine.test_deployments import (
+from tests.support.deployments import (
     COMPLETED,
     FAILED,
     USER,
@@ -46,7 +46,7 @@ from tests.engine.test_deployments import (
     label,
     process_alive,
 )
-from tests.engine.test_example_images import _engine_ready
+from tests.support.engine import engine_ready
 
 _HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy"
                                       if Path("/usr/sbin/haproxy").exists() else None)
@@ -54,7 +54,7 @@ _HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy"
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.proxy,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
     pytest.mark.skipif(not os.environ.get("CI") and _HAPROXY is None,

@@ -2,8 +2,8 @@
 Engine and HAProxy, and Debian's pebble as the ACME CA (offline).
 
 Each test runs its own local server (its own DOCKYARD_HOME, the `Dockyard` helper of
-test_deployments.py) in byoc mode with a real zone (`apps.example.com`, outside the local zones),
-so its generated domains go to ACME:
+tests/support/deployments.py) in byoc mode with a real zone (`apps.example.com`, outside the
+local zones), so its generated domains go to ACME:
 
 - HTTP-01: pebble validates by connecting to the domain on its `httpPort`, which the test sets to
   the server's ingress HTTP port; pebble-challtestsrv (pebble's DNS) answers every A query with
@@ -24,49 +24,34 @@ port). Tests that need pebble are skipped without it; a missing engine or haprox
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import shlex
-import shutil
-import socket
-import ssl
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 import yaml
-from cryptography import x509
 
-from dockyard.ingress.ca import LocalCA
-from tests.engine.test_acme_pebble import program, stop, wait_for_port
-from tests.engine.test_deployments import (
+from tests.support.deployments import (
     COMPLETED,
     USER,
     Dockyard,
     copy_project,
     free_port,
 )
-from tests.engine.test_example_images import _engine_ready
+from tests.support.ingress import (
+    PROXY_MARKS,
+    answer_ok,
+    issued_by,
+    local_ca,
+    logs,
+    request,
+)
+from tests.support.pebble import Pebble
 
-_HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy"
-                                      if Path("/usr/sbin/haproxy").exists() else None)
-
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.proxy,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
-                       reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
-                       "as root)"),
-    pytest.mark.skipif(not os.environ.get("CI") and _HAPROXY is None,
-                       reason="haproxy is not installed (scripts/setup installs it)"),
-]
+pytestmark = PROXY_MARKS
 
 ZONE = "apps.example.com"  # a real zone: not local, so its names go to ACME
 EMAIL = "alice@example.com"
@@ -77,77 +62,6 @@ T = TypeVar("T")
 
 def domain(service: str, port: int, project: str) -> str:
     return f"{service}--{port}.{project}.{USER}.{ZONE}"
-
-
-# -- pebble ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Pebble:
-    directory_url: str
-    management_url: str  # pebble's own (HTTPS): its issuing roots
-    dns_management_url: str  # pebble-challtestsrv's (HTTP): TXT records
-    ca_bundle: Path  # the CA of the certificate pebble serves its API with
-    http_port: int  # where pebble validates HTTP-01: the test server's ingress HTTP port
-    logs: tuple[Path, ...]
-
-    def root_pem(self) -> str:
-        """pebble's issuing root (a new one every time pebble starts)."""
-        context = ssl.create_default_context(cafile=str(self.ca_bundle))
-        response = httpx.get(f"{self.management_url}/roots/0", verify=context, timeout=10)
-        response.raise_for_status()
-        assert "BEGIN CERTIFICATE" in response.text, response.text
-        return response.text
-
-
-@pytest.fixture
-def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
-    """pebble and pebble-challtestsrv on free ports; pebble's `httpPort` is a free port the
-    test's server must take as its ingress HTTP port."""
-    pebble_bin, challtestsrv_bin = program("pebble"), program("pebble-challtestsrv")
-    if pebble_bin is None or challtestsrv_bin is None:
-        pytest.skip("pebble is not installed (scripts/setup installs Debian's pebble)")
-    work = tmp_path_factory.mktemp("pebble")
-    ca = LocalCA.load_or_create(work / "ca")
-    tls = ca.issue(["localhost", "127.0.0.1"])
-    (work / "pebble.crt").write_bytes(tls.chain_pem)
-    (work / "pebble.key").write_bytes(tls.key_pem)
-    http_port, acme_port, management_port, dns_port, dns_management_port, tls_port = \
-        (free_port() for _ in range(6))
-    config = {"pebble": {
-        "listenAddress": f"127.0.0.1:{acme_port}",
-        "managementListenAddress": f"127.0.0.1:{management_port}",
-        "certificate": str(work / "pebble.crt"), "privateKey": str(work / "pebble.key"),
-        "httpPort": http_port, "tlsPort": tls_port, "ocspResponderURL": "",
-        "externalAccountBindingRequired": False}}
-    (work / "pebble.json").write_text(json.dumps(config))
-    dns_log, pebble_log = work / "challtestsrv.log", work / "pebble.log"
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with dns_log.open("wb") as out:
-            dns = subprocess.Popen(
-                [challtestsrv_bin, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-                 "-dns01", f"127.0.0.1:{dns_port}", "-http01", "", "-https01", "",
-                 "-tlsalpn01", "", "-management", f"127.0.0.1:{dns_management_port}"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        processes.append(dns)
-        wait_for_port(dns_management_port, dns, dns_log)
-        with pebble_log.open("wb") as out:
-            server = subprocess.Popen(
-                [pebble_bin, "-config", str(work / "pebble.json"),
-                 "-dnsserver", f"127.0.0.1:{dns_port}"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work,
-                env={"PATH": "/usr/bin:/bin", "PEBBLE_VA_NOSLEEP": "1",
-                     "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"})
-        processes.append(server)
-        wait_for_port(acme_port, server, pebble_log)
-        wait_for_port(management_port, server, pebble_log)
-        yield Pebble(directory_url=f"https://localhost:{acme_port}/dir",
-                     management_url=f"https://localhost:{management_port}",
-                     dns_management_url=f"http://127.0.0.1:{dns_management_port}",
-                     ca_bundle=ca.certificate_path, http_port=http_port,
-                     logs=(pebble_log, dns_log))
-    finally:
-        for process in reversed(processes):
-            stop(process)
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -190,20 +104,6 @@ def http_port(dy: Dockyard) -> int:
     return int(dy.env["DOCKYARD_HTTP_PORT"])
 
 
-def logs(dy: Dockyard, pebble: Pebble | None = None) -> str:
-    """The server's, the proxy's (and pebble's) logs, for failure messages."""
-    paths = [dy.data / "server.log", dy.data / "ingress" / "haproxy.log",
-             *(pebble.logs if pebble else ())]
-    parts = []
-    for path in paths:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            text = "(missing)"
-        parts.append(f"--- {path} (last lines)\n" + "\n".join(text.splitlines()[-40:]))
-    return "\n".join(parts)
-
-
 def deploy(dy: Dockyard, tmp_path: Path, what: str, pebble: Pebble | None = None,
            change: Callable[[dict[str, object]], None] | None = None) -> str:
     """A copy of projects/acme-web (changed by `change`), deployed under a unique name; every
@@ -221,76 +121,6 @@ def deploy(dy: Dockyard, tmp_path: Path, what: str, pebble: Pebble | None = None
     assert {name: row["state"] for name, row in rows.items()} == dict.fromkeys(rows, COMPLETED), \
         f"{rows}\n{logs(dy, pebble)}"
     return project
-
-
-# -- requests through the ingress ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: str
-    headers: dict[str, str]  # lowercased names
-    certificate: x509.Certificate | None  # the server's leaf (HTTPS)
-
-    @property
-    def sans(self) -> list[str]:
-        assert self.certificate is not None
-        names = self.certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName).value
-        return list(names.get_values_for_type(x509.DNSName))
-
-
-def request(port: int, host: str, *, ca: str | None = None, timeout: float = 10.0) -> Answer:
-    """`GET /` at 127.0.0.1:`port` for `host`: HTTP with the Host header, or HTTPS (when `ca`
-    is given) with SNI and Host, verified against `ca` for exactly `host`."""
-    sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    certificate = None
-    try:
-        if ca is not None:
-            context = ssl.create_default_context(cadata=ca)  # CERT_REQUIRED, check_hostname
-            sock = context.wrap_socket(sock, server_hostname=host)
-            der = sock.getpeercert(binary_form=True)
-            assert der is not None
-            certificate = x509.load_der_x509_certificate(der)
-        sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: acme-test\r\n"
-                     "Connection: close\r\n\r\n".encode())
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        body = response.read().decode(errors="replace")
-        headers = {key.lower(): value for key, value in response.getheaders()}
-        return Answer(response.status, body, headers, certificate)
-    finally:
-        sock.close()
-
-
-def answer_ok(port: int, host: str, ca: str, context: Callable[[], str],
-              timeout: float = 20.0) -> Answer:
-    """The first `200` over HTTPS at `host` (the route may take a moment after `up`); fails with
-    the last error and `context()` when none comes within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            answer = request(port, host, ca=ca)
-            if answer.status == 200:
-                return answer
-            last = answer
-        except (OSError, http.client.HTTPException) as exc:  # ssl errors are OSErrors
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no 200 over HTTPS at {host} within {timeout:g}s; last: "
-                                 f"{last}\n{context()}")
-        time.sleep(0.2)
-
-
-def local_ca(dy: Dockyard) -> str:
-    result = dy.cli("ca", "--pem")
-    assert result.code == 0, str(result)
-    assert "BEGIN CERTIFICATE" in result.out, str(result)
-    return result.out
-
-
-def issued_by(certificate: x509.Certificate, ca_pem: str) -> bool:
-    return certificate.issuer == x509.load_pem_x509_certificate(ca_pem.encode()).subject
 
 
 # -- HTTP-01 ---------------------------------------------------------------------------------------

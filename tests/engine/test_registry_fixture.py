@@ -24,13 +24,13 @@ from tests.engine.registry import (
     registry,
     tls_registry,
 )
-from tests.engine.test_example_images import DOCKER, _engine_ready
+from tests.support.engine import DOCKER, engine_ready
 
 __all__ = ["auth_registry", "images", "registry", "tls_registry"]  # the fixtures used here
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]

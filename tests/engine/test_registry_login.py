@@ -17,15 +17,15 @@ import pytest
 from dockyard.runtime.docker_engine import DockerEngine
 from dockyard.runtime.errors import RegistryLoginFailed
 from tests.engine.registry import Registry, auth_registry, free_port
-from tests.engine.test_deployments import DOCKYARD, Dockyard, Result, cli_env, dockyard
-from tests.engine.test_example_images import _engine_ready
 from tests.files import file_contents
+from tests.support.deployments import DOCKYARD, Dockyard, Result, cli_env, dockyard
+from tests.support.engine import engine_ready
 
 __all__ = ["auth_registry", "dockyard"]  # the fixtures used here
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]

@@ -41,20 +41,20 @@ from tests.engine.playground import RunningServer, playground_server
 from tests.engine.registry import (
     Images,
     Registry,
-    _require_binary,
     htpasswd_line,
     images,
+    require_binary,
     running_registry,
 )
-from tests.engine.test_deployments import Result, docker
-from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import User
+from tests.support.deployments import Result, docker
+from tests.support.engine import engine_ready
+from tests.support.tenants import User
 
 __all__ = ["images"]  # the fixtures used here
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]
@@ -135,7 +135,7 @@ def problem_of(response: httpx.Response) -> dict[str, Any]:
 def two_user_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """An htpasswd registry (`running_registry`: its file is DIRECTORY/htpasswd) with a
     second user beside its own: `SECOND_USER`, `SECOND_PASSWORD`."""
-    _require_binary()
+    require_binary()
     directory = tmp_path_factory.mktemp("registry-tenants")
     with running_registry(directory, auth=True) as reg:
         with (directory / "htpasswd").open("a") as htpasswd:

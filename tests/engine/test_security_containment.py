@@ -56,16 +56,16 @@ import pytest
 
 from dockyard.runtime.egress import CHAINS, comment, parse_rules, run_iptables
 from tests.engine.playground import playground_server
-from tests.engine.test_deployments import docker, eventually, free_port
-from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import (
+from tests.support.deployments import docker, eventually, free_port
+from tests.support.engine import engine_ready
+from tests.support.tenants import (
     DOCKYARD,
     clean_env,
 )
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
     pytest.mark.skipif(not os.environ.get("CI") and os.geteuid() != 0,

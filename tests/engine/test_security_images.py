@@ -45,15 +45,15 @@ import pytest
 
 from dockyard.build.context import pack_context
 from tests.engine.playground import playground_server
-from tests.engine.test_deployments import docker
-from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import (
+from tests.support.deployments import docker
+from tests.support.engine import engine_ready
+from tests.support.tenants import (
     User,
 )
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]

@@ -30,13 +30,13 @@ from pathlib import Path
 import pytest
 
 from tests.engine.playground import playground_server
-from tests.engine.test_deployments import docker
-from tests.engine.test_example_images import _engine_ready
-from tests.engine.test_tenants import DOCKYARD, clean_env
+from tests.support.deployments import docker
+from tests.support.engine import engine_ready
+from tests.support.tenants import DOCKYARD, clean_env
 
 pytestmark = [
     pytest.mark.docker,
-    pytest.mark.skipif(not os.environ.get("CI") and not _engine_ready(),
+    pytest.mark.skipif(not os.environ.get("CI") and not engine_ready(),
                        reason="no Docker Engine with dockyard/busybox:1 (run scripts/setup "
                        "as root)"),
 ]

@@ -22,7 +22,7 @@ from dockyard.compose.models import Condition, Service
 from dockyard.lifecycle import BUILD_STATES, ServiceState, can_transition
 from dockyard.plan import Action, ActionKind, plan
 from dockyard.registry.failures import classify
-from dockyard.registry.reference import parse_reference, pinned
+from dockyard.registry.reference import Reference, parse_reference, pinned
 from dockyard.runtime.driver import (
     LABEL_DEPLOYMENT,
     BuildFence,
@@ -657,10 +657,17 @@ def _digest_for(reference: str, digests: Sequence[str]) -> str | None:
     if parsed is not None:
         for digest in digests:
             found = parse_reference(digest)
-            if found is not None and found.normalized.split("@")[0].rsplit(":", 1)[0] == \
-                    parsed.normalized.split("@")[0].rsplit(":", 1)[0]:
+            if found is not None and _repository(found) == _repository(parsed):
                 return digest
     return None  # another repository's digest says nothing of this name
+
+
+def _repository(reference: Reference) -> str:
+    """The fully qualified repository, without tag or digest (a registry's port kept):
+    `busybox:1` is `docker.io/library/busybox`, `127.0.0.1:5000/a/b@sha256:..` is
+    `127.0.0.1:5000/a/b`."""
+    qualified = Reference(reference.domain, reference.path, None, None).normalized
+    return qualified.removesuffix(":latest")
 
 
 def _pids(asked: int | None, limit: int) -> int | None:

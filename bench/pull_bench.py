@@ -37,8 +37,6 @@ import compileall
 import json
 import os
 import secrets
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,9 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.engine.registry: the same registry as the tests
 
+sys.path.insert(0, str(ROOT / "bench"))  # the helpers the other benchmarks share
+
+from deploy_bench import run, stats, stop_server  # noqa: E402
 from tests.engine.registry import Images, Registry, RegistryError, running_registry  # noqa: E402
 
 DOCKYARD = Path(sys.executable).parent / "dockyard"
@@ -77,16 +78,6 @@ def child_env(home: Path) -> dict[str, str]:
                DOCKYARD_HTTP_PORT="0", DOCKYARD_HTTPS_PORT="0",
                DOCKER_HOST="unix:///var/run/docker.sock")
     return env
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr}")
-    return elapsed
 
 
 class Bench:
@@ -138,28 +129,6 @@ class Bench:
         present = self.dockyard("up")
         self.dockyard("down")
         return with_pull, present
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1],
-            "runs": len(ordered)}
-
-
-def stop_server(home: Path) -> None:
-    info = home / "data" / "server" / "server.json"
-    try:
-        pid = int(json.loads(info.read_text())["pid"])
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError, KeyError):
-        return
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
 
 
 def clean_project() -> None:

@@ -35,7 +35,8 @@ class DeployRequest:
     force: bool = False  # replace every service even when unchanged
     rebuild: bool = False  # build even when an image of the same key exists
     configs: Mapping[str, str] = field(default_factory=dict)  # decrypted: never logged
-    images: ImagePlan | None = None  # what each service runs and what to pull (admission)
+    # What each service runs and what to pull: decided at admission, always given.
+    images: ImagePlan = field(kw_only=True)
     # Redeploying a recorded deployment: service -> the digest (or local image id) it ran,
     # used instead of its `image:` tag or its build (`deployments.start_redeploy`).
     pins: Mapping[str, str] = field(default_factory=dict)

@@ -32,7 +32,6 @@ from dockyard.runtime.driver import (
 from dockyard.runtime.errors import BuildFailed, BuildTimedOut, PushFailed
 from dockyard.runtime.specs import (
     container_specs,
-    image_repository,
     is_job,
     network_name,
     project_labels,
@@ -41,13 +40,12 @@ from dockyard.runtime.specs import (
 )
 from dockyard.secrets.resolve import configs_digests
 from dockyard.server.build_log import BuildLogCap
-from dockyard.server.build_reuse import own_build_labels, reusable_build
+from dockyard.server.build_reuse import build_tag, own_build_labels, reusable_build
 from dockyard.server.configs import RedactText
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput, DeployRequest
 from dockyard.server.health import Outcome, wait_healthy
 from dockyard.server.image_plan import ImageUse
-from dockyard.server.images import resolve as resolve_image
 from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy_volumes
 from dockyard.server.observe import by_service, healthy_as_is, observe
 from dockyard.server.pull_phase import run_pulls
@@ -152,8 +150,6 @@ class Deployer:
         """Pull what the admission decided (`pull_phase`), before any service changes. On a
         failure, every service is settled and False returned: nothing else is done."""
         plan = self.request.images
-        if plan is None:
-            return True
         building = [name for name in self.request.builds
                     if name not in self.request.pins and self._needs_build(name)]
         outcome = run_pulls(self.control, self.account, plan, building, self._record)
@@ -208,8 +204,7 @@ class Deployer:
                                     self.request.builds[name]) is None
 
     def _rebuild(self, name: str) -> bool:
-        plan = self.request.images
-        return self.request.rebuild or (plan is not None and name in plan.rebuild)
+        return self.request.rebuild or name in self.request.images.rebuild
 
     def _running(self) -> dict[str, list[ContainerInfo]]:
         # One engine call, whatever the project's size: the summary says all a plan needs
@@ -293,9 +288,8 @@ class Deployer:
         build = self.request.builds.get(name)
         if build is None or name in self.request.pins:
             reference = self.request.pins.get(name) or service.image or ""
-            use = self.request.images.service(name) if self.request.images else None
-            image_id = self._planned_image(use) if use is not None else self._resolved(
-                reference)
+            use = self.request.images.service(name)
+            image_id = self._planned_image(use) if use is not None else None
             if image_id is None:  # checked before the deployment began; removed since
                 self._record(name, S.UPDATE_QUEUED, f"image {reference}")
                 self._record(name, S.SERVICE_DEPLOYMENT_FAILED,
@@ -307,7 +301,7 @@ class Deployer:
                 self.run_as[name] = by_digest  # pinned: the registry's digest, not a tag
             self._note_image(name, reference, image_id, by_digest)
             return image_id  # queued (or kept) by `_carry_out`, with the plan's reasons
-        tag = f"{image_repository(self.placement, name)}:{build.key()}"
+        tag = build_tag(self.placement, name, build)
         existing = self._reusable_build(name, service, build)
         if existing is not None:
             if service.image and not self.control.settings.playground:
@@ -321,12 +315,6 @@ class Deployer:
     def _planned_image(self, use: ImageUse) -> str | None:
         return (self.pulled.get(use.target) or use.image_id
                 or self._engine_image_id(use.target))
-
-    def _resolved(self, reference: str) -> str | None:
-        settings = self.control.settings
-        return resolve_image(self.driver, reference, playground=settings.playground,
-                             patterns=settings.allow_images, server=self.placement.server,
-                             account=self.account.name).image_id
 
     def _reusable_build(self, name: str, service: Service, build: BuildInput) -> str | None:
         """An earlier build of the same inputs, unless a rebuild is asked (`--build`,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from dockyard.build.dockerfile import DockerfileError, image_uses, read_dockerfile
@@ -382,21 +382,15 @@ class _Planner:
         """A checked use, pinned: found on the engine by that digest unless it must be
         pulled (a playground use of the cache counts only with this account's digest)."""
         if use.base or use.pull:
-            return _replace(use, digest=digest)
+            return replace(use, digest=digest)
         found = self._image_id(pinned(use.engine_reference, digest))
         if found is not None:
-            return _replace(use, digest=digest, image_id=found)
+            return replace(use, digest=digest, image_id=found)
         if not use.may_pull:
             self.problems.append(error(
                 "image-missing", f"image {use.reference!r} is not on the server's engine and "
                 "its pull_policy is never", use.location, MISSING_HINT))
-        return _replace(use, digest=digest, pull=True)
-
-
-def _replace(use: ImageUse, **changes: object) -> ImageUse:
-    import dataclasses
-
-    return dataclasses.replace(use, **changes)  # type: ignore[arg-type]
+        return replace(use, digest=digest, pull=True)
 
 
 def _invalid(reference: str, where: Location) -> Diagnostic:

@@ -45,18 +45,18 @@ class Puller:
               on_progress: Callable[[str], None] | None) -> str:
         progress = PullProgress()
         stop = StreamStop()
-        why: list[str] = []
+        why: list[tuple[str, str]] = []  # (reason, limit) of the first limit passed
 
-        def halt(reason: str) -> None:
+        def halt(reason: str, limit: str) -> None:
             if not why:
-                why.append(reason)
+                why.append((reason, limit))
             stop.stop()
 
         timer = None
         if self.timeout:
             timer = threading.Timer(self.timeout, halt, [
                 f"the pull of {label} took longer than the server's pull timeout "
-                f"({self.timeout:g} s) and was stopped"])
+                f"({self.timeout:g} s) and was stopped", "timeout"])
             timer.daemon = True
             timer.start()
 
@@ -64,7 +64,8 @@ class Puller:
             progress.feed(message)
             if self.max_bytes and progress.total > self.max_bytes:
                 halt(f"the image {label} is larger than the server allows for one pull "
-                     f"({_mib(progress.total)} of at most {_mib(self.max_bytes)})")
+                     f"({_mib(progress.total)} of at most {_mib(self.max_bytes)})",
+                     "too-large")
             if on_progress is not None and progress.should_report(time.monotonic()):
                 on_progress(progress.text(label))
 
@@ -74,14 +75,13 @@ class Puller:
             image_id = self.driver.pull(reference, auth=auth, on_progress=on_message, stop=stop)
         except PullFailed:
             if why:
-                kind = "too-large" if "larger" in why[0] else "timeout"
-                raise PullStopped(why[0], kind) from None
+                raise PullStopped(*why[0]) from None
             raise
         finally:
             if timer is not None:
                 timer.cancel()
         if why:  # stopped at the very end: the image may be whole, but the limit was passed
-            raise PullStopped(why[0], "too-large" if "larger" in why[0] else "timeout")
+            raise PullStopped(*why[0])
         return image_id
 
 

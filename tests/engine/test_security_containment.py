@@ -260,7 +260,11 @@ def test_a_chatty_service_is_rotated_at_the_servers_bound(server: Server) -> Non
 
     def written() -> int:
         """Bytes printed so far, from the last line's number ($$ is Compose's escaped $)."""
-        for line in reversed(path.read_text(errors="replace").splitlines()):
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            return 0  # caught between json-file's rename and its new file: ask again
+        for line in reversed(text.splitlines()):
             try:
                 return int(json.loads(line)["log"].split()[0]) * (len(LINE) + 2)
             except (ValueError, KeyError, IndexError):
@@ -270,12 +274,19 @@ def test_a_chatty_service_is_rotated_at_the_servers_bound(server: Server) -> Non
     # It keeps writing: far more than the bound, and the files stay within it.
     eventually(lambda: written() > 20 * LOG_MAX_SIZE * LOG_MAX_FILES,
                "the chatty service to print 20 times the log bound")
-    files = sorted(path.parent.glob(path.name + "*"))
-    sizes = {f.name: f.stat().st_size for f in files}
+    sizes = eventually(lambda: log_sizes(path), "the log files to hold still while listed")
     slack = 4096  # json-file rotates once a write has passed max-size: one line over at most
-    assert len(files) <= LOG_MAX_FILES, sizes
+    assert len(sizes) <= LOG_MAX_FILES, sizes
     assert all(size <= LOG_MAX_SIZE + slack for size in sizes.values()), sizes
     assert sum(sizes.values()) <= LOG_MAX_SIZE * LOG_MAX_FILES + slack, sizes
+
+
+def log_sizes(path: Path) -> dict[str, int] | None:
+    """Each of a container's log files and its size; None when one rotated away while listed."""
+    try:
+        return {f.name: f.stat().st_size for f in sorted(path.parent.glob(path.name + "*"))}
+    except FileNotFoundError:
+        return None
 
 
 # -- processes ---------------------------------------------------------------------------------

@@ -84,3 +84,26 @@ def test_accounts_never_see_each_other(store: Store) -> None:
     # the same project name in two accounts is two projects
     store.create_deployment(bob, "shop", "up", {})
     assert len(store.deployments(alice, "shop")) == 1 and len(store.deployments(bob, "shop")) == 1
+
+
+def test_a_version_7_store_gains_the_history_columns(tmp_path: Path) -> None:
+    """A store from before v8 (columns dropped to its shape) gains them with their defaults."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = Store.open(url)
+    alice = store.ensure_account("alice")
+    store.set_config(alice, "shop", "TOKEN", "encrypted")
+    with store.engine.begin() as conn:
+        for table, column in (("deployments", "record_json"), ("deployments", "plan_json"),
+                              ("configs", "version"), ("config_history", "version")):
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        for table in ("deployment_configs", "project_expiry"):
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        conn.execute(sa.text("DELETE FROM schema_version WHERE version = 8"))
+    store.close()
+    again = Store.open(url)
+    assert again.version() == len(MIGRATIONS)
+    columns = {c["name"] for c in sa.inspect(again.engine).get_columns("deployments")}
+    assert {"record_json", "plan_json"} <= columns
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version FROM configs")).scalar_one() == 1
+    again.close()

@@ -52,6 +52,9 @@ deployments = sa.Table(
     sa.Column("project_json", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    # v8: who ran it and from what (versions, git), and the plan it carried out (JSON)
+    sa.Column("record_json", sa.Text, nullable=True),
+    sa.Column("plan_json", sa.Text, nullable=True),
 )
 
 events = sa.Table(
@@ -97,6 +100,7 @@ configs = sa.Table(
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("value_encrypted", sa.Text, nullable=False),  # Fernet: never the plain value
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),  # v8: 1, 2, ...
     sa.UniqueConstraint("project_id", "name"),
 )
 
@@ -108,6 +112,7 @@ config_history = sa.Table(
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("value_encrypted", sa.Text, nullable=False),
     sa.Column("replaced_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),  # v8; unknown for values replaced before
 )
 
 deployment_contexts = sa.Table(
@@ -150,6 +155,24 @@ image_pulls = sa.Table(
     sa.UniqueConstraint("account_id", "reference"),
 )
 
+deployment_configs = sa.Table(
+    "deployment_configs", metadata,
+    sa.Column("deployment_id", sa.String(12),
+              sa.ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # never the value
+    sa.UniqueConstraint("deployment_id", "name"),
+)
+
+project_expiry = sa.Table(
+    "project_expiry", metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"),
+              nullable=False, unique=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("volumes", sa.Boolean, nullable=False),  # remove the volumes too (--ttl-volumes)
+    sa.Column("deployment_id", sa.String(12), nullable=True),  # the `up` that set it
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -190,7 +213,23 @@ def _v7_images(conn: sa.Connection) -> None:
     image_pulls.create(conn)
 
 
+def _v8_history(conn: sa.Connection) -> None:
+    """What makes a deployment reproducible and undoable: its record (who, versions, git) and
+    plan, the config versions it ran, numbered config values, and previews' expiry."""
+    # A store made from scratch already has these columns: earlier migrations create tables
+    # from today's definitions. Only an older store lacks them.
+    inspector = sa.inspect(conn)
+    for table, column, kind in (("deployments", "record_json", "TEXT"),
+                                ("deployments", "plan_json", "TEXT"),
+                                ("configs", "version", "INTEGER NOT NULL DEFAULT 1"),
+                                ("config_history", "version", "INTEGER")):
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    deployment_configs.create(conn)
+    project_expiry.create(conn)
+
+
 # Append only: a release never edits a migration that has shipped.
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_service_status, _v3_configs,
                                _v4_config_history, _v5_deployment_contexts,
-                               _v6_registry_credentials, _v7_images]
+                               _v6_registry_credentials, _v7_images, _v8_history]

@@ -63,6 +63,18 @@ class BuildBody(_Body):
 
 
 @dataclass(repr=False, eq=False)
+class DeployOrigin(_Body):
+    """Where a deployment was started from, as the client saw it (recorded with it): the
+    client's version, the local user, and the project directory's git checkout if any."""
+
+    client_version: str = ""
+    user: str = ""
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    git_branch: str | None = None  # None: not a checkout, or a detached HEAD
+
+
+@dataclass(repr=False, eq=False)
 class DeployBody(_Body):
     """`POST /v1/projects/<project>/deployments` and `.../plan` (`up --dry-run`)."""
 
@@ -71,11 +83,24 @@ class DeployBody(_Body):
     force: bool = False
     build: bool = False
     pull: PullPolicy | None = None  # `up --pull`: every service's policy
+    origin: DeployOrigin | None = None
+    rollback_on_failure: bool = False  # `up --rollback-on-failure`
 
 
 @dataclass(repr=False, eq=False)
 class RedeployBody(_Body):
     pull: PullPolicy | None = None
+
+
+@dataclass(repr=False, eq=False)
+class RollbackBody(_Body):
+    """`POST /v1/projects/<project>/rollback`: back to `deployment`, by default the last one
+    that completed before the current one. `dry_run`: only the plan."""
+
+    deployment: str | None = None
+    pull: PullPolicy | None = None
+    origin: DeployOrigin | None = None
+    dry_run: bool = False
 
 
 @dataclass(repr=False, eq=False)
@@ -251,8 +276,26 @@ class StateEvent(_Body):
 
 
 @dataclass(repr=False, eq=False)
+class DeploymentRecordBody(_Body):
+    """Who ran a deployment, with what and from where (`dockyard deployments show`)."""
+
+    account: str = ""
+    server_version: str = ""
+    client_version: str = ""
+    user: str = ""
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    git_branch: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # force, build, pull, ...
+    rollback_of: str | None = None  # the deployment a rollback or redeploy ran again
+    rolled_back_by: str | None = None  # the rollback that undid this deployment
+
+
+@dataclass(repr=False, eq=False)
 class DeploymentDetail(_Body):
-    """One deployment: its images, its state events, and what a `down` noted."""
+    """One deployment, all it recorded: who ran it and from what, the normalized project,
+    each service's image and each config's version (never a value), the plan it carried
+    out, the outcome per service, its state events and what a `down` noted."""
 
     id: str
     project: str
@@ -262,16 +305,29 @@ class DeploymentDetail(_Body):
     images: dict[str, DeploymentImage] = field(default_factory=dict)
     events: list[StateEvent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    finished_at: str | None = None
+    record: DeploymentRecordBody = field(default_factory=DeploymentRecordBody)
+    configs: dict[str, int] = field(default_factory=dict)
+    plan: list[PlannedService] | None = None  # None: it never got as far as planning
+    outcome: dict[str, str] = field(default_factory=dict)  # service -> its last state
+    compose: dict[str, Any] = field(default_factory=dict)  # the normalized project
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
+        plan = data.get("plan")
         return cls(id=str(data["id"]), project=str(data["project"]),
                    action=str(data["action"]), status=str(data["status"]),
                    created_at=str(data["created_at"]),
                    images={k: DeploymentImage.from_json(v)
                            for k, v in (data.get("images") or {}).items()},
                    events=[StateEvent.from_json(e) for e in data.get("events") or []],
-                   notes=[str(n) for n in data.get("notes") or []])
+                   notes=[str(n) for n in data.get("notes") or []],
+                   finished_at=data.get("finished_at"),
+                   record=DeploymentRecordBody.from_json(data.get("record") or {}),
+                   configs={str(k): int(v) for k, v in (data.get("configs") or {}).items()},
+                   plan=None if plan is None else [PlannedService.from_json(p) for p in plan],
+                   outcome={str(k): str(v) for k, v in (data.get("outcome") or {}).items()},
+                   compose=dict(data.get("compose") or {}))
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -107,3 +107,39 @@ def test_a_version_7_store_gains_the_history_columns(tmp_path: Path) -> None:
     with again.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version FROM configs")).scalar_one() == 1
     again.close()
+
+
+def test_config_values_are_numbered_and_old_versions_stay_findable(store: Store) -> None:
+    alice = store.ensure_account("alice")
+    for value in ("one", "two", "three"):
+        store.set_config(alice, "shop", "TOKEN", value)
+    assert store.config_versions(alice, "shop") == {"TOKEN": 3}
+    assert store.encrypted_config_versions(alice, "shop", {"TOKEN": 1}) == {"TOKEN": "one"}
+    assert store.encrypted_config_versions(alice, "shop", {"TOKEN": 3}) == {"TOKEN": "three"}
+    store.remove_configs(alice, "shop", ["TOKEN"])
+    store.set_config(alice, "shop", "TOKEN", "four")  # a number is never given twice
+    assert store.config_versions(alice, "shop") == {"TOKEN": 4}
+    assert store.encrypted_config_versions(alice, "shop", {"TOKEN": 3}) == {"TOKEN": "three"}
+    for value in range(12):  # only the last 10 replaced values are kept
+        store.set_config(alice, "shop", "TOKEN", f"v{value}")
+    assert store.encrypted_config_versions(alice, "shop", {"TOKEN": 1}) == {}
+    bob = store.ensure_account("bob")
+    assert store.encrypted_config_versions(bob, "shop", {"TOKEN": 16}) == {}
+
+
+def test_a_deployment_keeps_its_record_plan_and_config_versions(store: Store) -> None:
+    alice, bob = store.ensure_account("alice"), store.ensure_account("bob")
+    deployment = store.create_deployment(alice, "shop", "up", {"name": "shop"},
+                                         record={"account": "alice", "git_commit": "abc"},
+                                         configs={"TOKEN": 2})
+    assert store.deployment_facts(alice, deployment).plan is None
+    store.set_deployment_plan(alice, deployment, [{"service": "web", "action": "create"}])
+    store.note_deployment(alice, deployment, rolled_back_by="x")
+    facts = store.deployment_facts(alice, deployment)
+    assert facts.record == {"account": "alice", "git_commit": "abc", "rolled_back_by": "x"}
+    assert facts.plan == [{"service": "web", "action": "create"}]
+    assert facts.configs == {"TOKEN": 2}
+    assert store.deployment_facts(bob, deployment).configs == {}  # not bob's
+    store.finish_deployment(alice, deployment, "failed")
+    assert [d.id for d in store.deployments(alice, status="failed")] == [deployment]
+    assert store.deployments(alice, status="succeeded") == []

@@ -7,7 +7,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +36,16 @@ class DeploymentRecord:
     created_at: datetime
     finished_at: datetime | None
     account: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentFacts:
+    """What makes a deployment reproducible: who ran it and from what (`record`), the plan
+    it carried out (None before it planned), and the version of each config it ran."""
+
+    record: dict[str, Any]
+    plan: list[dict[str, Any]] | None
+    configs: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,15 +196,50 @@ class Store:
         with self._begin() as conn:
             project_id = self._project_id(conn, account, project, create=True)
             assert project_id is not None
+            version = self._next_config_version(conn, project_id, name)
             self._keep_history(conn, project_id, [name], now)
             updated = conn.execute(schema.configs.update().where(
                 schema.configs.c.project_id == project_id, schema.configs.c.name == name,
-            ).values(value_encrypted=value_encrypted, updated_at=now))
+            ).values(value_encrypted=value_encrypted, updated_at=now, version=version))
             if not updated.rowcount:
                 conn.execute(schema.configs.insert().values(
                     project_id=project_id, name=name, value_encrypted=value_encrypted,
-                    updated_at=now))
+                    updated_at=now, version=version))
         return now
+
+    @staticmethod
+    def _next_config_version(conn: sa.Connection, project_id: int, name: str) -> int:
+        """One more than any version the config had, removed ones included: a number is never
+        given to two values, so a deployment's record names exactly one."""
+        c, h = schema.configs, schema.config_history
+        highest = [conn.execute(sa.select(sa.func.max(t.c.version)).where(
+            t.c.project_id == project_id, t.c.name == name)).scalar() for t in (c, h)]
+        return max([int(v) for v in highest if v is not None], default=0) + 1
+
+    def config_versions(self, account: Account, project: str) -> dict[str, int]:
+        """The current version of each of the project's configs (never their values)."""
+        c, p = schema.configs, schema.projects
+        query = (sa.select(c.c.name, c.c.version).join(p, p.c.id == c.c.project_id)
+                 .where(p.c.account_id == account.id, p.c.name == project))
+        with self.engine.connect() as conn:
+            return {str(r[0]): int(r[1]) for r in conn.execute(query)}
+
+    def encrypted_config_versions(self, account: Account, project: str,
+                                  wanted: Mapping[str, int]) -> dict[str, str]:
+        """The encrypted value of each (name, version) in `wanted` that is still kept, the
+        current one or a replaced one; those that are gone are left out."""
+        c, h, p = schema.configs, schema.config_history, schema.projects
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for table in (c, h):
+                query = (sa.select(table.c.name, table.c.version, table.c.value_encrypted)
+                         .join(p, p.c.id == table.c.project_id)
+                         .where(p.c.account_id == account.id, p.c.name == project,
+                                table.c.name.in_(list(wanted))))
+                for name, version, value in conn.execute(query):
+                    if version is not None and wanted.get(str(name)) == int(version):
+                        found.setdefault(str(name), str(value))
+        return found
 
     def configs(self, account: Account, project: str) -> list[tuple[str, datetime]]:
         """(name, updated) of the project's configs, by name: never their values."""
@@ -241,11 +286,13 @@ class Store:
                       now: datetime) -> None:
         """Copy the current values of `names` to the history, keeping the last few."""
         table, history = schema.configs, schema.config_history
-        rows = conn.execute(sa.select(table.c.name, table.c.value_encrypted).where(
-            table.c.project_id == project_id, table.c.name.in_(names))).all()
-        for name, value in rows:
+        rows = conn.execute(sa.select(table.c.name, table.c.value_encrypted, table.c.version)
+                            .where(table.c.project_id == project_id,
+                                   table.c.name.in_(names))).all()
+        for name, value, version in rows:
             conn.execute(history.insert().values(project_id=project_id, name=name,
-                                                 value_encrypted=value, replaced_at=now))
+                                                 value_encrypted=value, replaced_at=now,
+                                                 version=version))
             old = [r[0] for r in conn.execute(
                 sa.select(history.c.id).where(history.c.project_id == project_id,
                                               history.c.name == name)
@@ -377,21 +424,61 @@ class Store:
         return _pk(result)
 
     def create_deployment(self, account: Account, project: str, action: str,
-                          normalized: dict[str, Any], contexts: Sequence[str] = ()) -> str:
+                          normalized: dict[str, Any], contexts: Sequence[str] = (), *,
+                          record: Mapping[str, Any] | None = None,
+                          configs: Mapping[str, int] | None = None) -> str:
         """A new running deployment; `contexts` are the digests of the build contexts it uses
-        (kept by context garbage collection while it matters, see `contexts_in_use`)."""
+        (kept by context garbage collection while it matters, see `contexts_in_use`),
+        `record` who ran it and from what (`server.deployment_record`), `configs` the version
+        of each config it runs with."""
         deployment_id = new_deployment_id()
         with self._begin() as conn:
             project_id = self._project_id(conn, account, project, create=True)
             conn.execute(schema.deployments.insert().values(
                 id=deployment_id, account_id=account.id, project_id=project_id, action=action,
                 status="running", project_json=json.dumps(normalized, sort_keys=True),
-                created_at=_now()))
+                created_at=_now(),
+                record_json=None if record is None else json.dumps(record, sort_keys=True)))
             if contexts:
                 conn.execute(schema.deployment_contexts.insert(), [
                     {"deployment_id": deployment_id, "digest": digest}
                     for digest in sorted(set(contexts))])
+            if configs:
+                conn.execute(schema.deployment_configs.insert(), [
+                    {"deployment_id": deployment_id, "name": name, "version": version}
+                    for name, version in sorted(configs.items())])
         return deployment_id
+
+    def set_deployment_plan(self, account: Account, deployment_id: str,
+                            plan: Sequence[Mapping[str, Any]]) -> None:
+        """The plan the deployment carries out, one item per service (`plan.plan_items`)."""
+        self._update_deployment(account, deployment_id,
+                                plan_json=json.dumps(list(plan), sort_keys=True))
+
+    def note_deployment(self, account: Account, deployment_id: str, **facts: Any) -> None:
+        """Add `facts` to the deployment's record (e.g. the rollback that undid it)."""
+        record = self.deployment_facts(account, deployment_id).record
+        self._update_deployment(account, deployment_id,
+                                record_json=json.dumps(record | facts, sort_keys=True))
+
+    def _update_deployment(self, account: Account, deployment_id: str, **values: Any) -> None:
+        d = schema.deployments
+        with self._begin() as conn:
+            conn.execute(d.update().where(d.c.id == deployment_id,
+                                          d.c.account_id == account.id).values(**values))
+
+    def deployment_facts(self, account: Account, deployment_id: str) -> DeploymentFacts:
+        """What the deployment recorded beyond its status: its record, plan and configs."""
+        d, dc = schema.deployments, schema.deployment_configs
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(d.c.record_json, d.c.plan_json).where(
+                d.c.id == deployment_id, d.c.account_id == account.id)).first()
+            configs = {} if row is None else {str(r[0]): int(r[1]) for r in conn.execute(
+                sa.select(dc.c.name, dc.c.version).where(dc.c.deployment_id == deployment_id))}
+        if row is None:
+            return DeploymentFacts({}, None, {})
+        return DeploymentFacts(json.loads(row[0]) if row[0] else {},
+                               json.loads(row[1]) if row[1] else None, configs)
 
     def contexts_in_use(self) -> set[tuple[int, str]]:
         """(account id, digest) of every build context a deployment still needs: those of
@@ -442,7 +529,7 @@ class Store:
                     d.c.status != "running",
                     d.c.id.not_in(sa.select(st.c.deployment_id))))]
                 for table in (schema.events, schema.build_logs, schema.deployment_contexts,
-                              schema.deployment_images):
+                              schema.deployment_images, schema.deployment_configs):
                     conn.execute(table.delete().where(table.c.deployment_id.in_(batch)))
                 conn.execute(d.delete().where(d.c.id.in_(batch)))
                 removed += len(batch)
@@ -456,11 +543,12 @@ class Store:
                 table.c.status == "running").values(status=status, finished_at=_now()))
 
     def deployments(self, account: Account, project: str | None = None,
-                    limit: int = 50) -> list[DeploymentRecord]:
-        return self._deployments(account.id, project, limit, None)
+                    limit: int = 50, status: str | None = None) -> list[DeploymentRecord]:
+        return self._deployments(account.id, project, limit, None, status)
 
     def _deployments(self, account_id: int, project: str | None, limit: int,
-                     deployment_id: str | None) -> list[DeploymentRecord]:
+                     deployment_id: str | None,
+                     status: str | None = None) -> list[DeploymentRecord]:
         d, p = schema.deployments, schema.projects
         query = (sa.select(d.c.id, p.c.name, d.c.action, d.c.status, d.c.created_at,
                            d.c.finished_at)
@@ -471,6 +559,8 @@ class Store:
             query = query.where(p.c.name == project)
         if deployment_id is not None:
             query = query.where(d.c.id == deployment_id)
+        if status is not None:
+            query = query.where(d.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [DeploymentRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), _aware(r[4]),

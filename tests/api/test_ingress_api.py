@@ -24,6 +24,7 @@ from tests.fakes import FakeDriver, FakeProxy
 
 WEB = "alice/shop/web/8080"
 DOMAIN = "web--8080.shop.alice.localhost"
+FQDN = "web.shop.alice.localhost"  # what ps shows: it answers as the first port
 
 
 @dataclass
@@ -86,7 +87,7 @@ def test_a_public_service_is_routed_to_its_replicas_and_a_private_one_is_not(api
                                                                                  "succeeded")
     table = api.proxy.table
     assert list(table) == [WEB]
-    assert table[WEB].hosts == (DOMAIN,)
+    assert table[WEB].hosts == (DOMAIN, FQDN)
     assert len(table[WEB].upstreams) == 2 and not table[WEB].resting
     assert {u.port for u in table[WEB].upstreams} == {8080}
     rows = api.client.get("/v1/projects/shop/services", headers=api.alice).json()
@@ -135,7 +136,7 @@ def test_down_and_a_removed_service_remove_their_routes(api: Api) -> None:
 
 def test_custom_domains_are_served_and_checked_before_anything_starts(api: Api) -> None:
     deploy(api, {"web": web(domainname="shop.example.com")})
-    assert api.proxy.table[WEB].hosts == (DOMAIN, "shop.example.com")
+    assert api.proxy.table[WEB].hosts == (DOMAIN, FQDN, "shop.example.com")
     status, body = deploy(api, {"web": web(domainname="shop.example.com")}, name="other")
     assert status == 422
     assert [(d["code"], d["path"]) for d in body["diagnostics"]] == [

@@ -501,6 +501,24 @@ def test_down_removes_the_routes(dockyard: Dockyard, tmp_path: Path) -> None:
     assert containers(project) == []
 
 
+# -- the FQDN ps shows ---------------------------------------------------------------------------
+def test_the_fqdn_ps_shows_answers_as_the_first_port(dockyard: Dockyard, tmp_path: Path) -> None:
+    """A user who copies the FQDN column of `ps` (the service's name without a port) gets the
+    service's first ingress port, over HTTP and over HTTPS with a certificate for that name."""
+    project, _ = deploy(dockyard, "ingress-ports", tmp_path, "fqdn")
+    http_port, https_port = ports(dockyard)
+    ca = ca_pem(dockyard)
+    fqdn = dockyard.ps(project)["web"]["fqdn"]
+    assert fqdn == f"web.{project}.{USER}.localhost"
+    for response in (get(http_port, fqdn), get(http_port, fqdn, host_header=f"{fqdn}:{http_port}"),
+                     get(https_port, fqdn, ca=ca)):
+        assert response.status == 200 and response.body.strip() == "port-8080", \
+            f"{response}\n{logs(dockyard)}"
+    # Each port still answers at its own domain.
+    assert get(http_port, byoc_domain("web", 8080, project)).body.strip() == "port-8080"
+    assert get(https_port, byoc_domain("web", 9000, project), ca=ca).body.strip() == "port-9000"
+
+
 # -- custom domain names ----------------------------------------------------------------------
 def test_a_custom_domainname_is_served_and_one_in_the_zone_is_refused(
         dockyard: Dockyard, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from dockyard.ingress.routes import (
     route_key,
     service_routes,
 )
-from dockyard.naming import NamingMode
+from dockyard.naming import NamingMode, service_fqdn
 
 BYOC, PLAY = NamingMode.BYOC, NamingMode.PLAYGROUND
 
@@ -61,14 +61,16 @@ def test_byoc_routes_are_one_per_ingress_port_with_the_generated_domain() -> Non
     routes = project_routes(BYOC, "localhost", "alice", project(web=WEB, db=DB,
                                                                  metrics=METRICS))
     assert [(r.key, r.hosts, r.check) for r in routes] == [
-        ("alice/shop/web/8080", ("web--8080.shop.alice.localhost",), Check.HTTP),
+        ("alice/shop/web/8080", ("web--8080.shop.alice.localhost", "web.shop.alice.localhost"),
+         Check.HTTP),
         ("alice/shop/web/9000", ("web--9000.shop.alice.localhost",), Check.HTTP),
     ]
 
 
 def test_playground_routes_use_the_username_and_the_zone() -> None:
     routes = service_routes(PLAY, "prod1a.localhost", "bob", "shop", WEB)
-    assert routes[0].hosts == ("bob-web--8080.prod1a.localhost",)
+    assert routes[0].hosts == ("bob-web--8080.prod1a.localhost", "bob-web.prod1a.localhost")
+    assert routes[1].hosts == ("bob-web--9000.prod1a.localhost",)
 
 
 def test_private_services_and_host_ports_get_no_route() -> None:
@@ -85,9 +87,39 @@ def test_domainname_and_dotted_aliases_join_the_first_port_only() -> None:
     web = svc("web", Port(target=8080), Port(target=9000), domainname="Shop.Example.com",
               networks={"default": ServiceNetwork(aliases=("www.example.com", "plain"))})
     first, second = service_routes(BYOC, "localhost", "alice", "shop", web)
-    assert first.hosts == ("web--8080.shop.alice.localhost", "shop.example.com",
-                           "www.example.com")
+    assert first.hosts == ("web--8080.shop.alice.localhost", "web.shop.alice.localhost",
+                           "shop.example.com", "www.example.com")
+    assert first.custom_hosts == ("shop.example.com", "www.example.com")
     assert second.hosts == ("web--9000.shop.alice.localhost",)
+    assert second.custom_hosts == ()
+
+
+def test_the_fqdn_ps_shows_is_a_generated_name_of_the_first_port() -> None:
+    """`ps` shows `web.shop.alice.localhost`: it answers as the first ingress port does (as a
+    `domainname` would), under the same wildcard as the port's domain, never as a custom name
+    that would need a proof or a certificate of its own."""
+    web = svc("web", Port(target=8080), Port(target=9000), domainname="shop.example.com")
+    first, second = service_routes(BYOC, "localhost", "alice", "shop", web)
+    fqdn = service_fqdn(BYOC, username="alice", project="shop", service="web",
+                        zone="localhost")
+    assert fqdn == "web.shop.alice.localhost"
+    assert first.generated_hosts == ("web--8080.shop.alice.localhost", fqdn)
+    assert first.custom_hosts == ("shop.example.com",)
+    assert fqdn not in second.hosts
+    assert hosts_table({r.key: r for r in (first, second)})[fqdn] == "alice/shop/web/8080"
+    # Its upstreams and a narrowed set of custom names keep the generated names.
+    one = Upstream("10.0.0.2", 8080)
+    served = first.with_upstreams([one]).with_custom_hosts(())
+    assert served.hosts == first.generated_hosts and served.upstreams == (one,)
+    # A domainname equal to the FQDN is not a custom name (it needs no proof).
+    same = svc("web", Port(target=8080), domainname=fqdn)
+    (route,) = service_routes(BYOC, "localhost", "alice", "shop", same)
+    assert route.hosts == ("web--8080.shop.alice.localhost", fqdn) and route.custom_hosts == ()
+    # No two services' FQDNs and port domains meet, in either mode.
+    api = svc("api", Port(target=80))
+    for mode, zone in ((BYOC, "localhost"), (PLAY, "prod1a.localhost")):
+        assert host_conflicts(project_routes(mode, zone, "alice",
+                                             project(web=web, api=api))) == []
 
 
 def test_a_service_with_its_own_healthcheck_gets_tcp_checks() -> None:

@@ -76,6 +76,9 @@ def _logs_options(parser: argparse.ArgumentParser, *, follow_default: bool) -> N
                         help="only lines after WHEN: a duration ago (10m, 1h30m) or a time "
                         "(2026-11-28T10:00:00Z)")
     parser.add_argument("--until", metavar="WHEN", help="only lines before WHEN (same forms)")
+    parser.add_argument("--filter", metavar="TEXT",
+                        help="only lines containing TEXT, ignoring case (the server filters, "
+                        "after masking config values)")
     parser.add_argument("--type", choices=["build", "run", "all"], default="all",
                         help="build output, run output, or both (default: all)")
     parser.add_argument("--deployment", metavar="ID",
@@ -298,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
         "hidden prompt. Later commands with --server URL (or DOCKYARD_SERVER) use it.")
     login.add_argument("--server", metavar="URL", required=True, help="the server's URL")
     login.set_defaults(handler=_login)
+    logout = commands.add_parser(
+        "logout", help="forget the token stored for a server",
+        description="Remove the token `dockyard login` stored for a server from "
+        "$DOCKYARD_HOME/config/credentials.json; other servers' tokens are kept. The token "
+        "stays valid on the server until its operator revokes it (`dockyard server tokens "
+        "revoke`). Logging out of a server with no stored token says so and changes nothing.")
+    logout.add_argument("--server", metavar="URL",
+                        help="the server's URL (default: $DOCKYARD_SERVER)")
+    logout.set_defaults(handler=_logout)
     whoami = commands.add_parser("whoami", help="the account, server and mode",
                                  description="Show the account this CLI acts as, the server "
                                  "and its naming mode and zone.")
@@ -421,7 +433,8 @@ def _logs(args: argparse.Namespace) -> None:
     run_logs(_project_name(args), _client_factory(args), services=list(args.services),
              follow=args.follow, since=parse_when(args.since, "--since"),
              until=parse_when(args.until, "--until"), kind=args.type,
-             deployment=args.deployment, tail=args.tail, as_json=args.json)
+             deployment=args.deployment, tail=args.tail, as_json=args.json,
+             text=args.filter)
 
 
 def _redeploy(args: argparse.Namespace) -> int:
@@ -488,6 +501,12 @@ def _login(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.accounts import run_login
 
     run_login(args.server)
+
+
+def _logout(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.accounts import run_logout
+
+    run_logout(args.server, os.environ)
 
 
 def _whoami(args: argparse.Namespace) -> None:

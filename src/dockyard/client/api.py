@@ -242,14 +242,17 @@ class Client:
     def logs(self, project: str, *, services: list[str] | None = None, follow: bool = False,
              since: str | None = None, until: str | None = None, kind: str = "all",
              deployment: str | None = None, tail: int | None = None,
-             limit: int | None = None,
+             limit: int | None = None, filter: str | None = None,
              on_end: Callable[[dict[str, Any]], None] | None = None
              ) -> Iterator[dict[str, Any]]:
         """Log entries; `on_end` gets the end event: `{"truncated", "before", "limit"}` says
-        whether older lines were left out and the `until` that pages further back."""
+        whether older lines were left out and the `until` that pages further back. `filter`
+        keeps only the lines that contain it, ignoring case; the server filters (after masking
+        config values), so only those lines are sent."""
         params: dict[str, Any] = {"follow": follow, "type": kind}
         for key, value in (("service", services), ("since", since), ("until", until),
-                           ("deployment", deployment), ("tail", tail), ("limit", limit)):
+                           ("deployment", deployment), ("tail", tail), ("limit", limit),
+                           ("filter", filter)):
             if value is not None and value != [] and value != "":
                 params[key] = value
         for event, data in self._stream(f"/v1/projects/{project}/logs", params):

@@ -1,10 +1,12 @@
 """Routes: which host names the ingress serves, and where each one goes (pure).
 
 A route is one ingress port of one public service: its generated domain (docs/architecture.md, Names
-and domains), plus, on the service's first ingress port, its `domainname` and every network alias
-that is a domain name (has a dot). Its upstreams are the replicas in rotation; replicas out of
-rotation (draining before they stop, or failing their health check) stay listed so the proxy can let
-their in-flight requests finish. Private services and host-mode ports never get a route.
+and domains), plus, on the service's first ingress port, the service's FQDN (its name without a
+port, which `ps` shows: a user who copies it must not get a 404), its `domainname` and every
+network alias that is a domain name (has a dot). Its upstreams are the replicas in rotation;
+replicas out of rotation (draining before they stop, or failing their health check) stay listed so
+the proxy can let their in-flight requests finish. Private services and host-mode ports never get a
+route.
 
 Custom names are checked here too: a custom name inside the server's zone would let one account
 take another's generated domain, so it is refused; two routes claiming one host are a conflict.
@@ -15,10 +17,10 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dockyard.compose.models import Project, Service
-from dockyard.naming import NamingMode, normalize_zone, public_domain
+from dockyard.naming import NamingMode, normalize_zone, public_domain, service_fqdn
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+$")
@@ -51,16 +53,31 @@ class Upstream:
 @dataclass(frozen=True, slots=True)
 class Route:
     key: str  # account/project/service/port: the route's identity across deployments
-    hosts: tuple[str, ...]  # the generated domain first
+    hosts: tuple[str, ...]  # the generated names first (the port's domain, then the FQDN)
     check: Check
     upstreams: tuple[Upstream, ...] = ()  # in rotation
     resting: tuple[Upstream, ...] = ()  # out of rotation: draining, or failing health checks
+    generated: int = 1  # how many of `hosts` are generated names; the rest are custom
+
+    @property
+    def generated_hosts(self) -> tuple[str, ...]:
+        """The names the server makes up (inside its zone, under one wildcard)."""
+        return self.hosts[:self.generated]
+
+    @property
+    def custom_hosts(self) -> tuple[str, ...]:
+        """The names the user chose (`domainname`, aliases): some need a proof first."""
+        return self.hosts[self.generated:]
 
     def with_upstreams(self, upstreams: Iterable[Upstream],
                        resting: Iterable[Upstream] = ()) -> Route:
         live = tuple(sorted(set(upstreams)))
         rest = tuple(sorted(set(resting) - set(live)))
-        return Route(self.key, self.hosts, self.check, live, rest)
+        return replace(self, upstreams=live, resting=rest)
+
+    def with_custom_hosts(self, custom: Iterable[str]) -> Route:
+        """This route serving only `custom` of its custom names (the generated ones stay)."""
+        return replace(self, hosts=(*self.generated_hosts, *custom))
 
 
 def route_key(account: str, project: str, service: str, port: int) -> str:
@@ -97,12 +114,16 @@ def service_routes(mode: NamingMode, zone: str, account: str, project: str,
     check = Check.TCP if service.healthcheck is not None and not service.healthcheck.disable \
         else Check.HTTP
     for index, port in enumerate(service.ingress_ports):
-        domain = public_domain(mode, username=account, project=project, service=service.name,
-                               port=port.target, zone=zone)
-        extra = custom_hosts(service) if index == 0 else ()
-        hosts = tuple(dict.fromkeys((domain, *extra)))
+        generated = [public_domain(mode, username=account, project=project,
+                                   service=service.name, port=port.target, zone=zone)]
+        extra: tuple[str, ...] = ()
+        if index == 0:  # the FQDN and the custom names answer as the first port, as in ps
+            generated.append(service_fqdn(mode, username=account, project=project,
+                                          service=service.name, zone=zone))
+            extra = tuple(h for h in custom_hosts(service) if h not in generated)
+        hosts = tuple(dict.fromkeys((*generated, *extra)))
         routes.append(Route(route_key(account, project, service.name, port.target), hosts,
-                            check))
+                            check, generated=len(generated)))
     return routes
 
 

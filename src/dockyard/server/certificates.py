@@ -92,15 +92,15 @@ class ServerCertificates:
         wanted: dict[tuple[str, ...], str] = {}
         per_project: dict[str, list[str]] = {}
         for route in routes.values():
-            generated, custom = route.hosts[0], route.hosts[1:]
-            wildcard = wildcard_for(generated)
+            generated, custom = route.hosts[0], route.custom_hosts
+            wildcard = wildcard_for(generated)  # covers the FQDN too (same parent)
             if self.acme is None or is_local_name(generated):
                 wanted[(wildcard,)] = "local"
             elif self.acme.can_wildcard:
                 wanted[(wildcard,)] = "acme"
             else:
                 project = route.key.rsplit("/", 2)[0]
-                per_project.setdefault(project, []).append(generated)
+                per_project.setdefault(project, []).extend(route.generated_hosts)
             for host in custom:
                 proof = proof_for(self.settings.mode, self.settings.zone, host,
                                   acme=self.acme is not None)

@@ -160,18 +160,17 @@ class Ingress:
         claims: list[tuple[str, str, float]] = []
         for key, route in routes.items():
             account = key.split("/", 1)[0]
-            for host in route.hosts[1:]:
+            for host in route.custom_hosts:
                 if domains.needs_proof(host):
                     at = domains.verified_at(account, host)
                     if at is not None:
                         claims.append((host, key, at))
         served = owners(claims)
         for key, route in routes.items():
-            hosts = tuple(h for h in route.hosts[1:]
+            hosts = tuple(h for h in route.custom_hosts
                           if not domains.needs_proof(h) or served.get(h) == key)
-            if hosts != route.hosts[1:]:
-                routes[key] = Route(route.key, (route.hosts[0], *hosts), route.check,
-                                    route.upstreams, route.resting)
+            if hosts != route.custom_hosts:
+                routes[key] = route.with_custom_hosts(hosts)
         return routes
 
     def _refresh(self) -> None:

@@ -3,7 +3,7 @@ containers that run (`log_stream` streams them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,20 @@ class LogEntry:
     def to_json(self) -> dict[str, Any]:
         return {"service": self.service, "type": self.kind, "line": self.text,
                 "at": self.at.isoformat() if self.at else None, "container": self.container}
+
+
+MAX_FILTER = 1000  # characters of a `--filter` text
+
+
+def line_filter(text: str | None) -> Callable[[str], bool] | None:
+    """`--filter TEXT`: keep the lines that contain TEXT, ignoring case (as a search box does:
+    `error` finds `ERROR` and `Error`); None (no text, or an empty one) keeps every line. It is
+    matched against the line once its config values are masked, so a filter cannot probe a
+    secret one guessed character at a time."""
+    if not text:
+        return None
+    needle = text.casefold()
+    return lambda line: needle in line.casefold()
 
 
 def build_logs(control: ControlPlane, account: Account, deployment: str,

@@ -17,6 +17,11 @@ away the feed closes every engine stream, so its threads and engine connections 
 
 Config values are masked in each `LogEntry` (`redacted`) before it is encoded as an event:
 a follow's pump threads mask the lines they read, so the event loop only encodes.
+
+`filter` (`log_sources.line_filter`) keeps only the lines that contain a text, matched once the
+line is masked, here on the server so that only those lines are sent. Without follow the engine
+is then asked for no tail (the newest lines may not match): every line goes through the window
+(or the per-container `tail` the user gave), so `limit` and `tail` count lines that match.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from dockyard.errors import DockyardError
 from dockyard.lifecycle import BUILD_STATES, ServiceState
 from dockyard.runtime.driver import ContainerInfo, Driver, StreamStop
 from dockyard.server.control import ControlPlane
-from dockyard.server.log_sources import LogEntry, run_containers
+from dockyard.server.log_sources import LogEntry, line_filter, run_containers
 from dockyard.server.log_window import NewestLines
 from dockyard.server.streams import KEEPALIVE, KEEPALIVE_SECONDS, SSE_WAIT_SECONDS, Changes, sse
 from dockyard.store.store import Account
@@ -59,6 +64,7 @@ class LogQuery:
     only_that_deployment: bool  # an id was given: only its containers and build output
     tail: int | None  # lines per container (the user's --tail)
     limit: int  # lines of the whole answer at most
+    filter: str | None = None  # only lines containing this, ignoring case (log_sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +73,17 @@ class EnginePlan:
     keep: int | None  # lines to keep per container when the engine cannot tail (until)
 
 
-def engine_plan(tail: int | None, limit: int, until: datetime | None) -> EnginePlan:
+def engine_plan(tail: int | None, limit: int, until: datetime | None,
+                filtered: bool = False) -> EnginePlan:
     """How many lines to ask each container for, so that at most `limit` are ever held.
 
     One line more than `limit` tells a longer log from one of exactly `limit` lines. A user
     tail within the limit is the engine's tail itself, and the lines it leaves out were not
-    asked for. With `until` the engine's tail would be taken before `until`: no tail then.
+    asked for. With `until` the engine's tail would be taken before `until`, and with a filter
+    before the filter: no tail then (the tail is kept per container as lines come).
     """
     asked = tail if tail is not None and tail <= limit else None
-    if until is not None:
+    if until is not None or filtered:
         return EnginePlan(None, asked)
     return EnginePlan(limit + 1 if asked is None else asked, None)
 
@@ -123,8 +131,11 @@ def encode(entry: LogEntry) -> str:
 async def log_events(control: ControlPlane, who: Account, project: str, query: LogQuery,
                      redact: Redact) -> AsyncIterator[str]:
     """The log as SSE: `log` events (config values redacted), then `end` unless following."""
+    keep = line_filter(query.filter)
     async for entry in _build_lines(control, who, project, query):
-        yield encode(redacted(entry, redact))
+        entry = redacted(entry, redact)
+        if keep is None or keep(entry.text):
+            yield encode(entry)
     if query.kind == "build":
         yield sse("end", {})
         return
@@ -132,7 +143,7 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
         run_containers, control, who, project, query.services,
         query.deployment if query.only_that_deployment else None)
     if not query.follow:
-        window = await _newest(control.driver, containers, query)
+        window = await _newest(control.driver, containers, query, redact)
         before: str | None = None
         batch: list[str] = []
         size = 0
@@ -150,7 +161,7 @@ async def log_events(control: ControlPlane, who: Account, project: str, query: L
         yield sse("end", {"truncated": truncated, "before": before if truncated else None,
                           "limit": query.limit})
         return
-    feed = EngineFeed(FEED_CAPACITY, redact)
+    feed = EngineFeed(FEED_CAPACITY, redact, keep)
     try:
         for info in containers:
             feed.follow(control.driver, info, follow_tail(query.tail, query.limit),
@@ -218,9 +229,10 @@ def _builds_over(control: ControlPlane, who: Account, project: str, deployment: 
 
 
 async def _newest(driver: Driver, containers: list[ContainerInfo],
-                  query: LogQuery) -> NewestLines[LogEntry]:
+                  query: LogQuery, redact: Redact) -> NewestLines[LogEntry]:
     """Read every container (a thread each, none from the request pool) into one window."""
-    plan = engine_plan(query.tail, query.limit, query.until)
+    keep = line_filter(query.filter)
+    plan = engine_plan(query.tail, query.limit, query.until, keep is not None)
     window: NewestLines[LogEntry] = NewestLines(query.limit)
     lock = threading.Lock()
     stop = StreamStop()
@@ -235,6 +247,10 @@ async def _newest(driver: Driver, containers: list[ContainerInfo],
                 if until is not None and line.at is not None and line.at > until:
                     continue
                 entry = LogEntry(info.service, "run", line.text, line.at, info.name)
+                if keep is not None:
+                    entry = redacted(entry, redact)
+                    if not keep(entry.text):
+                        continue
                 if kept is not None:
                     kept.append(entry)
                 else:
@@ -302,11 +318,13 @@ class EngineFeed:
     the engine or for a credit.
     """
 
-    def __init__(self, capacity: int, redact: Redact) -> None:
+    def __init__(self, capacity: int, redact: Redact,
+                 keep: Callable[[str], bool] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[LogEntry | None] = asyncio.Queue()
         self._credits = threading.Semaphore(capacity)
         self._redact = redact
+        self._keep = keep  # a filter, matched against the masked line
         self.stop = StreamStop()
 
     def follow(self, driver: Driver, info: ContainerInfo, tail: int, since: datetime | None,
@@ -322,8 +340,11 @@ class EngineFeed:
             for line in lines:
                 if until is not None and line.at is not None and line.at > until:
                     continue
-                entry = LogEntry(info.service, "run", line.text, line.at, info.name)
-                if not self._hand_over(redacted(entry, self._redact)):
+                entry = redacted(LogEntry(info.service, "run", line.text, line.at, info.name),
+                                 self._redact)
+                if self._keep is not None and not self._keep(entry.text):
+                    continue
+                if not self._hand_over(entry):
                     return
         except DockyardError:
             pass  # the container went away: its stream is over

@@ -1,15 +1,16 @@
-"""`dockyard login`, `dockyard whoami`, and the operator's `dockyard server accounts|tokens`."""
+"""`dockyard login`, `logout` and `whoami`, and the operator's `dockyard server accounts|tokens`."""
 
 from __future__ import annotations
 
 import getpass
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from dockyard.cli.render import note, write_stdout
 from dockyard.client.api import Client
-from dockyard.client.credentials import save_token
+from dockyard.client.credentials import credentials_path, forget_token, save_token
 from dockyard.errors import UsageError
 from dockyard.server import accounts
 
@@ -24,6 +25,24 @@ def run_login(url: str) -> None:
         me = client.whoami()  # refuses a wrong token before it is saved
     path = save_token(url, token)
     note(f"logged in to {url} as {me.account} (token saved in {path})")
+
+
+def run_logout(server: str | None, environ: Mapping[str, str]) -> None:
+    """Forget the token `dockyard login` saved for `server` (default: $DOCKYARD_SERVER)."""
+    url = server or environ.get("DOCKYARD_SERVER")
+    if not url:
+        raise UsageError("the local server needs no login, so there is nothing to log out of",
+                         hint="name the server: `dockyard logout --server URL`")
+    path = forget_token(url, environ)
+    if path is None:
+        note(f"not logged in to {url.rstrip('/')}: no token is saved for it "
+             f"({credentials_path(environ)})")
+    else:
+        note(f"logged out of {url.rstrip('/')}: its token was removed from {path} (it stays "
+             "valid on the server until revoked: `dockyard server tokens revoke`)")
+    if environ.get("DOCKYARD_TOKEN"):
+        note("DOCKYARD_TOKEN is set in this environment, and commands still send it; unset it "
+             "too")
 
 
 def run_whoami(client_factory: Any, server: str | None, *, as_json: bool) -> None:

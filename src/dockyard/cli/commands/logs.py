@@ -11,13 +11,13 @@ from dockyard.client.api import Client
 
 def run_logs(project: str, client_factory: Any, *, services: list[str], follow: bool,
              since: str | None, until: str | None, kind: str, deployment: str | None,
-             tail: int | None, as_json: bool) -> None:
+             tail: int | None, as_json: bool, text: str | None = None) -> None:
     client: Client = client_factory()
     ends: list[dict[str, Any]] = []
     with client:
         entries = client.logs(project, services=services, follow=follow, since=since,
                               until=until, kind=kind, deployment=deployment, tail=tail,
-                              on_end=ends.append)
+                              filter=text, on_end=ends.append)
         width = max((len(s) for s in services), default=0)
         for entry in entries:
             if as_json:

@@ -13,6 +13,7 @@ from dockyard.errors import DockyardError
 from dockyard.server import log_stream
 from dockyard.server.auth import Who
 from dockyard.server.control import ControlPlane
+from dockyard.server.log_sources import MAX_FILTER
 from dockyard.server.log_window import MAX_LINES, clamp_lines
 from dockyard.server.streams import FollowSlots, SSEResponse
 
@@ -27,8 +28,11 @@ def add_routes(api: APIRouter, control: ControlPlane, follows: FollowSlots) -> N
                    deployment: str | None = None,
                    tail: Annotated[int | None, Query(ge=0, le=MAX_LINES)] = None,
                    limit: Annotated[int | None, Query(ge=1, le=MAX_LINES)] = None,
+                   text: Annotated[str | None, Query(alias="filter",
+                                                     max_length=MAX_FILTER)] = None,
                    ) -> SSEResponse:
-        """The log as SSE (log_stream): bounded without follow, counted per account with it."""
+        """The log as SSE (log_stream): bounded without follow, counted per account with it;
+        `filter` keeps the lines containing a text, ignoring case, after masking."""
         if type not in ("all", "build", "run"):
             raise DockyardError(f"unknown log type {type!r}", hint="use build, run or all")
         chosen, only = await run_in_threadpool(log_stream.resolve, control, who, project,
@@ -37,7 +41,7 @@ def add_routes(api: APIRouter, control: ControlPlane, follows: FollowSlots) -> N
         query = log_stream.LogQuery(
             services=list(service or []), follow=follow, since=log_stream.utc(since),
             until=log_stream.utc(until), kind=type, deployment=chosen,
-            only_that_deployment=only, tail=tail, limit=clamp_lines(limit))
+            only_that_deployment=only, tail=tail, limit=clamp_lines(limit), filter=text)
         release = follows.take(who.name) if follow else None  # TooManyFollows: 429
         return SSEResponse(log_stream.log_events(control, who, project, query, redact),
                            on_close=release)

@@ -1,0 +1,50 @@
+"""The origin a deployment records, read from a real temporary git repository: commit, dirty
+flag and branch; nothing of git outside a checkout."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from dockyard import __version__
+from dockyard.client.origin import local_origin
+
+
+def git(directory: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(directory), *args], check=True,
+                          capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_a_checkout_gives_its_commit_branch_and_dirty_flag(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (project / "compose.yaml").write_text("services: {}\n")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one")
+    head = git(repo, "rev-parse", "HEAD")
+
+    clean = local_origin(project)
+    assert (clean.git_commit, clean.git_dirty, clean.git_branch) == (head, False, "main")
+    assert clean.client_version == __version__
+
+    (repo / "elsewhere.txt").write_text("outside the project directory\n")
+    assert local_origin(project).git_dirty is False  # only the project's directory counts
+    (project / "compose.yaml").write_text("services: {web: {image: x}}\n")
+    assert local_origin(project).git_dirty is True
+    (project / "compose.yaml").write_text("services: {}\n")
+    (project / "new.env").write_text("A=1\n")  # an untracked file changes what deploys
+    assert local_origin(project).git_dirty is True
+
+    git(repo, "checkout", "-q", "--detach")
+    detached = local_origin(project)
+    assert detached.git_commit == head and detached.git_branch is None
+
+
+def test_outside_a_checkout_and_for_a_rollback_there_is_no_git(tmp_path: Path) -> None:
+    plain = local_origin(tmp_path)
+    assert (plain.git_commit, plain.git_dirty, plain.git_branch) == (None, None, None)
+    assert local_origin(None).git_commit is None
+    assert local_origin(tmp_path / "missing").git_commit is None

@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     redeploy.set_defaults(handler=_redeploy)
 
     configs = commands.add_parser(
-        "config", help="a project's configs (secrets): set, ls, rm",
+        "config", help="a project's configs (secrets): set, ls, rm, resolve",
         description="Configs are named sensitive values of one project, stored encrypted by "
         "the server and never shown again. A Compose `environment` key with no value takes "
         "the config of that name, `${NAME}` in an environment value is replaced by it, and an "
@@ -251,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     config_rm = config_commands.add_parser("rm", help="remove configs",
                                            description="Remove configs from the project.")
     config_rm.add_argument("names", nargs="+", metavar="NAME")
+    config_resolve = config_commands.add_parser(
+        "resolve", help="where each service's environment variables come from",
+        description="For each service of the Compose project here, each environment variable "
+        "and where its value comes from: a Compose file (file:line), with ${VAR} filled from "
+        "the environment or an env file (.env, --env-file), an env_file, or a config (a key "
+        "with no value, or ${NAME} left for the server to fill in). Secret files "
+        "(/run/secrets) are listed too. Config values are never fetched: a set one shows as "
+        "****, and a config that is needed and not set is named, as `compose up` would refuse "
+        "it. VALUE is the template the server fills in ($$ is a literal $).")
+    _json_option(config_resolve, "print a JSON object: variables, and missing configs")
+    _project_options(config_resolve)
+    _server_option(config_resolve)
+    config_resolve.set_defaults(handler=_config_resolve)
     for item, handler in ((config_set, _config_set), (config_ls, _config_ls),
                           (config_rm, _config_rm)):
         _project_options(item)
@@ -476,6 +489,12 @@ def _config_rm(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.configs import run_rm
 
     run_rm(_project_name(args), _client_factory(args), args.names)
+
+
+def _config_resolve(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.config_resolve import run_resolve
+
+    run_resolve(_load_options(args), _client_factory(args), as_json=args.json)
 
 
 def _registry_login(args: argparse.Namespace) -> None:

@@ -5,9 +5,10 @@ catches `ConfigNotFound` or `EngineUnavailable` as if it had been raised in its 
 and the CLI exits with the class's own code.
 
 Not here, because no request meets them: the errors of the server's start-up
-(`ServerStartError`), of the operator's local commands (`AccountNotFound`), of what only a
-deployment's background job does (a pull the server stopped, `PullStopped`; the ingress proxy's
-`IngressError`; the firewall's `EgressError`), and of the client and CLI themselves.
+(`ServerStartError`, a refused config key `KeyRefused`), of the operator's local commands
+(`AccountNotFound`), of what only a deployment's background job does (a pull the server
+stopped, `PullStopped`; the ingress proxy's `IngressError`; the firewall's `EgressError`), and
+of the client and CLI themselves.
 `tests/unit/test_error_kinds.py` checks that every other class is registered.
 """
 

@@ -17,5 +17,6 @@ class ExitCode(enum.IntEnum):
     DEPLOYMENT_FAILED = 5  # a service of the deployment failed (build, start or health)
     WAIT_TIMEOUT = 6  # `up --wait-timeout` passed before every service settled
     SERVER_UNAVAILABLE = 7  # the Dockyard server cannot be reached or started
+    KEY_REFUSED = 8  # the server's config key is missing or does not open its stored values
     INTERRUPTED = 130  # Ctrl-C
     INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE)

@@ -85,6 +85,10 @@ class DeployBody(_Body):
     pull: PullPolicy | None = None  # `up --pull`: every service's policy
     origin: DeployOrigin | None = None
     rollback_on_failure: bool = False  # `up --rollback-on-failure`
+    # `up --ttl`: take the project down this many seconds after the deployment starts (None:
+    # keep it, and forget an earlier deadline); `--ttl-volumes`: its volumes go too
+    ttl: float | None = None
+    ttl_volumes: bool = False
 
 
 @dataclass(repr=False, eq=False)
@@ -238,6 +242,22 @@ class ServiceStatus(_Body):
     running: int = 0
     exposure: str = ""  # public, host or private
     image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
+    expires_at: str | None = None  # the project's `up --ttl` deadline, if any
+
+
+@dataclass(repr=False, eq=False)
+class ProjectSummary(_Body):
+    """A project of the account (`compose ls`): its latest deployment, how many services are
+    in each state (as recorded), and its `up --ttl` deadline."""
+
+    name: str
+    deployment: str | None = None  # the latest deployment (None: never deployed)
+    action: str | None = None  # up, redeploy, down ...
+    status: str | None = None
+    created_at: str | None = None
+    services: dict[str, int] = field(default_factory=dict)  # state name -> how many
+    expires_at: str | None = None
+    expire_volumes: bool = False  # the volumes go too when it expires (`--ttl-volumes`)
 
 
 @dataclass(repr=False, eq=False)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from fastapi.testclient import TestClient
 
-from dockyard.naming import NamingMode, public_domain
+from dockyard.naming import NamingMode, public_domain, service_fqdn
 from dockyard.server.app import create_app
 from dockyard.server.control import ControlPlane
 from dockyard.server.domains import DomainProofs
@@ -33,6 +33,8 @@ ZONE = "prod1a.localhost"
 WEB = "alice/shop/web/8080"
 GENERATED = public_domain(NamingMode.PLAYGROUND, username="alice", project="shop",
                           service="web", port=8080, zone=ZONE)
+FQDN = service_fqdn(NamingMode.PLAYGROUND, username="alice", project="shop", service="web",
+                    zone=ZONE)  # generated too: served at once, as the first port
 ANSWERS: dict[str, str | None] = {  # what the fake check finds for each name
     "shop.example.net": None,
     "login.examplebank.test": "it does not resolve: Name or service not known",
@@ -136,7 +138,7 @@ def row_saying(api: Api, text: str, who: str = "alice") -> dict[str, Any]:
 def test_an_unproven_custom_domain_is_not_served_and_ps_says_why(api: Api) -> None:
     assert deploy(api, {"web": web(domainname="login.examplebank.test")}) == (202, "succeeded")
     # The service deployed and its generated domain serves; the custom one does not.
-    assert api.proxy.table[WEB].hosts == (GENERATED,)
+    assert api.proxy.table[WEB].hosts == (GENERATED, FQDN)
     row = row_saying(api, "not verified")
     assert row["state"] == "SERVICE_DEPLOYMENT_COMPLETED", row
     assert "custom domain login.examplebank.test is not served: not verified (it does not " \
@@ -150,14 +152,14 @@ def test_an_unproven_custom_domain_is_not_served_and_ps_says_why(api: Api) -> No
 
 def test_a_proven_custom_domain_is_added_to_the_route_once_proven(api: Api) -> None:
     assert deploy(api, {"web": web(domainname="shop.example.net")}) == (202, "succeeded")
-    eventually(lambda: True if api.proxy.table[WEB].hosts == (GENERATED, "shop.example.net")
+    eventually(lambda: True if api.proxy.table[WEB].hosts == (GENERATED, FQDN, "shop.example.net")
                else None, "the proven name joins the route")
     row = row_saying(api, "verified and served")
     assert "HTTP only, no certificate" in row["reason"], row
     assert any("shop.example.net" in e for e in row["endpoints"]), row
     # A second deployment does not prove it again: it is remembered for alice.
     assert deploy(api, {"web": web(domainname="shop.example.net")}) == (202, "succeeded")
-    assert api.proxy.table[WEB].hosts == (GENERATED, "shop.example.net")
+    assert api.proxy.table[WEB].hosts == (GENERATED, FQDN, "shop.example.net")
     assert api.asked == ["shop.example.net"]
 
 

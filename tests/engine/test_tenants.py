@@ -246,8 +246,10 @@ def test_an_account_sees_nothing_of_another(playground: Playground) -> None:
     nowhere = alice.api(f"/v1/projects/{absent}/services")
     assert foreign.status_code == nowhere.status_code == 404
     assert foreign.text.replace(theirs, "X") == nowhere.text.replace(absent, "X")
-    assert set(alice.api("/v1/projects").json()) == {pg.projects["alice"], pg.projects["vault"]}
-    assert set(bob.api("/v1/projects").json()) == {pg.projects["bob"], pg.projects["vault"]}
+    assert {p["name"] for p in alice.api("/v1/projects").json()} == \
+        {pg.projects["alice"], pg.projects["vault"]}
+    assert {p["name"] for p in bob.api("/v1/projects").json()} == \
+        {pg.projects["bob"], pg.projects["vault"]}
     for account, user in (("bob", alice), ("alice", bob)):
         listed = user.api("/v1/deployments", project=pg.projects[account]).json()
         assert listed == [], listed
@@ -385,6 +387,8 @@ def test_a_config_value_is_in_its_container_and_nowhere_else(playground: Playgro
         user.remote("config", "ls", "--json", "-p", project)
         user.remote("compose", "ps", "-p", project)
         user.remote("compose", "ps", "--long", "--json", "-p", project)
+        user.remote("compose", "ls")
+        user.remote("compose", "ls", "--json")
         user.remote("logs", "-p", project, "--json")
         user.remote("logs", "-p", project, "--type", "all")
         user.api("/v1/projects")

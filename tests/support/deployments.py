@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.support.engine import DOCKER
+from tests.support.tmpfs import release_secrets_dir
 
 DOCKYARD = Path(sys.executable).parent / "dockyard"
 PROJECTS = Path(__file__).parent.parent / "engine" / "projects"
@@ -296,6 +297,7 @@ class Dockyard:
                 os.kill(pid, signal.SIGKILL)
         for project in self.projects:
             remove_project(project, self.user)
+        release_secrets_dir(self.data)
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from dockyard.server.app import error_body
 # Errors no request meets, so no answer carries them (each is named, with why, in
 # dockyard.error_kinds): the server's start-up, the operator's local commands, and what only a
 # deployment's background job meets (its pulls, the ingress proxy, the firewall).
-NOT_SENT = {"ServerStartError", "AccountNotFound", "PullStopped", "IngressError",
-            "EgressError", "IptablesMissing"}
+NOT_SENT = {"ServerStartError", "KeyRefused", "AccountNotFound", "PullStopped",
+            "IngressError", "EgressError", "IptablesMissing"}
 
 # The statuses the server answered with before each class carried its own (app.py's table).
 STATUS = {"ProjectInvalid": 422, "UnsafeArchive": 422, "ContextTooLarge": 413,

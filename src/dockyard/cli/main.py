@@ -141,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "base images of builds")
     up.add_argument("--wait-timeout", type=float, metavar="SECONDS",
                     help="stop waiting after SECONDS (exit code 6); the deployment goes on")
+    up.add_argument("--ttl", metavar="DURATION",
+                    help="a preview: the server takes the project down DURATION after this "
+                    "`up` (30s, 10m, 2h, 1d), as `compose down` would, even when this machine "
+                    "is off. A later `up` without --ttl keeps the project (its deadline is "
+                    "forgotten), and so does `compose down`")
+    up.add_argument("--rollback-on-failure", action="store_true",
+                    help="if the deployment fails, roll the project back to the deployment "
+                    "before it (as `dockyard rollback` would; a service's "
+                    "deploy.update_config.failure_action: rollback asks for the same)")
+    up.add_argument("--ttl-volumes", action="store_true",
+                    help="with --ttl: remove the project's named volumes too when it expires "
+                    "(by default they are kept, as `compose down` keeps them)")
     _json_option(up, "print one JSON event per line")
     up.set_defaults(handler=_compose_up)
 
@@ -154,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also show replicas, since when and why")
     _json_option(ps, "print a JSON list of objects")
     ps.set_defaults(handler=_compose_ps)
+
+    ls = compose_commands.add_parser(
+        "ls", help="list your projects, their latest deployments and deadlines",
+        description="List the projects of your account: each one's latest deployment (id, "
+        "action, status, time), how many of its services are in each state (as recorded; "
+        "`ps` also checks what runs), and when it expires if it was deployed with `up "
+        "--ttl`.")
+    _server_option(ls)
+    _json_option(ls, "print a JSON list of objects")
+    ls.set_defaults(handler=_compose_ls)
 
     down = compose_commands.add_parser(
         "down", help="stop and remove the project's services",
@@ -381,6 +403,26 @@ def build_parser() -> argparse.ArgumentParser:
             item.add_argument("--label", default="cli", help="a label to tell tokens apart")
         item.add_argument("--data", metavar="DIR", help="the server's data directory")
         item.set_defaults(handler=_tokens, verb=verb)
+    rotate = admin.add_parser(
+        "rotate-key", help="re-encrypt every stored value under a new key (server stopped)",
+        description="Re-encrypt every encrypted value of the store (configs, their kept "
+        "versions, registry logins) under the key in --new-key-file, made (0600) when it does "
+        "not exist, in one transaction. The server must be stopped; then start it with "
+        "--key-file NEW. The old key opens nothing in the store afterwards.")
+    rotate.add_argument("--new-key-file", metavar="PATH", required=True,
+                        help="the new key (made when it does not exist)")
+    backup = admin.add_parser(
+        "backup", help="snapshot the store to a file, while the server runs",
+        description="Write a consistent copy of the store (SQLite VACUUM INTO) to PATH, a new "
+        "file (0600), without stopping the server. The values stay encrypted; the key is not "
+        "in the backup: copy it apart (docs/operations.md).")
+    backup.add_argument("path", metavar="PATH", help="the backup file to write")
+    for item, handler in ((rotate, _rotate_key), (backup, _backup)):
+        item.add_argument("--data", metavar="DIR", help="the server's data directory")
+        item.add_argument("--key-file", metavar="PATH",
+                          help="the current key (default: as the server finds it)")
+        item.add_argument("--store-url", metavar="URL", help="the store, if not in --data")
+        item.set_defaults(handler=handler)
     return parser
 
 
@@ -424,13 +466,37 @@ def _compose_up(args: argparse.Namespace) -> int:
 
     return run_up(_load_options(args), _client_factory(args), UpOptions(
         detach=args.detach, build=args.build, force=args.force, pull=args.pull,
-        dry_run=args.dry_run, wait_timeout=args.wait_timeout, as_json=args.json))
+        dry_run=args.dry_run, wait_timeout=args.wait_timeout, as_json=args.json,
+        ttl=_ttl_seconds(args.ttl, args.ttl_volumes), ttl_volumes=args.ttl_volumes))
+
+
+def _ttl_seconds(text: str | None, volumes: bool) -> int | None:
+    """`--ttl` in seconds; a usage error when it is no duration, or `--ttl-volumes` is alone."""
+    from dockyard.errors import UsageError
+
+    if text is None:
+        if volumes:
+            raise UsageError("--ttl-volumes needs --ttl",
+                             hint="e.g. `dockyard compose up --ttl 2h --ttl-volumes`")
+        return None
+    from dockyard.ttl import parse_ttl
+
+    try:
+        return parse_ttl(text)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="e.g. `dockyard compose up --ttl 2h`") from None
 
 
 def _compose_ps(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.status import run_ps
 
     run_ps(_project_name(args), _client_factory(args), as_json=args.json, long=args.long)
+
+
+def _compose_ls(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.projects import run_ls
+
+    run_ls(_client_factory(args), as_json=args.json)
 
 
 def _compose_down(args: argparse.Namespace) -> int:
@@ -551,6 +617,18 @@ def _ca(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.tls import run_ca
 
     run_ca(_client_factory(args), pem=args.pem)
+
+
+def _rotate_key(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.server_keys import run_rotate_key
+
+    run_rotate_key(args.data, args.key_file, args.store_url, args.new_key_file)
+
+
+def _backup(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.server_keys import run_backup
+
+    run_backup(args.data, args.key_file, args.store_url, args.path)
 
 
 def _server(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from dockyard.wire_models import (
     Health,
     IngressInfo,
     PlanAnswer,
+    ProjectSummary,
     PullPolicy,
     RedeployBody,
     RegistryItem,
@@ -185,11 +186,17 @@ class Client:
 
     def deploy(self, project: str, data: Mapping[str, Any],
                builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
-               build: bool = False, pull: PullPolicy | None = None) -> str:
+               build: bool = False, pull: PullPolicy | None = None,
+               ttl: float | None = None, ttl_volumes: bool = False) -> str:
         """Start a deployment; its id (the answer is a `DeploymentStarted`). `pull` (always,
-        missing, never) replaces every service's `pull_policy`, as `compose up --pull` does."""
-        answer = self._json("POST", f"/v1/projects/{project}/deployments",
-                            json=_deploy_body(data, builds, force, build, pull))
+        missing, never) replaces every service's `pull_policy`, as `compose up --pull` does.
+        `ttl` (seconds, `dockyard.ttl.parse_ttl` reads `2h`): the server takes the project
+        down that long after now, its volumes too with `ttl_volumes`; without it, an earlier
+        deadline is forgotten and the project kept."""
+        body = _deploy_body(data, builds, force, build, pull)
+        if ttl is not None:
+            body.update(ttl=ttl, ttl_volumes=ttl_volumes)
+        answer = self._json("POST", f"/v1/projects/{project}/deployments", json=body)
         return DeploymentStarted.from_json(answer).deployment
 
     def plan(self, project: str, data: Mapping[str, Any],
@@ -221,8 +228,10 @@ class Client:
             return []
         return [ServiceStatus.from_json(row) for row in found]
 
-    def projects(self) -> list[str]:
-        return list(self._json("GET", "/v1/projects"))
+    def projects(self) -> list[ProjectSummary]:
+        """The account's projects (`compose ls`): each one's latest deployment, its services
+        counted by state, and its `up --ttl` deadline."""
+        return [ProjectSummary.from_json(item) for item in self._json("GET", "/v1/projects")]
 
     def deployments(self, project: str | None = None,
                     limit: int = 50) -> list[DeploymentSummary]:

@@ -78,16 +78,17 @@ def parse_pull_policy(text: str) -> PullPolicy:
     if known is not None:
         return known
     if text.startswith("every_"):
-        nanoseconds = _duration_ns(text.removeprefix("every_"))
+        nanoseconds = duration_ns(text.removeprefix("every_"))
         if nanoseconds is not None:
             return PullPolicy(PullKind.REFRESH, timedelta(microseconds=nanoseconds // 1000))
     raise ValueError(f"pull_policy {text!r} is not one of {', '.join(VALID_VALUES)} (a "
                      "duration is written like every_12h, every_1h30m, every_2d)")
 
 
-def _duration_ns(text: str) -> int | None:
+def duration_ns(text: str) -> int | None:
     """A duration in nanoseconds as compose-go's str2duration reads it (Go's syntax plus `d`
-    and `w`), but unsigned and starting as Compose's schema asks; None when it is not one."""
+    and `w`), but unsigned and starting as Compose's schema asks; None when it is not one.
+    Also what `compose up --ttl` reads (`dockyard.ttl`)."""
     if _SCHEMA_START.match(text) is None:
         return None
     total, rest = 0, text

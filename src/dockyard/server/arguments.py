@@ -23,7 +23,7 @@ _OPTIONS = (
     "allow_host_ports", "egress", "max_request_bytes", "max_project_bytes",
     "max_build_log_bytes", "log_max_size", "log_max_files", "keep_deployments",
     "context_ttl", "registry", "pull_concurrency", "pull_timeout", "max_pull_size",
-    "tenant_pulls", "allow_registry",
+    "tenant_pulls", "allow_registry", "key_file", "secrets_dir",
 )
 # Repeatable options, passed on comma-separated.
 _REPEATED = frozenset({"allow_image", "allow_host_ports", "allow_registry"})
@@ -52,6 +52,17 @@ def add_server_arguments(server: argparse.ArgumentParser) -> None:
                         "service fails (default 1800; 0: no limit)")
     server.add_argument("--store-url", metavar="URL",
                         help="an SQLAlchemy database URL (default: SQLite in the data dir)")
+    secrets = server.add_argument_group(
+        "secrets", "the key that encrypts configs, and where secret files live "
+        "(docs/operations.md)")
+    secrets.add_argument("--key-file", metavar="PATH",
+                         help="the config key, kept apart from the data (default: "
+                         "<data>/config.key, made on the first start; DOCKYARD_KEY may hold "
+                         "the key itself)")
+    secrets.add_argument("--secrets-dir", metavar="DIR",
+                         help="a directory on tmpfs for secret files (default: a tmpfs the "
+                         "server mounts at /run/dockyard/<server-id> as root, else "
+                         "$XDG_RUNTIME_DIR or /dev/shm)")
     ingress = server.add_argument_group(
         "ingress", "the HAProxy that serves public ports at their domains, over HTTP and HTTPS")
     ingress.add_argument("--http-port", metavar="PORT",

@@ -7,7 +7,6 @@ whatever the server says about a project is passed through `redact` with its val
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable
 from datetime import datetime
@@ -40,8 +39,7 @@ class Configs:
         self.cipher = cipher
         self.max_projects = max(MIN_CONFIG_PROJECTS, 2 * max_projects) if max_projects else 0
         self._lock = threading.Lock()
-        self.digest_key = hashlib.sha256(b"dockyard config digest\0" +
-                                         cipher.path.read_bytes()).digest()
+        self.digest_key = cipher.digest_key
 
     def set(self, account: Account, project: str, name: str, value: str, *,
             if_not_set: bool = False) -> tuple[bool, datetime | None]:

@@ -34,13 +34,14 @@ from dockyard.lifecycle import (
 from dockyard.runtime.driver import Driver
 from dockyard.runtime.egress import EgressGuard
 from dockyard.runtime.specs import Placement
-from dockyard.secrets.crypto import ConfigCipher
 from dockyard.server.configs import Configs
 from dockyard.server.contexts import ContextStore
 from dockyard.server.engine_events import EngineEvents
 from dockyard.server.ingress import Ingress
+from dockyard.server.keys import load_cipher
 from dockyard.server.puller import Puller
 from dockyard.server.registry_auth import RegistryCredentials
+from dockyard.server.secret_files import SecretFiles
 from dockyard.server.settings import ServerSettings
 from dockyard.store.store import Account, ServiceStatus, Store
 
@@ -100,9 +101,12 @@ class ControlPlane:
         self._listeners: list[Callable[[], None]] = []  # async streams (server.streams)
         self.ingress = Ingress(settings.mode, settings.zone)  # main() installs the real one
         self.egress = EgressGuard.off()  # main() installs the real one (playground)
-        self.configs = Configs(store, ConfigCipher.load_or_create(settings.data),
+        self.configs = Configs(store, load_cipher(settings),
                                settings.limits.projects if settings.limits else 0)
         self.registries = RegistryCredentials(store, self.configs.cipher, driver)
+        # main() installs the checked tmpfs (`server.tmpfs`); a control plane made in-process
+        # (tests, over a fake engine) writes where its settings say, else in its data dir.
+        self.secret_files = SecretFiles(settings.secrets_dir or settings.data / "secrets")
         self.strict_transitions = os.environ.get(STRICT_TRANSITIONS) == "1"
         self._moves = KeyedLocks()  # per (account, service): a move's check and write are one
 

@@ -50,7 +50,6 @@ from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy
 from dockyard.server.observe import by_service, healthy_as_is, observe
 from dockyard.server.pull_phase import run_pulls
 from dockyard.server.scrub import scrub_engine_text
-from dockyard.server.secret_files import write_secret_files
 from dockyard.store.store import Account
 
 S = ServiceState
@@ -143,6 +142,8 @@ class Deployer:
             self._remove_service(action.service, running[action.service])
         if any(is_legacy(self.placement, c) for found in running.values() for c in found):
             remove_legacy_network(self.driver, self.placement)
+        self.control.secret_files.prune(self.placement, self.driver.containers(
+            labels, detail=False))  # the files of replaced containers go with them
         ok = all(p.ok for p in self.progress.values())
         return "succeeded" if ok else "failed"
 
@@ -492,8 +493,8 @@ class Deployer:
     # -- containers --------------------------------------------------------------------------------
     def _start(self, job: ServiceJob, replicas: int, first_index: int) -> list[str]:
         name, service = job.name, job.service
-        mounts = write_secret_files(self.control.settings.data, self.placement, self.project,
-                                    service, self.deployment, self.request.configs)
+        mounts = self.control.secret_files.write(self.placement, self.project, service,
+                                                 self.deployment, self.request.configs)
         settings = self.control.settings
         specs = container_specs(self.project, service, self.placement,
                                 image=self.run_as.get(name, job.image_id),

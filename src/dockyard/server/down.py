@@ -13,7 +13,6 @@ from dockyard.runtime.specs import network_name, project_labels
 from dockyard.server.control import ControlPlane
 from dockyard.server.legacy import is_legacy, remove_legacy_network
 from dockyard.server.scrub import scrub_engine_text
-from dockyard.server.secret_files import remove_project_secrets
 from dockyard.store.store import Account
 
 S = ServiceState
@@ -36,7 +35,7 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
     services = sorted({c.service for c in containers} |
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)
-    remove_project_secrets(control.settings.data, placement)
+    control.secret_files.remove_project(placement)
     for info in containers:
         control.expect_stop(info.id)
     threads = [threading.Thread(target=_stop_remove, args=(control, info))

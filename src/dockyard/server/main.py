@@ -83,6 +83,7 @@ def serve(settings: ServerSettings) -> int:
     from dockyard.runtime.docker_engine import DockerEngine
     from dockyard.server.app import create_app
     from dockyard.server.control import ControlPlane
+    from dockyard.server.expiry import Expirer
     from dockyard.server.recovery import recover
     from dockyard.server.retention import Collector
     from dockyard.server.watcher import Watcher
@@ -105,6 +106,7 @@ def serve(settings: ServerSettings) -> int:
         settings = start_ingress(control)
     Watcher(control).start()
     Collector(control).start()  # unused build contexts go after their TTL, deploys or not
+    expirer = Expirer(control).start()  # `up --ttl` deadlines, those passed while stopped too
     write_private(settings.data / STATE_FILE, json.dumps(
         {"pid": os.getpid(), "url": f"http://{host}:{port}", "mode": settings.mode.value,
          "zone": settings.zone, "ingress": settings.ingress,
@@ -123,6 +125,7 @@ def serve(settings: ServerSettings) -> int:
         server.run(sockets=[sock])
     finally:
         control.shutting_down.set()
+        expirer.stop()  # a take-down it started goes on in its own thread, as any `down`
         control.ingress.stop()
         control.egress.forget()  # rules of networks removed meanwhile; live ones stay
         state = settings.data / STATE_FILE

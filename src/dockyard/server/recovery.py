@@ -1,5 +1,7 @@
 """What the server does when it starts: settle what a crash interrupted, match the engine.
 
+0. The secret files of this server's containers that are missing (a reboot emptied the tmpfs
+   they live on) are written again (`secret_restore`), before anything is checked.
 1. Every deployment still marked running was interrupted (the server died): its services that
    had not settled are marked failed with that reason, and the deployment is failed.
 2. Containers are matched with the store: a container whose deployment the store does not know
@@ -18,6 +20,7 @@ from dockyard.lifecycle import ServiceState
 from dockyard.runtime.driver import LABEL_ACCOUNT, LABEL_PROJECT, ContainerInfo
 from dockyard.runtime.specs import project_labels, server_labels
 from dockyard.server.control import ControlPlane
+from dockyard.server.secret_restore import restore_secret_files
 from dockyard.server.settle import settle_unfinished
 from dockyard.store.store import Account
 
@@ -28,6 +31,7 @@ log = logging.getLogger("dockyard.server")
 def recover(control: ControlPlane) -> list[str]:
     """Run the three steps; returns the ids of the deployments found interrupted."""
     store = control.store
+    restore_secret_files(control)  # first: a reboot emptied the tmpfs they live on
     interrupted: dict[str, Account] = {}
     for account, record in store.unfinished_deployments():
         interrupted[record.id] = account

@@ -113,8 +113,8 @@ class RegistryCredentials:
             password = self.cipher.decrypt(token, name=key)
         except ConfigKeyError:
             raise ConfigKeyError(
-                f"the login for registry {key} cannot be decrypted with the key in "
-                f"{self.cipher.path}",
+                f"the login for registry {key} cannot be decrypted with "
+                f"{self.cipher.where}",
                 hint=f"the key file was replaced or lost: restore it, or log in again with "
                 f"`dockyard registry login {key}`") from None
         return RegistryAuth(username, password, auth_server_address(key))

@@ -1,10 +1,13 @@
-"""External secrets as files: written by the server, bind-mounted read-only into containers.
+"""External secrets as files: written by the server to memory, bind-mounted read-only into
+containers.
 
-Each service of each deployment gets its own directory under `<data>/secrets/` (0700, owned
-by the server's user); each file holds one config value with the mode the Compose file asks
-(0400 by default), owned by the service's numeric `user` (or the secret's `uid`/`gid`) when
-given. The values never enter an image: the files live on the server and are mounted at run
-time. `down` removes the project's directory.
+The files live under a memory-backed directory (`server.tmpfs`: a tmpfs, never the persistent
+disk). Each service of each deployment gets its own directory there (0700, owned by the
+server's user), made just before its containers start; each file holds one config value with
+the mode the Compose file asks (0400 by default), owned by the service's numeric `user` (or
+the secret's `uid`/`gid`) when given. A directory goes when no container of its service and
+deployment is left (after each deployment, and at `down`); after a reboot emptied the tmpfs,
+the server writes the files of the containers that are still there again (`secret_restore`).
 """
 
 from __future__ import annotations
@@ -12,49 +15,86 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from dockyard.compose.models import Project, Service
 from dockyard.files import write_private
 from dockyard.naming import sanitize_label
-from dockyard.runtime.driver import MountSpec
+from dockyard.runtime.driver import ContainerInfo, MountSpec
 from dockyard.runtime.specs import Placement, scope
-from dockyard.secrets.resolve import secret_files
+from dockyard.secrets.resolve import SecretFile, secret_files
 
 
-def project_secrets_dir(data: Path, placement: Placement) -> Path:
-    return data / "secrets" / scope(placement)
+class SecretFiles:
+    """The secret files of every project of the server, under `root` (on tmpfs)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def project_dir(self, placement: Placement) -> Path:
+        return self.root / scope(placement)
+
+    def service_dir(self, placement: Placement, service: str, deployment: str) -> Path:
+        return self.project_dir(placement) / f"{sanitize_label(service)}-{deployment}"
+
+    def write(self, placement: Placement, project: Project, service: Service,
+              deployment: str, configs: Mapping[str, str]) -> tuple[MountSpec, ...]:
+        """Write the service's secret files; the mounts that put them in its containers."""
+        files = secret_files(project, service)
+        if not files:
+            return ()
+        directory = self.service_dir(placement, service.name, deployment)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        mounts: list[MountSpec] = []
+        for index, item in enumerate(files):
+            path = directory / f"{index}-{item.config}"
+            _write_one(path, item, service, configs.get(item.config, ""))
+            mounts.append(MountSpec(type="bind", source=str(path), target=item.target,
+                                    read_only=True))
+        return tuple(mounts)
+
+    def missing(self, placement: Placement, project: Project, service: Service,
+                deployment: str) -> bool:
+        """Whether any of the service's secret files is not there (the tmpfs was emptied)."""
+        directory = self.service_dir(placement, service.name, deployment)
+        return any(not (directory / f"{index}-{item.config}").is_file()
+                   for index, item in enumerate(secret_files(project, service)))
+
+    def prune(self, placement: Placement, containers: Iterable[ContainerInfo]) -> None:
+        """Remove the project's directories no container uses any more (replaced, scaled in,
+        removed): a value lives in memory only as long as a container may read it."""
+        directory = self.project_dir(placement)
+        if not directory.is_dir():
+            return
+        used = {f"{sanitize_label(c.service)}-{c.deployment}" for c in containers}
+        for child in directory.iterdir():
+            if child.name not in used:
+                shutil.rmtree(child, ignore_errors=True)
+
+    def remove_services(self, placement: Placement, services: Iterable[str]) -> None:
+        """Remove the directories of `services` (every deployment of them)."""
+        directory = self.project_dir(placement)
+        names = {sanitize_label(s) for s in services}
+        if directory.is_dir():
+            for child in directory.iterdir():
+                if child.name.rpartition("-")[0] in names:
+                    shutil.rmtree(child, ignore_errors=True)
+
+    def remove_project(self, placement: Placement) -> None:
+        shutil.rmtree(self.project_dir(placement), ignore_errors=True)
 
 
-def write_secret_files(data: Path, placement: Placement, project: Project, service: Service,
-                       deployment: str, configs: Mapping[str, str]) -> tuple[MountSpec, ...]:
-    """Write the service's secret files; the mounts that put them in its containers."""
-    files = secret_files(project, service)
-    if not files:
-        return ()
-    directory = project_secrets_dir(data, placement) / \
-        f"{sanitize_label(service.name)}-{deployment}"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
-    mounts: list[MountSpec] = []
-    for index, item in enumerate(files):
-        path = directory / f"{index}-{item.config}"
-        write_private(path, configs.get(item.config, ""))
-        uid = _number(item.uid) if item.uid is not None else _number(
-            (service.user or "").partition(":")[0])
-        gid = _number(item.gid) if item.gid is not None else None
-        if uid is not None or gid is not None:
-            with contextlib.suppress(OSError):
-                os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.chmod(path, item.mode)
-        mounts.append(MountSpec(type="bind", source=str(path), target=item.target,
-                                read_only=True))
-    return tuple(mounts)
-
-
-def remove_project_secrets(data: Path, placement: Placement) -> None:
-    shutil.rmtree(project_secrets_dir(data, placement), ignore_errors=True)
+def _write_one(path: Path, item: SecretFile, service: Service, value: str) -> None:
+    write_private(path, value)
+    uid = _number(item.uid) if item.uid is not None else _number(
+        (service.user or "").partition(":")[0])
+    gid = _number(item.gid) if item.gid is not None else None
+    if uid is not None or gid is not None:
+        with contextlib.suppress(OSError):
+            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+    os.chmod(path, item.mode)
 
 
 def _number(text: str | None) -> int | None:

@@ -87,6 +87,13 @@ class ServerSettings:
     # Playground: registries at private or local addresses tenants may still use (fnmatch over
     # HOST[:PORT]); any other such registry is refused (`server.registry_access`).
     allow_registries: tuple[str, ...] = ()
+    # The config key (`server.keys`): a file (default `<data>/config.key`), or the key itself
+    # from DOCKYARD_KEY (never on the command line, never in a repr).
+    key_file: Path | None = None
+    key: str | None = field(default=None, repr=False)
+    # Where secret files live while their containers do: a memory-backed directory
+    # (`server.tmpfs`); None: chosen at start.
+    secrets_dir: Path | None = None
 
     @property
     def playground(self) -> bool:
@@ -122,7 +129,7 @@ def settings_from(options: Mapping[str, str | None],
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
     log_max_size, log_max_files, keep_deployments, context_ttl, pull_concurrency,
     pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off"), allow_registry
-    (comma-separated).
+    (comma-separated), key_file, secrets_dir. The key itself comes only from DOCKYARD_KEY.
     """
     env = os.environ if environ is None else environ
 
@@ -184,7 +191,10 @@ def settings_from(options: Mapping[str, str | None],
         registry=_registry(pick("registry")),
         tenant_pulls=_switch(pick("tenant_pulls"), "--tenant-pulls", True),
         allow_registries=tuple(p.strip() for p in (pick("allow_registry") or "").split(",")
-                               if p.strip()))
+                               if p.strip()),
+        key_file=Path(key_file) if (key_file := pick("key_file")) else None,
+        key=env.get("DOCKYARD_KEY") or None,
+        secrets_dir=Path(secrets_dir) if (secrets_dir := pick("secrets_dir")) else None)
 
 
 def _pull_bytes(text: str | None, mode: NamingMode) -> int:

@@ -65,6 +65,29 @@ class ServiceStatus:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectExpiry:
+    """A project's `up --ttl` deadline: when the server takes it down, and whether its
+    volumes go too."""
+
+    account: Account
+    project: str
+    expires_at: datetime
+    volumes: bool
+    deployment: str | None  # the `up` that set it
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectOverview:
+    """A project as `compose ls` shows it: its latest deployment (None: never deployed), how
+    many services are in each recorded state, and its deadline (expires_at, volumes)."""
+
+    name: str
+    latest: DeploymentRecord | None
+    states: dict[ServiceState, int]
+    expiry: tuple[datetime, bool] | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -769,6 +792,95 @@ class Store:
                         b.c.service == service).order_by(b.c.id))
         with self.engine.connect() as conn:
             return [str(r[0]) for r in conn.execute(query).all()]
+
+
+    # -- expiry ------------------------------------------------------------------------------------
+    def set_expiry(self, account: Account, project: str, expires_at: datetime, volumes: bool,
+                   deployment_id: str | None) -> None:
+        """Set (or move) the project's deadline; nothing when the project does not exist."""
+        table = schema.project_expiry
+        values = {"expires_at": expires_at, "volumes": volumes, "deployment_id": deployment_id}
+        with self._begin() as conn:
+            project_id = self._project_id(conn, account, project, create=False)
+            if project_id is None:
+                return
+            updated = conn.execute(table.update().where(table.c.project_id == project_id)
+                                   .values(**values))
+            if not updated.rowcount:
+                conn.execute(table.insert().values(project_id=project_id, **values))
+
+    def clear_expiry(self, account: Account, project: str,
+                     expires_at: datetime | None = None) -> bool:
+        """Forget the project's deadline (only if it is still `expires_at`, when given: one
+        that an `up` moved meanwhile stays); whether there was one to forget."""
+        table = schema.project_expiry
+        with self._begin() as conn:
+            project_id = self._project_id(conn, account, project, create=False)
+            if project_id is None:
+                return False
+            query = table.delete().where(table.c.project_id == project_id)
+            if expires_at is not None:
+                query = query.where(table.c.expires_at == expires_at)
+            return bool(conn.execute(query).rowcount)
+
+    def expiry(self, account: Account, project: str) -> ProjectExpiry | None:
+        found = self._expiries(account, project)
+        return found[0] if found else None
+
+    def expiries(self) -> list[ProjectExpiry]:
+        """Every deadline of every account, soonest first: for the server, never a user."""
+        return self._expiries(None, None)
+
+    def _expiries(self, account: Account | None, project: str | None) -> list[ProjectExpiry]:
+        e, p, a = schema.project_expiry, schema.projects, schema.accounts
+        query = (sa.select(a.c.id, a.c.name, p.c.name, e.c.expires_at, e.c.volumes,
+                           e.c.deployment_id)
+                 .join(p, p.c.id == e.c.project_id).join(a, a.c.id == p.c.account_id)
+                 .order_by(e.c.expires_at, a.c.name, p.c.name))
+        if account is not None:
+            query = query.where(a.c.id == account.id, p.c.name == project)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [ProjectExpiry(Account(int(r[0]), str(r[1])), str(r[2]), _aware(r[3]),
+                              bool(r[4]), None if r[5] is None else str(r[5])) for r in rows]
+
+    def project_overviews(self, account: Account) -> list[ProjectOverview]:
+        """Every project of the account with its latest deployment, its services counted by
+        state and its deadline, by name: one query, however many projects."""
+        d, p, st, e = (schema.deployments, schema.projects, schema.service_status,
+                       schema.project_expiry)
+        rank = sa.func.row_number().over(partition_by=d.c.project_id,
+                                         order_by=(d.c.created_at.desc(), d.c.id.desc()))
+        ranked = (sa.select(d.c.project_id, d.c.id, d.c.action, d.c.status, d.c.created_at,
+                            d.c.finished_at, rank.label("rank"))
+                  .where(d.c.account_id == account.id).subquery())
+        latest = sa.select(ranked).where(ranked.c.rank == 1).subquery()
+        mine = sa.select(p.c.id).where(p.c.account_id == account.id)
+        counts = (sa.select(st.c.project_id, st.c.state, sa.func.count().label("n"))
+                  .where(st.c.project_id.in_(mine))
+                  .group_by(st.c.project_id, st.c.state).subquery())
+        query = (sa.select(p.c.name, latest.c.id, latest.c.action, latest.c.status,
+                           latest.c.created_at, latest.c.finished_at, e.c.expires_at,
+                           e.c.volumes, counts.c.state, counts.c.n)
+                 .select_from(p.outerjoin(latest, latest.c.project_id == p.c.id)
+                              .outerjoin(e, e.c.project_id == p.c.id)
+                              .outerjoin(counts, counts.c.project_id == p.c.id))
+                 .where(p.c.account_id == account.id).order_by(p.c.name, counts.c.state))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found: dict[str, ProjectOverview] = {}
+        for r in rows:
+            name = str(r[0])
+            if name not in found:
+                latest_record = None if r[1] is None else DeploymentRecord(
+                    str(r[1]), name, str(r[2]), str(r[3]), _aware(r[4]),
+                    None if r[5] is None else _aware(r[5]), account.name)
+                expiry = None if r[6] is None else (_aware(r[6]), bool(r[7]))
+                found[name] = ProjectOverview(name, latest_record, {}, expiry)
+            if r[8] is not None:
+                found[name].states[ServiceState(int(r[8]))] = int(r[9])
+        return list(found.values())
+
 
 
 def _pk(result: sa.CursorResult[Any]) -> int:

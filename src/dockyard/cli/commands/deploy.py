@@ -40,6 +40,8 @@ class UpOptions:
     dry_run: bool = False  # print the plan; change nothing
     wait_timeout: float | None = None
     as_json: bool = False
+    ttl: float | None = None  # `--ttl`, in seconds: the server takes the project down then
+    ttl_volumes: bool = False  # `--ttl-volumes`: its volumes too
 
 
 def _emit_json(item: dict[str, Any]) -> None:
@@ -103,7 +105,7 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
             return _print_plan(client.plan(name, data, builds, force=up.force, build=up.build,
                                            pull=up.pull), as_json=up.as_json)
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
-                                   pull=up.pull)
+                                   pull=up.pull, ttl=up.ttl, ttl_volumes=up.ttl_volumes)
         return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
 
 
@@ -155,7 +157,9 @@ def _follow(client: Client, name: str, deployment: str, up: UpOptions,
         _emit_json({"event": "services", "services": [row.to_json() for row in rows],
                     "status": status})
     else:
-        write_stdout(ps_table(rows) + endpoints_text(rows))
+        from dockyard.cli.commands.projects import expiry_line
+
+        write_stdout(ps_table(rows) + expiry_line(rows) + endpoints_text(rows))
     if status == "timeout":
         raise WaitTimeout(f"deployment {deployment} did not settle within "
                           f"{up.wait_timeout:g}s; it goes on",

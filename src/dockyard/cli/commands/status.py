@@ -20,7 +20,9 @@ def run_ps(project: str, client_factory: Any, *, as_json: bool, long: bool) -> N
         note(f"no services found in project {project!r}; `dockyard deployments` shows what "
              "was deployed")
     else:
-        write_stdout(ps_table(rows, long=long))
+        from dockyard.cli.commands.projects import expiry_line
+
+        write_stdout(ps_table(rows, long=long) + expiry_line(rows))
 
 
 def run_deployments(project: str | None, client_factory: Any, *, as_json: bool,

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from dockyard.server import deployments, ps
+from dockyard.server import deployments, expiry, ps
 from dockyard.server.auth import Who
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.preview import preview
 from dockyard.server.routes.common import PROJECT_NAME, project_exists
+from dockyard.store.store import ProjectOverview
 from dockyard.wire_models import (
     BuildBody,
     DeployBody,
@@ -20,6 +21,7 @@ from dockyard.wire_models import (
     DownBody,
     PlanAnswer,
     PlannedService,
+    ProjectSummary,
     ServiceStatus,
 )
 
@@ -35,15 +37,18 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
     store = control.store
 
     @api.get("/v1/projects")
-    def projects(who: Who) -> list[str]:
-        return store.projects(who)
+    def projects(who: Who) -> list[ProjectSummary]:
+        """`compose ls`: each project's latest deployment, services by state, deadline."""
+        return [_summary(item) for item in store.project_overviews(who)]
 
     @api.post("/v1/projects/{project}/deployments", status_code=202)
     def deploy(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
                body: DeployBody, who: Who) -> DeploymentStarted:
+        expiry.check_ttl(body.ttl)
         deployment = deployments.start_deployment(control, who, project, body.project,
                                                   _builds(body), force=body.force,
                                                   rebuild=body.build, pull=body.pull)
+        expiry.after_up(control, who, project, deployment, body.ttl, body.ttl_volumes)
         return DeploymentStarted(deployment=deployment, project=project)
 
     @api.post("/v1/projects/{project}/plan")
@@ -59,9 +64,24 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
     @api.post("/v1/projects/{project}/down", status_code=202)
     def down(project: str, body: DownBody, who: Who) -> DeploymentStarted:
         deployment = deployments.start_down(control, who, project, volumes=body.volumes)
+        expiry.clear_deadline(control, who, project)  # taken down: nothing left to expire
         return DeploymentStarted(deployment=deployment, project=project)
 
     @api.get("/v1/projects/{project}/services")
     def services(project: str, who: Who) -> list[ServiceStatus]:
         project_exists(control, who, project)
-        return [row.to_wire() for row in ps.services(control, who, project)]
+        rows = [row.to_wire() for row in ps.services(control, who, project)]
+        deadline = store.expiry(who, project)
+        for row in rows:  # the project's, on each row: `ps --json` stays a list of services
+            row.expires_at = deadline.expires_at.isoformat() if deadline else None
+        return rows
+
+def _summary(item: ProjectOverview) -> ProjectSummary:
+    latest, deadline = item.latest, item.expiry
+    return ProjectSummary(
+        name=item.name, deployment=latest.id if latest else None,
+        action=latest.action if latest else None, status=latest.status if latest else None,
+        created_at=latest.created_at.isoformat() if latest else None,
+        services={state.name: count for state, count in sorted(item.states.items())},
+        expires_at=deadline[0].isoformat() if deadline else None,
+        expire_volumes=deadline[1] if deadline else False)

@@ -88,3 +88,23 @@ def test_a_follow_sends_matching_lines_only(server: Server) -> None:
 def test_a_filter_longer_than_the_bound_is_refused(server: Server) -> None:
     response = server.call("GET", "/v1/projects/shop/logs?filter=" + "x" * 1001)
     assert response.status_code == 422, response.text
+
+
+def test_tail_takes_since_and_filter_from_the_command_line(
+        server: Server, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dockyard.cli.main import main
+    from dockyard.client import api
+
+    monkeypatch.setattr(api, "connect", lambda *_a, **_k: server.client_of("alice"))
+    server.driver.printed = 12
+    # The greeting is an hour older than the numbered lines: --since 10m leaves it out.
+    code = main(["tail", "-p", "shop", "--no-follow", "--type", "run", "--since", "10m",
+                 "--filter", "LINE 1", "web"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    shown = [line.split(" | ", 1)[1] for line in out.splitlines()]
+    assert len(shown) == 3 and all(" line 1" in line for line in shown), out
+    assert main(["logs", "-p", "shop", "--type", "run", "--until", "30m", "--filter",
+                 "hello"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # only the greetings are older

@@ -84,8 +84,11 @@ def serve(settings: ServerSettings) -> int:
     from dockyard.server.app import create_app
     from dockyard.server.control import ControlPlane
     from dockyard.server.expiry import Expirer
+    from dockyard.server.keys import check_key
     from dockyard.server.recovery import recover
     from dockyard.server.retention import Collector
+    from dockyard.server.secret_files import SecretFiles
+    from dockyard.server.tmpfs import prepare_secrets_dir, release
     from dockyard.server.watcher import Watcher
     from dockyard.store.store import Store
 
@@ -93,12 +96,16 @@ def serve(settings: ServerSettings) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.data.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data, 0o700)
+    os.environ.pop("DOCKYARD_KEY", None)  # read into settings; no child process inherits it
+    check_key(settings)  # a key that does not open the store: refused before anything changes
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
     settings = dataclasses.replace(settings, port=int(port))
     store = Store.open(settings.database_url)
     driver = DockerEngine(settings.docker_host)
     control = ControlPlane(settings, store, driver)
+    control.secret_files = SecretFiles(prepare_secrets_dir(settings.secrets_dir,
+                                                           control.server_id))
     start_egress(control)
     local_token(store, settings.data)
     recover(control)
@@ -128,6 +135,7 @@ def serve(settings: ServerSettings) -> int:
         expirer.stop()  # a take-down it started goes on in its own thread, as any `down`
         control.ingress.stop()
         control.egress.forget()  # rules of networks removed meanwhile; live ones stay
+        release(control.secret_files.root)  # kept while a secret file is left
         state = settings.data / STATE_FILE
         try:
             if json.loads(state.read_text()).get("pid") == os.getpid():

@@ -7,7 +7,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -372,6 +372,49 @@ class Store:
             result = conn.execute(table.delete().where(
                 table.c.account_id == account.id, table.c.host == host))
         return bool(result.rowcount)
+
+    # -- key rotation ----------------------------------------------------------------------------
+    # Every column that holds a value encrypted with the config key, in one place: the key
+    # check at start, `rotate-key` and the tests read it. A new encrypted column goes here.
+    ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
+        ("configs", "value_encrypted"), ("config_history", "value_encrypted"),
+        ("registry_credentials", "secret_encrypted"))
+
+    def _encrypted_tables(self, conn: sa.Connection) -> list[tuple[sa.Table, sa.Column[Any]]]:
+        """The encrypted columns of the tables this store has (an old one may lack some)."""
+        inspector = sa.inspect(conn)
+        tables = [schema.metadata.tables[name] for name, _ in self.ENCRYPTED_COLUMNS]
+        return [(table, table.c[column]) for table, (_, column)
+                in zip(tables, self.ENCRYPTED_COLUMNS, strict=True)
+                if inspector.has_table(table.name)]
+
+    def encrypted_values(self) -> list[str]:
+        """Every encrypted value in the store, of every account (for the key check only)."""
+        with self.engine.connect() as conn:
+            return [str(row[0]) for _, column in self._encrypted_tables(conn)
+                    for row in conn.execute(sa.select(column))]
+
+    def reencrypt(self, change: Callable[[str], str]) -> int:
+        """Replace every encrypted value by `change(value)`, all in one transaction: when
+        `change` raises, nothing is written. Returns how many values were replaced."""
+        count = 0
+        with self._begin() as conn:
+            for table, column in self._encrypted_tables(conn):
+                rows = conn.execute(sa.select(table.c.id, column)).all()
+                for row_id, value in rows:
+                    conn.execute(table.update().where(table.c.id == row_id)
+                                 .values({column.name: change(str(value))}))
+                    count += 1
+        return count
+
+    def backup_to(self, path: str) -> None:
+        """A consistent copy of the SQLite store at `path` (`VACUUM INTO`), taken while the
+        server runs: it reads one snapshot and never blocks the server's writes for long."""
+        if self.engine.dialect.name != "sqlite":
+            raise StoreError("only an SQLite store can be backed up by Dockyard",
+                             hint="back up your database with its own tools")
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM INTO ?", (path,))
 
     # -- images ----------------------------------------------------------------------------------
     def record_images(self, account: Account, deployment_id: str,

@@ -91,7 +91,7 @@ def test_a_wrong_key_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     wrong.write_bytes(new_key() + b"\n")
     with pytest.raises(KeyRefused) as caught:
         check_key(_settings(tmp_path, key_file=wrong))
-    assert caught.value.exit_code is ExitCode.KEY_REFUSED == 8
+    assert caught.value.exit_code is ExitCode.KEY_REFUSED and int(ExitCode.KEY_REFUSED) == 8
     assert str(wrong) in caught.value.message and "does not open 4 of the 4" in \
         caught.value.message
     assert caught.value.hint and "--key-file" in caught.value.hint

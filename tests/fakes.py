@@ -38,6 +38,7 @@ class FakeDriver:
         self.items: dict[str, ContainerInfo] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.builds: list[str] = []
+        self.restarts: list[str] = []  # container ids restarted in place, in order
         self.build_gate: threading.Event | None = None  # set by a test to hold builds
         self.fail_builds: set[str] = set()  # tags whose build fails
         self.fences: dict[str, BuildFence | None] = {}  # tag -> how its build was fenced
@@ -162,6 +163,12 @@ class FakeDriver:
     def stop(self, container_id: str, timeout: int | None = None) -> None:
         if container_id in self.items:
             self.items[container_id] = replace(self.items[container_id], status="exited")
+
+    def restart(self, container_id: str) -> None:
+        if container_id in self.items:
+            self.restarts.append(container_id)
+            self.items[container_id] = replace(self.items[container_id], status="running",
+                                               started_at=datetime.now(UTC))
 
     def remove(self, container_id: str) -> None:
         self.items.pop(container_id, None)

@@ -54,6 +54,13 @@ class DeploymentInProgress(DockyardError):
     status = 409
 
 
+class DependentsRunning(DockyardError):
+    """`down SERVICE...` would take away a service that a running service, which stays,
+    depends on (`selection.blockers`); `--force` takes it down anyway."""
+
+    status = 409
+
+
 class ContextError(DockyardError):
     """An upload that is not what it claims to be."""
 

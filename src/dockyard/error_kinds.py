@@ -30,7 +30,8 @@ from dockyard.runtime import errors as engine
 _CLASSES: tuple[type[DockyardError], ...] = (
     DockyardError, UsageError, ProjectInvalid,
     api_errors.NotFound, api_errors.Unauthorized, api_errors.RequestInvalid,
-    api_errors.RequestTooLarge, api_errors.DeploymentInProgress, api_errors.ContextError,
+    api_errors.RequestTooLarge, api_errors.DeploymentInProgress, api_errors.DependentsRunning,
+    api_errors.ContextError,
     api_errors.ContextTooLarge, api_errors.ConfigInvalid, api_errors.ConfigNotFound,
     api_errors.ConfigKeyError, api_errors.TooManyFollows, api_errors.RegistryCredentialInvalid,
     api_errors.RegistryLoginRefused, api_errors.RegistryUnreachable,

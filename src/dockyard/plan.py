@@ -23,12 +23,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
 from dockyard.compose.models import Project, Service
 from dockyard.compose.render import service_to_dict
+from dockyard.selection import closure
 
 
 class ActionKind(enum.StrEnum):
@@ -180,22 +181,28 @@ UNPULLED_IMAGE = "<to be pulled>"  # ... nor of a pull of a new digest
 
 def plan(project: Project, running: Mapping[str, RunningService],
          image_ids: Mapping[str, str] | None = None,
-         configs_digests: Mapping[str, str] | None = None, *, force: bool = False) -> Plan:
+         configs_digests: Mapping[str, str] | None = None, *, force: bool = False,
+         services: Collection[str] | None = None) -> Plan:
     """The whole decision (see the module's docstring).
 
     `image_ids` holds each service's image id (`UNKNOWN_IMAGE` when it is yet to be built:
     a changed image); `configs_digests` the keyed digest of the config values each service
     uses (a changed value replaces it, as a changed setting does); `force` replaces every
-    service that would be kept."""
+    service that would be kept. `services` (`up SERVICE...`) plans only those and what they
+    depend on (`selection.closure`), and removes nothing: every other service, in the project
+    or not, is left as it runs."""
     images = image_ids or {}
     digests = configs_digests or {}
-    levels = tuple(tuple(_decide(project.services[name], running.get(name),
-                                 images.get(name), digests.get(name, ""), force)
-                         for name in level)
-                   for level in start_order(project))
-    removals = tuple(Action(ActionKind.REMOVE, name, "no longer in the project",
-                            reasons=("no longer in the project",))
-                     for name in sorted(set(running) - set(project.services)))
+    chosen = None if services is None else set(closure(project, services))
+    levels = tuple(level for level in (
+        tuple(_decide(project.services[name], running.get(name), images.get(name),
+                      digests.get(name, ""), force)
+              for name in names if chosen is None or name in chosen)
+        for names in start_order(project)) if level)
+    removals = () if chosen is not None else tuple(
+        Action(ActionKind.REMOVE, name, "no longer in the project",
+               reasons=("no longer in the project",))
+        for name in sorted(set(running) - set(project.services)))
     return Plan(levels, removals)
 
 

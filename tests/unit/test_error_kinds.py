@@ -30,7 +30,8 @@ NOT_SENT = {"ServerStartError", "KeyRefused", "AccountNotFound", "PullStopped",
 
 # The statuses the server answered with before each class carried its own (app.py's table).
 STATUS = {"ProjectInvalid": 422, "UnsafeArchive": 422, "ContextTooLarge": 413,
-          "ContextError": 422, "DeploymentInProgress": 409, "NotFound": 404,
+          "ContextError": 422, "DeploymentInProgress": 409, "DependentsRunning": 409,
+          "NotFound": 404,
           "Unauthorized": 401, "EngineUnavailable": 503, "ConfigNotFound": 404,
           "ConfigInvalid": 422, "ConfigKeyError": 500, "TooManyFollows": 429,
           "RegistryCredentialInvalid": 422, "RegistryLoginRefused": 400,

@@ -471,6 +471,13 @@ class DockerEngine:
             except docker.errors.NotFound:
                 pass
 
+    def restart(self, container_id: str) -> None:
+        # stop + start rather than the API's restart, whose default timeout (10 s in
+        # docker-py) would override the container's own stop_grace_period.
+        with _errors():
+            self.client.api.stop(container_id)
+            self.client.api.start(container_id)
+
     def remove(self, container_id: str) -> None:
         with _errors():
             try:

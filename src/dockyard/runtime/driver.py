@@ -287,6 +287,11 @@ class Driver(Protocol):
 
     def stop(self, container_id: str, timeout: int | None = None) -> None: ...
 
+    def restart(self, container_id: str) -> None:
+        """Stop the container (within its own stop timeout) and start it again: the same
+        container, not a new one (`compose restart`)."""
+        ...
+
     def remove(self, container_id: str) -> None: ...
 
     def logs(self, container_id: str, *, tail: int | None = None, since: datetime | None = None,

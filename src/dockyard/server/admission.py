@@ -72,12 +72,14 @@ def _problem(code: str, message: str, service: str, key: str, hint: str) -> Diag
 def check_request(control: ControlPlane, project: Project,
                   builds: Mapping[str, BuildInput], configs: Mapping[str, str],
                   account: str | None = None, *, pull: str | None = None,
-                  rebuild: bool = False, pins: Mapping[str, str] | None = None) -> ImagePlan:
+                  rebuild: bool = False, pins: Mapping[str, str] | None = None,
+                  whole: Project | None = None) -> ImagePlan:
     """Everything that would fail the deployment later, found now (raises ProjectInvalid);
-    returns what each service runs and what to pull (`image_plan`)."""
+    returns what each service runs and what to pull (`image_plan`). `project` is what is
+    deployed; `whole`, when it is a part of it (`up SERVICE...`), is held to the limits."""
     problems: list[Diagnostic] = _domain_problems(control, project, account)
     problems += _external_problems(control, project)
-    problems += _limit_problems(control, project, account)
+    problems += _limit_problems(control, whole or project, account)
     for name, service in sorted(project.services.items()):
         if service.build is not None and name not in (pins or {}):
             build = builds.get(name)

@@ -40,3 +40,6 @@ class DeployRequest:
     # Redeploying a recorded deployment: service -> the digest (or local image id) it ran,
     # used instead of its `image:` tag or its build (`deployments.start_redeploy`).
     pins: Mapping[str, str] = field(default_factory=dict)
+    # `up SERVICE...`: the services asked for (`project` holds them and what they depend on);
+    # the plan touches nothing else. Empty: the whole project.
+    services: tuple[str, ...] = ()

@@ -1,17 +1,22 @@
 """Taking a project down: its containers, ingress routes, secrets, network and (asked for)
-volumes, each outcome noted in the deployment's log."""
+volumes, each outcome noted in the deployment's log; or only some of its services
+(`down SERVICE...`: `services_to_take_down`, `take_down_services`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
-from dockyard.errors import DockyardError
+from dockyard.api_errors import DependentsRunning
+from dockyard.errors import DockyardError, UsageError
 from dockyard.lifecycle import ServiceState
 from dockyard.runtime.driver import ContainerInfo
 from dockyard.runtime.specs import network_name, project_labels
+from dockyard.selection import blockers, blockers_text, check_known
 from dockyard.server.control import ControlPlane
 from dockyard.server.legacy import is_legacy, remove_legacy_network
+from dockyard.server.ps import deployed_model
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.store.store import Account
 
@@ -36,17 +41,7 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)
     control.secret_files.remove_project(placement)
-    for info in containers:
-        control.expect_stop(info.id)
-    threads = [threading.Thread(target=_stop_remove, args=(control, info))
-               for info in containers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for service in services:
-        control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN,
-                       "removed by `down`")
+    _remove_all(control, account, deployment, containers, services)
     notes: list[str] = []
     complete = True
     try:
@@ -74,6 +69,78 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
         control.store.append_build_log(account, deployment, DOWN_NOTES, notes)
     control.store.forget_services(account, project, services)
     return complete
+
+
+def services_to_take_down(control: ControlPlane, account: Account, project: str,
+                          services: Sequence[str], *, force: bool,
+                          volumes: bool) -> tuple[str, ...]:
+    """`down SERVICE...`, checked before anything is recorded: the services to take down, or
+    () for the whole project (no names, or every service named).
+
+    Refused: a name the project does not have (UsageError, listing its services), `--volumes`
+    (volumes belong to the project, and may be shared), and, unless `force`, a running service
+    that stays and depends on one of them (`DependentsRunning`, saying which on which)."""
+    if not services:
+        return ()
+    containers = control.driver.containers(project_labels(control.placement(account, project)),
+                                           detail=False)
+    statuses = control.store.statuses(account, project)
+    known = {c.service for c in containers} | {s.service for s in statuses}
+    check_known(services, known, project)
+    if known <= set(services):
+        return ()  # all of it: a whole `down` (the network too)
+    if volumes:
+        raise UsageError("--volumes takes the project's volumes away, and they may be shared "
+                         "by the services that stay", hint="run `down` with service names and "
+                         "without --volumes, or `down --volumes` with no names for all of it")
+    running = {c.service for c in containers if c.status in ("running", "restarting")}
+    depends: dict[str, tuple[str, ...]] = {}
+    for status in statuses:
+        model = deployed_model(control, account, project, status.deployment)
+        service = model.services.get(status.service) if model is not None else None
+        depends[status.service] = tuple(service.depends_on) if service is not None else ()
+    found = blockers(depends, set(services), running)
+    if found and not force:
+        staying = sorted({dependent for dependent, _ in found})
+        raise DependentsRunning(
+            f"cannot take down {', '.join(sorted(set(services)))} of project {project!r}: "
+            f"{blockers_text(found)}, and {'it keeps' if len(staying) == 1 else 'they keep'} "
+            "running", hint=f"take {'it' if len(staying) == 1 else 'them'} down too "
+            f"(`dockyard compose down {' '.join(sorted({*services, *staying}))}`), or use "
+            "--force to take the dependencies away anyway")
+    return tuple(dict.fromkeys(services))
+
+
+def take_down_services(control: ControlPlane, account: Account, project: str, deployment: str,
+                       services: Sequence[str]) -> bool:
+    """Take only `services` down: their containers, ingress routes, secret files and states.
+    The rest of the project, its network and volumes stay as they are."""
+    placement = control.placement(account, project)
+    chosen = set(services)
+    containers = [c for c in control.driver.containers(project_labels(placement), detail=False)
+                  if c.service in chosen]
+    for service in sorted(chosen):
+        control.ingress.forget(account.name, project, service)
+    _remove_all(control, account, deployment, containers, sorted(chosen))
+    control.secret_files.remove_services(placement, sorted(chosen))
+    control.store.forget_services(account, project, sorted(chosen))
+    return True
+
+
+def _remove_all(control: ControlPlane, account: Account, deployment: str,
+                containers: list[ContainerInfo], services: Sequence[str]) -> None:
+    """Stop and remove `containers` in parallel, then record `services` taken down."""
+    for info in containers:
+        control.expect_stop(info.id)
+    threads = [threading.Thread(target=_stop_remove, args=(control, info))
+               for info in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for service in services:
+        control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN,
+                       "removed by `down`")
 
 
 def _stop_remove(control: ControlPlane, info: ContainerInfo) -> None:

@@ -5,6 +5,7 @@ one across a server restart."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,3 +219,19 @@ def test_compose_ls_is_one_query_however_many_projects(server: Server) -> None:
     assert [o.name for o in overviews] == ["p1", "p2", "p3", "p4"]
     assert all(sum(o.states.values()) == 2 and o.expiry for o in overviews)
     assert len([s for s in counted if s.lstrip().upper().startswith("SELECT")]) == 1
+
+
+def test_the_running_expirer_is_woken_by_a_new_deadline_and_stops_cleanly(
+        server: Server) -> None:
+    client = server.client_of("alice")
+    expirer = Expirer(server.control).start()  # no deadline yet: it sleeps (minutes)
+    try:
+        _up(client, "pr-9", WEB, ttl=1)  # sets one: the sleeping thread must look again
+        give_up = time.monotonic() + 20
+        while server.containers("pr-9") or _deadline(client, "pr-9") is not None:
+            assert time.monotonic() < give_up, "the expirer did not take pr-9 down"
+            time.sleep(0.05)
+        assert [d.action for d in client.deployments("pr-9")] == ["down", "up"]
+    finally:
+        expirer.stop()
+    assert expirer._thread is not None and not expirer._thread.is_alive()

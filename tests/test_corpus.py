@@ -27,12 +27,14 @@ def comparable(value: Any, top: bool = True) -> Any:
     """Drop what carries no information (None, {}, []) so absent and empty compare equal.
 
     Below the top level, `x-*` extensions are dropped: Compose v2 leaves them out of its JSON
-    output, Dockyard keeps them (the issue asks for it), so they cannot be compared.
+    output, Dockyard keeps them (the issue asks for it), so they cannot be compared. So are the
+    top-level `models`: Compose's JSON leaves them out too (its YAML prints them, as ours).
     """
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key == "x-dockyard" or (not top and str(key).startswith("x-")):
+            if key == "x-dockyard" or (not top and str(key).startswith("x-")) or (
+                    top and key == "models"):
                 continue
             item = comparable(item, top=False)
             if item is None or item == {} or item == []:

@@ -18,7 +18,7 @@ from dockyard.compose.interpolation import (
     escape_template,
     interpolate_tree,
 )
-from dockyard.compose.merge import TaggedFile, extract_tags, merge_file, merge_values
+from dockyard.compose.merge import TaggedFile, extract_tags, merge_extended, merge_file
 from dockyard.compose.models import Project
 from dockyard.compose.normalize import (
     Normalizer,
@@ -143,7 +143,7 @@ def _load_file(path: str, variables: Mapping[str, str], base_dir: str, session: 
         resolved: dict[str, Any] = {}
         for name in services:
             resolved[name] = _resolve_extends(name, services, path, variables, session,
-                                              (*chain, f"{path}:{name}"))
+                                              (*chain, f"{path}:{name}"), tagged)
         data["services"] = resolved
     for index, entry in enumerate(data.pop("include", None) or []):
         _apply_include(data, entry, index, file_dir, variables, session, report,
@@ -216,6 +216,7 @@ def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str, home: str 
                 build["context"] = _abs(base_dir, context, home)
             elif fill_context:
                 build["context"] = base_dir
+            _rebase_contexts(build, base_dir, home)
         for key in ("env_file", "label_file"):
             value = service.get(key)
             if isinstance(value, str):
@@ -247,9 +248,28 @@ def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str, home: str 
                 spec["file"] = _abs(base_dir, spec["file"], home)
 
 
+def _rebase_contexts(build: dict[str, Any], base_dir: str, home: str | None) -> None:
+    """`build.additional_contexts` paths made absolute, as Compose does; an image
+    (`docker-image://`), a URL, a git remote or another service (`service:NAME`) is kept."""
+    def rebase(value: Any) -> Any:
+        if not isinstance(value, str) or value.startswith("service:"):
+            return value
+        return _abs(base_dir, value, home)
+
+    contexts = build.get("additional_contexts")
+    if isinstance(contexts, dict):
+        build["additional_contexts"] = {k: rebase(v) for k, v in contexts.items()}
+    elif isinstance(contexts, list):
+        build["additional_contexts"] = [
+            f"{k}={rebase(v)}" if sep else item
+            for item in contexts if isinstance(item, str)
+            for k, sep, v in [item.partition("=")]
+        ]
+
+
 def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
                      variables: Mapping[str, str], session: Session,
-                     chain: tuple[str, ...]) -> Any:
+                     chain: tuple[str, ...], tags: TaggedFile) -> Any:
     service = services.get(name)
     if not isinstance(service, dict) or "extends" not in service:
         return service
@@ -280,7 +300,8 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
                         f"{' -> '.join(c.rsplit(':', 1)[-1] for c in (*chain, key))}",
                         location, "remove one `extends` of the cycle")
             return service
-        base = _resolve_extends(base_name, services, path, variables, session, (*chain, key))
+        base = _resolve_extends(base_name, services, path, variables, session, (*chain, key),
+                                tags)
     if not isinstance(base, dict):
         where = f" in {base_file}" if base_file else ""
         session.add("extends-unknown", f"services.{name} extends {base_name!r}, which is not "
@@ -290,7 +311,7 @@ def _resolve_extends(name: str, services: Mapping[str, Any], path: str,
         return service
     own = {k: v for k, v in service.items() if k != "extends"}
     base = {k: v for k, v in base.items() if k != "extends"}
-    return merge_values(base, own, ("services", name))
+    return merge_extended(base, own, ("services", name), tags.resets, tags.overrides)
 
 
 def _apply_include(data: dict[str, Any], entry: Any, index: int, file_dir: str,

@@ -189,20 +189,42 @@ def extract_tags(data: dict[str, Any]) -> TaggedFile:
     return TaggedFile(walk(data, ()), tuple(resets), frozenset(overrides))
 
 
+def _remove(base: Any, paths: tuple[KeyPath, ...], list_entries: bool) -> None:
+    """Remove each path from `base` (in place): what a later `!reset` takes away."""
+    for path in paths:
+        parent: Any = base
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        key = path[-1]
+        if isinstance(parent, dict):
+            parent.pop(key, None)
+        elif list_entries and isinstance(parent, list) and isinstance(key, str):
+            # `KEY: !reset` against an earlier list form (environment, labels, depends_on)
+            parent[:] = [item for item in parent
+                         if str(item) != key and not str(item).startswith(key + "=")]
+
+
 def merge_file(base: dict[str, Any], tagged: TaggedFile) -> dict[str, Any]:
     """Merge one tagged file onto what the earlier files set."""
     if tagged.resets:
         base = copy.deepcopy(base)
-        for path in tagged.resets:
-            parent: Any = base
-            for part in path[:-1]:
-                parent = parent.get(part) if isinstance(parent, dict) else None
-            key = path[-1]
-            if isinstance(parent, dict):
-                parent.pop(key, None)
-            elif isinstance(parent, list) and isinstance(key, str):
-                # `KEY: !reset` against an earlier list form (environment, labels, depends_on)
-                parent[:] = [item for item in parent
-                             if str(item) != key and not str(item).startswith(key + "=")]
+        _remove(base, tagged.resets, list_entries=True)
     merged: dict[str, Any] = merge_values(base, tagged.data, overrides=tagged.overrides)
     return merged
+
+
+def merge_extended(base: dict[str, Any], own: dict[str, Any], path: KeyPath,
+                   resets: tuple[KeyPath, ...] = (),
+                   overrides: frozenset[KeyPath] = frozenset()) -> Any:
+    """A service (at `path`) merged onto the service it `extends`, with its own file's tags.
+
+    As in Compose, `command: !reset` or `ports: !reset []` in the extending service removes
+    what the base set, and `!override` replaces it whole. A reset key inside a list form of
+    the base (`labels: [a=1]`) is kept, as Compose keeps it.
+    """
+    size = len(path)
+    mine = tuple(p[size:] for p in resets if p[:size] == path and len(p) > size)
+    if mine:
+        base = copy.deepcopy(base)
+        _remove(base, mine, list_entries=False)
+    return merge_values(base, own, path, overrides=overrides)

@@ -32,7 +32,7 @@ from dockyard.compose.models import (
 )
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.ports import PortOutOfRange, PortSyntaxError, parse_long, parse_short
-from dockyard.compose.units import parse_bytes, parse_duration
+from dockyard.compose.units import format_duration, parse_bytes, parse_duration
 
 Report = Callable[[str, str, KeyPath, str | None], None]
 
@@ -231,6 +231,12 @@ class Normalizer:
             extra["shm_size"] = None if size is None else str(size)
         if extra.get("extra_hosts") is not None:
             extra["extra_hosts"] = _extra_hosts(extra["extra_hosts"])
+        if extra.get("additional_contexts") is not None:
+            extra["additional_contexts"] = key_value_list(extra["additional_contexts"],
+                                                          none_as_empty=True)
+        if isinstance(extra.get("secrets"), list):
+            extra["secrets"] = [self.file_ref_dict(item, (*path, "secrets", i))
+                                for i, item in enumerate(extra["secrets"])]
         # A build argument without a value takes it from the environment, or is dropped, as in
         # Compose (build arguments are not configs: they end up in the image).
         args = {k: self.variables[k] if v is None else v
@@ -247,21 +253,24 @@ class Normalizer:
         )
 
     def depends_on(self, raw: Any, service: Mapping[str, Any]) -> dict[str, Dependency]:
-        """Explicit dependencies, plus those Compose implies from links, volumes_from and
-        `network_mode: service:X` (restarted with their dependency)."""
+        """Explicit dependencies, plus those Compose implies: from `links` and a namespace
+        shared with another service (`network_mode`, `ipc`, `pid`, `uts`: `service:X`),
+        restarted with it; from `volumes_from`, not restarted with it."""
         out: dict[str, Dependency] = {}
-        implied: list[str] = [str(link).split(":", 1)[0] for link in service.get("links") or []]
-        implied += [str(v).split(":", 1)[0] for v in service.get("volumes_from") or []
+        implied: list[tuple[str, bool]] = [(str(link).split(":", 1)[0], True)
+                                           for link in service.get("links") or []]
+        for key in ("network_mode", "ipc", "pid", "uts"):
+            mode = service.get(key)
+            if isinstance(mode, str) and mode.startswith("service:"):
+                implied.append((mode.split(":", 1)[1], True))
+        implied += [(str(v).split(":", 1)[0], False) for v in service.get("volumes_from") or []
                     if not str(v).startswith("container:")]
-        network_mode = service.get("network_mode")
-        if isinstance(network_mode, str) and network_mode.startswith("service:"):
-            implied.append(network_mode.split(":", 1)[1])
         if isinstance(raw, list):
             out = {str(name): Dependency() for name in raw}
             raw = {}
-        for name in implied:
+        for name, restart in implied:
             if name not in out and name not in (raw or {}):
-                out[name] = Dependency(restart=True)
+                out[name] = Dependency(restart=restart)
         for name, spec in (raw or {}).items():
             spec = spec or {}
             out[name] = Dependency(
@@ -297,6 +306,8 @@ class Normalizer:
         if raw is None:
             return None
         extra = {k: v for k, v in raw.items() if k not in ("cpus", "memory", "pids")}
+        if isinstance(extra.get("devices"), list):
+            extra["devices"] = self.device_requests(extra["devices"], (*path, "devices"))
         return ResourceSpec(
             cpus=self.number(raw.get("cpus"), (*path, "cpus")),
             memory=self.size(raw.get("memory"), (*path, "memory")),
@@ -325,7 +336,8 @@ class Normalizer:
                 cfg = dict(extra[key])
                 for d in ("delay", "monitor"):
                     if cfg.get(d) is not None:
-                        self.duration(cfg[d], (*path, key, d))
+                        ns = self.duration(cfg[d], (*path, key, d))
+                        cfg[d] = cfg[d] if ns is None else format_duration(ns)
                 extra[key] = cfg
         return Deploy(
             replicas=self.integer(raw.get("replicas"), (*path, "replicas")),
@@ -404,17 +416,50 @@ class Normalizer:
                 item = {"source": item}
             if default_dir and not item.get("target"):
                 item = {**item, "target": f"{default_dir}/{item.get('source', '')}"}
-            mode = item.get("mode")
-            mode_int: int | None = None
-            if mode is not None:
-                try:
-                    mode_int = int(str(mode), 8) if isinstance(mode, str) else int(mode)
-                except ValueError:
-                    self.report("schema", f"invalid file mode {mode!r}", (*path, i, "mode"),
-                                "use an octal mode such as 0440")
             out.append(FileReference(source=str(item.get("source", "")), target=item.get("target"),
-                                     uid=item.get("uid"), gid=item.get("gid"), mode=mode_int))
+                                     uid=item.get("uid"), gid=item.get("gid"),
+                                     mode=self.file_mode(item.get("mode"), (*path, i, "mode"))))
         return tuple(out)
+
+    def file_mode(self, mode: Any, path: KeyPath) -> int | None:
+        """A file mode: an octal string (`"0440"`), or a number (YAML reads `0440` as octal)."""
+        if mode is None:
+            return None
+        try:
+            return int(str(mode), 8) if isinstance(mode, str) else int(mode)
+        except ValueError:
+            self.report("schema", f"invalid file mode {mode!r}", path,
+                        "use an octal mode such as 0440")
+            return None
+
+    def file_ref_dict(self, item: Any, path: KeyPath) -> dict[str, Any]:
+        """A build secret in long form, its mode printed in octal as Compose prints it."""
+        if not isinstance(item, dict):
+            return {"source": str(item)}
+        out = dict(item)
+        mode = self.file_mode(item.get("mode"), path)
+        if mode is not None:
+            out["mode"] = "0" + format(mode, "o")
+        return out
+
+    def device_requests(self, items: list[Any], path: KeyPath) -> list[Any]:
+        """GPU and device reservations as Compose prints them: `count` -1 ("all") unless
+        `device_ids` name the devices, and every option a string."""
+        out: list[Any] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                out.append(item)
+                continue
+            request = dict(item)
+            count = request.get("count")
+            if count is None and not request.get("device_ids") or count == "all":
+                request["count"] = -1
+            elif count is not None:
+                request["count"] = self.integer(count, (*path, i, "count"))
+            if request.get("options") is not None:
+                request["options"] = key_value_list(request["options"], none_as_empty=True)
+            out.append(request)
+        return out
 
     def service_networks(self, raw: Any) -> dict[str, ServiceNetwork | None]:
         if raw is None:
@@ -447,7 +492,7 @@ class Normalizer:
             elif key not in MODELED_SERVICE_KEYS:
                 extra[key] = self.extra_value(key, value, (*path, key))
         networks = self.service_networks(raw.get("networks"))
-        if not networks and "network_mode" not in raw:
+        if not networks and "network_mode" not in raw and "provider" not in raw:
             networks = {"default": None}
         return Service(
             name=name,
@@ -513,8 +558,20 @@ class Normalizer:
         if key in ("cap_add", "cap_drop", "dns_opt", "security_opt", "links", "external_links",
                    "volumes_from", "device_cgroup_rules", "group_add"):
             return list(_unique(scalar_text(v) for v in value))
-        if key in ("dns", "dns_search", "tmpfs"):
+        if key == "dns":  # Compose drops an empty entry (`dns: ""` is no DNS server)
+            return [v for v in _unique([value] if isinstance(value, str) else value) if v]
+        if key in ("dns_search", "tmpfs"):
             return list(_unique([value] if isinstance(value, str) else value))
+        if key == "devices":
+            return [_device(v) for v in value]
+        if key == "gpus":
+            return self.device_requests([{}] if value == "all" else list(value), path)
+        if key == "models":  # the models a service uses: {name: None or its variables}
+            return {str(m): None for m in value} if isinstance(value, list) else dict(value)
+        if key == "provider" and isinstance(value, dict):
+            return _provider(value)
+        if key == "blkio_config" and isinstance(value, dict):
+            return self.blkio(value, path)
         if key in ("sysctls", "annotations"):
             return {k: v or "" for k, v in key_value_list(value).items()}
         if key == "extra_hosts":
@@ -525,6 +582,30 @@ class Normalizer:
                               "hard": self.integer(v.get("hard"), (*path, n, "hard"))})
                     for n, v in value.items()}
         return value
+
+    def blkio(self, value: Mapping[str, Any], path: KeyPath) -> dict[str, Any]:
+        """`blkio_config` as Compose prints it: `Path` with `Rate` (bytes, or operations, as a
+        string) or `Weight`."""
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "weight":
+                out[key] = self.integer(item, (*path, key))
+            elif isinstance(item, list):
+                entries = []
+                for i, entry in enumerate(item):
+                    where = (*path, key, i)
+                    if key == "weight_device":
+                        entries.append({"Path": entry.get("path"),
+                                        "Weight": self.integer(entry.get("weight"),
+                                                               (*where, "weight"))})
+                        continue
+                    rate = self.size(entry.get("rate"), (*where, "rate"))
+                    entries.append({"Path": entry.get("path"),
+                                    "Rate": None if rate is None else str(rate)})
+                out[key] = entries
+            else:
+                out[key] = item
+        return out
 
     # -- top level ----------------------------------------------------------------------------
     def resources_of(self, kind: str, raw: Mapping[str, Any]) -> dict[str, Resource]:
@@ -566,14 +647,43 @@ def _extra_hosts(value: Any) -> list[str]:
         for entry in value:
             text = str(entry)
             sep = "=" if "=" in text else ":"
-            host, _, ip = text.partition(sep)
-            pairs.append((host, ip))
+            host, _, ips = text.partition(sep)
+            # `host=ip1,ip2` is one entry per address, as in Compose (not in the mapping form)
+            pairs.extend((host, ip) for ip in ips.split(","))
     out = []
     for host, ip in sorted(pairs, key=lambda pair: pair[0]):
         if ip.startswith("[") and ip.endswith("]"):
             ip = ip[1:-1]
         out.append(f"{host}={ip}")
     return out
+
+
+def _provider(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A `provider:` service's settings as Compose prints them: each option a list of strings
+    (an option may be repeated on a provider's command line)."""
+    out = dict(value)
+    options = value.get("options")
+    if isinstance(options, dict):
+        out["options"] = {
+            str(k): [scalar_text(v) for v in (item if isinstance(item, list) else [item])]
+            for k, item in options.items()}
+    return out
+
+
+def _device(value: Any) -> Any:
+    """A short `devices` entry in Compose's long form: `SOURCE[:TARGET[:PERMISSIONS]]`, where
+    TARGET defaults to SOURCE and PERMISSIONS to rwm."""
+    if isinstance(value, dict):
+        return value  # the long form is printed as written
+    parts = str(value).split(":")
+    source = parts[0]
+    target = source
+    permissions = "rwm"
+    if len(parts) == 2:
+        target = parts[1]  # even `rw`: Compose reads the second field as the target
+    elif len(parts) >= 3:
+        target, permissions = parts[1], ":".join(parts[2:])
+    return {"source": source, "target": target, "permissions": permissions}
 
 
 def _unique(items: Any) -> list[Any]:
@@ -601,6 +711,7 @@ def make_project(
                     if m.type == "volume" and m.source}
     used_secrets = {r.source for s in services.values() for r in s.secrets}
     used_configs = {r.source for s in services.values() for r in s.configs}
+    used_models = {m for s in services.values() for m in s.extra.get("models") or {}}
     for s in services.values():
         if s.build is not None:
             used_secrets |= {r if isinstance(r, str) else str(r.get("source"))
@@ -621,7 +732,7 @@ def make_project(
         volumes=frozen_map(normalizer.resources_of("volumes", used("volumes", used_volumes))),
         secrets=frozen_map(normalizer.resources_of("secrets", used("secrets", used_secrets))),
         configs=frozen_map(normalizer.resources_of("configs", used("configs", used_configs))),
-        models=frozen_map(data.get("models") or {}),
+        models=frozen_map(used("models", used_models)),
         extensions=frozen_map({k: v for k, v in data.items() if k.startswith("x-")}),
         disabled_services=disabled,
     )

@@ -295,7 +295,7 @@ SERVICE = Obj({
     "depends_on": DEPENDS_ON,
     "device_cgroup_rules": LIST_OF_STRINGS,
     "devices": Arr(OneOf(STR, Obj({"source": STR, "target": STR, "permissions": STR},
-                                  required=("source",)))),
+                                  required=("source", "target")))),
     "dns": STRING_OR_LIST, "dns_opt": LIST_OF_STRINGS, "dns_search": STRING_OR_LIST,
     "domainname": STR, "entrypoint": COMMAND, "env_file": ENV_FILE,
     "label_file": STRING_OR_LIST, "environment": LIST_OR_DICT,

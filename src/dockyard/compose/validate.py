@@ -51,6 +51,7 @@ def validate_project(project: Project, raw: Mapping[str, Any], locate: Locate,
         raw_service = raw_services.get(name) or {}
         out.extend(_check_service(project, service, raw_service, locate,
                                   name in incomplete))
+    out.extend(_check_file_sources(raw, locate))
     out.extend(_check_dependency_cycles(project, raw_services, locate))
     out.extend(_check_label_collisions(project, locate))
     out.extend(check_values(project, locate))
@@ -65,7 +66,8 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
     def at(*path: str | int) -> Location:
         return locate((*base, *path))
 
-    if service.image is None and service.build is None and not incomplete:
+    if (service.image is None and service.build is None and not incomplete
+            and "provider" not in service.extra):
         yield error("no-image-or-build", f"service {name!r} has neither `image` nor `build`",
                     at(), "add `image: NAME` to run an image, or `build: DIR` to build one")
     yield from _check_image(service, raw, at)
@@ -155,6 +157,13 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                         "declared under the top-level `networks`",
                         at("networks", raw_key_path(raw.get("networks"), network)),
                         f"add `networks: {{{network}: {{}}}}` at the top level")
+    for model in service.extra.get("models") or {}:
+        if model not in project.models:
+            yield error("undefined-reference",
+                        f"service {name!r} uses the model {model!r}, which is not declared "
+                        "under the top-level `models`",
+                        at("models", raw_key_path(raw.get("models"), model)),
+                        f"add `models: {{{model}: {{model: ai/...}}}}` at the top level")
     for kind, refs, declared in (("secrets", service.secrets, project.secrets),
                                  ("configs", service.configs, project.configs)):
         for index, ref in enumerate(refs):
@@ -220,6 +229,24 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                 yield warning("unused-key", f"service {name!r}: `deploy.{key}` is accepted "
                               "but not used by Dockyard deployments", at("deploy", key),
                               "see the Compose keys table in the README")
+
+
+_SOURCES = {"secrets": ("file", "environment"), "configs": ("file", "environment", "content")}
+
+
+def _check_file_sources(raw: Mapping[str, Any], locate: Locate) -> Iterator[Diagnostic]:
+    """A secret or config that is not external must say where its value comes from, used or
+    not, as Compose requires (a secret with only a `driver` included)."""
+    for kind, sources in _SOURCES.items():
+        for name, spec in (raw.get(kind) or {}).items():
+            if not isinstance(spec, Mapping) or spec.get("external"):
+                continue
+            if not any(spec.get(key) is not None for key in sources):
+                keys = ", ".join(f"`{k}`" for k in sources)
+                yield error("schema", f"the {kind[:-1]} {name!r} sets none of {keys}",
+                            locate((kind, name)),
+                            f"add one of {keys}, or `external: true` for a value stored on "
+                            "the server (`dockyard config set`)")
 
 
 def _check_image(service: Service, raw: Mapping[str, Any],

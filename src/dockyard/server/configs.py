@@ -8,7 +8,7 @@ whatever the server says about a project is passed through `redact` with its val
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from dockyard.api_errors import ConfigInvalid as ConfigInvalid
@@ -94,6 +94,18 @@ class Configs:
         """Every config of the project, decrypted (for a deployment only)."""
         return {name: self.cipher.decrypt(token, name=name)
                 for name, token in self.store.encrypted_configs(account, project).items()}
+
+    def versioned_values(self, account: Account, project: str) -> dict[str, tuple[str, int]]:
+        """Every config of the project, decrypted, with its version (for a deployment only)."""
+        return {name: (self.cipher.decrypt(token, name=name), version) for name, (token, version)
+                in self.store.encrypted_configs_versioned(account, project).items()}
+
+    def version_values(self, account: Account, project: str,
+                       versions: Mapping[str, int]) -> dict[str, str]:
+        """The values of the configs at `versions` that are still kept, decrypted (a rollback
+        runs them; `rollback.rollback_inputs` refused the ones that are gone)."""
+        return {name: self.cipher.decrypt(token, name=name) for name, token
+                in self.store.encrypted_config_versions(account, project, versions).items()}
 
     def redactor(self, account: Account, project: str) -> RedactText:
         """Redacts the current values and the last replaced ones (containers started before

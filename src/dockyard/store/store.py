@@ -239,6 +239,16 @@ class Store:
             t.c.project_id == project_id, t.c.name == name)).scalar() for t in (c, h)]
         return max([int(v) for v in highest if v is not None], default=0) + 1
 
+    def encrypted_configs_versioned(self, account: Account,
+                                    project: str) -> dict[str, tuple[str, int]]:
+        """name -> (encrypted value, version) of the project's current configs, read at once."""
+        c, p = schema.configs, schema.projects
+        query = (sa.select(c.c.name, c.c.value_encrypted, c.c.version)
+                 .join(p, p.c.id == c.c.project_id)
+                 .where(p.c.account_id == account.id, p.c.name == project))
+        with self.engine.connect() as conn:
+            return {str(r[0]): (str(r[1]), int(r[2])) for r in conn.execute(query)}
+
     def config_versions(self, account: Account, project: str) -> dict[str, int]:
         """The current version of each of the project's configs (never their values)."""
         c, p = schema.configs, schema.projects

@@ -26,10 +26,10 @@ def run_ps(project: str, client_factory: Any, *, as_json: bool, long: bool) -> N
 
 
 def run_deployments(project: str | None, client_factory: Any, *, as_json: bool,
-                    limit: int) -> None:
+                    limit: int, status: str | None = None) -> None:
     client: Client = client_factory()
     with client:
-        items = client.deployments(project, limit=limit)
+        items = client.deployments(project, limit=limit, status=status)
     if as_json:
         write_stdout(json.dumps([item.to_json() for item in items], indent=2))
     else:

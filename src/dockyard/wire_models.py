@@ -96,15 +96,15 @@ class RedeployBody(_Body):
     pull: PullPolicy | None = None
 
 
+    origin: DeployOrigin | None = None
 @dataclass(repr=False, eq=False)
 class RollbackBody(_Body):
-    """`POST /v1/projects/<project>/rollback`: back to `deployment`, by default the last one
-    that completed before the current one. `dry_run`: only the plan."""
+    """`POST /v1/projects/<project>/rollback` (and `.../rollback/plan`, what it would do):
+    back to `deployment`, by default the last one that completed before the current one."""
 
     deployment: str | None = None
     pull: PullPolicy | None = None
     origin: DeployOrigin | None = None
-    dry_run: bool = False
 
 
 @dataclass(repr=False, eq=False)
@@ -173,6 +173,7 @@ class PlannedService(_Body):
     reasons: list[str] = field(default_factory=list)
     replicas: int = 0
 
+    rollback_of: str | None = None  # a rollback or redeploy: the deployment it runs again
 
 @dataclass(repr=False, eq=False)
 class PlanAnswer(_Body):
@@ -187,12 +188,14 @@ class PlanAnswer(_Body):
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(project=str(data.get("project", "")), builds=list(data.get("builds") or []),
                    pulls=list(data.get("pulls") or []),
-                   services=[PlannedService.from_json(s) for s in data.get("services") or []])
+                   services=[PlannedService.from_json(s) for s in data.get("services") or []],
+                   rollback_of=data.get("rollback_of"))
 
 
 @dataclass(repr=False, eq=False)
 class ConfigItem(_Body):
     """A config's name and when it was set: never its value."""
+    rollback_of: str | None = None  # a rollback's plan: the deployment it would run again
 
     name: str
     updated_at: str
@@ -329,6 +332,9 @@ class DeploymentDetail(_Body):
     record: DeploymentRecordBody = field(default_factory=DeploymentRecordBody)
     configs: dict[str, int] = field(default_factory=dict)
     plan: list[PlannedService] | None = None  # None: it never got as far as planning
+    rolled_back_to: str | None = None  # ... and the deployment that rollback ran again
+    rollback_pending: bool = False  # failed, and its automatic rollback is being started
+    rollback_refused: str | None = None  # why its automatic rollback could not start
     outcome: dict[str, str] = field(default_factory=dict)  # service -> its last state
     compose: dict[str, Any] = field(default_factory=dict)  # the normalized project
 

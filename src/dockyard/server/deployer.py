@@ -130,6 +130,8 @@ class Deployer:
             configs_digests(self.control.configs.digest_key, project, self.request.configs),
             force=self.request.force)
         self.decided = decided
+        self.control.store.set_deployment_plan(self.account, self.deployment,
+                                               [action.to_json() for action in decided])
         services = list(project.services)
         with ThreadPoolExecutor(max_workers=max(1, len(services)),
                                 thread_name_prefix=f"deploy-{self.deployment}") as pool:

@@ -120,8 +120,8 @@ def test_config_values_are_numbered_and_old_versions_stay_findable(store: Store)
     store.set_config(alice, "shop", "TOKEN", "four")  # a number is never given twice
     assert store.config_versions(alice, "shop") == {"TOKEN": 4}
     assert store.encrypted_config_versions(alice, "shop", {"TOKEN": 3}) == {"TOKEN": "three"}
-    for value in range(12):  # only the last 10 replaced values are kept
-        store.set_config(alice, "shop", "TOKEN", f"v{value}")
+    for number in range(12):  # only the last 10 replaced values are kept
+        store.set_config(alice, "shop", "TOKEN", f"v{number}")
     assert store.encrypted_config_versions(alice, "shop", {"TOKEN": 1}) == {}
     bob = store.ensure_account("bob")
     assert store.encrypted_config_versions(bob, "shop", {"TOKEN": 16}) == {}

@@ -5,12 +5,14 @@ server starts and finds them missing, as after a reboot emptied the tmpfs."""
 
 from __future__ import annotations
 
+import logging
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dockyard.server.secret_files import SecretFiles
 from dockyard.server.secret_restore import restore_secret_files
 from dockyard.store import schema
 from tests.support.server import IMAGE, Server, running_server
@@ -77,6 +79,14 @@ def test_missing_files_are_written_again_with_the_values_their_deployment_ran(
     assert restore_secret_files(server.control) == 1
     assert source.read_text() == "tok-ran-11aa"  # the recorded version, not the newer one
     assert stat.S_IMODE(source.stat().st_mode) == 0o400
+    assert server.driver.restarts == []  # it runs: nothing to start
+
+    # After a reboot the engine could not start it without its file: started once it is back.
+    (app,) = server.containers("vault")["app"]
+    server.driver.stop(app)
+    source.unlink()
+    assert restore_secret_files(server.control) == 1
+    assert server.driver.restarts == [app] and source.read_text() == "tok-ran-11aa"
 
 
 def test_without_recorded_versions_only_a_value_the_container_was_made_with_is_written(
@@ -97,3 +107,30 @@ def test_without_recorded_versions_only_a_value_the_container_was_made_with_is_w
     source.unlink()
     assert restore_secret_files(server.control) == 0  # a value changed since: left alone
     assert not source.exists()
+
+
+def test_files_an_older_version_wrote_on_disk_go_when_no_container_uses_them(
+        server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    retired = server.settings.data / "secrets"
+    server.control.secret_files = SecretFiles(tmp_path / "memory", retired)
+    server.set_config("vault", "API_TOKEN", "tok-disk-77ab")
+    server.set_config("vault", "API_ENV", "env-disk-88cd")
+    deployment = _deploy(server)
+    project_dir = retired / _source(server).parent.parent.name
+    in_use, stale = project_dir / f"app-{deployment}", project_dir / "app-oldoldoldold"
+    other = retired / "dy-someone-gone-0123456789" / "web-oldoldoldold"
+    for directory in (in_use, stale, other):  # as an older Dockyard left them
+        directory.mkdir(parents=True)
+        (directory / "0-API_TOKEN").write_text("tok-disk-77ab")
+
+    with caplog.at_level(logging.WARNING, logger="dockyard.server"):
+        restore_secret_files(server.control)
+    assert in_use.is_dir() and not stale.exists() and not other.parent.exists()
+    assert f"still used by {in_use}" in caplog.text and "compose up --force" in caplog.text
+
+    server.set_config("vault", "API_TOKEN", "tok-memory-99ef")
+    _deploy(server)  # app is replaced: its old files go, on disk as in memory
+    assert not in_use.exists()
+    restore_secret_files(server.control)
+    assert not retired.exists()
+    assert _source(server).read_text() == "tok-memory-99ef"

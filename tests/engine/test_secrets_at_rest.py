@@ -33,6 +33,7 @@ from tests.support.deployments import (
     docker,
     docker_exec,
     env_of,
+    is_running,
 )
 from tests.support.engine import engine_ready
 from tests.support.tmpfs import release_secrets_dir
@@ -133,17 +134,22 @@ def test_no_config_value_is_written_to_persistent_disk(deployed: Deployed) -> No
     assert not source.exists() and not source.parent.exists()
 
 
-def test_a_sigkilled_server_writes_the_secret_files_again(deployed: Deployed) -> None:
+def test_a_sigkilled_server_writes_the_secret_files_again_and_starts_what_needs_them(
+        deployed: Deployed) -> None:
     deployed.set_and_up()
     source = deployed.source()
     deployed.dy.kill_server(signal.SIGKILL)
     release_secrets_dir(deployed.dy.data)  # what a reboot does to a tmpfs: it is gone
     assert not source.exists()
+    app = str(deployed.app()["Id"])
+    stuck = docker("restart", "-t", "1", app, check=False)  # as the engine at boot: no file,
+    assert stuck.returncode != 0 and not is_running(deployed.app()), stuck  # no container
 
     assert deployed.dy.ps(deployed.project)["app"]["state"] == COMPLETED  # starts the server
+    assert is_running(deployed.app())  # started again once its file was back
     assert source.read_text() == deployed.token and filesystem_of(source) == "tmpfs"
     assert stat.S_IMODE(source.stat().st_mode) == 0o400
-    docker("restart", "-t", "1", str(deployed.app()["Id"]))  # the engine finds its file
+    docker("restart", "-t", "1", app)  # the engine finds its file now
     deployed.check_inside()
 
 

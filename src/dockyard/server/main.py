@@ -104,8 +104,8 @@ def serve(settings: ServerSettings) -> int:
     store = Store.open(settings.database_url)
     driver = DockerEngine(settings.docker_host)
     control = ControlPlane(settings, store, driver)
-    control.secret_files = SecretFiles(prepare_secrets_dir(settings.secrets_dir,
-                                                           control.server_id))
+    control.secret_files = SecretFiles(  # an older Dockyard wrote them on disk: retired
+        prepare_secrets_dir(settings.secrets_dir, control.server_id), settings.data / "secrets")
     start_egress(control)
     local_token(store, settings.data)
     recover(control)

@@ -6,8 +6,9 @@ disk). Each service of each deployment gets its own directory there (0700, owned
 server's user), made just before its containers start; each file holds one config value with
 the mode the Compose file asks (0400 by default), owned by the service's numeric `user` (or
 the secret's `uid`/`gid`) when given. A directory goes when no container of its service and
-deployment is left (after each deployment, and at `down`); after a reboot emptied the tmpfs,
-the server writes the files of the containers that are still there again (`secret_restore`).
+deployment is left (after each deployment, at `down`, and at start); after a reboot emptied
+the tmpfs, the server writes the files of the containers that are still there again
+(`secret_restore`).
 """
 
 from __future__ import annotations
@@ -27,16 +28,25 @@ from dockyard.secrets.resolve import SecretFile, secret_files
 
 
 class SecretFiles:
-    """The secret files of every project of the server, under `root` (on tmpfs)."""
+    """The secret files of every project of the server, under `root` (on tmpfs).
 
-    def __init__(self, root: Path) -> None:
+    `retired` is where an older Dockyard wrote them, on disk (`<data>/secrets`): nothing is
+    written there any more, and what is there goes as soon as no container uses it.
+    """
+
+    def __init__(self, root: Path, retired: Path | None = None) -> None:
         self.root = root
+        self.retired = retired if retired is not None and retired != root else None
+
+    @property
+    def roots(self) -> list[Path]:
+        return [self.root] + ([self.retired] if self.retired is not None else [])
 
     def project_dir(self, placement: Placement) -> Path:
         return self.root / scope(placement)
 
     def service_dir(self, placement: Placement, service: str, deployment: str) -> Path:
-        return self.project_dir(placement) / f"{sanitize_label(service)}-{deployment}"
+        return self.project_dir(placement) / _dir_name(service, deployment)
 
     def write(self, placement: Placement, project: Project, service: Service,
               deployment: str, configs: Mapping[str, str]) -> tuple[MountSpec, ...]:
@@ -65,25 +75,52 @@ class SecretFiles:
     def prune(self, placement: Placement, containers: Iterable[ContainerInfo]) -> None:
         """Remove the project's directories no container uses any more (replaced, scaled in,
         removed): a value lives in memory only as long as a container may read it."""
-        directory = self.project_dir(placement)
-        if not directory.is_dir():
-            return
-        used = {f"{sanitize_label(c.service)}-{c.deployment}" for c in containers}
-        for child in directory.iterdir():
-            if child.name not in used:
-                shutil.rmtree(child, ignore_errors=True)
+        used = {_dir_name(c.service, c.deployment) for c in containers}
+        for root in self.roots:
+            _remove_unused(root / scope(placement), used)
+
+    def sweep(self, used: Mapping[str, set[str]]) -> list[Path]:
+        """At start: remove every directory no container uses (`used`: project scope -> the
+        directory names its containers use). Returns the retired ones still in use."""
+        for root in self.roots:
+            if root.is_dir():
+                for directory in list(root.iterdir()):
+                    _remove_unused(directory, used.get(directory.name, set()))
+        if self.retired is None or not self.retired.is_dir():
+            return []
+        left = sorted(p for d in self.retired.iterdir() if d.is_dir() for p in d.iterdir())
+        if not left:
+            shutil.rmtree(self.retired, ignore_errors=True)
+        return left
 
     def remove_services(self, placement: Placement, services: Iterable[str]) -> None:
         """Remove the directories of `services` (every deployment of them)."""
-        directory = self.project_dir(placement)
         names = {sanitize_label(s) for s in services}
-        if directory.is_dir():
-            for child in directory.iterdir():
-                if child.name.rpartition("-")[0] in names:
-                    shutil.rmtree(child, ignore_errors=True)
+        for root in self.roots:
+            directory = root / scope(placement)
+            if directory.is_dir():
+                for child in directory.iterdir():
+                    if child.name.rpartition("-")[0] in names:
+                        shutil.rmtree(child, ignore_errors=True)
 
     def remove_project(self, placement: Placement) -> None:
-        shutil.rmtree(self.project_dir(placement), ignore_errors=True)
+        for root in self.roots:
+            shutil.rmtree(root / scope(placement), ignore_errors=True)
+
+
+def _dir_name(service: str, deployment: str) -> str:
+    return f"{sanitize_label(service)}-{deployment}"
+
+
+def _remove_unused(directory: Path, used: set[str]) -> None:
+    """Remove the children of `directory` not in `used`, and `directory` once empty."""
+    if not directory.is_dir():
+        return
+    for child in directory.iterdir():
+        if child.name not in used:
+            shutil.rmtree(child, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()  # only when empty
 
 
 def _write_one(path: Path, item: SecretFile, service: Service, value: str) -> None:

@@ -1,14 +1,19 @@
 """Secret files written again when the server starts, for the containers still there.
 
 Secret files live on tmpfs (`server.tmpfs`): a reboot empties it, and the engine cannot start a
-container whose file is gone. Before recovery looks at what runs, the server writes the files
-of every container of its own whose files are missing, with the values its deployment ran:
+container whose file is gone. Before recovery looks at what runs, the server removes the
+directories no container uses (also those an older Dockyard wrote on disk, in
+`<data>/secrets`), and writes the files of every container of its own whose files are missing,
+with the values its deployment ran:
 
 - the config versions the deployment recorded (`deployment_configs`), when they are all kept;
 - otherwise the current values, only when their keyed digest is the one the container was
   made with (its `config values` label part): a value changed since is never put under a
   container that ran with another. Such a service is left as it is; recovery marks it failed
   if it does not run, and the next `compose up` replaces it.
+
+Containers of a service recorded as running that the engine could not start without their
+files (at boot) are started again once the files are back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 
 from dockyard.compose.models import Project, Service
 from dockyard.errors import DockyardError
+from dockyard.lifecycle import ServiceState
 from dockyard.plan import config_parts
 from dockyard.runtime.driver import (
     LABEL_ACCOUNT,
@@ -25,7 +31,7 @@ from dockyard.runtime.driver import (
     LABEL_PROJECT,
     ContainerInfo,
 )
-from dockyard.runtime.specs import server_labels
+from dockyard.runtime.specs import scope, server_labels
 from dockyard.secrets.resolve import secret_files, service_configs, values_digest
 from dockyard.server.control import ControlPlane
 from dockyard.server.ps import deployed_model
@@ -35,41 +41,75 @@ log = logging.getLogger("dockyard.server")
 
 
 def restore_secret_files(control: ControlPlane) -> int:
-    """Write the missing secret files of this server's containers; returns how many services'
-    files were written."""
-    done: set[tuple[str, str, str, str]] = set()
+    """Remove the secret files no container uses, write the missing ones of this server's
+    containers, and start again those the engine could not start without them; returns how
+    many services' files were written."""
+    found = control.driver.containers(server_labels(control.server_id))
+    _sweep(control, found)
+    groups: dict[tuple[str, str, str, str], list[ContainerInfo]] = {}
+    for info in found:
+        groups.setdefault((info.labels.get(LABEL_ACCOUNT, ""), info.labels.get(LABEL_PROJECT, ""),
+                           info.service, info.deployment), []).append(info)
     written = 0
-    for info in control.driver.containers(server_labels(control.server_id)):
-        account_name, project = info.labels.get(LABEL_ACCOUNT, ""), \
-            info.labels.get(LABEL_PROJECT, "")
-        key = (account_name, project, info.service, info.deployment)
+    for (account_name, project, name, deployment), infos in sorted(groups.items()):
         owner = control.store.account_by_name(account_name)
-        if key in done or owner is None:
-            continue
-        done.add(key)
-        model = deployed_model(control, owner, project, info.deployment)
-        service = model.services.get(info.service) if model is not None else None
-        if model is None or service is None or not secret_files(model, service):
+        model = deployed_model(control, owner, project, deployment) if owner else None
+        service = model.services.get(name) if model is not None else None
+        if owner is None or model is None or service is None or \
+                not secret_files(model, service):
             continue
         placement = control.placement(owner, project)
-        if not control.secret_files.missing(placement, model, service, info.deployment):
+        if not control.secret_files.missing(placement, model, service, deployment):
             continue
+        where = f"{account_name}/{project} service {name} (deployment {deployment})"
         try:
-            values = _values(control, owner, model, service, info)
+            values = _values(control, owner, model, service, infos[0])
         except DockyardError as exc:
-            values = None
-            log.warning("secret files of %s/%s/%s: %s", account_name, project, info.service,
+            log.warning("the secret files of %s cannot be written again: %s", where,
                         exc.message)
-        if values is None:
-            log.warning("the secret files of %s/%s service %s (deployment %s) are gone and "
-                        "its values changed since: left as it is, the next `compose up` "
-                        "replaces it", account_name, project, info.service, info.deployment)
             continue
-        control.secret_files.write(placement, model, service, info.deployment, values)
+        if values is None:
+            log.warning("the secret files of %s are gone and its values changed since: left "
+                        "as it is, the next `compose up` replaces it", where)
+            continue
+        control.secret_files.write(placement, model, service, deployment, values)
         written += 1
-        log.info("secret files of %s/%s service %s written again", account_name, project,
-                 info.service)
+        log.info("secret files of %s written again", where)
+        _start_again(control, owner, infos)
     return written
+
+
+def _start_again(control: ControlPlane, account: Account, infos: list[ContainerInfo]) -> None:
+    """Containers of a service that was running (its recorded state says so) which the engine
+    could not start while their files were missing (after a reboot): started now, the same
+    containers, so recovery finds them running."""
+    for info in infos:
+        if info.is_job or info.status not in ("exited", "created"):
+            continue
+        if control.current_state(account, info.deployment, info.service) is \
+                ServiceState.SERVICE_DEPLOYMENT_COMPLETED:
+            log.info("starting container %s again (its secret files were missing)", info.name)
+            try:
+                control.driver.restart(info.id)
+            except DockyardError as exc:
+                log.warning("container %s could not start: %s", info.name, exc.message)
+
+
+def _sweep(control: ControlPlane, containers: list[ContainerInfo]) -> None:
+    """Directories no container uses go (their containers were removed while the server was
+    stopped); those an older Dockyard wrote on disk are named while a container still uses
+    them."""
+    used: dict[str, set[str]] = {}
+    for info in containers:
+        owner = control.store.account_by_name(info.labels.get(LABEL_ACCOUNT, ""))
+        if owner is not None:
+            placement = control.placement(owner, info.labels.get(LABEL_PROJECT, ""))
+            used.setdefault(scope(placement), set()).add(
+                control.secret_files.service_dir(placement, info.service,
+                                                 info.deployment).name)
+    for directory in control.secret_files.sweep(used):
+        log.warning("secret files on disk (written by an older Dockyard) are still used by "
+                    "%s: `compose up --force` moves that project's to memory", directory)
 
 
 def _values(control: ControlPlane, account: Account, project: Project, service: Service,

@@ -37,17 +37,45 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(int(ExitCode.USAGE))
 
 
-def _project_options(parser: argparse.ArgumentParser) -> None:
+def _project_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """Compose's project options; with `prefix`, stored apart (those of `compose` itself, given
+    before the subcommand, merged with the subcommand's by `_merge_project_options`)."""
     group = parser.add_argument_group("project options (as in Docker Compose)")
-    group.add_argument("-f", "--file", action="append", default=[], metavar="FILE",
+    group.add_argument("-f", "--file", dest=f"{prefix}file", action="append", default=[],
+                       metavar="FILE",
                        help="Compose file (repeatable; later files override earlier ones)")
-    group.add_argument("-p", "--project-name", metavar="NAME", help="project name")
-    group.add_argument("-C", "--cwd", default=".", metavar="DIR",
-                       help="run as if started in DIR")
-    group.add_argument("--profile", action="append", default=[], metavar="PROFILE",
+    group.add_argument("-p", "--project-name", dest=f"{prefix}project_name", metavar="NAME",
+                       help="project name")
+    group.add_argument("-C", "--cwd", dest=f"{prefix}cwd", metavar="DIR",
+                       help="run as if started in DIR (default: the current directory)")
+    group.add_argument("--project-directory", dest=f"{prefix}project_directory", metavar="DIR",
+                       help="the project's directory, as in Compose: its name, .env and "
+                       "relative paths, and where the Compose files are found without -f "
+                       "(-f and --env-file stay relative to the current directory)")
+    group.add_argument("--profile", dest=f"{prefix}profile", action="append", default=[],
+                       metavar="PROFILE",
                        help="enable a profile (repeatable; default: $COMPOSE_PROFILES)")
-    group.add_argument("--env-file", action="append", default=[], metavar="FILE",
+    group.add_argument("--env-file", dest=f"{prefix}env_file", action="append", default=[],
+                       metavar="FILE",
                        help="read variables from FILE instead of .env (repeatable)")
+
+
+_BEFORE = "before_"  # dest prefix of the project options given before the compose subcommand
+
+
+def _merge_project_options(args: argparse.Namespace) -> None:
+    """`dockyard compose -f a.yaml -p x up` as Docker Compose spells it, or `compose up -f
+    a.yaml -p x`, or both: lists add up (those before the subcommand first), a single value
+    after the subcommand wins."""
+    if not hasattr(args, "file"):
+        return
+    for key in ("file", "profile", "env_file"):
+        setattr(args, key, [*getattr(args, _BEFORE + key, []), *getattr(args, key)])
+    for key in ("project_name", "cwd", "project_directory"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(args, _BEFORE + key, None))
+    if args.cwd is None:
+        args.cwd = "."
 
 
 def _server_option(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     compose = commands.add_parser(
         "compose", help="work with a Compose project",
-        description="Work with a Compose project: config, up, ps, logs, down.")
+        description="Work with a Compose project: config, up, ps, logs, down. The project "
+        "options go before the command, as in Docker Compose (`dockyard compose -f a.yaml -p "
+        "shop up`), or after it.")
     compose.set_defaults(help_parser=compose)
+    _project_options(compose, prefix=_BEFORE)
     compose_commands = compose.add_subparsers(dest="compose_command", metavar="COMMAND",
                                               parser_class=_Parser)
     config = compose_commands.add_parser(
@@ -432,7 +463,7 @@ def _load_options(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(
         working_dir=args.cwd, files=tuple(args.file), project_name=args.project_name,
         profiles=tuple(args.profile), env_files=tuple(args.env_file),
-        environ=dict(os.environ),
+        environ=dict(os.environ), project_directory=getattr(args, "project_directory", None),
     )
 
 
@@ -644,6 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     under --debug)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _merge_project_options(args)
     debug = bool(getattr(args, "debug", False))
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """`-C`, `-f`, `-p`, `--profile`, `--env-file`, and the OS environment to read.
+    """`-C`, `-f`, `-p`, `--profile`, `--env-file`, `--project-directory`, and the OS
+    environment to read.
 
     `environ` is explicit so loading is a function of its inputs: the CLI passes `os.environ`,
-    tests pass exactly what a case needs.
+    tests pass exactly what a case needs. `project_directory` (relative to `working_dir`) is
+    Compose's `--project-directory`: the project's directory (its name, `.env`, the base of
+    relative paths, where Compose files are looked for without `-f`), while `-f` and
+    `--env-file` stay relative to `working_dir`.
     """
 
     working_dir: str = "."
@@ -20,3 +24,4 @@ class LoadOptions:
     profiles: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
     environ: Mapping[str, str] = field(default_factory=dict)
+    project_directory: str | None = None

@@ -135,20 +135,25 @@ def locate_project(options: LoadOptions, session: Session
             ) -> tuple[list[str], str, dict[str, str], str]:
     """The files, the project directory, the variables and the project's name."""
     working_dir = os.path.abspath(options.working_dir)
+    chosen_dir = (os.path.normpath(os.path.join(working_dir, options.project_directory))
+                  if options.project_directory else None)
+    # Without -f, the files are looked for in --project-directory, if given.
+    search_dir = chosen_dir if chosen_dir and not options.files else working_dir
     environ = dict(options.environ)
-    # COMPOSE_FILE may come from .env in the working directory, as in Compose.
-    working_dotenv = read_env_file(os.path.join(working_dir, ".env"), environ, session, False)
+    # COMPOSE_FILE may come from .env in the working (or project) directory, as in Compose.
+    dotenv_dir = chosen_dir or working_dir
+    working_dotenv = read_env_file(os.path.join(dotenv_dir, ".env"), environ, session, False)
     try:
-        files, notes = find_compose_files(working_dir, options.files,
+        files, notes = find_compose_files(search_dir, options.files,
                                           {**working_dotenv, **environ})
     except DiscoveryError as exc:
         session.diagnostics.append(exc.diagnostic)
         raise Abort() from None
     session.diagnostics.extend(notes)
-    project_dir = os.path.dirname(files[0])
+    project_dir = chosen_dir or os.path.dirname(files[0])
 
     variables = project_variables(options, working_dir, project_dir, environ, session,
-                                   working_dotenv if project_dir == working_dir else None)
+                                   working_dotenv if project_dir == dotenv_dir else None)
     name = _project_name(options, variables, files, project_dir, session)
     if name is None:
         raise Abort()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.server import tmpfs
 from dockyard.server.main import ServerStartError
 from dockyard.server.tmpfs import filesystem_of, in_memory, prepare_secrets_dir
 
@@ -60,3 +61,22 @@ def test_a_directory_another_user_owns_is_refused(shm_dir: Path) -> None:
     with pytest.raises(ServerStartError) as caught:
         prepare_secrets_dir(shm_dir, "abc123")
     assert "not a directory of this user" in caught.value.message
+
+
+@needs_shm
+def test_root_that_cannot_mount_uses_an_existing_tmpfs(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Root inside a container may lack the right to mount: /dev/shm then, never the disk."""
+    def refused(path: Path) -> Path:
+        raise ServerStartError(f"cannot mount a tmpfs at {path} for secret files: denied")
+
+    server_id = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(tmpfs, "_mounted", refused)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    found = prepare_secrets_dir(None, server_id)
+    try:
+        assert found == SHM / f"dockyard-{os.getuid()}" / server_id and in_memory(found)
+        assert "cannot mount a tmpfs" in caplog.text
+    finally:
+        shutil.rmtree(found, ignore_errors=True)

@@ -5,7 +5,8 @@ Chosen once when the server starts, in this order:
 1. `--secrets-dir DIR` (or `DOCKYARD_SECRETS_DIR`): it must be on tmpfs or ramfs;
 2. as root, `/run/dockyard/<server-id>`: a tmpfs the server mounts there (mode 0700, nosuid,
    nodev, noexec) unless one is mounted already;
-3. otherwise `$XDG_RUNTIME_DIR/dockyard/<server-id>` when that is on tmpfs, else
+3. otherwise (not root, or root without the right to mount, as in a container)
+   `$XDG_RUNTIME_DIR/dockyard/<server-id>` when that is on tmpfs, else
    `/dev/shm/dockyard-<uid>/<server-id>` (a directory of this user, 0700).
 
 When none fits the server does not start: a secret file on disk is what this prevents. The
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -25,6 +27,8 @@ import subprocess
 from pathlib import Path
 
 from dockyard.server.main import ServerStartError
+
+log = logging.getLogger("dockyard.server")
 
 MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
 RUN_ROOT = Path("/run/dockyard")
@@ -66,7 +70,10 @@ def prepare_secrets_dir(given: Path | None, server_id: str) -> Path:
     if given is not None:
         return _checked(given, "--secrets-dir")
     if os.geteuid() == 0:
-        return _mounted(RUN_ROOT / server_id)
+        try:
+            return _mounted(RUN_ROOT / server_id)
+        except ServerStartError as exc:  # root without the right to mount (in a container)
+            log.warning("%s; looking for an existing tmpfs instead", exc.message)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir() and in_memory(Path(runtime)):
         return _checked(Path(runtime) / "dockyard" / server_id, "$XDG_RUNTIME_DIR")

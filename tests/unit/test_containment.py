@@ -76,7 +76,7 @@ def test_a_foreign_logging_driver_is_refused_in_playground_and_only_warned_in_by
     result = load_project(LoadOptions(working_dir=str(tmp_path), environ={}))
     warned = [d for d in result.warnings if d.code == "logging-driver-replaced"]
     assert warned and warned[0].severity is Severity.WARNING
-    assert not [d for d in result.warnings if d.code == "unused-key"
+    assert not [d for d in result.warnings if d.code == "ignored-key"
                 and "logging" in d.message]
     project = result.project
     refused = logging_problems(project, playground=True)

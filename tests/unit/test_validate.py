@@ -245,12 +245,12 @@ def test_declared_references_are_fine(tmp_path: Path) -> None:
 
 # --- warnings ------------------------------------------------------------------------------------
 
-def test_unused_keys(tmp_path: Path) -> None:
+def test_ignored_keys(tmp_path: Path) -> None:
     out = load(tmp_path, "services:\n  web:\n    image: x\n    privileged: true\n"
                          "    container_name: c\n    x-mine: 1\n"
                          "    deploy:\n      replicas: 1\n      placement: {constraints: []}\n")
     assert out.valid
-    unused = {d.location.path: d for d in out.of("unused-key")}
+    unused = {d.location.path: d for d in out.of("ignored-key")}
     assert set(unused) == {
         "services.web.privileged", "services.web.container_name",
         "services.web.deploy.placement",
@@ -388,7 +388,7 @@ def test_errors_of_several_stages_are_reported_together(tmp_path: Path) -> None:
 def test_project_invalid_carries_the_warnings_too(tmp_path: Path) -> None:
     out = load(tmp_path, "version: '3'\nservices:\n  web:\n    privileged: true\n")
     assert not out.valid
-    assert {"version-obsolete", "unused-key", "no-image-or-build"} <= out.codes()
+    assert {"version-obsolete", "ignored-key", "no-image-or-build"} <= out.codes()
 
 
 def test_project_invalid_error_list(tmp_path: Path) -> None:
@@ -414,7 +414,7 @@ def test_warnings_are_deduplicated_per_key(tmp_path: Path) -> None:
     assert out.valid
     unset = sorted(d.location.path or "" for d in out.of("unset-variable"))
     assert unset == ["services.web.image", "services.web.labels[0]", "services.web.labels[1]"]
-    assert len(out.of("unused-key")) == 1
+    assert len(out.of("ignored-key")) == 1
     seen = [(d.code, d.message, d.location.path) for d in out.diagnostics]
     assert len(seen) == len(set(seen))
 
@@ -422,7 +422,7 @@ def test_warnings_are_deduplicated_per_key(tmp_path: Path) -> None:
 def test_a_warning_per_service_is_not_merged_away(tmp_path: Path) -> None:
     out = load(tmp_path, "services:\n  a:\n    image: x\n    privileged: true\n"
                          "  b:\n    image: x\n    privileged: true\n")
-    assert sorted(d.location.path or "" for d in out.of("unused-key")) == [
+    assert sorted(d.location.path or "" for d in out.of("ignored-key")) == [
         "services.a.privileged", "services.b.privileged",
     ]
 
@@ -435,6 +435,6 @@ def test_codes_are_documented_as_errors_or_warnings() -> None:
         "bind-mount", "invalid-config-name", "undefined-reference", "required-variable",
     ):
         assert code in ERRORS
-    for code in ("unused-key", "ingress-published-ignored", "udp-ingress-to-host",
+    for code in ("ignored-key", "ingress-published-ignored", "udp-ingress-to-host",
                  "ingress-no-healthcheck", "unset-variable", "version-obsolete"):
         assert code in WARNINGS

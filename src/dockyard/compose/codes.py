@@ -82,7 +82,8 @@ WARNINGS: dict[str, str] = {
     "unset-variable": "a variable is not set and defaults to an empty string",
     "version-obsolete": "the top-level version key is obsolete",
     "multiple-compose-files": "several default Compose files exist; the first is used",
-    "unused-key": "a key is accepted but not used by Dockyard deployments",
+    "ignored-key": "a key a deployment ignores (docs/compose-support.md): why, and what to do "
+    "instead",
     "secret-not-external": "a service's secret is not external, so it is not mounted (only "
     "stored configs are)",
     "ingress-published-ignored": "published differs from target on an ingress port",

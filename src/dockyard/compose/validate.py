@@ -17,6 +17,7 @@ from dockyard.compose.models import Condition, Port, Project, Service
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short, port_numbers
 from dockyard.compose.sanity import check_values
+from dockyard.compose.support import DEPLOY_KEYS, SERVICE_KEYS, KeySupport, Status, ignored
 from dockyard.diagnostics import Diagnostic, Location, error, warning
 from dockyard.naming import label_collisions
 from dockyard.registry.policy import parse_pull_policy
@@ -26,17 +27,9 @@ Locate = Callable[[KeyPath], Location]
 
 CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-# Service keys a deployment uses (the rest is accepted, kept in `compose config`, and warned).
-USED_SERVICE_KEYS = frozenset({
-    "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose",
-    "depends_on", "healthcheck", "deploy", "restart", "stop_grace_period", "networks",
-    "volumes", "labels", "domainname", "user", "working_dir", "profiles", "extends",
-    "scale", "stop_signal", "init", "tmpfs", "read_only", "label_file",
-    "hostname", "extra_hosts", "tty", "stdin_open", "cap_drop", "secrets", "logging",
-    "pull_policy",
-})
-USED_DEPLOY_KEYS = frozenset({"replicas", "resources", "restart_policy", "labels", "mode",
-                              "update_config"})
+# Service keys a deployment uses (the rest is accepted, kept in `compose config`, and warned
+# `ignored-key`): dockyard.compose.support, written out in docs/compose-support.md.
+USED_SERVICE_KEYS = frozenset(SERVICE_KEYS) - ignored(SERVICE_KEYS)
 _CONDITIONS = frozenset(c.value for c in Condition)
 
 
@@ -216,19 +209,21 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
                       "json-file, rotated, to serve `dockyard logs` (a shared server refuses it)",
                       at("logging", "driver"), "remove `logging.driver` (max-size and max-file "
                       "are honoured up to the server's limits)")
+    yield from _ignored_keys(name, raw, SERVICE_KEYS, "", at)
+    deploy = raw.get("deploy")
+    if isinstance(deploy, Mapping):
+        yield from _ignored_keys(name, deploy, DEPLOY_KEYS, "deploy.", lambda key: at("deploy",
+                                                                                     key))
+
+
+def _ignored_keys(name: str, raw: Mapping[str, Any], table: Mapping[str, KeySupport],
+                  prefix: str, at: Callable[..., Location]) -> Iterator[Diagnostic]:
+    """A warning for each key a deployment ignores: why, and what to do instead."""
     for key in raw:
-        if key.startswith("x-") or key in USED_SERVICE_KEYS:
-            continue
-        yield warning("unused-key", f"service {name!r}: `{key}` is accepted but not used "
-                      "by Dockyard deployments", at(key),
-                      "see the Compose keys table in the README")
-    deploy = raw.get("deploy") or {}
-    if isinstance(deploy, dict):
-        for key in deploy:
-            if not key.startswith("x-") and key not in USED_DEPLOY_KEYS:
-                yield warning("unused-key", f"service {name!r}: `deploy.{key}` is accepted "
-                              "but not used by Dockyard deployments", at("deploy", key),
-                              "see the Compose keys table in the README")
+        support = table.get(key)
+        if support is not None and support.status is Status.IGNORED:
+            yield warning("ignored-key", f"service {name!r}: `{prefix}{key}` is ignored: "
+                          f"{support.why}", at(key), support.instead)
 
 
 _SOURCES = {"secrets": ("file", "environment"), "configs": ("file", "environment", "content")}

@@ -264,6 +264,15 @@ class ProjectSummary(_Body):
 
 
 @dataclass(repr=False, eq=False)
+class DashboardLink(_Body):
+    """`POST /v1/dashboard/links`: a one-time login link to the dashboard for the caller's
+    token (`dockyard dashboard`), as a path of the server; valid once, for `expires_in` s."""
+
+    path: str
+    expires_in: int = 0
+
+
+@dataclass(repr=False, eq=False)
 class DeploymentSummary(_Body):
     """A deployment of the history (`dockyard deployments`)."""
 

@@ -383,6 +383,18 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(whoami, "print JSON")
     whoami.set_defaults(handler=_whoami)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="open the web dashboard in a browser, logged in",
+        description="Open the server's web dashboard (its projects, services live, "
+        "deployments, logs and configs; docs/dashboard.md) in a browser, logged in through a "
+        "one-time link made for this CLI's token: valid once, for 2 minutes. With no browser "
+        "to open, the link is printed. On a shared server, log in first (`dockyard login`), "
+        "or paste a token on the dashboard's login page.")
+    dashboard.add_argument("--url", action="store_true",
+                           help="only print the one-time login link")
+    _server_option(dashboard)
+    dashboard.set_defaults(handler=_dashboard)
+
     ca = commands.add_parser(
         "ca", help="the server's local certificate authority, and how to trust it",
         description="Save the certificate of the server's local CA (which signs the HTTPS "
@@ -642,6 +654,12 @@ def _tokens(args: argparse.Namespace) -> None:
 
     run_tokens(args.verb, args.account, args.data, label=getattr(args, "label", "cli"),
                token_id=getattr(args, "token_id", None))
+
+
+def _dashboard(args: argparse.Namespace) -> None:
+    from dockyard.cli.commands.dashboard import run_dashboard
+
+    run_dashboard(_client_factory(args), url_only=args.url)
 
 
 def _ca(args: argparse.Namespace) -> None:

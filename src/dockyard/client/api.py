@@ -22,6 +22,7 @@ from dockyard.wire_models import (
     ConfigBody,
     ConfigItem,
     ConfigWritten,
+    DashboardLink,
     DeployBody,
     DeploymentDetail,
     DeploymentStarted,
@@ -130,6 +131,12 @@ class Client:
 
     def whoami(self) -> WhoAmI:
         return WhoAmI.from_json(self._json("GET", "/v1/whoami"))
+
+    def dashboard_link(self) -> str:
+        """A one-time login link to the server's web dashboard for this client's token: the
+        URL to open in a browser (valid once, for a short while; `dockyard dashboard`)."""
+        link = DashboardLink.from_json(self._json("POST", "/v1/dashboard/links"))
+        return self.url + link.path
 
     def ingress(self) -> IngressInfo:
         """Whether the server runs its ingress, its ports, and its local CA certificate."""

@@ -21,7 +21,7 @@ from dockyard import __version__
 from dockyard.api_errors import RequestInvalid, Unauthorized
 from dockyard.errors import DockyardError
 from dockyard.runtime.errors import EngineError
-from dockyard.server import streams
+from dockyard.server import dashboard, streams
 from dockyard.server.auth import PUBLIC_PATHS, account, account_of
 from dockyard.server.body_limit import BodyLimit
 from dockyard.server.control import ControlPlane
@@ -75,7 +75,8 @@ def create_app(control: ControlPlane) -> FastAPI:
     async def _authenticate(request: Request, call_next: Any) -> Any:
         # The token is checked before anything else, the body included: a request without a
         # valid token learns nothing (not even that its body is malformed).
-        if request.url.path not in PUBLIC_PATHS:
+        # The dashboard's pages check their own session cookie (`server.dashboard`).
+        if request.url.path not in PUBLIC_PATHS and not dashboard.serves(request.url.path):
             try:
                 request.state.account = await run_in_threadpool(
                     account_of, control, request.headers.get("authorization"))
@@ -110,6 +111,7 @@ def create_app(control: ControlPlane) -> FastAPI:
     registries.add_routes(api, control)
     deployments.add_routes(api, control, watches)
     logs.add_routes(api, control, follows)
+    dashboard.add_dashboard(app, api, control, follows, watches)
     return app
 
 

@@ -1,0 +1,115 @@
+"""The dashboard's pages (GET): projects, a project, its deployments, logs and configs, and
+the two live streams. Each reads through the server's own functions as the viewer's account,
+so another account's project answers 404 exactly as one that does not exist."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from dockyard.server.control import ControlPlane
+from dockyard.server.dashboard import live, views
+from dockyard.server.dashboard.web import book, guarded, render, require
+from dockyard.server.log_sources import MAX_FILTER
+from dockyard.server.log_window import MAX_LINES
+from dockyard.server.routes.common import ProjectName, project_exists
+from dockyard.server.routes.logs import log_response
+from dockyard.server.streams import FollowSlots, SSEResponse
+
+
+def add_pages(router: APIRouter, control: ControlPlane, follows: FollowSlots,
+              watches: FollowSlots) -> None:
+    store = control.store
+
+    @router.get("/", include_in_schema=False)
+    @guarded
+    async def projects(request: Request) -> Response:
+        who = await require(request)
+        rows = await run_in_threadpool(views.projects, control, who.account)
+        return render(request, "projects.html", who=who, projects=rows, tone=views.tone)
+
+    @router.get("/projects/{project}", include_in_schema=False)
+    @guarded
+    async def project(request: Request, project: ProjectName) -> Response:
+        who = await require(request)
+
+        def read() -> tuple[list[views.ServiceView], list[views.DeploymentView]]:
+            project_exists(control, who.account, project)
+            latest = store.deployments(who.account, project, limit=1)
+            return (views.services(control, who.account, project),
+                    [views.DeploymentView(r, []) for r in latest])
+
+        services, latest = await run_in_threadpool(read)
+        return render(request, "project.html", who=who, project=project, tab="services",
+                      services=services, latest=latest[0] if latest else None,
+                      deploying=control.is_deploying(who.account.name, project))
+
+    @router.get("/projects/{project}/services/stream", include_in_schema=False,
+                response_model=None)
+    @guarded
+    async def services_stream(request: Request, project: ProjectName) -> Response:
+        who = await require(request)
+        await run_in_threadpool(project_exists, control, who.account, project)
+        release = watches.take(who.account.name)  # TooManyFollows: 429, as the API's
+        return SSEResponse(live.services_events(control, book(request), who, project),
+                           on_close=release)
+
+    @router.get("/projects/{project}/deployments", include_in_schema=False)
+    @guarded
+    async def deployments(request: Request, project: ProjectName) -> Response:
+        who = await require(request)
+        rows = await run_in_threadpool(views.history, control, who.account, project)
+        return render(request, "deployments.html", who=who, project=project,
+                      tab="deployments", deployments=rows, tone=views.tone)
+
+    @router.get("/projects/{project}/deployments/{deployment}", include_in_schema=False)
+    @guarded
+    async def deployment(request: Request, project: ProjectName,
+                         deployment: str) -> Response:
+        who = await require(request)
+        found = await run_in_threadpool(views.deployment, control, who.account, project,
+                                        deployment)
+        return render(request, "deployment.html", who=who, project=project,
+                      tab="deployments", d=found, tone=views.tone)
+
+    @router.get("/projects/{project}/logs", include_in_schema=False)
+    @guarded
+    async def logs(request: Request, project: ProjectName,
+                   service: str = "", type: str = "all") -> Response:
+        who = await require(request)
+
+        def names() -> list[str]:
+            project_exists(control, who.account, project)
+            return sorted({s.service for s in store.statuses(who.account, project)})
+
+        services = await run_in_threadpool(names)
+        return render(request, "logs.html", who=who, project=project, tab="logs",
+                      services=services, service=service if service in services else "",
+                      kind=type if type in ("all", "build", "run") else "all")
+
+    @router.get("/projects/{project}/logs/stream", include_in_schema=False,
+                response_model=None)
+    @guarded
+    async def logs_stream(request: Request, project: ProjectName,
+                          service: Annotated[list[str] | None, Query()] = None,
+                          type: str = "all", follow: bool = False,
+                          tail: Annotated[int | None, Query(ge=0, le=MAX_LINES)] = None,
+                          text: Annotated[str | None, Query(alias="filter",
+                                                            max_length=MAX_FILTER)] = None,
+                          ) -> Response:
+        who = await require(request)
+        stream: SSEResponse = await log_response(
+            control, follows, who.account, project, [s for s in service or [] if s],
+            follow=follow, kind=type, tail=tail, text=text)
+        return stream
+
+    @router.get("/projects/{project}/configs", include_in_schema=False)
+    @guarded
+    async def configs(request: Request, project: ProjectName) -> Response:
+        who = await require(request)
+        names = await run_in_threadpool(views.config_names, control, who.account, project)
+        return render(request, "configs.html", who=who, project=project, tab="configs",
+                      configs=names)

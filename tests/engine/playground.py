@@ -25,6 +25,7 @@ from tests.support.tenants import (
     remove_server_objects,
     stop_server,
 )
+from tests.support.tmpfs import release_secrets_dir
 
 SERVER_ENV = {"DOCKYARD_STABILIZATION": "1", "DOCKYARD_DEPLOY_TIMEOUT": "30",
               "DOCKYARD_STRICT_TRANSITIONS": "1"}  # a forbidden state move fails (control.py)
@@ -98,3 +99,4 @@ def playground_server(root: Path, *options: str, accounts: Sequence[str] = (),
                             f"label=dockyard.server={server_id}").stdout.split()
             if images:
                 docker("rmi", "-f", *sorted(set(images)), check=False)
+        release_secrets_dir(data)

@@ -128,7 +128,7 @@ class Deployer:
         decided = plan(project, observe(project, self.placement, running), {
             name: image_id for name, image_id in images.items() if image_id is not None},
             configs_digests(self.control.configs.digest_key, project, self.request.configs),
-            force=self.request.force)
+            force=self.request.force, services=self.request.services or None)
         self.decided = decided
         self.control.store.set_deployment_plan(self.account, self.deployment,
                                                [action.to_json() for action in decided])
@@ -142,7 +142,8 @@ class Deployer:
                 future.result()
         for action in decided.removals:
             self._remove_service(action.service, running[action.service])
-        if any(is_legacy(self.placement, c) for found in running.values() for c in found):
+        if not self.request.services and any(  # a partial `up` leaves the others' network
+                is_legacy(self.placement, c) for found in running.values() for c in found):
             remove_legacy_network(self.driver, self.placement)
         self.control.secret_files.prune(self.placement, self.driver.containers(
             labels, detail=False))  # the files of replaced containers go with them

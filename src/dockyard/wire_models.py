@@ -83,6 +83,8 @@ class DeployBody(_Body):
     force: bool = False
     build: bool = False
     pull: PullPolicy | None = None  # `up --pull`: every service's policy
+    # `up SERVICE...`: only these and what they depend on (empty: every service)
+    services: list[str] = field(default_factory=list)
     origin: DeployOrigin | None = None
     rollback_on_failure: bool = False  # `up --rollback-on-failure`
     # `up --ttl`: take the project down this many seconds after the deployment starts (None:
@@ -110,6 +112,15 @@ class RollbackBody(_Body):
 @dataclass(repr=False, eq=False)
 class DownBody(_Body):
     volumes: bool = False
+    services: list[str] = field(default_factory=list)  # `down SERVICE...` (empty: all)
+    force: bool = False  # take them down even when a running service depends on one
+
+
+@dataclass(repr=False, eq=False)
+class RestartBody(_Body):
+    """`POST /v1/projects/<project>/restart`: these services (empty: every service)."""
+
+    services: list[str] = field(default_factory=list)
 
 
 @dataclass(repr=False, eq=False)

@@ -65,6 +65,21 @@ def test_files_live_in_the_memory_directory_and_go_with_their_containers(
     assert not replaced.exists() and not replaced.parent.parent.exists()
 
 
+def test_a_finished_job_keeps_no_file(server: Server) -> None:
+    server.set_config("vault", "API_TOKEN", "tok-job-0c0c")
+    server.set_config("vault", "API_ENV", "env-job-0d0d")
+    services = {**SERVICES, "migrate": {"image": IMAGE, "restart": "no",
+                                        "secrets": ["API_TOKEN"]}}
+    _, status = server.up("vault", services, secrets=SECRETS)
+    assert status == "succeeded"
+    (mount,) = [m for m in server.spec_of("vault", "migrate").mounts
+                if m.target == "/run/secrets/API_TOKEN"]
+    assert mount.source and not Path(mount.source).parent.exists()  # it ran, it is done
+    assert _source(server).read_text() == "tok-job-0c0c"  # the service keeps its own
+    restore_secret_files(server.control)
+    assert not Path(mount.source).exists()  # and a start does not write it again
+
+
 def test_missing_files_are_written_again_with_the_values_their_deployment_ran(
         server: Server) -> None:
     server.set_config("vault", "API_TOKEN", "tok-ran-11aa")

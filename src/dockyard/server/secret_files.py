@@ -6,9 +6,9 @@ disk). Each service of each deployment gets its own directory there (0700, owned
 server's user), made just before its containers start; each file holds one config value with
 the mode the Compose file asks (0400 by default), owned by the service's numeric `user` (or
 the secret's `uid`/`gid`) when given. A directory goes when no container of its service and
-deployment is left (after each deployment, at `down`, and at start); after a reboot emptied
-the tmpfs, the server writes the files of the containers that are still there again
-(`secret_restore`).
+deployment may read it any more (removed, or a one-off job that finished): after each
+deployment, at `down`, and at start. After a reboot emptied the tmpfs, the server writes the
+files of the containers that are still there again (`secret_restore`).
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ class SecretFiles:
 
     def prune(self, placement: Placement, containers: Iterable[ContainerInfo]) -> None:
         """Remove the project's directories no container uses any more (replaced, scaled in,
-        removed): a value lives in memory only as long as a container may read it."""
-        used = {_dir_name(c.service, c.deployment) for c in containers}
+        removed, or a one-off job that has finished): a value lives in memory only as long as
+        a container may read it."""
+        used = {_dir_name(c.service, c.deployment) for c in containers if needs_files(c)}
         for root in self.roots:
             _remove_unused(root / scope(placement), used)
 
@@ -106,6 +107,12 @@ class SecretFiles:
     def remove_project(self, placement: Placement) -> None:
         for root in self.roots:
             shutil.rmtree(root / scope(placement), ignore_errors=True)
+
+
+def needs_files(container: ContainerInfo) -> bool:
+    """Whether a container may still read its secret files: anything but a finished one-off
+    job (it never starts again; a later `up` runs a new container)."""
+    return not (container.is_job and container.status in ("exited", "dead"))
 
 
 def _dir_name(service: str, deployment: str) -> str:

@@ -35,6 +35,7 @@ from dockyard.runtime.specs import scope, server_labels
 from dockyard.secrets.resolve import secret_files, service_configs, values_digest
 from dockyard.server.control import ControlPlane
 from dockyard.server.ps import deployed_model
+from dockyard.server.secret_files import needs_files
 from dockyard.store.store import Account
 
 log = logging.getLogger("dockyard.server")
@@ -47,7 +48,7 @@ def restore_secret_files(control: ControlPlane) -> int:
     found = control.driver.containers(server_labels(control.server_id))
     _sweep(control, found)
     groups: dict[tuple[str, str, str, str], list[ContainerInfo]] = {}
-    for info in found:
+    for info in filter(needs_files, found):
         groups.setdefault((info.labels.get(LABEL_ACCOUNT, ""), info.labels.get(LABEL_PROJECT, ""),
                            info.service, info.deployment), []).append(info)
     written = 0
@@ -100,7 +101,7 @@ def _sweep(control: ControlPlane, containers: list[ContainerInfo]) -> None:
     stopped); those an older Dockyard wrote on disk are named while a container still uses
     them."""
     used: dict[str, set[str]] = {}
-    for info in containers:
+    for info in filter(needs_files, containers):
         owner = control.store.account_by_name(info.labels.get(LABEL_ACCOUNT, ""))
         if owner is not None:
             placement = control.placement(owner, info.labels.get(LABEL_PROJECT, ""))

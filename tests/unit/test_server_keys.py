@@ -43,6 +43,16 @@ def _fill(settings: ServerSettings) -> ConfigCipher:
     return cipher
 
 
+def _fill_large(settings: ServerSettings) -> None:
+    """Values over a page (kept in overflow pages, which a rewrite frees)."""
+    cipher = load_cipher(settings)
+    store = Store.open(settings.database_url)
+    bob = store.ensure_account("bob")
+    for index in range(3):
+        store.set_config(bob, "big", f"CERT_{index}", cipher.encrypt(f"{index}" * 40_000))
+    store.close()
+
+
 def _fingerprint(data: Path) -> dict[str, str]:
     """What the data directory holds: each file's digest, and the store's rows."""
     files = {str(p.relative_to(data)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -134,20 +144,25 @@ def test_rotation_re_encrypts_every_column_and_the_old_key_opens_nothing(
         tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     old = _fill(settings)
+    _fill_large(settings)
     assert {table for table, _ in Store.ENCRYPTED_COLUMNS} <= set(schema.metadata.tables)
     before = _stored(settings)
-    assert len(before) == 4 and all(old.opens(v) for v in before)  # 2 + 1 replaced + login
+    assert len(before) == 7 and all(old.opens(v) for v in before)  # 5 + 1 replaced + login
 
     done = rotate_key(settings, tmp_path / "new.key")
-    assert done.values == 4 and done.created
+    assert done.values == 7 and done.created
     assert stat.S_IMODE((tmp_path / "new.key").stat().st_mode) == 0o600
     new = read_key_file(tmp_path / "new.key")
     assert new is not None
     after = _stored(settings)
-    assert len(after) == 4
+    assert len(after) == 7
     assert not any(old.opens(v) for v in after)
+    for path in settings.data.glob("dockyard.db*"):  # nor in a free page or the WAL
+        raw = path.read_bytes()
+        assert not [v for v in before if v[:40].encode() in raw], path
     assert sorted(new.decrypt(v, name="v") for v in after) == sorted(
-        [*VALUES.values(), "an-older-value-9d2", REGISTRY_PASSWORD])
+        [*VALUES.values(), "an-older-value-9d2", REGISTRY_PASSWORD,
+         *(f"{index}" * 40_000 for index in range(3))])
     with pytest.raises(KeyRefused):
         check_key(settings)  # the old key file in the data directory opens nothing now
     check_key(_settings(tmp_path, key_file=tmp_path / "new.key"))

@@ -177,6 +177,7 @@ def rotate_key(settings: ServerSettings, new_key_file: Path) -> Rotation:
     store = Store(settings.database_url)
     try:
         count = store.reencrypt(lambda token: new.encrypt(old.decrypt(token, name="a value")))
+        store.compact()  # the old values stay in no free page and no WAL frame
     finally:
         store.close()
     return Rotation(count, new_key_file, created, source.where)

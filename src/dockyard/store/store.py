@@ -417,6 +417,15 @@ class Store:
                     count += 1
         return count
 
+    def compact(self) -> None:
+        """Rewrite the SQLite file without its free pages, and empty the WAL into it: what a
+        rotation replaced must not stay readable in either (other databases: nothing)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def backup_to(self, path: str) -> None:
         """A consistent copy of the SQLite store at `path` (`VACUUM INTO`), taken while the
         server runs: it reads one snapshot and never blocks the server's writes for long."""

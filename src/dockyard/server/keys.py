@@ -64,12 +64,10 @@ def load_cipher(settings: ServerSettings) -> ConfigCipher:
     """The key as `settings` say, its file made when missing (`check_key` ran first in a
     server: it refuses to make one while encrypted values exist)."""
     source = key_source(settings)
-    if source.path is None:
-        assert settings.key is not None
-        return ConfigCipher(settings.key.encode(), KEY_VARIABLE)
-    found = read_key_file(source.path)
+    found = _existing_cipher(settings, source)
     if found is not None:
         return found
+    assert source.path is not None  # DOCKYARD_KEY always gives a key
     if source.default:
         source.path.parent.mkdir(parents=True, exist_ok=True)
     return create_key_file(source.path)

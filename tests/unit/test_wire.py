@@ -48,3 +48,7 @@ def test_scrubbing_masks_data_paths_environment_values_and_control_characters(
     assert str(tmp_path) not in out and "<server-data>/config.key" in out
     assert "hunter2" not in out and "\x00" not in out and "\n" not in out
     assert len(scrub_engine_text("x" * 5000)) <= 300
+    mount = ('error mounting "/run/dockyard/0a1b2c3d4e5f/dy-bob-site-0123456789/web-abc/'
+             '0-TOKEN" to rootfs at "/run/secrets/TOKEN": no such file')
+    assert scrub_engine_text(mount) == ('error mounting "<server-secrets>" to rootfs at '
+                                        '"/run/secrets/TOKEN": no such file')

@@ -153,8 +153,8 @@ def changes(olds: Mapping[str, Any], news: Mapping[str, Any], resource_id: str
 
 
 def delete(props: Mapping[str, Any], resource_id: str) -> bool:
-    """Take the project (or `only` its services) down with its volumes and the configs the
-    resource set, unless another resource deployed it since (a replacement). Whether it did."""
+    """Take the project (or `only` its services) down, with the configs the resource set,
+    unless another resource deployed it since (a replacement). Whether it did."""
     name, only = str(props["project_name"]), _only(props)
     configs = dict(props.get("configs") or {})
     with client_for(props) as client:
@@ -166,8 +166,13 @@ def delete(props: Mapping[str, Any], resource_id: str) -> bool:
 
 
 def _down(client: Client, name: str, only: Sequence[str], configs: Mapping[str, Any]) -> None:
-    if client.services(name):
-        deployment = client.down(name, volumes=True, services=only, force=bool(only))
+    """`down` of `only` those services while others stay (their volumes may be shared, so
+    they are kept), else of the whole project with its volumes."""
+    running = {r.service for r in client.services(name)}
+    if running:
+        partial = sorted(set(only)) if running - set(only) else []
+        deployment = client.down(name, volumes=not partial, services=partial,
+                                 force=bool(partial))
         status = wait(client, deployment)
         if status != "succeeded":
             notes = "; ".join(client.deployment(deployment).notes)

@@ -168,3 +168,28 @@ def test_a_failing_service_fails_create_with_its_reason_and_leaves_nothing(
     with pytest.raises(DeploymentFailed, match=r"setup: SERVICE_DEPLOYMENT_FAILED \(.+\)"):
         ProjectProvider().create(props)
     nothing_left(project)
+
+
+def service_props(project: str, name: str, directory: Path) -> dict[str, Any]:
+    """What a standalone `Service(name, image=..., project_name=project)` hands its provider."""
+    return {"project_name": project, "program_dir": str(directory), "only": [name],
+            "services": {name: {"image": "dockyard/busybox:1", "stop_grace_period": "1s",
+                                "command": ["httpd", "-f", "-p", "8080", "-h", "/"]}}}
+
+
+def test_standalone_services_of_one_project_come_and_go_one_by_one(
+        dockyard: Dockyard, tmp_path: Path) -> None:
+    project = dockyard.name("pulumi-services")
+    provider = ProjectProvider()
+    first = provider.create(service_props(project, "one", tmp_path))
+    second = provider.create(service_props(project, "two", tmp_path))
+    assert states(outs_of(first)) == {"one": COMPLETED}
+    assert states(outs_of(second)) == {"two": COMPLETED}
+    assert {name: row["state"] for name, row in dockyard.ps(project).items()} == \
+        {"one": COMPLETED, "two": COMPLETED}
+
+    provider.delete(first.id, outs_of(first))
+    assert containers(project, service="one") == []
+    assert dockyard.ps(project)["two"]["state"] == COMPLETED
+    provider.delete(second.id, outs_of(second))
+    nothing_left(project)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -19,6 +22,8 @@ def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    from pathlib import Path  # imported here: `compose config` needs only the user name
+
     env = _env(environ)
     if env.get("DOCKYARD_HOME"):
         return Path(env["DOCKYARD_HOME"]) / "data"
@@ -27,6 +32,8 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    from pathlib import Path
+
     env = _env(environ)
     if env.get("DOCKYARD_HOME"):
         return Path(env["DOCKYARD_HOME"]) / "config"

@@ -35,7 +35,6 @@ callers turn them into diagnostics.
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 import re
 from collections.abc import Iterable
@@ -105,6 +104,8 @@ _NOT_PROJECT_CHARS = re.compile(r"[^a-z0-9_-]+")
 
 
 def _digest(key: str) -> str:
+    import hashlib  # only for long names: `compose config` starts faster without it
+
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 

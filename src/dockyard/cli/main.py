@@ -15,6 +15,7 @@ to print something), so start-up stays small as commands are added.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,8 +29,30 @@ if TYPE_CHECKING:
     from dockyard.compose.options import LoadOptions
 
 
+@functools.cache
+def _help_width() -> int:
+    """The width help is wrapped to, found as `shutil.get_terminal_size` finds it ($COLUMNS, the
+    terminal, else 80), less 2 as argparse takes."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with our exit code for usage errors and a hint to --help."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every argument added, each asking the terminal's size
+        # (and importing shutil): one width per run keeps `compose config`'s start-up short.
+        make: Callable[..., argparse.HelpFormatter] = self.formatter_class
+        return make(prog=self.prog, width=_help_width())
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)

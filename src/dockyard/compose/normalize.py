@@ -594,6 +594,7 @@ class Normalizer:
                 entries = []
                 for i, entry in enumerate(item):
                     where = (*path, key, i)
+                    entry = {k.lower(): v for k, v in entry.items()}  # printed capitalized
                     if key == "weight_device":
                         entries.append({"Path": entry.get("path"),
                                         "Weight": self.integer(entry.get("weight"),

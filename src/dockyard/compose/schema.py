@@ -8,10 +8,8 @@ reported with the closest known key as a hint. It reports every problem, not the
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.compose.paths import KeyPath, format_path
@@ -94,20 +92,19 @@ class Scalar(Spec):
                    f"use one of {', '.join(self.enum)}")
 
 
-@dataclass
 class Obj(Spec):
-    props: dict[str, Spec]
-    values: Spec | None = None  # spec of any other key (patternProperties), None: refuse them
-    key_pattern: str | None = None
-    required: tuple[str, ...] = ()
-    allow_x: bool = True
-    nullable: bool = False
-    kinds: tuple[str, ...] = field(default=("object",))
+    """A mapping: its known keys (`props`), and `values` for any other key (patternProperties;
+    None refuses them). Plain classes, not dataclasses: `compose config` starts faster."""
 
-    def __post_init__(self) -> None:
-        if self.nullable:
-            self.kinds = ("object", "null")
-        self._key_re = re.compile(self.key_pattern) if self.key_pattern else None
+    def __init__(self, props: dict[str, Spec], values: Spec | None = None,
+                 key_pattern: str | None = None, required: tuple[str, ...] = (),
+                 allow_x: bool = True, nullable: bool = False) -> None:
+        self.props = props
+        self.values = values
+        self.required = required
+        self.allow_x = allow_x
+        self.kinds = ("object", "null") if nullable else ("object",)
+        self._key_re = re.compile(key_pattern) if key_pattern else None
 
     def check(self, value: Any, path: KeyPath, report: Report) -> None:
         if not isinstance(value, dict):
@@ -127,6 +124,8 @@ class Obj(Spec):
                     continue
                 self.values.check(item, child, report)
             else:
+                import difflib  # only for a mistake: loading a valid file needs none
+
                 close = difflib.get_close_matches(key, list(self.props), n=1)
                 hint = (f"did you mean {close[0]!r}?" if close else
                         "remove it, or name it x-... to keep it as an extension")
@@ -138,10 +137,11 @@ class Obj(Spec):
                        f"add `{key}:` to {format_path(path) or 'the file'}")
 
 
-@dataclass
 class Arr(Spec):
-    item: Spec
-    kinds: tuple[str, ...] = ("array",)
+    kinds = ("array",)
+
+    def __init__(self, item: Spec) -> None:
+        self.item = item
 
     def check(self, value: Any, path: KeyPath, report: Report) -> None:
         if not isinstance(value, list):
@@ -198,8 +198,11 @@ CONFIG_OR_SECRET = Arr(OneOf(STR, Obj({"source": STR, "target": STR, "uid": STR,
 DEVICES_RESERVATION = Arr(Obj({"capabilities": LIST_OF_STRINGS, "count": INT_OR_STR,
                                "device_ids": LIST_OF_STRINGS, "driver": STR,
                                "options": LIST_OR_DICT}))
-BLKIO_LIMIT = Obj({"path": STR, "rate": INT_OR_STR}, allow_x=False)
-BLKIO_WEIGHT = Obj({"path": STR, "weight": INT_OR_STR}, allow_x=False)
+# `Path`, `Rate`, `Weight`: how `compose config` prints them (Compose's and ours), read back.
+BLKIO_LIMIT = Obj({"path": STR, "rate": INT_OR_STR, "Path": STR, "Rate": INT_OR_STR},
+                  allow_x=False)
+BLKIO_WEIGHT = Obj({"path": STR, "weight": INT_OR_STR, "Path": STR, "Weight": INT_OR_STR},
+                   allow_x=False)
 DRIVER_OPTS = Obj({}, values=Scalar("string", "number"), allow_x=False)
 SERVICE_HOOK = Obj({"command": COMMAND, "user": STR, "privileged": BOOL_OR_STR,
                     "working_dir": STR, "environment": LIST_OR_DICT}, required=("command",))
@@ -314,7 +317,7 @@ SERVICE = Obj({
     "mac_address": STR, "mem_limit": NUM_OR_STR, "mem_reservation": INT_OR_STR,
     "mem_swappiness": INT_OR_STR, "memswap_limit": NUM_OR_STR, "network_mode": STR,
     "models": OneOf(LIST_OF_STRINGS, Obj({}, values=Obj({"endpoint_var": STR,
-                                                         "model_var": STR}))),
+                                                         "model_var": STR}, nullable=True))),
     "networks": OneOf(LIST_OF_STRINGS, Obj({}, values=SERVICE_NETWORK, key_pattern=NAME,
                                            allow_x=False)),
     "oom_kill_disable": BOOL_OR_STR, "oom_score_adj": INT_OR_STR,

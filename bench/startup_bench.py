@@ -135,7 +135,8 @@ def main() -> None:
         if not rows:
             sys.exit(f"no valid corpus case matches {args.cases!r}")
         slow = imports(args.import_runs, str(Path(tmp) / "home")) if args.imports else []
-    results = {"summary": summary(rows), "cases": rows, "imports": slow[:args.imports]}
+    results: dict[str, Any] = {"summary": summary(rows), "cases": rows,
+                               "imports": slow[:args.imports]}
     if args.json:
         print(json.dumps(results, indent=2))
         return

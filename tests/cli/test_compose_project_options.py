@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.cli.main import _merge_project_options, build_parser
+from dockyard.cli.main import _is_compose_config, _merge_project_options, build_parser
 from tests.support.cli import run_cli, write_files
 
 
@@ -107,3 +107,26 @@ def test_project_options_mean_what_they_mean_in_compose(tmp_path: Path,
         assert mine["services"][name]["image"] == service["image"]
         assert mine["services"][name].get("environment") == service.get("environment")
     assert sorted(mine["services"]) == sorted(reference["services"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["compose", "config"], ["--debug", "compose", "config", "--json"],
+    ["compose", "-f", "a.yaml", "-p", "x", "config", "-f", "b.yaml"],
+    ["compose", "--file=a.yaml", "-fb.yaml", "--profile", "debug", "config"],
+])
+def test_compose_config_alone_builds_only_its_parser_and_parses_the_same(
+        argv: list[str]) -> None:
+    assert _is_compose_config(argv)
+    fast = vars(build_parser(only_config=True).parse_args(argv))
+    full = vars(build_parser().parse_args(argv))
+    for parsed_args in (fast, full):  # a parser object, built anew each time
+        assert parsed_args.pop("help_parser").prog == "dockyard compose"
+    assert fast == full
+
+
+@pytest.mark.parametrize("argv", [
+    ["compose", "up"], ["compose", "-f", "config", "up"], ["compose", "-h", "config"],
+    ["compose"], ["config"], ["compose", "--bogus", "config"], ["compose", "-f"],
+])
+def test_every_other_command_line_gets_the_whole_parser(argv: list[str]) -> None:
+    assert not _is_compose_config(argv)

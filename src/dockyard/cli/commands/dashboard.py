@@ -15,13 +15,15 @@ from dockyard.client.api import Client
 
 
 def run_dashboard(client_factory: Callable[[], Client], *, url_only: bool,
-                  opener: Callable[[str], bool] = webbrowser.open) -> None:
+                  opener: Callable[[str], bool] | None = None) -> None:
+    """Open (or with `url_only` print) a one-time login link; `opener` defaults to the
+    system's browser (`webbrowser.open`, which $BROWSER can name)."""
     with client_factory() as client:
         link = client.dashboard_link()
     if url_only:
         write_stdout(link)
         return
-    if opener(link):
+    if (opener or webbrowser.open)(link):
         note(f"opened the dashboard of {link.split('/login/')[0]} in your browser")
         return
     note("no browser could be opened here; open this link (it works once, for 2 minutes):")

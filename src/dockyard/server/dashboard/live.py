@@ -36,7 +36,7 @@ def html_event(kind: str, html: str) -> str:
 
 def services_html(control: ControlPlane, who: Viewer, project: str) -> str:
     return fragment("_services.html", project=project,
-                    services=views.services(control, who.account, project))
+                    view=views.project(control, who.account, project))
 
 
 async def services_events(control: ControlPlane, sessions: SessionBook, who: Viewer,

@@ -35,17 +35,9 @@ def add_pages(router: APIRouter, control: ControlPlane, follows: FollowSlots,
     @guarded
     async def project(request: Request, project: ProjectName) -> Response:
         who = await require(request)
-
-        def read() -> tuple[list[views.ServiceView], list[views.DeploymentView]]:
-            project_exists(control, who.account, project)
-            latest = store.deployments(who.account, project, limit=1)
-            return (views.services(control, who.account, project),
-                    [views.DeploymentView(r, []) for r in latest])
-
-        services, latest = await run_in_threadpool(read)
+        view = await run_in_threadpool(views.project, control, who.account, project)
         return render(request, "project.html", who=who, project=project, tab="services",
-                      services=services, latest=latest[0] if latest else None,
-                      deploying=control.is_deploying(who.account.name, project))
+                      view=view)
 
     @router.get("/projects/{project}/services/stream", include_in_schema=False,
                 response_model=None)
@@ -86,9 +78,13 @@ def add_pages(router: APIRouter, control: ControlPlane, follows: FollowSlots,
             return sorted({s.service for s in store.statuses(who.account, project)})
 
         services = await run_in_threadpool(names)
+        kind = type if type in ("all", "build", "run") else "all"
+        # As the CLI: run logs are followed (`tail`); build logs are the last build of each
+        # service (`logs --type build`), followed while a deployment builds.
+        follow = kind != "build" or control.is_deploying(who.account.name, project)
         return render(request, "logs.html", who=who, project=project, tab="logs",
                       services=services, service=service if service in services else "",
-                      kind=type if type in ("all", "build", "run") else "all")
+                      kind=kind, follow=follow)
 
     @router.get("/projects/{project}/logs/stream", include_in_schema=False,
                 response_model=None)

@@ -70,8 +70,25 @@ def services(control: ControlPlane, who: Account, project: str) -> list[ServiceV
             for row in rows]
 
 
+@dataclass(frozen=True)
+class ProjectView:
+    """What the project page shows, live: its services and its latest deployment."""
+
+    services: list[ServiceView]
+    latest: DeploymentRecord | None
+
+
+def project(control: ControlPlane, who: Account, project: str) -> ProjectView:
+    """A project of the account (404 otherwise): `ps` and its latest deployment."""
+    project_exists(control, who, project)
+    latest = control.store.deployments(who, project, limit=1)
+    return ProjectView(services(control, who, project), latest[0] if latest else None)
+
+
 def health_text(counts: Counter[str], row: ps.ServiceRow) -> str:
     if not counts:
+        if row.state is DONE:  # completed with nothing running: a job that finished (ps)
+            return "finished (a job)"
         return "not running" if row.state is not S.DEPLOYMENT_SCALED_IN else "scaled in"
     if set(counts) == {"none"}:
         return f"{counts['none']} running, no healthcheck"

@@ -204,7 +204,11 @@ def build_parser(only_config: bool = False) -> argparse.ArgumentParser:
         "deploy every service in depends_on order, showing each service's state live. Ends "
         "with the `ps` table and the endpoints. Unchanged services are not restarted. Exit "
         "code 0 when every service is SERVICE_DEPLOYMENT_COMPLETED, 5 when one failed, 6 "
-        "when --wait-timeout passed first. Ctrl-C stops watching; the deployment goes on.")
+        "when --wait-timeout passed first. Ctrl-C stops watching; the deployment goes on. "
+        "With SERVICE names, only those and what they depend on (depends_on, transitively) "
+        "are deployed; every other service is left exactly as it runs.")
+    up.add_argument("services", nargs="*", metavar="SERVICE",
+                    help="deploy only these services and their dependencies (default: all)")
     _project_options(up)
     _server_option(up)
     up.add_argument("-d", "--detach", action="store_true",
@@ -262,14 +266,42 @@ def build_parser(only_config: bool = False) -> argparse.ArgumentParser:
     down = compose_commands.add_parser(
         "down", help="stop and remove the project's services",
         description="Stop and remove every container and the network of the project. Named "
-        "volumes are kept unless --volumes. The deployment history is kept.")
+        "volumes are kept unless --volumes. The deployment history is kept. With SERVICE "
+        "names, only those services go (their containers, routes and states); refused while "
+        "a running service that stays depends on one of them, unless --force.")
+    down.add_argument("services", nargs="*", metavar="SERVICE",
+                      help="take only these services down (default: the whole project)")
     _project_options(down)
     _server_option(down)
     down.add_argument("-v", "--volumes", action="store_true",
-                      help="also remove the project's named volumes (their data is lost)")
+                      help="also remove the project's named volumes (their data is lost); "
+                      "not with SERVICE names")
+    down.add_argument("--force", action="store_true",
+                      help="with SERVICE names: take them down even when a running service "
+                      "depends on one")
     down.add_argument("-d", "--detach", action="store_true", help="do not wait")
     _json_option(down, "print the result as JSON")
     down.set_defaults(handler=_compose_down)
+
+    restart = compose_commands.add_parser(
+        "restart", help="restart services, one replica at a time, with no failed request",
+        description="Restart the services (default: every service with a running container; "
+        "jobs are not rerun) one after the other in depends_on order, and each service's "
+        "replicas one at a time: a replica leaves the ingress rotation, drains, restarts, "
+        "becomes healthy (its health check, else GET / for a public service, else running) "
+        "and serves again before the next one. A public service with a single replica is "
+        "replaced start-first instead (a new container beside it), so that it keeps "
+        "serving. Shows each state live, then the `ps` table; exit codes are those of `up`.")
+    restart.add_argument("services", nargs="*", metavar="SERVICE",
+                         help="restart only these services (default: all)")
+    _project_options(restart)
+    _server_option(restart)
+    restart.add_argument("-d", "--detach", action="store_true",
+                         help="start the restart and return without waiting")
+    restart.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                         help="stop waiting after SECONDS (exit code 6); the restart goes on")
+    _json_option(restart, "print one JSON event per line")
+    restart.set_defaults(handler=_compose_restart)
 
     compose_logs = compose_commands.add_parser(
         "logs", help="show the services' output (build and run)",
@@ -565,7 +597,8 @@ def _compose_up(args: argparse.Namespace) -> int:
     return run_up(_load_options(args), _client_factory(args), UpOptions(
         detach=args.detach, build=args.build, force=args.force, pull=args.pull,
         dry_run=args.dry_run, wait_timeout=args.wait_timeout, as_json=args.json,
-        ttl=_ttl_seconds(args.ttl, args.ttl_volumes), ttl_volumes=args.ttl_volumes))
+        ttl=_ttl_seconds(args.ttl, args.ttl_volumes), ttl_volumes=args.ttl_volumes,
+        services=tuple(args.services)))
 
 
 def _ttl_seconds(text: str | None, volumes: bool) -> int | None:
@@ -601,7 +634,16 @@ def _compose_down(args: argparse.Namespace) -> int:
     from dockyard.cli.commands.deploy import run_down
 
     return run_down(_project_name(args), _client_factory(args), volumes=args.volumes,
-                    detach=args.detach, as_json=args.json)
+                    detach=args.detach, as_json=args.json, services=list(args.services),
+                    force=args.force)
+
+
+def _compose_restart(args: argparse.Namespace) -> int:
+    from dockyard.cli.commands.deploy import UpOptions, run_restart
+
+    return run_restart(_project_name(args), _client_factory(args), list(args.services),
+                       UpOptions(detach=args.detach, wait_timeout=args.wait_timeout,
+                                 as_json=args.json))
 
 
 def _logs(args: argparse.Namespace) -> None:

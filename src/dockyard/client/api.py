@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from dockyard.wire_models import (
     RegistryItem,
     RegistryLoginBody,
     RegistryStored,
+    RestartBody,
     ServiceStatus,
     WhoAmI,
 )
@@ -194,13 +195,16 @@ class Client:
     def deploy(self, project: str, data: Mapping[str, Any],
                builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
                build: bool = False, pull: PullPolicy | None = None,
-               ttl: float | None = None, ttl_volumes: bool = False) -> str:
+               ttl: float | None = None, ttl_volumes: bool = False,
+               services: Sequence[str] = ()) -> str:
         """Start a deployment; its id (the answer is a `DeploymentStarted`). `pull` (always,
         missing, never) replaces every service's `pull_policy`, as `compose up --pull` does.
         `ttl` (seconds, `dockyard.ttl.parse_ttl` reads `2h`): the server takes the project
         down that long after now, its volumes too with `ttl_volumes`; without it, an earlier
-        deadline is forgotten and the project kept."""
+        deadline is forgotten and the project kept. `services` (`up SERVICE...`) deploys
+        only those and what they depend on, and leaves every other service as it runs."""
         body = _deploy_body(data, builds, force, build, pull)
+        body["services"] = list(services)
         if ttl is not None:
             body.update(ttl=ttl, ttl_volumes=ttl_volumes)
         answer = self._json("POST", f"/v1/projects/{project}/deployments", json=body)
@@ -208,11 +212,13 @@ class Client:
 
     def plan(self, project: str, data: Mapping[str, Any],
              builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
-             build: bool = False, pull: PullPolicy | None = None) -> PlanAnswer:
+             build: bool = False, pull: PullPolicy | None = None,
+             services: Sequence[str] = ()) -> PlanAnswer:
         """What `deploy` with the same arguments would do (`up --dry-run`): nothing changes."""
-        return PlanAnswer.from_json(self._json(
-            "POST", f"/v1/projects/{project}/plan",
-            json=_deploy_body(data, builds, force, build, pull)))
+        body = _deploy_body(data, builds, force, build, pull)
+        body["services"] = list(services)
+        return PlanAnswer.from_json(self._json("POST", f"/v1/projects/{project}/plan",
+                                               json=body))
 
     def redeploy(self, deployment: str, *, pull: PullPolicy | None = None
                  ) -> DeploymentStarted:
@@ -221,10 +227,21 @@ class Client:
         return DeploymentStarted.from_json(
             self._json("POST", f"/v1/deployments/{deployment}/redeploy", json=body))
 
-    def down(self, project: str, *, volumes: bool = False) -> str:
-        """Start taking the project down; the deployment's id."""
-        answer = self._json("POST", f"/v1/projects/{project}/down",
-                            json=DownBody(volumes=volumes).to_json())
+    def down(self, project: str, *, volumes: bool = False, services: Sequence[str] = (),
+             force: bool = False) -> str:
+        """Start taking the project down; the deployment's id. `services` (`down
+        SERVICE...`) takes only those down, refused (`DependentsRunning`) while a running
+        service that stays depends on one, unless `force`."""
+        body = DownBody(volumes=volumes, services=list(services), force=force)
+        answer = self._json("POST", f"/v1/projects/{project}/down", json=body.to_json())
+        return DeploymentStarted.from_json(answer).deployment
+
+    def restart(self, project: str, services: Sequence[str] = ()) -> str:
+        """Start restarting `services` (none: every service) replica by replica, through the
+        ingress rotation so that no request fails; the deployment's id (follow it with
+        `events`)."""
+        answer = self._json("POST", f"/v1/projects/{project}/restart",
+                            json=RestartBody(services=list(services)).to_json())
         return DeploymentStarted.from_json(answer).deployment
 
     def services(self, project: str) -> list[ServiceStatus]:

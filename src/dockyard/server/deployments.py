@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dockyard.api_errors import NotFound
 from dockyard.diagnostics import Location, error
 from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.runtime.specs import network_name, project_labels
+from dockyard.selection import closure, narrowed
 from dockyard.server import retention
 from dockyard.server.admission import check_request, load_submitted
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput, DeployRequest
 from dockyard.server.deployer import Deployer
 from dockyard.server.domain_reports import claim_project_domains
-from dockyard.server.down import take_down
+from dockyard.server.down import services_to_take_down, take_down, take_down_services
 from dockyard.server.project_size import check_project_size
 from dockyard.server.settle import settle_unfinished
 from dockyard.store.store import Account
@@ -31,15 +32,22 @@ log = logging.getLogger("dockyard.server")
 def start_deployment(control: ControlPlane, account: Account, project_name: str,
                      project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
                      force: bool, rebuild: bool, pull: str | None = None,
-                     pins: Mapping[str, str] | None = None, action: str = "up") -> str:
+                     pins: Mapping[str, str] | None = None, action: str = "up",
+                     services: Sequence[str] = ()) -> str:
+    """Admit and start a deployment; its id. `services` (`up SERVICE...`) deploys only those
+    and what they depend on: the rest of the project is neither admitted again nor touched
+    (`selection`)."""
     check_project_size(project_data, control.settings.max_project_bytes)
-    project = load_submitted(project_name, project_data)
+    project = whole = load_submitted(project_name, project_data)
+    if services:
+        project = narrowed(whole, closure(whole, services))
+        builds = {name: b for name, b in builds.items() if name in project.services}
     configs = control.configs.values(account, project.name)
     # Admission is atomic per account: checking the limits and taking the project's slot
     # happen under one lock, so concurrent requests cannot all pass a limit of one.
     with control.admission(account.name):
         images = check_request(control, project, builds, configs, account.name, pull=pull,
-                               rebuild=rebuild, pins=pins)
+                               rebuild=rebuild, pins=pins, whole=whole)
         # Playground: a custom domain is served once proven to point here. Proofs start only
         # for an admitted request, before its deployment is recorded (they note their outcome
         # in the reason of the deployment after the latest one), and run beside it.
@@ -57,7 +65,8 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
             control.store.finish_deployment(account, deployment, "refused")
             raise
     request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
-                            configs=configs, images=images, pins=dict(pins or {}))
+                            configs=configs, images=images, pins=dict(pins or {}),
+                            services=tuple(services))
 
     def work() -> None:
         status = "failed"
@@ -104,16 +113,20 @@ def start_redeploy(control: ControlPlane, account: Account, deployment_id: str, 
 
 
 def start_down(control: ControlPlane, account: Account, project_name: str, *,
-               volumes: bool) -> str:
+               volumes: bool, services: Sequence[str] = (), force: bool = False) -> str:
+    """Take the project down, or only `services` (`down.services_to_take_down` says when
+    that is refused)."""
     latest = _latest_project(control, account, project_name)
     if latest is None and not control.driver.containers(
             project_labels(control.placement(account, project_name))):
         raise NotFound(f"project {project_name!r} has no deployment",
                        hint="`dockyard deployments` lists what was deployed")
+    only = services_to_take_down(control, account, project_name, services, force=force,
+                                 volumes=volumes)
     # A down records which services it took down, not another copy of the project; a down
     # refused because a deployment runs is finished as refused at once (never left running).
     outline = {"name": project_name,
-               "services": {name: {} for name in (latest or {}).get("services") or {}}}
+               "services": {name: {} for name in only or (latest or {}).get("services") or {}}}
     with control.admission(account.name):
         deployment = control.store.create_deployment(account, project_name, "down", outline)
         try:
@@ -125,8 +138,9 @@ def start_down(control: ControlPlane, account: Account, project_name: str, *,
     def work() -> None:
         status = "failed"
         try:
-            status = "succeeded" if take_down(control, account, project_name,
-                                               deployment, volumes) else "failed"
+            done = take_down_services(control, account, project_name, deployment, only) \
+                if only else take_down(control, account, project_name, deployment, volumes)
+            status = "succeeded" if done else "failed"
         finally:
             control.store.finish_deployment(account, deployment, status)
             control.end(account, project_name)

@@ -10,13 +10,14 @@ service already runs is no change. Nothing is recorded, built, pulled, created o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dockyard.plan import UNKNOWN_IMAGE, UNPULLED_IMAGE, Plan, plan
 from dockyard.runtime.specs import project_labels
 from dockyard.secrets.resolve import configs_digests
+from dockyard.selection import closure, narrowed
 from dockyard.server.admission import check_request, load_submitted
 from dockyard.server.build_reuse import reusable_build
 from dockyard.server.control import ControlPlane
@@ -42,12 +43,17 @@ class Preview:
 
 def preview(control: ControlPlane, account: Account, project_name: str,
             project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
-            force: bool, rebuild: bool, pull: str | None = None) -> Preview:
+            force: bool, rebuild: bool, pull: str | None = None,
+            services: Sequence[str] = ()) -> Preview:
+    """`services` (`up --dry-run SERVICE...`): the plan of those and what they depend on."""
     check_project_size(project_data, control.settings.max_project_bytes)
-    project = load_submitted(project_name, project_data)
+    project = whole = load_submitted(project_name, project_data)
+    if services:
+        project = narrowed(whole, closure(whole, services))
+        builds = {name: b for name, b in builds.items() if name in project.services}
     configs = control.configs.values(account, project.name)
     images = check_request(control, project, builds, configs, account.name, pull=pull,
-                           rebuild=rebuild)
+                           rebuild=rebuild, whole=whole)
     placement = control.placement(account, project.name)
     running = by_service(control.driver.containers(project_labels(placement),
                                                 detail=False))
@@ -66,7 +72,8 @@ def preview(control: ControlPlane, account: Account, project_name: str,
             continue
         ids[name] = _image_id(control, images, name, recorded.get(name))
     decided = plan(project, observe(project, placement, running), ids,
-                   configs_digests(control.configs.digest_key, project, configs), force=force)
+                   configs_digests(control.configs.digest_key, project, configs), force=force,
+                   services=services or None)
     pulls = sorted({u.reference for u in images.uses
                     if u.pull and (not u.base or u.service in building)})
     return Preview(project.name, decided, tuple(sorted(building)), tuple(pulls))

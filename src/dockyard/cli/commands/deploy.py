@@ -7,6 +7,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from dockyard.diagnostics import Diagnostic
 from dockyard.errors import DockyardError, ProjectInvalid
 from dockyard.exit_codes import ExitCode
 from dockyard.secrets.resolve import build_arg_config_problems, config_users
+from dockyard.selection import closure
 from dockyard.wire import to_wire
 from dockyard.wire_models import PlanAnswer, PullPolicy
 
@@ -40,6 +42,7 @@ class UpOptions:
     dry_run: bool = False  # print the plan; change nothing
     wait_timeout: float | None = None
     as_json: bool = False
+    services: tuple[str, ...] = ()  # `up SERVICE...`: those and their dependencies only
     ttl: float | None = None  # `--ttl`, in seconds: the server takes the project down then
     ttl_volumes: bool = False  # `--ttl-volumes`: its volumes too
 
@@ -49,15 +52,17 @@ def _emit_json(item: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def prepare(options: LoadOptions
+def prepare(options: LoadOptions, services: Sequence[str] = ()
             ) -> tuple[str, dict[str, Any], dict[str, Any], list[Any], list[Diagnostic]]:
-    """Load and validate locally, pack every build context.
+    """Load and validate locally, pack every build context (with `services`, `up
+    SERVICE...`: only theirs and their dependencies', after refusing an unknown name).
 
     Returns (name, project, builds, packs, unset): `unset` are the warnings of variables a build
     arg uses that are not set here, which `check_build_args` holds against the stored configs.
     """
     result = load_project(options)
     project = result.project
+    chosen = set(closure(project, services)) if services else set(project.services)
     unset = [d for d in result.warnings if d.code == "unset-variable"
              and ".build.args" in (d.location.path or "")]
     local = build_arg_config_problems(unset, config_users(project))
@@ -70,7 +75,7 @@ def prepare(options: LoadOptions
     builds: dict[str, Any] = {}
     packs = []
     for name, service in project.services.items():
-        if service.build is None:
+        if service.build is None or name not in chosen:
             continue
         dockerfile = service.build.dockerfile or "Dockerfile"
         packed = pack_context(service.build.context, dockerfile)
@@ -92,7 +97,7 @@ def check_build_args(client: Client, project: str, unset: list[Diagnostic]) -> N
 
 
 def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
-    name, data, builds, packs, unset = prepare(options)
+    name, data, builds, packs, unset = prepare(options, up.services)
     client: Client = client_factory()
     with client:
         check_build_args(client, name, unset)
@@ -103,9 +108,11 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
                 sent += 1
         if up.dry_run:
             return _print_plan(client.plan(name, data, builds, force=up.force, build=up.build,
-                                           pull=up.pull), as_json=up.as_json)
+                                           pull=up.pull, services=up.services),
+                               as_json=up.as_json)
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
-                                   pull=up.pull, ttl=up.ttl, ttl_volumes=up.ttl_volumes)
+                                   pull=up.pull, ttl=up.ttl, ttl_volumes=up.ttl_volumes,
+                                   services=up.services)
         return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
 
 
@@ -164,7 +171,10 @@ def _follow(client: Client, name: str, deployment: str, up: UpOptions,
         raise WaitTimeout(f"deployment {deployment} did not settle within "
                           f"{up.wait_timeout:g}s; it goes on",
                           hint=f"follow it with `dockyard compose ps -p {name}`")
-    failed = [r for r in rows if r.state != "SERVICE_DEPLOYMENT_COMPLETED"]
+    # Acting on some services (`up SERVICE...`, `restart`): only those this deployment moved
+    # count; the others were left as they are.
+    failed = [r for r in rows if r.state != "SERVICE_DEPLOYMENT_COMPLETED"
+              and (not (up.services or "restarts" in extra) or r.deployment == deployment)]
     if status != "succeeded" or failed:
         details = "; ".join(f"{r.service}: {r.state} ({r.reason})" for r in failed)
         raise DeploymentFailed(f"deployment {deployment} failed: {details or status}",
@@ -209,10 +219,10 @@ def _watch(client: Client, deployment: str, up: UpOptions) -> str:
 
 
 def run_down(project: str, client_factory: Any, *, volumes: bool, detach: bool,
-             as_json: bool) -> int:
+             as_json: bool, services: Sequence[str] = (), force: bool = False) -> int:
     client: Client = client_factory()
     with client:
-        deployment = client.down(project, volumes=volumes)
+        deployment = client.down(project, volumes=volumes, services=services, force=force)
         notes: list[str] = []
         if not detach:
             status = _watch(client, deployment, UpOptions(as_json=as_json))
@@ -225,10 +235,24 @@ def run_down(project: str, client_factory: Any, *, volumes: bool, detach: bool,
                     "deployments` and the server log")
     if as_json:
         _emit_json({"event": "down", "deployment": deployment, "project": project,
-                    "notes": notes})
+                    "notes": notes, "services": list(services)})
+    elif services:
+        note(f"{', '.join(services)} of project {project} "
+             f"{'is' if len(services) == 1 else 'are'} down (deployment {deployment}); the "
+             "other services are left as they run")
     else:
         for line in notes:
             note(line)
         note(f"project {project} is down (deployment {deployment})"
              + ("" if volumes else "; its volumes are kept (use --volumes to remove them)"))
     return int(ExitCode.OK)
+
+
+def run_restart(project: str, client_factory: Any, services: Sequence[str],
+                up: UpOptions) -> int:
+    """`compose restart [SERVICE...]`: replicas one at a time through the ingress rotation,
+    followed like `up` (its states, then `ps`); exit codes are `up`'s."""
+    client: Client = client_factory()
+    with client:
+        deployment = client.restart(project, services)
+        return _follow(client, project, deployment, up, {"restarts": list(services)})

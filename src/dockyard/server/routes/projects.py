@@ -12,6 +12,7 @@ from dockyard.server.auth import Who
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.preview import preview
+from dockyard.server.restart import start_restart
 from dockyard.server.routes.common import PROJECT_NAME, project_exists
 from dockyard.store.store import ProjectOverview
 from dockyard.wire_models import (
@@ -22,6 +23,7 @@ from dockyard.wire_models import (
     PlanAnswer,
     PlannedService,
     ProjectSummary,
+    RestartBody,
     ServiceStatus,
 )
 
@@ -47,7 +49,8 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
         expiry.check_ttl(body.ttl)
         deployment = deployments.start_deployment(control, who, project, body.project,
                                                   _builds(body), force=body.force,
-                                                  rebuild=body.build, pull=body.pull)
+                                                  rebuild=body.build, pull=body.pull,
+                                                  services=body.services)
         expiry.after_up(control, who, project, deployment, body.ttl, body.ttl_volumes)
         return DeploymentStarted(deployment=deployment, project=project)
 
@@ -56,15 +59,23 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
                         body: DeployBody, who: Who) -> PlanAnswer:
         """`up --dry-run`: what a deployment with this body would do; nothing changes."""
         found = preview(control, who, project, body.project, _builds(body), force=body.force,
-                        rebuild=body.build, pull=body.pull)
+                        rebuild=body.build, pull=body.pull, services=body.services)
         return PlanAnswer(project=found.project, builds=list(found.builds),
                           pulls=list(found.pulls),
                           services=[PlannedService.from_json(a.to_json()) for a in found.plan])
 
     @api.post("/v1/projects/{project}/down", status_code=202)
     def down(project: str, body: DownBody, who: Who) -> DeploymentStarted:
-        deployment = deployments.start_down(control, who, project, volumes=body.volumes)
-        expiry.clear_deadline(control, who, project)  # taken down: nothing left to expire
+        deployment = deployments.start_down(control, who, project, volumes=body.volumes,
+                                            services=body.services, force=body.force)
+        if not body.services:
+            expiry.clear_deadline(control, who, project)  # taken down: nothing left to expire
+        return DeploymentStarted(deployment=deployment, project=project)
+
+    @api.post("/v1/projects/{project}/restart", status_code=202)
+    def restart(project: str, body: RestartBody, who: Who) -> DeploymentStarted:
+        """`compose restart`: replicas one at a time through the ingress (`server.restart`)."""
+        deployment = start_restart(control, who, project, body.services)
         return DeploymentStarted(deployment=deployment, project=project)
 
     @api.get("/v1/projects/{project}/services")

@@ -345,3 +345,39 @@ def test_pages_are_guarded_by_headers_and_static_files_are_served(server: Server
                  "/static/dashboard.js", "/static/dashboard.css"):
         assert Browser(server).http.get(path).status_code == 200, path
     assert "<script>" not in page.text  # scripts come from files only (the policy)
+
+
+def test_the_logs_page_filters_as_the_cli_does(server: Server) -> None:
+    server.up("shop", web())
+    browser = Browser(server)
+    browser.log_in()
+    page = browser.get("/projects/shop/logs?service=web&filter=HELLO")
+    assert 'data-src="/projects/shop/logs/stream?follow=true&amp;type=all&amp;service=web' \
+           '&amp;filter=HELLO"' in page.text
+    stream = browser.http.get("/projects/shop/logs/stream",
+                              params={"service": "web", "filter": "HELLO"})
+    lines = [line for line in stream.text.splitlines() if line.startswith('data: {"service"')]
+    assert lines and all('"line": "hello from ' in line for line in lines)
+    assert all('"service": "web"' in line for line in lines)
+    everything = browser.http.get("/projects/shop/logs/stream", params={"service": "web"})
+    assert everything.text.count('data: {"service"') > len(lines)  # the filter left some out
+
+
+def test_the_services_stream_ends_once_the_token_is_revoked(server: Server) -> None:
+    server.up("shop", web())
+    token = server.store.create_token(server.accounts["alice"], "dash")
+    browser = Browser(server)
+    form = browser.get("/login")
+    value = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert value is not None
+    assert browser.post("/login", {"token": token}, csrf=value.group(1)).status_code == 303
+    with browser.http.stream("GET", "/projects/shop/services/stream") as stream:
+        events = 0
+        for line in stream.iter_lines():
+            if line == "event: services":
+                events += 1
+                (token_id,) = [i for i, label, _ in server.store.tokens(server.accounts["alice"])
+                               if label == "dash"]
+                server.store.revoke_token(server.accounts["alice"], token_id)
+                server.control.notify()  # wake the stream now rather than at its next refresh
+    assert events == 1  # the stream ended by itself, after its first table

@@ -8,7 +8,8 @@
 - Logs: the API's own stream (`routes.logs.log_response`: the same masking of config values,
   the same bounds and follow slots), which the page renders line by line.
 
-Both end when the session does (log out, token revoked).
+The services stream ends when the session does (log out, token revoked); a log stream when
+the page is closed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def html_event(kind: str, html: str) -> str:
     return f"event: {kind}\n{lines}\n"
 
 
-def services_html(control: ControlPlane, who: Viewer, project: str) -> str:
+def services_html(control: ControlPlane, who: Viewer, project: str) -> str | None:
+    """The services table, or None once the session's token is revoked (the stream ends)."""
+    if control.store.account_for_token(who.session.token) != who.account:
+        return None
     return fragment("_services.html", project=project,
                     view=views.project(control, who.account, project))
 
@@ -48,6 +52,8 @@ async def services_events(control: ControlPlane, sessions: SessionBook, who: Vie
         while sessions.find(who.session.id) is not None:
             changes.clear()
             html = await run_in_threadpool(services_html, control, who, project)
+            if html is None:
+                return
             if html != sent:
                 sent = html
                 yield html_event("services", html)

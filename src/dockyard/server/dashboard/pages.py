@@ -69,8 +69,10 @@ def add_pages(router: APIRouter, control: ControlPlane, follows: FollowSlots,
 
     @router.get("/projects/{project}/logs", include_in_schema=False)
     @guarded
-    async def logs(request: Request, project: ProjectName,
-                   service: str = "", type: str = "all") -> Response:
+    async def logs(request: Request, project: ProjectName, service: str = "",
+                   type: str = "all",
+                   text: Annotated[str, Query(alias="filter", max_length=MAX_FILTER)] = ""
+                   ) -> Response:
         who = await require(request)
 
         def names() -> list[str]:
@@ -84,7 +86,7 @@ def add_pages(router: APIRouter, control: ControlPlane, follows: FollowSlots,
         follow = kind != "build" or control.is_deploying(who.account.name, project)
         return render(request, "logs.html", who=who, project=project, tab="logs",
                       services=services, service=service if service in services else "",
-                      kind=kind, follow=follow)
+                      kind=kind, follow=follow, text=text)
 
     @router.get("/projects/{project}/logs/stream", include_in_schema=False,
                 response_model=None)

@@ -180,7 +180,7 @@ class PlannedService(_Body):
     """One service of a plan (`up --dry-run --json` prints these)."""
 
     service: str
-    action: str  # create, replace, scale, keep or remove
+    action: str  # create, replace, scale, keep or remove (a `compose restart`: restart)
     reasons: list[str] = field(default_factory=list)
     replicas: int = 0
 

@@ -192,6 +192,10 @@ def test_restart_goes_replica_by_replica_through_the_rotation(
     assert rows["api"]["deployment"] == first  # not named: not restarted
     assert rows["web"]["fqdn"] and rows["web"]["image"]  # the restart knows what runs
     assert {r["state"] for r in rows.values()} == {"SERVICE_DEPLOYMENT_COMPLETED"}
+    plan = client.deployment(deployment).plan or []
+    assert [(p.service, p.action, p.replicas, p.reasons) for p in plan] == [
+        ("db", "restart", 1, ["1 replica, one at a time"]),
+        ("web", "restart", 2, ["2 replicas, one at a time"])]
 
 
 def test_a_single_public_replica_is_replaced_start_first(

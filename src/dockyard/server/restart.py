@@ -178,24 +178,38 @@ class RollingRestart(Deployer):
 
     def run(self) -> str:
         running = self._running()
-        for name in self.restarting.services:
-            live = sorted((c for c in running.get(name, []) if c.status == "running"),
-                          key=lambda c: int(c.labels.get("dockyard.replica", "0") or 0))
+        lives = {name: sorted((c for c in running.get(name, []) if c.status == "running"),
+                              key=lambda c: int(c.labels.get("dockyard.replica", "0") or 0))
+                 for name in self.restarting.services}
+        # The plan `deployments show` prints: one item per service, as a deployment's.
+        self.control.store.set_deployment_plan(self.account, self.deployment, [
+            {"service": name, "action": "restart", "replicas": len(live),
+             "reasons": [self._how(self.project.services[name], live)]}
+            for name, live in lives.items()])
+        for name, live in lives.items():
             if not self._restart(name, self.project.services[name], live):
                 return "failed"
         return "succeeded"
 
-    def _restart(self, name: str, service: Service, live: list[ContainerInfo]) -> bool:
+    def _replaced(self, service: Service, live: list[ContainerInfo]) -> bool:
+        """A single public replica that may run beside its replacement: replaced instead."""
+        return len(live) == 1 and service.is_public and self.control.ingress.enabled and \
+            replacement_order(service) == "start-first"
+
+    def _how(self, service: Service, live: list[ContainerInfo]) -> str:
+        if self._replaced(service, live):
+            return "its one replica is replaced start-first, so that it keeps serving"
         count = len(live)
-        if count == 1 and service.is_public and self.control.ingress.enabled and \
-                replacement_order(service) == "start-first":
-            self._record(name, S.UPDATE_QUEUED, "restart: its one replica is replaced "
-                         "start-first, so that it keeps serving")
+        return f"{count} replica{'s' if count != 1 else ''}, one at a time"
+
+    def _restart(self, name: str, service: Service, live: list[ContainerInfo]) -> bool:
+        self._record(name, S.UPDATE_QUEUED, f"restart: {self._how(service, live)}")
+        if self._replaced(service, live):
             progress = self.progress[name]
             self._replace(self._job(name, service, live), progress, fresh=False)
             return progress.ok
+        count = len(live)
         plural = "s" if count != 1 else ""
-        self._record(name, S.UPDATE_QUEUED, f"restart: {count} replica{plural}, one at a time")
         outcome = Outcome(True, "")
         for index, info in enumerate(live, 1):
             self._record(name, S.SERVICE_DEPLOYMENT_PENDING,

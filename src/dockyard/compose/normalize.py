@@ -473,6 +473,8 @@ class Normalizer:
                 continue
             extra = {k: v for k, v in spec.items()
                      if k not in ("aliases", "ipv4_address", "ipv6_address")}
+            if isinstance(extra.get("driver_opts"), dict):
+                extra["driver_opts"] = _driver_opts(extra["driver_opts"])
             out[name] = ServiceNetwork(
                 aliases=tuple(_unique(str(a) for a in spec.get("aliases") or [])),
                 ipv4_address=spec.get("ipv4_address"),
@@ -623,6 +625,8 @@ class Normalizer:
                 name = key if external else f"{self.project_name}_{key}"
             if kind in ("secrets", "configs") and isinstance(spec.get("file"), str):
                 spec["file"] = self.abspath(spec["file"])
+            if isinstance(spec.get("driver_opts"), dict):
+                spec["driver_opts"] = _driver_opts(spec["driver_opts"])
             out[key] = Resource(name=str(name), external=external, settings=frozen_map(spec))
         return out
 
@@ -657,6 +661,11 @@ def _extra_hosts(value: Any) -> list[str]:
             ip = ip[1:-1]
         out.append(f"{host}={ip}")
     return out
+
+
+def _driver_opts(value: Mapping[str, Any]) -> dict[str, str]:
+    """Driver options as Compose prints them: every value a string (`mtu: 1450` -> "1450")."""
+    return {str(k): scalar_text(v) for k, v in value.items()}
 
 
 def _provider(value: Mapping[str, Any]) -> dict[str, Any]:

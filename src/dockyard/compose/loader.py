@@ -239,6 +239,10 @@ def _rebase_paths(data: dict[str, Any], base_dir: str, file_dir: str, home: str 
                     volume.get("source"), str
                 ):
                     volume["source"] = _abs(base_dir, volume["source"], home)
+        develop = service.get("develop")
+        for rule in (develop.get("watch") if isinstance(develop, dict) else None) or []:
+            if isinstance(rule, dict) and isinstance(rule.get("path"), str):
+                rule["path"] = _abs(base_dir, rule["path"], home)
         extends = service.get("extends")
         if isinstance(extends, dict) and isinstance(extends.get("file"), str):
             extends["file"] = _abs(file_dir, extends["file"], home)

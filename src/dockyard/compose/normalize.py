@@ -45,7 +45,7 @@ MODELED_SERVICE_KEYS = frozenset({
 _BOOL_KEYS = frozenset({"tty", "stdin_open", "privileged", "read_only", "init",
                         "oom_kill_disable"})
 _INT_KEYS = frozenset({"cpu_count", "cpu_percent", "cpu_shares", "cpu_quota", "cpu_period",
-                       "pids_limit", "scale", "mem_swappiness", "oom_score_adj"})
+                       "pids_limit", "scale", "oom_score_adj"})
 _SIZE_KEYS = frozenset({"shm_size", "mem_limit", "mem_reservation", "memswap_limit"})
 
 
@@ -550,6 +550,13 @@ class Normalizer:
             return self.boolean(value, path)
         if key in _INT_KEYS:
             return self.integer(value, path)
+        if key == "mem_swappiness":  # a number Compose prints as a string
+            number = self.integer(value, path)
+            return None if number is None else str(number)
+        if key in ("post_start", "pre_stop") and isinstance(value, list):
+            return [self.hook(h) if isinstance(h, dict) else h for h in value]
+        if key == "develop" and isinstance(value, dict):
+            return self.develop(value)
         if key in _SIZE_KEYS:
             size = self.size(value, path)
             return None if size is None else str(size)  # Compose prints bytes as a string
@@ -584,6 +591,36 @@ class Normalizer:
                               "hard": self.integer(v.get("hard"), (*path, n, "hard"))})
                     for n, v in value.items()}
         return value
+
+    def hook(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """A lifecycle hook (`post_start`, `pre_stop`, a watch's `exec`) as Compose prints it:
+        the command split into a list, the environment a map (a name without a value takes it
+        from the variables, or is dropped)."""
+        out = dict(raw)
+        if out.get("command") is not None:
+            out["command"] = list(split_command(out["command"]) or ())
+        if out.get("environment") is not None:
+            out["environment"] = {
+                k: self.variables[k] if v is None else v
+                for k, v in key_value_list(out["environment"]).items()
+                if v is not None or k in self.variables}
+        return out
+
+    def develop(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """`develop.watch` with each path absolute and each `exec` hook in long form."""
+        out = dict(raw)
+        if isinstance(raw.get("watch"), list):
+            watch = []
+            for rule in raw["watch"]:
+                rule = dict(rule) if isinstance(rule, dict) else rule
+                if isinstance(rule, dict):
+                    if isinstance(rule.get("path"), str):
+                        rule["path"] = self.abspath(rule["path"])
+                    if isinstance(rule.get("exec"), dict):
+                        rule["exec"] = self.hook(rule["exec"])
+                watch.append(rule)
+            out["watch"] = watch
+        return out
 
     def blkio(self, value: Mapping[str, Any], path: KeyPath) -> dict[str, Any]:
         """`blkio_config` as Compose prints it: `Path` with `Rate` (bytes, or operations, as a

@@ -87,6 +87,7 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
             row.expires_at = deadline.expires_at.isoformat() if deadline else None
         return rows
 
+
 def _summary(item: ProjectOverview) -> ProjectSummary:
     latest, deadline = item.latest, item.expiry
     return ProjectSummary(

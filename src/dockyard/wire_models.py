@@ -96,9 +96,9 @@ class DeployBody(_Body):
 @dataclass(repr=False, eq=False)
 class RedeployBody(_Body):
     pull: PullPolicy | None = None
-
-
     origin: DeployOrigin | None = None
+
+
 @dataclass(repr=False, eq=False)
 class RollbackBody(_Body):
     """`POST /v1/projects/<project>/rollback` (and `.../rollback/plan`, what it would do):
@@ -173,6 +173,7 @@ class DeploymentStarted(_Body):
 
     deployment: str
     project: str
+    rollback_of: str | None = None  # a rollback or redeploy: the deployment it runs again
 
 
 @dataclass(repr=False, eq=False)
@@ -184,7 +185,6 @@ class PlannedService(_Body):
     reasons: list[str] = field(default_factory=list)
     replicas: int = 0
 
-    rollback_of: str | None = None  # a rollback or redeploy: the deployment it runs again
 
 @dataclass(repr=False, eq=False)
 class PlanAnswer(_Body):
@@ -194,6 +194,7 @@ class PlanAnswer(_Body):
     builds: list[str] = field(default_factory=list)
     pulls: list[str] = field(default_factory=list)
     services: list[PlannedService] = field(default_factory=list)
+    rollback_of: str | None = None  # a rollback's plan: the deployment it would run again
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
@@ -206,7 +207,6 @@ class PlanAnswer(_Body):
 @dataclass(repr=False, eq=False)
 class ConfigItem(_Body):
     """A config's name and when it was set: never its value."""
-    rollback_of: str | None = None  # a rollback's plan: the deployment it would run again
 
     name: str
     updated_at: str
@@ -260,6 +260,15 @@ class ServiceStatus(_Body):
 
 
 @dataclass(repr=False, eq=False)
+class DashboardLink(_Body):
+    """`POST /v1/dashboard/links`: a one-time login link to the dashboard for the caller's
+    token (`dockyard dashboard`), as a path of the server; valid once, for `expires_in` s."""
+
+    path: str
+    expires_in: int = 0
+
+
+@dataclass(repr=False, eq=False)
 class ProjectSummary(_Body):
     """A project of the account (`compose ls`): its latest deployment, how many services are
     in each state (as recorded), and its `up --ttl` deadline."""
@@ -272,15 +281,6 @@ class ProjectSummary(_Body):
     services: dict[str, int] = field(default_factory=dict)  # state name -> how many
     expires_at: str | None = None
     expire_volumes: bool = False  # the volumes go too when it expires (`--ttl-volumes`)
-
-
-@dataclass(repr=False, eq=False)
-class DashboardLink(_Body):
-    """`POST /v1/dashboard/links`: a one-time login link to the dashboard for the caller's
-    token (`dockyard dashboard`), as a path of the server; valid once, for `expires_in` s."""
-
-    path: str
-    expires_in: int = 0
 
 
 @dataclass(repr=False, eq=False)
@@ -332,6 +332,9 @@ class DeploymentRecordBody(_Body):
     options: dict[str, Any] = field(default_factory=dict)  # force, build, pull, ...
     rollback_of: str | None = None  # the deployment a rollback or redeploy ran again
     rolled_back_by: str | None = None  # the rollback that undid this deployment
+    rolled_back_to: str | None = None  # ... and the deployment that rollback ran again
+    rollback_pending: bool = False  # failed, and its automatic rollback is being started
+    rollback_refused: str | None = None  # why its automatic rollback could not start
 
 
 @dataclass(repr=False, eq=False)
@@ -352,9 +355,6 @@ class DeploymentDetail(_Body):
     record: DeploymentRecordBody = field(default_factory=DeploymentRecordBody)
     configs: dict[str, int] = field(default_factory=dict)
     plan: list[PlannedService] | None = None  # None: it never got as far as planning
-    rolled_back_to: str | None = None  # ... and the deployment that rollback ran again
-    rollback_pending: bool = False  # failed, and its automatic rollback is being started
-    rollback_refused: str | None = None  # why its automatic rollback could not start
     outcome: dict[str, str] = field(default_factory=dict)  # service -> its last state
     compose: dict[str, Any] = field(default_factory=dict)  # the normalized project
 

@@ -161,3 +161,18 @@ def test_a_deployment_records_its_origin_plan_and_outcome(server: Server) -> Non
     assert listed == []
     bad = server.call("GET", "/v1/deployments", params={"status": "nonsense"})
     assert bad.status_code == 422
+
+
+def test_a_partial_deployment_is_rolled_back_to_as_partial(server: Server) -> None:
+    server.set_config("shop", "TOKEN", "v1")
+    server.up("shop", services())
+    partial = started(server, "/v1/projects/shop/deployments", services=["web"],
+                      project={"name": "shop", "services": services("sleep 1500")})
+    assert server.events(partial["deployment"])[1] == "succeeded"
+    server.up("shop", services("sleep 2000"))
+    db = server.containers("shop")["db"]
+    answer = started(server, "/v1/projects/shop/rollback", deployment=partial["deployment"])
+    assert server.events(answer["deployment"])[1] == "succeeded"
+    assert server.spec_of("shop", "web").command == ("sh", "-c", "sleep 1500")
+    assert server.containers("shop")["db"] == db  # not part of that deployment: untouched
+    assert detail(server, answer["deployment"])["record"]["options"]["services"] == ["web"]

@@ -333,9 +333,51 @@ def build_parser(only_config: bool = False) -> argparse.ArgumentParser:
                              help="every project, even with a Compose file here")
     deployments.add_argument("-n", "--limit", type=int, default=50, metavar="N",
                              help="at most N deployments (default 50)")
+    deployments.add_argument("--status", choices=["running", "succeeded", "failed", "refused"],
+                             help="only the deployments with this status")
     _server_option(deployments)
     _json_option(deployments, "print a JSON list")
     deployments.set_defaults(handler=_deployments)
+    shows = deployments.add_subparsers(dest="deployments_command", metavar="COMMAND")
+    show = shows.add_parser(
+        "show", help="all one deployment recorded",
+        description="One deployment as recorded: who ran it, when and with which Dockyard "
+        "versions; the git commit, branch and dirty flag of the project directory; each "
+        "service's planned action and why, its image digest and its outcome; each config's "
+        "version (never its value); and the state timeline. --json adds the normalized "
+        "project.")
+    show.add_argument("deployment", metavar="DEPLOYMENT",
+                      help="the deployment's id (`dockyard deployments` lists them)")
+    show.add_argument("--compose", action="store_true",
+                      help="print only the normalized project it deployed, as YAML")
+    _server_option(show)
+    _json_option(show, "print a JSON object")
+    show.set_defaults(handler=_deployment_show)
+
+    rollback = commands.add_parser(
+        "rollback", help="go back to exactly what an earlier deployment ran",
+        description="Deploy again exactly what a recorded deployment ran: its normalized "
+        "project, each service's image by digest and each config at the version it ran. "
+        "By default the last deployment that completed before the current one. It says "
+        "which services it will change, then goes through the same plan, zero-downtime "
+        "replacement and health checks as `compose up` (same output and exit codes). "
+        "Refused before anything changes when an image or a config version is gone. The "
+        "stored configs are not changed: the next `compose up` runs the current values.")
+    rollback.add_argument("deployment", metavar="DEPLOYMENT", nargs="?",
+                          help="the deployment to go back to (`dockyard deployments`)")
+    _project_options(rollback)
+    _server_option(rollback)
+    rollback.add_argument("-d", "--detach", action="store_true",
+                          help="start the rollback and return without waiting")
+    rollback.add_argument("--dry-run", action="store_true",
+                          help="print what the rollback would change, and change nothing")
+    rollback.add_argument("--pull", choices=["always", "missing", "never"],
+                          help="pull the pinned images always, when missing (default), or "
+                          "never")
+    rollback.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                          help="stop waiting after SECONDS (exit code 6); it goes on")
+    _json_option(rollback, "print one JSON event per line")
+    rollback.set_defaults(handler=_rollback)
 
     redeploy = commands.add_parser(
         "redeploy", help="deploy again exactly the images a recorded deployment ran",
@@ -598,7 +640,7 @@ def _compose_up(args: argparse.Namespace) -> int:
         detach=args.detach, build=args.build, force=args.force, pull=args.pull,
         dry_run=args.dry_run, wait_timeout=args.wait_timeout, as_json=args.json,
         ttl=_ttl_seconds(args.ttl, args.ttl_volumes), ttl_volumes=args.ttl_volumes,
-        services=tuple(args.services)))
+        rollback_on_failure=args.rollback_on_failure, services=tuple(args.services)))
 
 
 def _ttl_seconds(text: str | None, volumes: bool) -> int | None:
@@ -663,6 +705,22 @@ def _redeploy(args: argparse.Namespace) -> int:
         detach=args.detach, pull=args.pull, wait_timeout=args.wait_timeout, as_json=args.json))
 
 
+def _deployment_show(args: argparse.Namespace) -> int:
+    from dockyard.cli.commands.history import run_show
+
+    return run_show(args.deployment, _client_factory(args), as_json=args.json,
+                    compose=args.compose)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from dockyard.cli.commands.deploy import UpOptions
+    from dockyard.cli.commands.history import run_rollback
+
+    return run_rollback(_project_name(args), args.deployment, _client_factory(args), UpOptions(
+        detach=args.detach, pull=args.pull, dry_run=args.dry_run,
+        wait_timeout=args.wait_timeout, as_json=args.json))
+
+
 def _deployments(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.status import run_deployments
 
@@ -675,7 +733,8 @@ def _deployments(args: argparse.Namespace) -> None:
                 project_name=None, cwd=".", file=[], profile=[], env_file=[]))
         except DockyardError:  # no usable Compose project here: show every project
             project = None
-    run_deployments(project, _client_factory(args), as_json=args.json, limit=args.limit)
+    run_deployments(project, _client_factory(args), as_json=args.json, limit=args.limit,
+                    status=args.status)
 
 
 def _config_set(args: argparse.Namespace) -> None:

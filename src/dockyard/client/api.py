@@ -27,6 +27,7 @@ from dockyard.wire_models import (
     DeploymentDetail,
     DeploymentStarted,
     DeploymentSummary,
+    DeployOrigin,
     DownBody,
     Health,
     IngressInfo,
@@ -38,6 +39,7 @@ from dockyard.wire_models import (
     RegistryLoginBody,
     RegistryStored,
     RestartBody,
+    RollbackBody,
     ServiceStatus,
     WhoAmI,
 )
@@ -195,16 +197,21 @@ class Client:
     def deploy(self, project: str, data: Mapping[str, Any],
                builds: Mapping[str, Mapping[str, Any]], *, force: bool = False,
                build: bool = False, pull: PullPolicy | None = None,
+               origin: DeployOrigin | None = None, rollback_on_failure: bool = False,
                ttl: float | None = None, ttl_volumes: bool = False,
                services: Sequence[str] = ()) -> str:
         """Start a deployment; its id (the answer is a `DeploymentStarted`). `pull` (always,
         missing, never) replaces every service's `pull_policy`, as `compose up --pull` does.
+        `origin` is recorded with it (`client.origin.local_origin` reads one);
+        `rollback_on_failure` rolls it back to the deployment before it if it fails.
         `ttl` (seconds, `dockyard.ttl.parse_ttl` reads `2h`): the server takes the project
         down that long after now, its volumes too with `ttl_volumes`; without it, an earlier
         deadline is forgotten and the project kept. `services` (`up SERVICE...`) deploys
         only those and what they depend on, and leaves every other service as it runs."""
         body = _deploy_body(data, builds, force, build, pull)
         body["services"] = list(services)
+        body.update(origin=None if origin is None else origin.to_json(),
+                    rollback_on_failure=rollback_on_failure)
         if ttl is not None:
             body.update(ttl=ttl, ttl_volumes=ttl_volumes)
         answer = self._json("POST", f"/v1/projects/{project}/deployments", json=body)
@@ -220,12 +227,31 @@ class Client:
         return PlanAnswer.from_json(self._json("POST", f"/v1/projects/{project}/plan",
                                                json=body))
 
-    def redeploy(self, deployment: str, *, pull: PullPolicy | None = None
-                 ) -> DeploymentStarted:
+    def redeploy(self, deployment: str, *, pull: PullPolicy | None = None,
+                 origin: DeployOrigin | None = None) -> DeploymentStarted:
         """Deploy again exactly the images `deployment` ran: the new deployment, its project."""
         body = {} if pull is None else RedeployBody(pull=pull).to_json()
+        if origin is not None:
+            body["origin"] = origin.to_json()
         return DeploymentStarted.from_json(
             self._json("POST", f"/v1/deployments/{deployment}/redeploy", json=body))
+
+    def rollback(self, project: str, deployment: str | None = None, *,
+                 pull: PullPolicy | None = None,
+                 origin: DeployOrigin | None = None) -> DeploymentStarted:
+        """Run again exactly what `deployment` ran (its images, config versions and project);
+        by default the last deployment that completed before the current one. The answer
+        names the rollback's own deployment and the one it runs again (`rollback_of`)."""
+        body = RollbackBody(deployment=deployment, pull=pull, origin=origin).to_json()
+        return DeploymentStarted.from_json(
+            self._json("POST", f"/v1/projects/{project}/rollback", json=body))
+
+    def rollback_plan(self, project: str, deployment: str | None = None, *,
+                      pull: PullPolicy | None = None) -> PlanAnswer:
+        """What `rollback` with the same arguments would change: nothing changes."""
+        body = RollbackBody(deployment=deployment, pull=pull).to_json()
+        return PlanAnswer.from_json(
+            self._json("POST", f"/v1/projects/{project}/rollback/plan", json=body))
 
     def down(self, project: str, *, volumes: bool = False, services: Sequence[str] = (),
              force: bool = False) -> str:
@@ -257,11 +283,14 @@ class Client:
         counted by state, and its `up --ttl` deadline."""
         return [ProjectSummary.from_json(item) for item in self._json("GET", "/v1/projects")]
 
-    def deployments(self, project: str | None = None,
-                    limit: int = 50) -> list[DeploymentSummary]:
+    def deployments(self, project: str | None = None, limit: int = 50,
+                    status: str | None = None) -> list[DeploymentSummary]:
+        """The history, newest first; `status` (running, succeeded, failed, refused) filters."""
         params: dict[str, Any] = {"limit": limit}
         if project:
             params["project"] = project
+        if status:
+            params["status"] = status
         return [DeploymentSummary.from_json(item)
                 for item in self._json("GET", "/v1/deployments", params=params)]
 

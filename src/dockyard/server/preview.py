@@ -44,16 +44,21 @@ class Preview:
 def preview(control: ControlPlane, account: Account, project_name: str,
             project_data: Mapping[str, Any], builds: Mapping[str, BuildInput], *,
             force: bool, rebuild: bool, pull: str | None = None,
+            pins: Mapping[str, str] | None = None,
+            config_versions: Mapping[str, int] | None = None,
             services: Sequence[str] = ()) -> Preview:
-    """`services` (`up --dry-run SERVICE...`): the plan of those and what they depend on."""
+    """`pins` and `config_versions` as a rollback runs them (`rollback.preview_rollback`);
+    `services` (`up --dry-run SERVICE...`): the plan of those and what they depend on."""
+    from dockyard.server.rollback import run_configs
+
     check_project_size(project_data, control.settings.max_project_bytes)
     project = whole = load_submitted(project_name, project_data)
     if services:
         project = narrowed(whole, closure(whole, services))
         builds = {name: b for name, b in builds.items() if name in project.services}
-    configs = control.configs.values(account, project.name)
+    configs, _ = run_configs(control, account, project, config_versions)
     images = check_request(control, project, builds, configs, account.name, pull=pull,
-                           rebuild=rebuild, whole=whole)
+                           rebuild=rebuild, pins=pins, whole=whole)
     placement = control.placement(account, project.name)
     running = by_service(control.driver.containers(project_labels(placement),
                                                 detail=False))

@@ -11,8 +11,10 @@ The stored configs are not changed: a rollback runs the recorded versions, and t
 `compose up` runs the current ones again (set the old value with `config set` to keep it).
 
 The default target is the last deployment that completed (succeeded) before the current
-one, the newest deployment of the project that was not refused: after a bad deploy, the
-one before it, whether the bad one failed or passed its health checks.
+one, the newest deployment of the project that ran it (`up`, `redeploy` or `rollback`, not
+refused; a `restart` or `down` changes no version): after a bad deploy, the one before it,
+whether the bad one failed or passed its health checks. A partial deployment (`up
+SERVICE...`) is run again as partial: only its services and what they depend on.
 
 A failed deployment rolls back by itself when `up --rollback-on-failure` asked for it or a
 service sets Compose's `deploy.update_config.failure_action: rollback`: the whole
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockyard.api_errors import NotFound
@@ -60,7 +63,7 @@ def rollback_target(control: ControlPlane, account: Account, project: str,
                 f"name a deployment that ran the project (`dockyard deployments -p {project}`)")])
         return deployment
     history = [d for d in control.store.deployments(account, project, limit=HISTORY_SCANNED)
-               if d.status != "refused"]
+               if d.status != "refused" and d.action in DEPLOYING_ACTIONS]
     if not history:
         raise NotFound(f"project {project!r} has no deployment",
                        hint="`dockyard deployments` lists what was deployed")
@@ -73,13 +76,24 @@ def rollback_target(control: ControlPlane, account: Account, project: str,
                    "them; name one with `dockyard rollback DEPLOYMENT`")
 
 
-def rollback_inputs(control: ControlPlane, account: Account, target: str
-                    ) -> tuple[str, dict[str, Any], dict[str, str], dict[str, int] | None]:
-    """(project, normalized project, image pins, config versions) of `target`; versions are
-    None for a deployment from before they were recorded (the current values run)."""
+@dataclass(frozen=True, slots=True)
+class RollbackInputs:
+    """What a rollback to a deployment runs: its project (`data`, normalized), each service's
+    image (`pins`), the config versions (None for a deployment from before they were
+    recorded: the current values run), and its selection (a partial `up SERVICE...` is run
+    again as partial)."""
+
+    project: str
+    data: dict[str, Any]
+    pins: dict[str, str]
+    versions: dict[str, int] | None
+    services: list[str]
+
+
+def rollback_inputs(control: ControlPlane, account: Account, target: str) -> RollbackInputs:
     from dockyard.server.deployments import recorded_pins
 
-    record, data, pins = recorded_pins(control, account, target)
+    record, data, pins, selection = recorded_pins(control, account, target)
     versions = control.store.deployment_facts(account, target).configs
     if versions:
         kept = control.store.encrypted_config_versions(account, record.project, versions)
@@ -91,7 +105,7 @@ def rollback_inputs(control: ControlPlane, account: Account, target: str
                 f"{control.store.HISTORY_KEPT} replaced values)", Location(path=f"configs.{name}"),
                 f"set the value again with `dockyard config set {name}` and deploy with "
                 "`compose up`, or roll back to a later deployment") for name in gone])
-    return record.project, data, pins, versions or None
+    return RollbackInputs(record.project, data, pins, versions or None, selection)
 
 
 def start_rollback(control: ControlPlane, account: Account, project: str,
@@ -101,10 +115,11 @@ def start_rollback(control: ControlPlane, account: Account, project: str,
     from dockyard.server.deployments import start_deployment
 
     target = rollback_target(control, account, project, deployment)
-    name, data, pins, versions = rollback_inputs(control, account, target)
-    started = start_deployment(control, account, name, data, {}, force=False, rebuild=False,
-                               pull=pull, pins=pins, action="rollback", origin=origin,
-                               config_versions=versions, rollback_of=target)
+    run = rollback_inputs(control, account, target)
+    started = start_deployment(control, account, run.project, run.data, {}, force=False,
+                               rebuild=False, pull=pull, pins=run.pins, action="rollback",
+                               origin=origin, config_versions=run.versions,
+                               rollback_of=target, services=run.services)
     return started, target
 
 
@@ -115,9 +130,10 @@ def preview_rollback(control: ControlPlane, account: Account, project: str,
     from dockyard.server.preview import preview
 
     target = rollback_target(control, account, project, deployment)
-    name, data, pins, versions = rollback_inputs(control, account, target)
-    return preview(control, account, name, data, {}, force=False, rebuild=False, pull=pull,
-                   pins=pins, config_versions=versions), target
+    run = rollback_inputs(control, account, target)
+    return preview(control, account, run.project, run.data, {}, force=False, rebuild=False,
+                   pull=pull, pins=run.pins, config_versions=run.versions,
+                   services=run.services), target
 
 
 def run_configs(control: ControlPlane, account: Account, project: Project,

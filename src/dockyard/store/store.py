@@ -855,7 +855,6 @@ class Store:
         with self.engine.connect() as conn:
             return [str(r[0]) for r in conn.execute(query).all()]
 
-
     # -- expiry ------------------------------------------------------------------------------------
     def set_expiry(self, account: Account, project: str, expires_at: datetime, volumes: bool,
                    deployment_id: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -15,6 +16,7 @@ from dockyard.build.context import pack_context
 from dockyard.cli.render import LiveStates, note, print_diagnostics, write_stdout
 from dockyard.cli.tables import endpoints_text, plan_table, ps_table
 from dockyard.client.api import Client
+from dockyard.client.origin import local_origin
 from dockyard.compose import LoadOptions, load_project, project_to_dict
 from dockyard.diagnostics import Diagnostic
 from dockyard.errors import DockyardError, ProjectInvalid
@@ -45,6 +47,15 @@ class UpOptions:
     services: tuple[str, ...] = ()  # `up SERVICE...`: those and their dependencies only
     ttl: float | None = None  # `--ttl`, in seconds: the server takes the project down then
     ttl_volumes: bool = False  # `--ttl-volumes`: its volumes too
+    rollback_on_failure: bool = False  # a failed deployment goes back to the one before
+
+
+def project_directory(options: LoadOptions) -> str:
+    """The project's directory, whose git checkout a deployment records: Compose's, the
+    first file's directory when files are named, else the working directory."""
+    if options.files:
+        return os.path.dirname(os.path.join(options.working_dir, options.files[0])) or "."
+    return options.working_dir
 
 
 def _emit_json(item: dict[str, Any]) -> None:
@@ -112,6 +123,8 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
                                as_json=up.as_json)
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
                                    pull=up.pull, ttl=up.ttl, ttl_volumes=up.ttl_volumes,
+                                   origin=local_origin(project_directory(options)),
+                                   rollback_on_failure=up.rollback_on_failure,
                                    services=up.services)
         return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
 
@@ -135,7 +148,8 @@ def run_redeploy(deployment_id: str, client_factory: Any, up: UpOptions) -> int:
     """`dockyard redeploy ID`: the recorded deployment's images again, followed like `up`."""
     client: Client = client_factory()
     with client:
-        started = client.redeploy(deployment_id, pull=up.pull)
+        started = client.redeploy(deployment_id, pull=up.pull,
+                                  origin=local_origin(None))
         return _follow(client, started.project, started.deployment, up,
                        {"redeploys": deployment_id})
 
@@ -155,6 +169,7 @@ def _follow(client: Client, name: str, deployment: str, up: UpOptions,
         return int(ExitCode.OK)
     try:
         status = _watch(client, deployment, up)
+        undone = _rolled_back(client, deployment, up) if status == "failed" else None
     except KeyboardInterrupt:
         note(f"detached: deployment {deployment} goes on; follow it with `dockyard "
              f"compose ps -p {name}` or `dockyard tail -p {name}`")
@@ -175,11 +190,41 @@ def _follow(client: Client, name: str, deployment: str, up: UpOptions,
     # count; the others were left as they are.
     failed = [r for r in rows if r.state != "SERVICE_DEPLOYMENT_COMPLETED"
               and (not (up.services or "restarts" in extra) or r.deployment == deployment)]
+    if undone is not None:
+        raise DeploymentFailed(f"deployment {deployment} failed and was rolled back: {undone}",
+                               hint=f"`dockyard deployments show {deployment}` says what "
+                               f"failed; `dockyard logs -p {name}` shows the output")
     if status != "succeeded" or failed:
         details = "; ".join(f"{r.service}: {r.state} ({r.reason})" for r in failed)
         raise DeploymentFailed(f"deployment {deployment} failed: {details or status}",
                                hint=f"see `dockyard logs -p {name}` for the services' output")
     return int(ExitCode.OK)
+
+
+ROLLBACK_START_WAIT = 60.0  # seconds the server may take to admit an automatic rollback
+
+
+def _rolled_back(client: Client, deployment: str, up: UpOptions) -> str | None:
+    """When the failed `deployment` rolls back by itself (`--rollback-on-failure`,
+    `failure_action: rollback`), follow the rollback too; what became of it, or None."""
+    deadline = time.monotonic() + ROLLBACK_START_WAIT
+    record = client.deployment(deployment).record
+    while record.rollback_pending and time.monotonic() < deadline:
+        time.sleep(0.2)
+        record = client.deployment(deployment).record
+    if record.rollback_refused:
+        return f"no: the rollback was refused ({record.rollback_refused})"
+    if not record.rolled_back_by:
+        return None
+    rollback = record.rolled_back_by
+    if up.as_json:
+        _emit_json({"event": "rollback", "deployment": rollback,
+                    "failed": deployment, "rollback_of": record.rolled_back_to})
+    else:
+        note(f"deployment {deployment} failed; rolling back to {record.rolled_back_to} "
+             f"(deployment {rollback})")
+    status = _watch(client, rollback, up)
+    return f"rollback {rollback} to {record.rolled_back_to} {status}"
 
 
 def _watch(client: Client, deployment: str, up: UpOptions) -> str:

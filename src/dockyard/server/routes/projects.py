@@ -47,10 +47,10 @@ def add_routes(api: APIRouter, control: ControlPlane) -> None:
     def deploy(project: Annotated[str, Path(pattern=PROJECT_NAME, max_length=253)],
                body: DeployBody, who: Who) -> DeploymentStarted:
         expiry.check_ttl(body.ttl)
-        deployment = deployments.start_deployment(control, who, project, body.project,
-                                                  _builds(body), force=body.force,
-                                                  rebuild=body.build, pull=body.pull,
-                                                  services=body.services)
+        deployment = deployments.start_deployment(
+            control, who, project, body.project, _builds(body), force=body.force,
+            rebuild=body.build, pull=body.pull, origin=body.origin,
+            rollback_on_failure=body.rollback_on_failure, services=body.services)
         expiry.after_up(control, who, project, deployment, body.ttl, body.ttl_volumes)
         return DeploymentStarted(deployment=deployment, project=project)
 

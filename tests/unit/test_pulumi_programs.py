@@ -37,11 +37,14 @@ def dynamic(mocks: Recorder) -> dict[str, dict[str, Any]]:
 def test_every_example_program_registers_a_project() -> None:
     found = sorted(p.parent.name for p in PROGRAMS.glob("*/__main__.py"))
     assert found == ["defang-aws", "secrets", "shop"]
-    for name in ("defang-aws", "shop"):
+    key = "dockyard-secrets:greeting-password"
+    for name, project in (("defang-aws", "defang-aws"), ("shop", "dockyard-shop"),
+                          ("secrets", "dockyard-secrets")):
         mocks = Recorder()
-        run_program(PROGRAMS / name / "__main__.py", mocks)
+        run_program(PROGRAMS / name / "__main__.py", mocks, {key: SECRET}, (key,), project)
         assert [t for t, _, _ in mocks.registered] == ["dockyard:index:Project",
                                                        DYNAMIC_PROJECT]
+        assert f"name: {project}\n" in (PROGRAMS / name / "Pulumi.yaml").read_text()
 
 
 def test_a_defang_program_gives_identical_inputs_after_changing_only_its_import(

@@ -7,7 +7,8 @@ The example comes up COMPLETED; a changed replica count is an in-place update an
 image a replacement (which Pulumi carries out as create-then-delete, and the delete of the
 replaced resource leaves the project running); a failing service fails `create` with its
 reason and leaves nothing; `delete` leaves nothing behind; the secret given as a config is in
-no output, record, file or log of the server in plain text.
+no output, record, file or log of the server in plain text. The last test drives the same
+provider through Pulumi's own provider host process over gRPC, as the engine does.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 import pytest
-from pulumi.runtime import rpc
+from pulumi.runtime import proto, rpc
 
 from dockyard.client.api import connect
 from pulumi_dockyard import DeploymentFailed, ProjectProvider
@@ -34,6 +36,7 @@ from tests.support.deployments import (
     labelled,
 )
 from tests.support.engine import engine_ready
+from tests.support.pulumi_host import provider_host, struct, unstruct, with_provider
 from tests.support.pulumi_mocks import DYNAMIC_PROJECT, Recorder, plain_strings, run_program
 
 pytestmark = [
@@ -192,4 +195,39 @@ def test_standalone_services_of_one_project_come_and_go_one_by_one(
     assert containers(project, service="one") == []
     assert dockyard.ps(project)["two"]["state"] == COMPLETED
     provider.delete(second.id, outs_of(second))
+    nothing_left(project)
+
+
+def test_through_pulumis_provider_host_a_failure_and_a_project_from_create_to_delete(
+        dockyard: Dockyard, tmp_path: Path) -> None:
+    """As the engine drives it: `python -m pulumi.dynamic` in its own process, over gRPC."""
+    failing = dockyard.name("pulumi-host-failing")
+    project = dockyard.name("pulumi-host")
+    web = {"image": "dockyard/busybox:1", "stop_grace_period": "1s",
+           "command": ["httpd", "-f", "-p", "8080", "-h", "/"],
+           "ports": [{"target": 8080, "mode": "ingress"}],
+           "environment": {"WEB_SECRET": "${WEB_SECRET}"}}
+    with provider_host() as host:
+        bad = with_provider({"project_name": failing, "program_dir": str(tmp_path),
+                             "services": {"web": {**web, "command": ["sh", "-c", "exit 3"],
+                                                  "restart": "no", "ports": []}},
+                             "configs": {"WEB_SECRET": SECRET}})
+        with pytest.raises(grpc.RpcError) as caught:
+            host.Create(proto.CreateRequest(urn="u", properties=struct(bad)), timeout=300)
+        assert "web: SERVICE_DEPLOYMENT_FAILED (" in caught.value.details()
+        assert SECRET not in caught.value.details()
+        nothing_left(failing)
+
+        props = with_provider({"project_name": project, "program_dir": str(tmp_path),
+                               "services": {"web": web},
+                               "configs": rpc.wrap_rpc_secret({"WEB_SECRET": SECRET})})
+        created = host.Create(proto.CreateRequest(urn="u", properties=struct(props)),
+                              timeout=300)
+        outs = unstruct(created.properties)
+        assert outs["status"]["web"]["state"] == COMPLETED
+        assert outs["endpoints"]["web"].startswith("https://web--8080.")
+        assert rpc.is_rpc_secret(outs["configs"])
+        assert SECRET not in " ".join(plain_strings(outs))
+        host.Delete(proto.DeleteRequest(id=created.id, urn="u", properties=created.properties),
+                    timeout=300)
     nothing_left(project)

@@ -4,7 +4,6 @@ or a connection would fail there, at a user's `pulumi up`: these tests fail firs
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import subprocess
 import sys
@@ -12,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
-from pulumi.runtime.proto import provider_pb2_grpc
+from tests.support.pulumi_host import provider_host, struct, with_provider
 from tests.support.pulumi_mocks import DYNAMIC_PROJECT, Recorder, run_program
 
 from dockyard.client.api import Client
@@ -98,43 +96,23 @@ def test_a_diff_of_another_project_name_is_a_replacement_without_asking_a_server
     assert (found.changes, found.replaces) == (True, ["project_name"])
 
 
-def _struct(props: dict[str, Any]) -> Any:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(rpc.serialize_properties(props, {}))
-    finally:
-        loop.close()
-
-
 @pytest.fixture
 def host() -> Iterator[Any]:
-    """Pulumi's dynamic provider host (`python -m pulumi.dynamic`, what the engine starts),
-    and a gRPC client of it as the engine has one."""
-    process = subprocess.Popen([sys.executable, "-m", "pulumi.dynamic"],
-                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    port = process.stdout.readline().strip()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield provider_pb2_grpc.ResourceProviderStub(channel)
-    finally:
-        channel.close()
-        process.terminate()
-        process.wait(timeout=30)
-        process.stdout.close()
+    with provider_host() as stub:
+        yield stub
 
 
 def test_pulumis_own_provider_host_runs_check_and_diff(host: Any) -> None:
     """On the wire format the engine sends, through another process."""
-    props = {"__provider": serialize_provider(ProjectProvider()), "project_name": "p",
-             "program_dir": "/x", "services": {"a": {"image": "x", "llm": {}}}}
-    checked = host.Check(proto.CheckRequest(urn="u", olds=_struct({}), news=_struct(props)),
+    props = with_provider({"project_name": "p", "program_dir": "/x",
+                           "services": {"a": {"image": "x", "llm": {}}}})
+    checked = host.Check(proto.CheckRequest(urn="u", olds=struct({}), news=struct(props)),
                          timeout=60)
     assert [(f.property, f.reason.split(":")[0]) for f in checked.failures] == \
         [("services", "services.a.llm")]
     olds = {**props, "services": {"a": {"image": "x"}}}
-    diff = host.Diff(proto.DiffRequest(id="p/1", urn="u", olds=_struct(olds),
-                                       news=_struct({**olds, "project_name": "q"})),
+    diff = host.Diff(proto.DiffRequest(id="p/1", urn="u", olds=struct(olds),
+                                       news=struct({**olds, "project_name": "q"})),
                      timeout=60)
     assert list(diff.replaces) == ["project_name"]
     assert diff.changes == proto.DiffResponse.DIFF_SOME
@@ -142,7 +120,7 @@ def test_pulumis_own_provider_host_runs_check_and_diff(host: Any) -> None:
 
 def test_the_configs_output_reaches_the_engine_marked_secret() -> None:
     outs = _outs({"project_name": "p", "configs": {"K": "v"}}, {"deployment": "d"})
-    struct = _struct(outs)
-    configs = dict(struct["configs"])
+    sent = struct(outs)
+    configs = dict(sent["configs"])
     assert configs[rpc._special_sig_key] == rpc._special_secret_sig
-    assert struct["deployment"] == "d"
+    assert sent["deployment"] == "d"

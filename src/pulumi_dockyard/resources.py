@@ -123,8 +123,8 @@ class Service(pulumi.ComponentResource):
                  image: Any = None, project_name: str | None = None,
                  server: str | None = None, wait_for_steady_state: bool | None = None,
                  **fields: Any) -> None:
-        cloud = {k: v for k, v in fields.items() if k in _CLOUD or k not in SERVICE.fields}
-        _refuse("Service", cloud)
+        # Any other key is a field of the service, checked as Project's are (Compose's too).
+        _refuse("Service", {k: v for k, v in fields.items() if k in _CLOUD})
         if image is None:
             raise UnsupportedField("image", "a standalone Service runs an image",
                                    "pass image=...; build from source in a Project")

@@ -177,7 +177,8 @@ def test_outputs_are_the_provider_outputs() -> None:
 
     def program() -> None:
         project = dockyard.Project("p", services={"app": {"image": "x"}})
-        service = dockyard.Service("app", image="x", project_name="p")
+        service = dockyard.Service("app", image="x", project_name="p",
+                               healthcheck={"test": ["CMD", "true"]})
         def keep(key: str, value: pulumi.Output[Any]) -> None:
             value.apply(lambda v: seen.__setitem__(key, v))
 
@@ -193,6 +194,8 @@ def test_outputs_are_the_provider_outputs() -> None:
                     "state": "SERVICE_DEPLOYMENT_COMPLETED", "fqdn": "app.p.localhost"}
     service_inputs = [i for n, i in mocks.of_type(DYNAMIC_PROJECT) if n == "app"][0]
     assert service_inputs["only"] == ["app"] and service_inputs["project_name"] == "p"
+    assert service_inputs["services"] == {"app": {"image": "x", "healthcheck": {
+        "test": ["CMD", "true"]}}}
 
 
 def test_a_standalone_service_runs_an_image_only() -> None:

@@ -66,12 +66,13 @@ def deploy(props: Mapping[str, Any], resource_id: str, *, first: bool,
            old_configs: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Set the configs, deploy, wait, and return the outputs (`status`, `endpoints`,
     `deployment`). A failed service fails it with its reason; when `first` created the
-    project, it is taken down again (with its configs) so that nothing is left behind."""
+    project (or `only` its services), they are taken down again with the configs, so that
+    nothing is left behind."""
     prepared = prepare(document(props, resource_id))
     name, only = prepared.name, _only(props)
     configs = dict(props.get("configs") or {})
     with client_for(props) as client:
-        existed = bool(client.services(name))
+        existed = any(not only or r.service in only for r in client.services(name))
         upload(client, prepared)
         for config, value in configs.items():
             client.set_config(name, config, str(value))

@@ -64,6 +64,10 @@ ERRORS: dict[str, str] = {
     "uploaded context, an image it names cannot be resolved before the build, or a line is "
     "refused to fail closed (non-ASCII bytes, unknown or disguised flags, ADD from a URL)",
     "config-missing": "a config the project references is not set",
+    "config-version-missing": "a rollback needs a config version that is no longer kept (a "
+    "config keeps its last 10 replaced values)",
+    "rollback-invalid": "a rollback names a deployment that ran nothing to go back to (a "
+    "`down` or `restart`)",
     "domain-invalid": "a custom domain cannot be served (not a domain name, or inside the "
     "server's zone)",
     "domain-taken": "a domain is already served by another project or service",

@@ -16,7 +16,8 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,6 +203,33 @@ class ControlPlane:
             self._add(account, deployment, service, state, reason)
         self.notify()
         return state
+
+    def record_all(self, account: Account, deployment: str, project: str,
+                   moves: Sequence[tuple[str, ServiceState, str]]) -> None:
+        """`record` for several services of `project` at once, in one write: each move is
+        checked as `record` checks it (queued first when the table asks for it; a forbidden
+        move is not recorded). For the services a deployment keeps as they are."""
+        if not moves:
+            return
+        with ExitStack() as held:
+            for service in sorted({service for service, _, _ in moves}):
+                held.enter_context(self._moves(f"{account.name}\0{service}"))
+            current = {s.service: s.state for s in self.store.statuses(account, project)}
+            now = datetime.now(UTC)
+            events: list[ServiceEvent] = []
+            for service, state, reason in moves:
+                before = current.get(service, ServiceState.NOT_SPECIFIED)
+                if before != state and not can_transition(before, state):
+                    queued = ServiceState.UPDATE_QUEUED
+                    if not can_transition(before, queued) or not can_transition(queued, state):
+                        self._forbidden(deployment, service, before, state, reason)
+                        continue
+                    events.append(ServiceEvent(service=service, state=queued, at=now,
+                                               reason="queued", deployment=deployment))
+                events.append(ServiceEvent(service=service, state=state, at=now,
+                                           reason=reason, deployment=deployment))
+            self.store.add_events(account, deployment, events)
+        self.notify()
 
     def follow(self, account: Account, deployment: str, service: str, seen: ServiceState,
                state: ServiceState, reason: str) -> bool:

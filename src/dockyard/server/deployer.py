@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from dockyard.compose.models import Condition, Service
 from dockyard.lifecycle import BUILD_STATES, ServiceState, can_transition
-from dockyard.plan import Action, ActionKind, plan
+from dockyard.plan import Action, ActionKind, Plan, plan
 from dockyard.registry.failures import classify
 from dockyard.registry.reference import Reference, parse_reference, pinned
 from dockyard.runtime.driver import (
@@ -95,6 +95,7 @@ class Deployer:
         self.project = request.project
         self.placement = control.placement(account, request.project.name)
         self.progress = {name: _Progress() for name in self.project.services}
+        self._running_by_service: dict[str, list[ContainerInfo]] = {}  # when it began
         self.redact = RedactText(list(request.configs.values()))
         self.log_caps: dict[str, BuildLogCap] = {}  # stored build output, per service
         self.pulled: dict[str, str] = {}  # pull target -> image id (`_pull_images`)
@@ -120,7 +121,7 @@ class Deployer:
         for volume, resource in project.volumes.items():
             if not resource.external:
                 self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)
-        running = self._running()
+        running = self._running_by_service = self._running()
         if not self._pull_images(running):
             return "failed"  # nothing changed: every service was settled as it is
         images = self._images()
@@ -132,7 +133,8 @@ class Deployer:
         self.decided = decided
         self.control.store.set_deployment_plan(self.account, self.deployment,
                                                [action.to_json() for action in decided])
-        services = list(project.services)
+        kept = self._keep_at_once(decided, images)
+        services = [name for name in project.services if name not in kept]
         with ThreadPoolExecutor(max_workers=max(1, len(services)),
                                 thread_name_prefix=f"deploy-{self.deployment}") as pool:
             futures = [pool.submit(self._service, name, decided.action(name),
@@ -149,6 +151,34 @@ class Deployer:
             labels, detail=False))  # the files of replaced containers go with them
         ok = all(p.ok for p in self.progress.values())
         return "succeeded" if ok else "failed"
+
+    def _keep_at_once(self, decided: Plan, images: Mapping[str, str | None]) -> set[str]:
+        """Settle in one write the services the plan keeps that are COMPLETED already and
+        depend only on such services: nothing of theirs changes, so nothing needs a thread
+        of its own, and a no-op `up` costs one store write whatever the project's size
+        (the others are carried out by `_service`). Returns the services settled."""
+        states = {s.service: s.state
+                  for s in self.control.store.statuses(self.account, self.project.name)}
+        kept: list[str] = []
+        for action in decided:
+            service = self.project.services.get(action.service)
+            if service is None or action.kind is not ActionKind.KEEP or action.replicas == 0 \
+                    or images.get(action.service) is None \
+                    or states.get(action.service) is not S.SERVICE_DEPLOYMENT_COMPLETED \
+                    or any(dep not in kept for dep in service.depends_on):
+                continue
+            kept.append(action.service)  # the plan's order: dependencies come first
+        running = self._running_by_service
+        for name in kept:
+            self.control.ingress.serve(self.account.name, self.project, name,
+                                       [c for c in running.get(name, [])
+                                        if c.status == "running"])
+        self.control.record_all(self.account, self.deployment, self.project.name,
+                                [(name, S.SERVICE_DEPLOYMENT_COMPLETED,
+                                  "unchanged: not restarted") for name in kept])
+        for name in kept:
+            self.progress[name].settle(True, "unchanged")
+        return set(kept)
 
     def _pull_images(self, running: Mapping[str, list[ContainerInfo]]) -> bool:
         """Pull what the admission decided (`pull_phase`), before any service changes. On a

@@ -24,6 +24,7 @@ from dockyard.server.deployment_record import deployment_record
 from dockyard.server.domain_reports import claim_project_domains
 from dockyard.server.down import services_to_take_down, take_down, take_down_services
 from dockyard.server.project_size import check_project_size
+from dockyard.server.ps import remember_model
 from dockyard.server.rollback import (
     DEPLOYING_ACTIONS,
     rollback_after_failure,
@@ -82,6 +83,7 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
         except DockyardError:
             control.store.finish_deployment(account, deployment, "refused")
             raise
+    remember_model(control, account, deployment, whole)  # what `ps` reads: loaded already
     request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
                             configs=configs, images=images, pins=dict(pins or {}),
                             services=tuple(services))

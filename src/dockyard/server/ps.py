@@ -125,10 +125,17 @@ def deployed_model(control: ControlPlane, account: Account, project: str,
             model = load_submitted(project, data)
         except DockyardError:
             model = None
-    with control.models_lock:
-        if len(cache) > 256:
-            cache.clear()
-        cache[key] = model
+    remember_model(control, account, deployment, model)
     return model
+
+
+def remember_model(control: ControlPlane, account: Account, deployment: str,
+                   model: Project | None) -> None:
+    """Keep the project `deployment` deployed (a deployment never changes): a deployment
+    gives the one it loaded at admission, so the first `ps` after it need not load it again."""
+    with control.models_lock:
+        if len(control.models) > 256:
+            control.models.clear()
+        control.models[(account.id, deployment)] = model
 
 

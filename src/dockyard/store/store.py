@@ -687,6 +687,35 @@ class Store:
                                                 **values))
             return _pk(result)
 
+    def add_events(self, account: Account, deployment_id: str,
+                   events: Sequence[ServiceEvent]) -> None:
+        """Record several events of one deployment in one transaction (a no-op `up` of a large
+        project keeps every service: one write, not one per service)."""
+        if not events:
+            return
+        d, st = schema.deployments, schema.service_status
+        with self._begin() as conn:
+            row = conn.execute(sa.select(d.c.project_id).where(
+                d.c.id == deployment_id, d.c.account_id == account.id)).first()
+            if row is None:
+                raise StoreError(f"no deployment {deployment_id} for this account")
+            project_id = int(row[0])
+            conn.execute(schema.events.insert(), [
+                {"deployment_id": deployment_id, "service": e.service, "state": int(e.state),
+                 "reason": e.reason, "at": e.at} for e in events])
+            last = {e.service: e for e in events}
+            known = {str(r[0]) for r in conn.execute(sa.select(st.c.service).where(
+                st.c.project_id == project_id, st.c.service.in_(list(last))))}
+            for service, event in last.items():
+                values = {"deployment_id": deployment_id, "state": int(event.state),
+                          "reason": event.reason, "at": event.at}
+                if service in known:
+                    conn.execute(st.update().where(st.c.project_id == project_id,
+                                                   st.c.service == service).values(**values))
+                else:
+                    conn.execute(st.insert().values(project_id=project_id, service=service,
+                                                    **values))
+
     def statuses(self, account: Account, project: str) -> list[ServiceStatus]:
         """The current state of each service of `project`, by service name."""
         st, p = schema.service_status, schema.projects

@@ -1,0 +1,58 @@
+"""A no-op `up` costs the same number of store writes whatever the project's size: the services
+the plan keeps are settled in one write (fake engine, real store). Their events say so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.store.store import Store
+from tests.support.server import IMAGE, Server, running_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with running_server(tmp_path) as running:
+        yield running
+
+
+def project(size: int) -> dict[str, Any]:
+    services: dict[str, Any] = {f"s{i}": {"image": IMAGE, "command": ["sleep", "1000"]}
+                                for i in range(size)}
+    services["s1"]["depends_on"] = ["s0"]
+    return services
+
+
+def writes_of_a_noop_up(server: Server, name: str, size: int,
+                        monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[dict[str, Any]]]:
+    first, status = server.up(name, project(size))
+    assert status == "succeeded"
+    count = [0]
+    begin = Store._begin
+
+    def counted(store: Store) -> AbstractContextManager[Any]:
+        count[0] += 1
+        return begin(store)
+
+    monkeypatch.setattr(Store, "_begin", counted)
+    again, status = server.up(name, project(size))
+    monkeypatch.setattr(Store, "_begin", begin)
+    assert status == "succeeded"
+    events, _ = server.events(again)
+    return count[0], events
+
+
+def test_a_noop_up_writes_as_often_for_30_services_as_for_3(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    small, _ = writes_of_a_noop_up(server, "small", 3, monkeypatch)
+    large, events = writes_of_a_noop_up(server, "large", 30, monkeypatch)
+    assert large == small, (small, large)
+    assert sorted((e["service"], e["state"], e["reason"]) for e in events) == sorted(
+        (f"s{i}", "SERVICE_DEPLOYMENT_COMPLETED", "unchanged: not restarted")
+        for i in range(30))
+    rows = server.call("GET", "/v1/projects/large/services").json()
+    assert {r["state"] for r in rows} == {"SERVICE_DEPLOYMENT_COMPLETED"} and len(rows) == 30

@@ -65,7 +65,10 @@ def test_keys_the_runtime_reads_are_honoured() -> None:
     assert read, "the scan found no keys"
     for key in read:
         support = SERVICE_KEYS.get(key) or DEPLOY_KEYS[key]  # service.deploy.extra too
-        assert support.status is Status.HONOURED, f"{key} is applied by specs.py"
+        assert support.status is Status.HONOURED, (
+            f"`{key}` is applied by runtime/specs.py: mark it honoured (saying how) in "
+            "dockyard.compose.support, then run pytest tests/unit/test_compose_support.py "
+            "--regen to rewrite docs/compose-support.md")
     for field in ("stop_grace_period", "healthcheck", "hostname", "domainname", "user",
                   "working_dir", "command", "entrypoint", "ports", "volumes", "labels"):
         assert SERVICE_KEYS[field].status is Status.HONOURED

@@ -256,6 +256,8 @@ class ServiceStatus(_Body):
     running: int = 0
     exposure: str = ""  # public, host or private
     image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
+    nodes: list[str] = field(default_factory=list)  # where replicas run (driver swarm)
+    pinned_node: str = ""  # the node a named volume keeps it on (driver swarm)
     expires_at: str | None = None  # the project's `up --ttl` deadline, if any
 
 

@@ -25,15 +25,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def ps_table(services: Sequence[ServiceStatus], *, long: bool = False) -> str:
     headers = ["SERVICE", "DEPLOYMENT", "STATE", "FQDN", "ENDPOINT"]
+    # On a Swarm (`--driver swarm`), where the replicas run, and a volume's pinned node.
+    nodes = long and any(s.nodes or s.pinned_node for s in services)
     if long:
-        headers += ["REPLICAS", "SINCE", "IMAGE", "REASON"]
+        headers += ["REPLICAS", "SINCE", "IMAGE", *(["NODES"] if nodes else []), "REASON"]
     rows = []
     for s in services:
         endpoints = s.endpoints or ([s.endpoint] if s.endpoint else [])
         row = [s.service, s.deployment, s.state, s.fqdn, " ".join(endpoints)]
         if long:
             row += [f"{s.running}/{s.replicas}", s.since[:19].replace("T", " "),
-                    _short_image(s.image), s.reason]
+                    _short_image(s.image)]
+            if nodes:
+                pin = f" (pinned to {s.pinned_node})" if s.pinned_node else ""
+                row.append(",".join(s.nodes) + pin)
+            row.append(s.reason)
         rows.append(row)
     return table(headers, rows)
 

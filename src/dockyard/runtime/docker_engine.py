@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from dockyard.runtime.driver import (
     LogLine,
     PullMessage,
     StreamStop,
+    parse_engine_time,
 )
 from dockyard.runtime.errors import (
     BuildFailed,
@@ -512,19 +513,7 @@ class DockerEngine:
             raise _engine_error(exc) from None
         if stop is not None:
             stop.attach(stream.close)
-        pending = b""
-        try:
-            for chunk in stream:
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    yield _log_line(container_id, raw)
-            if pending:
-                yield _log_line(container_id, pending)
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+        yield from _log_lines(container_id, stream)
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         """Container events of containers with `labels`, as they happen (blocks): only those
@@ -661,17 +650,24 @@ def _label_filter(labels: Mapping[str, str]) -> list[str]:
     return items or [LABEL_MANAGED]
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text or text.startswith("0001-"):
-        return None
-    head, _, rest = text.partition(".")
-    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
+_parse_time = parse_engine_time
+
+
+def _log_lines(container_id: str, stream: Iterable[bytes]) -> Iterator[LogLine]:
+    """A log stream's chunks as lines; the stream is closed at the end (or when abandoned)."""
+    pending = b""
     try:
-        parsed = datetime.fromisoformat(head.rstrip("Z"))
-    except ValueError:
-        return None
-    micro = int(fraction.ljust(6, "0")) if fraction else 0
-    return parsed.replace(microsecond=micro, tzinfo=UTC)
+        for chunk in stream:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                yield _log_line(container_id, raw)
+        if pending:
+            yield _log_line(container_id, pending)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _log_line(container_id: str, raw: bytes) -> LogLine:

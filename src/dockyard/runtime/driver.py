@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from dockyard.build.context import PackedContext
@@ -95,6 +95,13 @@ class ContainerSpec:
     log_driver: str = "json-file"
     log_max_size: int = LOG_MAX_SIZE
     log_max_files: int = LOG_MAX_FILES
+    # Where a multi-node driver may place it (`runtime.swarm`; one engine ignores them):
+    # Compose's deploy.placement constraints ("node.role==worker"), spread preferences (the
+    # label after `spread=`) and max_replicas_per_node, and the ports the ingress proxy reaches.
+    constraints: tuple[str, ...] = ()
+    spread: tuple[str, ...] = ()
+    max_replicas_per_node: int | None = None
+    ingress_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,8 @@ class ContainerInfo:
     started_at: datetime | None
     host_ports: tuple[str, ...] = ()  # "0.0.0.0:9100->9100/tcp"
     health_output: str = ""  # what the last health check printed
+    node: str = ""  # the node it runs on (a multi-node driver; "" on one engine)
+    pinned_node: str = ""  # the node it must stay on (it writes a named volume there)
 
     @property
     def service(self) -> str:
@@ -211,6 +220,20 @@ class StreamStop:
             closers, self._closers = self._closers, []
         for close in closers:
             _quietly(close)
+
+
+def parse_engine_time(text: str | None) -> datetime | None:
+    """The engine's RFC 3339 time (nanoseconds, `Z`) in UTC; None for its zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, rest = text.partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
+    try:
+        parsed = datetime.fromisoformat(head.rstrip("Z"))
+    except ValueError:
+        return None
+    micro = int(fraction.ljust(6, "0")) if fraction else 0
+    return parsed.replace(microsecond=micro, tzinfo=UTC)
 
 
 def _quietly(close: Callable[[], None]) -> None:

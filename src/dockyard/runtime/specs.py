@@ -274,6 +274,7 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
     if config_parts:  # what `plan` compares part by part, to say why a service is replaced
         labels_base[LABEL_CONFIG_PARTS] = json.dumps(dict(config_parts), sort_keys=True,
                                                      separators=(",", ":"))
+    constraints, spread, most = placement_fields(service)
     specs: list[ContainerSpec] = []
     for index in range(first_index, first_index + replicas):
         env = {**environment, "DOCKYARD_SERVICE": service.name,
@@ -300,8 +301,22 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
             extra_hosts=tuple(str(h) for h in extra.get("extra_hosts") or ()),
             cap_drop=tuple(str(c) for c in extra.get("cap_drop") or ()),
             tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open")),
-            log_driver=log_driver, log_max_size=log_size, log_max_files=log_files))
+            log_driver=log_driver, log_max_size=log_size, log_max_files=log_files,
+            constraints=constraints, spread=spread, max_replicas_per_node=most,
+            ingress_ports=tuple(dict.fromkeys(p.target for p in service.ingress_ports))))
     return specs
+
+
+def placement_fields(service: Service) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+    """Compose's `deploy.placement`: constraints, spread preferences, max_replicas_per_node."""
+    raw = service.deploy.extra.get("placement") if service.deploy else None
+    placement = raw if isinstance(raw, Mapping) else {}
+    spread = [p.get("spread") for p in placement.get("preferences") or ()
+              if isinstance(p, Mapping)]
+    most = placement.get("max_replicas_per_node")
+    return (tuple(str(c) for c in placement.get("constraints") or ()),
+            tuple(str(s) for s in spread if s),
+            most if isinstance(most, int) and most > 0 else None)
 
 
 def missing_configs(project: Project, configs: Mapping[str, str]) -> dict[str, list[str]]:

@@ -23,7 +23,7 @@ _OPTIONS = (
     "allow_host_ports", "egress", "max_request_bytes", "max_project_bytes",
     "max_build_log_bytes", "log_max_size", "log_max_files", "keep_deployments",
     "context_ttl", "registry", "pull_concurrency", "pull_timeout", "max_pull_size",
-    "tenant_pulls", "allow_registry", "key_file", "secrets_dir",
+    "tenant_pulls", "allow_registry", "key_file", "secrets_dir", "driver",
 )
 # Repeatable options, passed on comma-separated.
 _REPEATED = frozenset({"allow_image", "allow_host_ports", "allow_registry"})
@@ -50,6 +50,9 @@ def add_server_arguments(server: argparse.ArgumentParser) -> None:
     server.add_argument("--build-timeout", metavar="SECONDS",
                         help="how long one image build may take before it is stopped and its "
                         "service fails (default 1800; 0: no limit)")
+    server.add_argument("--driver", choices=("docker", "swarm"),
+                        help="where replicas run: docker (the one engine, default) or swarm "
+                        "(services across the Swarm the engine manages; docs/swarm.md)")
     server.add_argument("--store-url", metavar="URL",
                         help="an SQLAlchemy database URL (default: SQLite in the data dir)")
     secrets = server.add_argument_group(

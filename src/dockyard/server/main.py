@@ -81,6 +81,7 @@ def serve(settings: ServerSettings) -> int:
     import uvicorn
 
     from dockyard.runtime.docker_engine import DockerEngine
+    from dockyard.runtime.swarm import SwarmEngine
     from dockyard.server.app import create_app
     from dockyard.server.control import ControlPlane
     from dockyard.server.expiry import Expirer
@@ -102,7 +103,8 @@ def serve(settings: ServerSettings) -> int:
     host, port = sock.getsockname()[:2]
     settings = dataclasses.replace(settings, port=int(port))
     store = Store.open(settings.database_url)
-    driver = DockerEngine(settings.docker_host)
+    driver = DockerEngine(settings.docker_host) if settings.driver == "docker" \
+        else SwarmEngine(settings.docker_host)
     control = ControlPlane(settings, store, driver)
     control.secret_files = SecretFiles(  # an older Dockyard wrote them on disk: retired
         prepare_secrets_dir(settings.secrets_dir, control.server_id), settings.data / "secrets")

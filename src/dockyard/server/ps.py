@@ -33,6 +33,8 @@ class ServiceRow:
     running: int
     exposure: str
     image: str = ""  # what its containers run: repo@sha256:... (or the image id, local)
+    nodes: tuple[str, ...] = ()  # where its replicas run (a multi-node driver)
+    pinned_node: str = ""  # the node its named volume keeps it on (a multi-node driver)
 
     def to_wire(self) -> ServiceStatus:
         return ServiceStatus(
@@ -40,7 +42,8 @@ class ServiceRow:
             state_number=int(self.state), reason=self.reason, since=self.since.isoformat(),
             fqdn=self.fqdn, endpoint=self.endpoints[0] if self.endpoints else "",
             endpoints=list(self.endpoints), replicas=self.replicas, running=self.running,
-            exposure=self.exposure, image=self.image)
+            exposure=self.exposure, image=self.image, nodes=list(self.nodes),
+            pinned_node=self.pinned_node)
 
 
 def services(control: ControlPlane, account: Account, project: str) -> list[ServiceRow]:
@@ -93,8 +96,11 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
         if made_by not in recorded:
             recorded[made_by] = control.store.deployment_images(account, made_by)
         image = recorded[made_by].get(status.service, ("", "", ""))[1]
+        nodes = tuple(sorted({c.node for c in mine if c.node and c.status == "running"}))
+        pinned = next((c.pinned_node for c in mine if c.pinned_node), "")
         rows.append(ServiceRow(status.service, status.deployment, state, reason, status.at,
-                               fqdn, endpoints, replicas, running, exposure, image))
+                               fqdn, endpoints, replicas, running, exposure, image, nodes,
+                               pinned))
     return rows
 
 

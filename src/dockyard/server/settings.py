@@ -54,6 +54,7 @@ class ServerSettings:
     build_timeout_seconds: float = 1800.0  # per build; then it is stopped (0: none)
     store_url: str | None = None  # default: SQLite in `data`
     docker_host: str | None = None
+    driver: str = "docker"  # or "swarm": replicas as services across a Swarm (docs/swarm.md)
     ingress: bool = True  # run the ingress proxy (HAProxy)
     ingress_host: str = "0.0.0.0"  # where the proxy listens
     http_port: int = 80  # 0: any free port (tests)
@@ -129,7 +130,7 @@ def settings_from(options: Mapping[str, str | None],
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
     log_max_size, log_max_files, keep_deployments, context_ttl, pull_concurrency,
     pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off"), allow_registry
-    (comma-separated), key_file, secrets_dir. The key itself comes only from DOCKYARD_KEY.
+    (comma-separated), key_file, secrets_dir, driver. The key itself comes only from DOCKYARD_KEY.
     """
     env = os.environ if environ is None else environ
 
@@ -160,6 +161,7 @@ def settings_from(options: Mapping[str, str | None],
         deploy_timeout_seconds=float(pick("deploy_timeout") or 300.0),
         build_timeout_seconds=_seconds(pick("build_timeout"), "--build-timeout", 1800.0),
         store_url=pick("store_url"), docker_host=env.get("DOCKER_HOST"),
+        driver=_driver(pick("driver")),
         ingress=(pick("ingress") or "on").lower() not in ("0", "off", "false", "no"),
         ingress_host=pick("ingress_host") or "0.0.0.0",
         http_port=_port(pick("http_port"), "--http-port", 80),
@@ -205,6 +207,15 @@ def _pull_bytes(text: str | None, mode: NamingMode) -> int:
     if text.strip() == "0":
         return 0
     return _size(text, "--max-pull-size", 0)
+
+
+def _driver(text: str | None) -> str:
+    value = (text or "docker").strip().lower()
+    if value not in ("docker", "swarm"):
+        raise UsageError(f"--driver {text!r}: not a driver",
+                         hint="use docker (one engine, the default) or swarm (the Swarm the "
+                              "server's engine manages)")
+    return value
 
 
 def _registry(text: str | None) -> str | None:

@@ -1,0 +1,363 @@
+"""The Docker Swarm driver: the same `Driver`, its replicas run as services across a Swarm.
+
+The server talks to a Swarm manager's engine. Builds, pushes, pulls and image questions go to
+that engine, as with `DockerEngine` (built images reach the other nodes through the configured
+registry, by digest). A project's network is an attachable overlay network; each replica is a
+Swarm service of one task (`swarm_specs.service_spec`), whose id stands for the "container" the
+control plane knows; its state comes from its tasks and their nodes (`swarm_specs.container_info`).
+Events are the tasks' changes, followed by polling the manager (Engine 20.10 sends no task
+events): a task that stops running is a `die`, one that runs is a `start`, and a replica whose
+node goes down dies with the reason "node NAME is down". See docs/swarm.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+
+from dockyard.runtime.docker_engine import (
+    DockerEngine,
+    _check_owner,
+    _errors,
+    _label_filter,
+    _log_lines,
+)
+from dockyard.runtime.driver import (
+    LABEL_MANAGED,
+    LABEL_SERVER,
+    ContainerInfo,
+    ContainerSpec,
+    EngineEvent,
+    LogLine,
+    StreamStop,
+)
+from dockyard.runtime.errors import EngineError, EngineUnavailable
+from dockyard.runtime.swarm_specs import (
+    LABEL_NODE_PIN,
+    NodeView,
+    SecretFile,
+    container_info,
+    node_of,
+    service_spec,
+)
+
+POLL_SECONDS = 1.0  # how often the task follower asks the manager
+LABEL_SECRET_OWNER = "dockyard.secret-of"  # a Swarm secret's replica (its service name)
+
+
+class SwarmEngine(DockerEngine):
+    """`DockerEngine` for images and builds, Swarm services for everything that runs."""
+
+    def __init__(self, base_url: str | None = None) -> None:
+        super().__init__(base_url)
+        with _errors():
+            info = self._api.info()
+        swarm = info.get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+            self.client.close()
+            raise EngineUnavailable(
+                "the Docker Engine is not a Swarm manager: the swarm driver deploys onto the "
+                "Swarm that the server's engine manages",
+                hint="run `docker swarm init` there (or scripts/cluster up N for a test "
+                     "cluster), or start the server with --driver docker")
+        self._nodes: dict[str, NodeView] = {}
+        self._nodes_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def _api(self) -> Any:
+        """docker-py's low-level client (its Swarm calls are untyped)."""
+        return self.client.api
+
+    # -- nodes -------------------------------------------------------------------------------
+    def nodes(self, fresh: bool = False) -> dict[str, NodeView]:
+        """The Swarm's nodes by id (cached for a second: every `ps` asks)."""
+        with self._lock:
+            if fresh or time.monotonic() - self._nodes_at > 1.0:
+                with _errors():
+                    found = self._api.nodes()
+                self._nodes = {str(n["ID"]): _node_view(n) for n in found}
+                self._nodes_at = time.monotonic()
+            return dict(self._nodes)
+
+    def node_of(self, container_id: str) -> str:
+        """The node a replica runs on (its hostname), "" when not placed."""
+        return node_of(self._tasks(container_id), self.nodes())
+
+    # -- networks and volumes ----------------------------------------------------------------
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        with _errors():
+            for network in self._api.networks(names=[name]):
+                if network["Name"] == name:
+                    _check_owner("network", name, network.get("Labels") or {}, labels)
+                    return
+            self._api.create_network(name, driver="overlay", attachable=True,
+                                           labels=dict(labels), check_duplicate=True)
+
+    def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """Overlay networks have no host bridge here: the overlay itself fences a project (a
+        task on another project's network cannot reach it), so no egress rule applies."""
+        return {}
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        """Swarm makes a named volume on the node where a task first mounts it (with the
+        owner labels `service_spec` gives it), and the replica stays pinned to that node."""
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]:
+        """Named volumes of the manager's engine; those on other nodes are removed by their
+        own engine (`scripts/cluster down`), as Swarm gives no way to reach them."""
+        return super().volumes(labels)
+
+    # -- replicas ------------------------------------------------------------------------------
+    def run(self, spec: ContainerSpec) -> str:
+        secrets = [self._secret(spec.name, m.source or "", m.target, spec.labels)
+                   for m in spec.mounts if m.type == "bind"]
+        pin = self._volume_pin(spec) if any(m.type == "volume" and m.source and not m.read_only
+                                            for m in spec.mounts) else None
+        body = service_spec(spec, secrets=secrets, pin=pin)
+        api = self._api
+        with _errors():
+            response = api._post_json(api._url("/services/create"), data=body)
+            created = api._result(response, True)
+        return str(created["ID"])
+
+    def _secret(self, owner: str, source: str, target: str,
+                labels: Mapping[str, str]) -> SecretFile:
+        """The server's secret file (on its tmpfs) as a Swarm secret: held encrypted in the
+        managers' raft log, given to a task's node in memory and mounted on tmpfs."""
+        path = Path(source)
+        data = path.read_bytes()
+        st = path.stat()
+        digest = hashlib.sha256(owner.encode() + b"\0" + target.encode() + b"\0" + data)
+        name = f"dy-{digest.hexdigest()[:40]}"
+        with _errors():
+            found = [s for s in self._api.secrets(filters={"name": name})
+                     if (s.get("Spec") or {}).get("Name") == name]
+            if found:
+                secret_id = str(found[0]["ID"])
+            else:
+                keep = {k: v for k, v in labels.items() if k in (LABEL_MANAGED, LABEL_SERVER)}
+                created = self._api.create_secret(
+                    name, data, labels={**keep, LABEL_SECRET_OWNER: owner})
+                secret_id = str(created["ID"])
+        return SecretFile(secret_id=secret_id, secret_name=name, target=target,
+                          mode=st.st_mode & 0o777, uid=str(st.st_uid), gid=str(st.st_gid))
+
+    def _volume_pin(self, spec: ContainerSpec) -> str:
+        """The node a replica writing named volumes must run on: where an earlier replica of
+        the service wrote them (the newest service carrying its pin), else the ready worker or
+        manager running the fewest tasks, chosen now so the data never moves."""
+        service_labels = {k: spec.labels[k] for k in
+                          ("dockyard.server", "dockyard.account", "dockyard.project",
+                           "dockyard.service") if k in spec.labels}
+        with _errors():
+            found = self._api.services(filters={"label": _label_filter(service_labels)})
+        nodes = self.nodes(fresh=True)
+        pins = [str((s.get("Spec") or {}).get("Labels", {}).get(LABEL_NODE_PIN) or "")
+                for s in sorted(found, key=lambda s: str(s.get("CreatedAt") or ""),
+                                reverse=True)]
+        for pin in pins:
+            if pin in nodes:
+                return pin
+        with _errors():
+            tasks = self._api.tasks(filters={"desired-state": "running"})
+        load = {node_id: 0 for node_id, node in nodes.items() if node.ready}
+        for task in tasks:
+            node_id = str(task.get("NodeID") or "")
+            if node_id in load:
+                load[node_id] += 1
+        if not load:
+            raise EngineError("no Swarm node is ready to hold the volume of "
+                              f"{spec.labels.get('dockyard.service', spec.name)}")
+        return min(sorted(load), key=lambda n: load[n])
+
+    def _service(self, service_id: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self._api.inspect_service(service_id)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"the Docker Engine refused: {exc.explanation}") from None
+        except requests.exceptions.RequestException as exc:
+            raise EngineUnavailable(f"the Docker Engine stopped answering: {exc}",
+                                    hint="is the Swarm manager's dockerd running?") from None
+        return found
+
+    def _tasks(self, service_id: str) -> list[dict[str, Any]]:
+        with _errors():
+            found: list[dict[str, Any]] = self._api.tasks(
+                filters={"service": service_id})
+        return [t for t in found if str(t.get("ServiceID") or "").startswith(service_id)]
+
+    def containers(self, labels: Mapping[str, str], *,
+                   detail: bool = True) -> list[ContainerInfo]:
+        with _errors():
+            services = self._api.services(filters={"label": _label_filter(labels)})
+            tasks = self._api.tasks(filters={"label": _label_filter(labels)}) \
+                if services else []
+        by_service: dict[str, list[dict[str, Any]]] = {}
+        for task in tasks:
+            by_service.setdefault(str(task.get("ServiceID")), []).append(task)
+        nodes = self.nodes()
+        infos = [container_info(s, by_service.get(str(s["ID"]), []), nodes) for s in services]
+        return sorted(infos, key=lambda i: i.name)
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        service = self._service(container_id)
+        if service is None:
+            return None
+        return container_info(service, self._tasks(str(service["ID"])), self.nodes())
+
+    def stop(self, container_id: str, timeout: int | None = None) -> None:
+        """Scale the replica to no task: Swarm stops it within its stop grace period."""
+        service = self._service(container_id)
+        if service is None:
+            return
+        spec = service["Spec"]
+        mode = spec.get("Mode") or {}
+        if "Replicated" not in mode:
+            return  # a job's task ends by itself; `remove` takes it away
+        spec["Mode"] = {"Replicated": {"Replicas": 0}}
+        self._update(service, spec)
+        deadline = time.monotonic() + (timeout if timeout is not None else 30) + 15
+        while time.monotonic() < deadline:
+            running = [t for t in self._tasks(str(service["ID"]))
+                       if (t.get("Status") or {}).get("State") in ("running", "starting")]
+            if not running:
+                return
+            time.sleep(0.3)
+
+    def restart(self, container_id: str) -> None:
+        """A new task in place of the old one (`docker service update --force`)."""
+        service = self._service(container_id)
+        if service is None:
+            return
+        spec = service["Spec"]
+        template = spec.setdefault("TaskTemplate", {})
+        template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+        if "Replicated" in (spec.get("Mode") or {}):
+            spec["Mode"] = {"Replicated": {"Replicas": 1}}
+        self._update(service, spec)
+
+    def _update(self, service: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
+        api = self._api
+        version = int((service.get("Version") or {}).get("Index") or 0)
+        with _errors():
+            response = api._post_json(api._url("/services/{0}/update", str(service["ID"])),
+                                      data=spec, params={"version": version})
+            api._raise_for_status(response)
+
+    def remove(self, container_id: str) -> None:
+        service = self._service(container_id)
+        if service is None:
+            return
+        name = str((service.get("Spec") or {}).get("Name") or "")
+        with _errors():
+            try:
+                self._api.remove_service(str(service["ID"]))
+            except docker.errors.NotFound:
+                pass
+        self._remove_secrets(name)
+
+    def _remove_secrets(self, owner: str) -> None:
+        """The replica's secrets, once its tasks are gone (a secret in use cannot go)."""
+        with _errors():
+            secrets = self._api.secrets(
+                filters={"label": [f"{LABEL_SECRET_OWNER}={owner}"]})
+        deadline = time.monotonic() + 20
+        for secret in secrets:
+            while True:
+                try:
+                    self._api.remove_secret(str(secret["ID"]))
+                    break
+                except docker.errors.NotFound:
+                    break
+                except docker.errors.APIError:
+                    if time.monotonic() > deadline:
+                        break  # still in use: the next `down` or prune takes it
+                    time.sleep(0.5)
+
+    def logs(self, container_id: str, *, tail: int | None = None,
+             since: datetime | None = None, until: datetime | None = None,
+             follow: bool = False, stop: StreamStop | None = None) -> Iterator[LogLine]:
+        """The replica's output through the manager (`docker service logs`), from every task
+        on every node; `until` is applied here, as the service log API has none."""
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True,
+                                  "follow": follow, "tail": "all" if tail is None else tail}
+        if since is not None:
+            kwargs["since"] = max(since.timestamp(), 1e-6)
+        try:
+            stream = self._api.service_logs(container_id, **kwargs)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise EngineError(f"the Docker Engine refused: {exc.explanation}") from None
+        if stop is not None:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                stop.attach(close)
+        for line in _log_lines(container_id, stream):
+            if until is None or line.at is None or line.at <= until:
+                yield line
+
+    def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
+        """Task changes of the replicas carrying `labels`, as container events (blocks)."""
+        seen: dict[str, tuple[str, str | None]] = {}
+        first = True
+        while True:
+            current = {c.id: c for c in self.containers(labels)}
+            for service_id, info in current.items():
+                now = (info.status, info.health)
+                before = seen.get(service_id)
+                seen[service_id] = now
+                if first or before == now:
+                    continue
+                for action in _actions(before, now):
+                    yield EngineEvent(action=action, container_id=service_id,
+                                      labels={**info.labels, "name": info.name},
+                                      exit_code=info.exit_code if action == "die" else None)
+            for gone in set(seen) - set(current):
+                del seen[gone]
+            first = False
+            time.sleep(POLL_SECONDS)
+
+
+def _actions(before: tuple[str, str | None] | None,
+             now: tuple[str, str | None]) -> list[str]:
+    """The container events a change of a replica's (status, health) stands for."""
+    status, health = now
+    was_status, was_health = before if before is not None else ("created", None)
+    actions: list[str] = []
+    if was_status == "running" and status != "running":
+        actions.append("die")
+    if status == "running" and was_status != "running":
+        actions.append("start")
+    if status == "running" and health != was_health and health in ("healthy", "unhealthy"):
+        actions.append(f"health_status: {health}")
+    return actions
+
+
+def _node_view(node: Mapping[str, Any]) -> NodeView:
+    status = node.get("Status") or {}
+    description = node.get("Description") or {}
+    address = str(status.get("Addr") or "")
+    if address in ("", "0.0.0.0", "127.0.0.1"):
+        manager = node.get("ManagerStatus") or {}
+        address = str(manager.get("Addr") or address).rpartition(":")[0] or address
+    return NodeView(id=str(node.get("ID") or ""),
+                    hostname=str(description.get("Hostname") or ""),
+                    address=address, ready=status.get("State") == "ready")
+
+
+def describe(driver: object) -> str:
+    """`docker` or `swarm`: which driver a server runs (for its status and logs)."""
+    return "swarm" if isinstance(driver, SwarmEngine) else "docker"
+

@@ -1,0 +1,280 @@
+"""A container spec as a Docker Swarm service, and a service's tasks as a container (pure).
+
+Why one Swarm service per Dockyard replica: the server keeps deciding what a deployment does
+(its plan, start-first health-gated replacement, drain-then-stop through the ingress proxy,
+rollback), exactly as on one engine, while Swarm does what one engine cannot: place each
+replica on a node, restart it there, and reschedule it on another node when its node is lost.
+See docs/swarm.md.
+
+The mapping:
+- the replica's own name, labels, image (pinned by digest when a registry gave one), command,
+  environment, healthcheck, stop grace period and signal, user, working dir, init, read-only,
+  capabilities dropped, extra hosts, tmpfs and log options go into the task's container spec;
+- resources: CPU and memory limits, pids limit, memory reservation (a CPU reservation stays a
+  weight on one engine: Swarm reserves CPUs, so it becomes `NanoCPUs` reserved);
+- restart: a long-running replica restarts on any exit (`unless-stopped`, `always`) or on
+  failure with its attempts; a job (`restart: "no"`) is a replicated-job of one completion;
+- placement: the Compose constraints, spread preferences and max_replicas_per_node, and the
+  node a named volume lives on (`pin`): a service writing it never moves away from its data;
+- networking: the project's overlay network with the replica's aliases, endpoint mode `dnsrr`
+  (no virtual IP: names resolve to the tasks themselves, which needs no IPVS and works the
+  same where IPVS exists), ingress ports published in host mode on the node's address at the
+  same port, where the ingress proxy reaches them, and host ports in host mode;
+- secret files (the server's tmpfs files, `server.secret_files`) become Swarm secrets mounted
+  at the same target, so no value is written to a node's disk (`SecretFile` here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dockyard.runtime.driver import ContainerInfo, ContainerSpec, parse_engine_time
+
+NANO = 1_000_000_000
+LABEL_NODE_PIN = "dockyard.node-pin"  # the node id a service writing a named volume stays on
+_RUNNING_STATES = ("running",)
+_STARTING_STATES = ("starting",)
+_WAITING_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready")
+_FAILED_STATES = ("failed", "rejected", "orphaned", "remove", "shutdown")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFile:
+    """One secret file a replica mounts, as a Swarm secret already created."""
+
+    secret_id: str
+    secret_name: str
+    target: str
+    mode: int = 0o400
+    uid: str = "0"
+    gid: str = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What a task's state needs from its node."""
+
+    id: str
+    hostname: str
+    address: str
+    ready: bool
+
+
+def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
+                 pin: str | None = None) -> dict[str, Any]:
+    """The engine's ServiceSpec (API 1.41) for one replica."""
+    container: dict[str, Any] = {
+        "Image": spec.image, "Labels": dict(spec.labels),
+        "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+        "TTY": spec.tty, "OpenStdin": spec.stdin_open, "ReadOnly": spec.read_only,
+    }
+    if spec.entrypoint is not None:
+        container["Command"] = list(spec.entrypoint)
+    if spec.command is not None:
+        container["Args"] = list(spec.command)
+    for key, value in (("User", spec.user), ("Dir", spec.working_dir),
+                       ("Hostname", spec.hostname), ("StopSignal", spec.stop_signal),
+                       ("Init", spec.init)):
+        if value is not None:
+            container[key] = value
+    if spec.healthcheck:
+        container["Healthcheck"] = dict(spec.healthcheck)
+    if spec.stop_timeout is not None:
+        container["StopGracePeriod"] = spec.stop_timeout * NANO
+    if spec.cap_drop:
+        container["CapabilityDrop"] = list(spec.cap_drop)
+    if spec.extra_hosts:
+        container["Hosts"] = [_host_entry(h) for h in spec.extra_hosts]
+    mounts: list[dict[str, Any]] = []
+    for mount in spec.mounts:
+        if mount.type == "volume":
+            mounts.append({"Type": "volume", "Source": mount.source, "Target": mount.target,
+                           "ReadOnly": mount.read_only,
+                           "VolumeOptions": {"Labels": _owner_labels(spec.labels)}})
+        elif mount.type == "tmpfs":
+            mounts.append({"Type": "tmpfs", "Target": mount.target})
+    for target, options in spec.tmpfs.items():
+        mounts.append({"Type": "tmpfs", "Target": target,
+                       "TmpfsOptions": _tmpfs_options(options)})
+    if mounts:
+        container["Mounts"] = mounts
+    if secrets:
+        container["Secrets"] = [{"SecretID": s.secret_id, "SecretName": s.secret_name,
+                                 "File": {"Name": s.target, "UID": s.uid, "GID": s.gid,
+                                          "Mode": s.mode}} for s in secrets]
+    limits: dict[str, int] = {}
+    if spec.nano_cpus:
+        limits["NanoCPUs"] = spec.nano_cpus
+    if spec.memory:
+        limits["MemoryBytes"] = spec.memory
+    if spec.pids_limit:
+        limits["Pids"] = spec.pids_limit
+    reservations: dict[str, int] = {}
+    if spec.memory_reservation:
+        reservations["MemoryBytes"] = spec.memory_reservation
+    if spec.cpu_shares:
+        reservations["NanoCPUs"] = spec.cpu_shares * NANO // 1024
+    constraints = list(spec.constraints)
+    if pin is not None:
+        constraints.append(f"node.id=={pin}")
+    placement: dict[str, Any] = {}
+    if constraints:
+        placement["Constraints"] = constraints
+    if spec.spread:
+        placement["Preferences"] = [{"Spread": {"SpreadDescriptor": s}} for s in spec.spread]
+    if spec.max_replicas_per_node:
+        placement["MaxReplicas"] = spec.max_replicas_per_node
+    job = spec.restart == "no"
+    task: dict[str, Any] = {
+        "ContainerSpec": container,
+        "Resources": {"Limits": limits, "Reservations": reservations},
+        "RestartPolicy": _restart_policy(spec),
+        "Placement": placement,
+        "Networks": [{"Target": spec.network, "Aliases": list(spec.aliases)}],
+        "LogDriver": {"Name": spec.log_driver,
+                      "Options": {"max-size": str(spec.log_max_size),
+                                  "max-file": str(spec.log_max_files)}},
+    }
+    ports = [{"Protocol": "tcp", "TargetPort": port, "PublishedPort": port,
+              "PublishMode": "host"} for port in spec.ingress_ports]
+    ports += [{"Protocol": p.protocol, "TargetPort": p.target,
+               "PublishedPort": int(p.published.partition("-")[0]), "PublishMode": "host"}
+              for p in spec.ports if p.published.partition("-")[0].isdigit()]
+    labels = dict(spec.labels)
+    if pin is not None:
+        labels[LABEL_NODE_PIN] = pin
+    return {
+        "Name": spec.name, "Labels": labels, "TaskTemplate": task,
+        "Mode": ({"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}} if job
+                 else {"Replicated": {"Replicas": 1}}),
+        "EndpointSpec": {"Mode": "dnsrr", "Ports": ports},
+    }
+
+
+def _restart_policy(spec: ContainerSpec) -> dict[str, Any]:
+    if spec.restart == "no":
+        return {"Condition": "none"}
+    if spec.restart == "on-failure":
+        policy: dict[str, Any] = {"Condition": "on-failure", "Delay": NANO}
+        if spec.restart_max_attempts:
+            policy["MaxAttempts"] = spec.restart_max_attempts
+        return policy
+    return {"Condition": "any", "Delay": NANO}
+
+
+def _host_entry(entry: str) -> str:
+    """Compose's `host:ip` (or `host=ip`) as Swarm's `ip host`."""
+    host, sep, address = entry.partition("=") if "=" in entry else entry.partition(":")
+    return f"{address} {host}" if sep else entry
+
+
+def _tmpfs_options(options: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for option in (o.strip() for o in options.split(",") if o.strip()):
+        key, _, value = option.partition("=")
+        if key == "size" and value.isdigit():
+            out["SizeBytes"] = int(value)
+        elif key == "mode":
+            try:
+                out["Mode"] = int(value, 8)
+            except ValueError:
+                continue
+    return out
+
+
+def _owner_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    keep = ("dockyard.managed", "dockyard.server", "dockyard.account", "dockyard.project")
+    return {k: v for k, v in labels.items() if k in keep}
+
+
+def current_task(tasks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The task that stands for the replica now: the newest one Swarm wants running (or, for a
+    finished job, the newest of all)."""
+    ordered = sorted(tasks, key=lambda t: str(t.get("CreatedAt") or ""), reverse=True)
+    wanted = [t for t in ordered if t.get("DesiredState") in ("running", "ready", "complete")]
+    found = wanted or ordered
+    return found[0] if found else None
+
+
+def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]],
+                   nodes: Mapping[str, NodeView]) -> ContainerInfo:
+    """One replica (a Swarm service) as the container the control plane expects.
+
+    A task running is `running` (healthy when the replica has a health check: Swarm holds a
+    task in `starting` until its check passes); one waiting to be placed or started is
+    `created`; one that failed, was rejected or whose node is down is `exited`, with the task's
+    error (or "node n2 is down") as its health output; a finished job is `exited` with its code.
+    `restart_count` is how many tasks failed before this one.
+    """
+    spec = service.get("Spec") or {}
+    labels = dict(spec.get("Labels") or {})
+    has_check = bool(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {})
+                     .get("Healthcheck"))
+    task = current_task(tasks)
+    status: Mapping[str, Any] = (task or {}).get("Status") or {}
+    state = str(status.get("State") or "new")
+    node = nodes.get(str((task or {}).get("NodeID") or ""))
+    exit_code = int((status.get("ContainerStatus") or {}).get("ExitCode") or 0)
+    reason = str(status.get("Err") or "")
+    health: str | None = None
+    if node is not None and not node.ready and state in _RUNNING_STATES + _STARTING_STATES:
+        engine_state, reason = "exited", f"node {node.hostname} is down"
+        health = "unhealthy" if has_check else None
+    elif state in _RUNNING_STATES:
+        engine_state, health = "running", "healthy" if has_check else None
+    elif state in _STARTING_STATES:
+        engine_state, health = "running", "starting" if has_check else None
+    elif state in _WAITING_STATES:
+        engine_state = "created"
+    elif state == "complete":
+        engine_state = "exited"
+    else:
+        engine_state = "exited"
+        exit_code = exit_code or 1
+        reason = reason or f"task {state}"
+    failed = sum(1 for t in tasks if t is not task and
+                 str((t.get("Status") or {}).get("State")) in _FAILED_STATES + ("complete",))
+    pinned = nodes.get(labels.get(LABEL_NODE_PIN, ""))
+    address = None
+    if node is not None and task is not None:
+        published = (spec.get("EndpointSpec") or {}).get("Ports")
+        address = node.address if published else _overlay_address(task)
+    return ContainerInfo(
+        id=str(service.get("ID") or ""), name=str(spec.get("Name") or ""), labels=labels,
+        status=engine_state, exit_code=exit_code, health=health, restart_count=failed,
+        ip_address=address, started_at=_started(status) if engine_state == "running" else None,
+        host_ports=_host_ports(node, spec), health_output=reason[:300],
+        node=node.hostname if node is not None else "",
+        pinned_node=pinned.hostname if pinned is not None else "")
+
+
+def node_of(tasks: Sequence[Mapping[str, Any]], nodes: Mapping[str, NodeView]) -> str:
+    """The hostname of the node the replica's current task is on ("" before it is placed)."""
+    task = current_task(tasks)
+    node = nodes.get(str((task or {}).get("NodeID") or ""))
+    return node.hostname if node is not None else ""
+
+
+def _overlay_address(task: Mapping[str, Any]) -> str | None:
+    for attachment in task.get("NetworksAttachments") or ():
+        network = (attachment.get("Network") or {}).get("Spec") or {}
+        if network.get("Name") == "ingress":
+            continue
+        for address in attachment.get("Addresses") or ():
+            return str(address).partition("/")[0]
+    return None
+
+
+def _host_ports(node: NodeView | None, spec: Mapping[str, Any]) -> tuple[str, ...]:
+    if node is None:
+        return ()
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or ()
+    return tuple(sorted(f"{node.address}:{p.get('PublishedPort')}->{p.get('TargetPort')}/"
+                        f"{p.get('Protocol') or 'tcp'}" for p in ports))
+
+
+def _started(status: Mapping[str, Any]) -> datetime | None:
+    return parse_engine_time(str(status.get("Timestamp") or ""))

@@ -1,0 +1,179 @@
+"""The Swarm driver's pure parts: a replica's container spec as a Swarm service, and its tasks
+(with their nodes) as the container the control plane follows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.compose import LoadOptions, load_project
+from dockyard.naming import NamingMode
+from dockyard.runtime.driver import ContainerSpec, MountSpec, PublishedPort
+from dockyard.runtime.specs import Placement, container_specs
+from dockyard.runtime.swarm import _actions
+from dockyard.runtime.swarm_specs import (
+    LABEL_NODE_PIN,
+    NodeView,
+    SecretFile,
+    container_info,
+    node_of,
+    service_spec,
+)
+
+NODES = {"a": NodeView("a", "n1", "10.250.0.11", True),
+         "b": NodeView("b", "n2", "10.250.0.12", False)}
+
+
+def spec(**changes: Any) -> ContainerSpec:
+    base: dict[str, Any] = {"name": "dy-x-web-1-abc",
+                            "image": "reg:5443/web@sha256:" + "1" * 64,
+                            "labels": {"dockyard.service": "web"}, "environment": {"A": "1"},
+                            "network": "dy-x", "aliases": ("web", "web.p.internal")}
+    base.update(changes)
+    return ContainerSpec(**base)
+
+
+def test_a_long_running_replica_is_one_replicated_task_on_the_overlay_with_dnsrr() -> None:
+    body = service_spec(spec(restart="unless-stopped", ingress_ports=(8080,),
+                             healthcheck={"Test": ["CMD", "true"], "Interval": 10**9},
+                             stop_timeout=2, nano_cpus=500_000_000, memory=128 << 20))
+    assert body["Name"] == "dy-x-web-1-abc"
+    assert body["Mode"] == {"Replicated": {"Replicas": 1}}
+    assert body["EndpointSpec"] == {"Mode": "dnsrr", "Ports": [
+        {"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": 8080, "PublishMode": "host"}]}
+    task = body["TaskTemplate"]
+    assert task["Networks"] == [{"Target": "dy-x", "Aliases": ["web", "web.p.internal"]}]
+    assert task["RestartPolicy"]["Condition"] == "any"
+    assert task["Resources"]["Limits"] == {"NanoCPUs": 500_000_000, "MemoryBytes": 128 << 20}
+    container = task["ContainerSpec"]
+    assert container["Env"] == ["A=1"]
+    assert container["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 10**9}
+    assert container["StopGracePeriod"] == 2 * 10**9
+    assert container["Image"].endswith("@sha256:" + "1" * 64)
+
+
+def test_a_job_is_a_replicated_job_that_never_restarts() -> None:
+    body = service_spec(spec(restart="no"))
+    assert body["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    assert body["TaskTemplate"]["RestartPolicy"] == {"Condition": "none"}
+
+
+def test_placement_constraints_preferences_and_the_volume_pin() -> None:
+    body = service_spec(spec(constraints=("node.role==worker",), spread=("node.labels.zone",),
+                             max_replicas_per_node=1,
+                             mounts=(MountSpec("volume", "/data", "dy-x_data"),)), pin="a")
+    placement = body["TaskTemplate"]["Placement"]
+    assert placement == {"Constraints": ["node.role==worker", "node.id==a"],
+                         "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}],
+                         "MaxReplicas": 1}
+    assert body["Labels"][LABEL_NODE_PIN] == "a"
+    mount = body["TaskTemplate"]["ContainerSpec"]["Mounts"][0]
+    assert (mount["Type"], mount["Source"], mount["Target"]) == ("volume", "dy-x_data", "/data")
+
+
+def test_secret_files_become_swarm_secrets_and_no_bind_mount_is_left() -> None:
+    body = service_spec(spec(mounts=(MountSpec("bind", "/run/x/1-token", "/run/secrets/t",
+                                               read_only=True),)),
+                        secrets=[SecretFile("sid", "dy-abc", "/run/secrets/t", 0o400, "0", "0")])
+    container = body["TaskTemplate"]["ContainerSpec"]
+    assert "Mounts" not in container
+    assert container["Secrets"] == [{"SecretID": "sid", "SecretName": "dy-abc", "File": {
+        "Name": "/run/secrets/t", "UID": "0", "GID": "0", "Mode": 0o400}}]
+
+
+def test_host_ports_are_published_in_host_mode() -> None:
+    body = service_spec(spec(ports=(PublishedPort(9100, "tcp", "9100"),)))
+    assert body["EndpointSpec"]["Ports"] == [
+        {"Protocol": "tcp", "TargetPort": 9100, "PublishedPort": 9100, "PublishMode": "host"}]
+
+
+def test_compose_placement_reaches_the_container_spec(tmp_path: Any) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: nginx\n    ports: ['8080']\n    deploy:\n"
+        "      placement:\n        constraints: ['node.labels.ssd==true']\n"
+        "        preferences: [{spread: node.labels.zone}]\n"
+        "        max_replicas_per_node: 2\n")
+    project = load_project(LoadOptions(working_dir=str(tmp_path), environ={})).project
+    placement = Placement("alice", project.name, NamingMode.BYOC, "localhost", "srv")
+    [made] = container_specs(project, project.services["web"], placement, image="nginx",
+                             deployment="d1", config_hash="h", replicas=1)
+    assert made.constraints == ("node.labels.ssd==true",)
+    assert made.spread == ("node.labels.zone",)
+    assert made.max_replicas_per_node == 2
+    assert made.ingress_ports == (8080,)
+
+
+def _service(ports: bool = True, check: bool = True,
+             labels: dict[str, str] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"Image": "x"}
+    if check:
+        container["Healthcheck"] = {"Test": ["CMD", "true"]}
+    return {"ID": "svc1", "Spec": {
+        "Name": "dy-x-web-1-abc", "Labels": {"dockyard.service": "web", **(labels or {})},
+        "TaskTemplate": {"ContainerSpec": container},
+        "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": 8080}] if ports
+                         else []}}}
+
+
+def _task(state: str, node: str = "a", at: str = "2026-01-01T00:00:01Z", err: str = "",
+          desired: str = "running", code: int = 0) -> dict[str, Any]:
+    return {"ID": f"t-{state}-{at}", "ServiceID": "svc1", "NodeID": node, "CreatedAt": at,
+            "DesiredState": desired,
+            "Status": {"State": state, "Err": err, "Timestamp": at,
+                       "ContainerStatus": {"ExitCode": code}},
+            "NetworksAttachments": [{"Network": {"Spec": {"Name": "dy-x"}},
+                                     "Addresses": ["10.0.1.5/24"]}]}
+
+
+def test_a_running_task_with_a_check_is_running_and_healthy_at_its_node_address() -> None:
+    info = container_info(_service(), [_task("running")], NODES)
+    assert (info.status, info.health, info.node) == ("running", "healthy", "n1")
+    assert info.ip_address == "10.250.0.11"  # the ingress reaches the host-mode port there
+    assert info.host_ports == ("10.250.0.11:8080->8080/tcp",)
+
+
+def test_a_private_replica_is_reached_at_its_overlay_address() -> None:
+    info = container_info(_service(ports=False), [_task("running")], NODES)
+    assert info.ip_address == "10.0.1.5"
+
+
+def test_a_task_waiting_to_be_placed_is_created_and_one_starting_is_not_yet_healthy() -> None:
+    for state in ("new", "pending", "assigned", "preparing"):
+        assert container_info(_service(), [_task(state)], NODES).status == "created"
+    starting = container_info(_service(), [_task("starting")], NODES)
+    assert (starting.status, starting.health) == ("running", "starting")
+
+
+def test_a_failed_task_exits_with_the_task_error_and_counts_as_a_restart() -> None:
+    tasks = [_task("failed", at="2026-01-01T00:00:01Z", err="task: non-zero exit (3)", code=3,
+                   desired="shutdown"),
+             _task("rejected", at="2026-01-01T00:00:02Z", err="No such image: x")]
+    info = container_info(_service(), tasks, NODES)
+    assert (info.status, info.exit_code, info.health_output) == ("exited", 1,
+                                                                 "No such image: x")
+    assert info.restart_count == 1
+
+
+def test_a_replica_on_a_node_that_is_down_has_died_with_the_nodes_name() -> None:
+    info = container_info(_service(), [_task("running", node="b")], NODES)
+    assert info.status == "exited"
+    assert info.health_output == "node n2 is down"
+    assert node_of([_task("running", node="b")], NODES) == "n2"
+
+
+def test_a_finished_job_is_exited_with_its_code() -> None:
+    info = container_info(_service(check=False), [_task("complete", desired="complete")], NODES)
+    assert (info.status, info.exit_code) == ("exited", 0)
+
+
+def test_the_pinned_node_is_shown_by_name() -> None:
+    info = container_info(_service(labels={LABEL_NODE_PIN: "a"}), [_task("running")], NODES)
+    assert info.pinned_node == "n1"
+
+
+def test_task_changes_are_the_container_events_the_watcher_follows() -> None:
+    assert _actions(("running", "healthy"), ("exited", None)) == ["die"]
+    assert _actions(("created", None), ("running", None)) == ["start"]
+    assert _actions(("running", "starting"), ("running", "healthy")) == \
+        ["health_status: healthy"]
+    assert _actions(("exited", None), ("running", "healthy")) == \
+        ["start", "health_status: healthy"]

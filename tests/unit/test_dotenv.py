@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.compose.dotenv import DotenvError, parse_dotenv
+from dockyard.compose.dotenv import DotenvError, parse_dotenv, parse_raw_env
 
 LOOKUP: dict[str, str] = {"HOME": "/home/me", "EMPTY": "", "USER": "me"}
 
@@ -150,3 +150,14 @@ def test_only_a_space_starts_an_inline_comment() -> None:
 
 def test_single_quoted_value_is_not_interpolated_even_when_malformed() -> None:
     assert parse("A='${'") == {"A": "${"}
+
+
+def test_a_raw_env_file_keeps_each_value_as_written() -> None:
+    text = "# c\nA=$NOT ${X}\nB=\"q\"\nC='s' # t\n\nE\nF= spaced \n  G=a=b\nI=\nU\n"
+    env = {"E": "from-env"}
+    assert parse_raw_env(text, env.get) == {
+        "A": "$NOT ${X}", "B": '"q"', "C": "'s' # t", "E": "from-env", "F": " spaced ",
+        "G": "a=b", "I": ""}
+    with pytest.raises(DotenvError) as caught:
+        parse_raw_env("OK=1\nF = x\n", env.get)
+    assert caught.value.line == 2

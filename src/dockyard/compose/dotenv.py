@@ -25,6 +25,24 @@ class DotenvError(Exception):
         self.line = line
 
 
+def parse_raw_env(text: str, lookup: Callable[[str], str | None]) -> dict[str, str]:
+    """An `env_file` with `format: raw`, as Compose reads it: `KEY=VALUE` lines whose value is
+    taken as written (no quotes, comments or interpolation in it); blank and `#` lines are
+    skipped; a bare `KEY` takes its value from `lookup` and is skipped when that has none."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.lstrip().partition("=")
+        if not _KEY.fullmatch(key):
+            raise DotenvError(f"{key!r} is not a variable name", number)
+        if sep:
+            result[key] = value
+        elif (found := lookup(key)) is not None:
+            result[key] = found
+    return result
+
+
 def parse_dotenv(text: str, lookup: Callable[[str], str | None]) -> dict[str, str]:
     """Parse dotenv text. Raises `DotenvError` with a 1-based line for malformed content."""
     result: dict[str, str] = {}

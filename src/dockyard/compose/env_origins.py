@@ -100,7 +100,8 @@ def _service_origins(name: str, service: Mapping[str, Any], variables: Mapping[s
         if not isinstance(path, str):
             continue
         path = _unmark(path)
-        for key in read_env_file(path, variables, scratch, False):
+        raw = isinstance(entry, dict) and entry.get("format") == "raw"
+        for key in read_env_file(path, variables, scratch, False, raw=raw):
             origins[key] = EnvOrigin("env_file", _shown(path, project_dir))
     for key, value in key_value_list(service.get("environment")).items():
         file, line = _written_at(session, name, key)

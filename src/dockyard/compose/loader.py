@@ -382,16 +382,18 @@ def _service_environment(name: str, service: Mapping[str, Any], variables: Mappi
     """`env_file` entries in order, then `environment` on top. A bare KEY stays None: a config."""
     env: dict[str, str | None] = {}
     for index, entry in enumerate(service.get("env_file") or []):
+        raw = False
         if isinstance(entry, dict):
             path = entry.get("path")
             required = entry.get("required", True)
             required = required if isinstance(required, bool) else str(required) == "true"
+            raw = entry.get("format") == "raw"
         else:
             path, required = entry, True
         if not isinstance(path, str):
             continue
         origin = session.locate(("services", name, "env_file", index))
-        values = read_env_file(path, variables, session, bool(required), origin)
+        values = read_env_file(path, variables, session, bool(required), origin, raw)
         env.update({k: escape_template(v) for k, v in values.items()})
     env.update(key_value_list(service.get("environment")))
     return env

@@ -581,6 +581,12 @@ class Normalizer:
             return _provider(value)
         if key == "blkio_config" and isinstance(value, dict):
             return self.blkio(value, path)
+        if key == "logging" and isinstance(value, dict) and isinstance(value.get("options"),
+                                                                          dict):
+            return {**value, "options": {k: None if v is None else scalar_text(v)
+                                         for k, v in value["options"].items()}}
+        if key == "storage_opt" and isinstance(value, dict):
+            return _driver_opts(value)
         if key in ("sysctls", "annotations"):
             return {k: v or "" for k, v in key_value_list(value).items()}
         if key == "extra_hosts":
@@ -664,6 +670,8 @@ class Normalizer:
                 spec["file"] = self.abspath(spec["file"])
             if isinstance(spec.get("driver_opts"), dict):
                 spec["driver_opts"] = _driver_opts(spec["driver_opts"])
+            if spec.get("labels") is not None:  # a list or a mapping: a mapping of strings
+                spec["labels"] = key_value_list(spec["labels"], none_as_empty=True)
             out[key] = Resource(name=str(name), external=external, settings=frozen_map(spec))
         return out
 
@@ -701,7 +709,8 @@ def _extra_hosts(value: Any) -> list[str]:
 
 
 def _driver_opts(value: Mapping[str, Any]) -> dict[str, str]:
-    """Driver options as Compose prints them: every value a string (`mtu: 1450` -> "1450")."""
+    """Driver (and storage) options as Compose prints them: every value a string (`mtu:
+    1450` -> "1450")."""
     return {str(k): scalar_text(v) for k, v in value.items()}
 
 

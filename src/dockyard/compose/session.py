@@ -12,7 +12,7 @@ from typing import Any
 
 from dockyard.compose.codes import WARNINGS
 from dockyard.compose.discovery import DiscoveryError, find_compose_files
-from dockyard.compose.dotenv import DotenvError, parse_dotenv
+from dockyard.compose.dotenv import DotenvError, parse_dotenv, parse_raw_env
 from dockyard.compose.interpolation import InterpolationError, Interpolator
 from dockyard.compose.options import LoadOptions
 from dockyard.compose.paths import KeyPath, format_path
@@ -185,7 +185,8 @@ def project_variables(
 
 
 def read_env_file(path: str, lookup: Mapping[str, str], session: Session, required: bool,
-                   origin: Location | None = None) -> dict[str, str]:
+                   origin: Location | None = None, raw: bool = False) -> dict[str, str]:
+    """A `.env` or `env_file` (with `raw`, an env_file of `format: raw`); problems recorded."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -200,7 +201,7 @@ def read_env_file(path: str, lookup: Mapping[str, str], session: Session, requir
                     origin or Location(path), None)
         return {}
     try:
-        return parse_dotenv(text, lookup.get)
+        return (parse_raw_env if raw else parse_dotenv)(text, lookup.get)
     except DotenvError as exc:
         session.add("env-file-syntax", f"invalid env file: {exc.message}",
                     Location(os.path.abspath(path), exc.line),

@@ -209,7 +209,7 @@ SERVICE_HOOK = Obj({"command": COMMAND, "user": STR, "privileged": BOOL_OR_STR,
 
 BUILD = OneOf(STR, Obj({
     "context": STR, "dockerfile": STR, "dockerfile_inline": STR, "entitlements": LIST_OF_STRINGS,
-    "args": LIST_OR_DICT, "ssh": OneOf(LIST_OR_DICT, STR), "labels": LIST_OR_DICT,
+    "args": LIST_OR_DICT, "ssh": LIST_OR_DICT, "labels": LIST_OR_DICT,
     "cache_from": LIST_OF_STRINGS, "cache_to": LIST_OF_STRINGS, "no_cache": BOOL_OR_STR,
     "additional_contexts": LIST_OR_DICT, "network": STR, "provenance": BOOL_OR_STR,
     "sbom": BOOL_OR_STR, "pull": BOOL_OR_STR, "target": STR, "shm_size": INT_OR_STR,

@@ -121,6 +121,7 @@ class ContainerInfo:
     health_output: str = ""  # what the last health check printed
     node: str = ""  # the node it runs on (a multi-node driver; "" on one engine)
     pinned_node: str = ""  # the node it must stay on (it writes a named volume there)
+    lost: str = ""  # why the engine lost it, not the container itself ("node n2 is down")
 
     @property
     def service(self) -> str:

@@ -38,7 +38,7 @@ LABEL_NODE_PIN = "dockyard.node-pin"  # the node id a service writing a named vo
 _RUNNING_STATES = ("running",)
 _STARTING_STATES = ("starting",)
 _WAITING_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready")
-_FAILED_STATES = ("failed", "rejected", "orphaned", "remove", "shutdown")
+_FAILED_STATES = ("failed", "rejected", "complete")  # ended by itself: a restart follows
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,37 +206,45 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     A task running is `running` (healthy when the replica has a health check: Swarm holds a
     task in `starting` until its check passes); one waiting to be placed or started is
     `created`; one that failed, was rejected or whose node is down is `exited`, with the task's
-    error (or "node n2 is down") as its health output; a finished job is `exited` with its code.
-    `restart_count` is how many tasks failed before this one.
+    error (or "node n2 is down", also its `lost`) as its health output; a finished job is
+    `exited` with its code. A long-running replica that is not running is `restarting`: Swarm
+    brings it back (restart policy, rescheduling). `restart_count` is how many of its tasks
+    ended by themselves before this one (failed, rejected, exited).
     """
     spec = service.get("Spec") or {}
     labels = dict(spec.get("Labels") or {})
     has_check = bool(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {})
                      .get("Healthcheck"))
+    # Swarm brings a long-running replica back by itself (restart policy, rescheduling).
+    restarts = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0) > 0
     task = current_task(tasks)
     status: Mapping[str, Any] = (task or {}).get("Status") or {}
     state = str(status.get("State") or "new")
     node = nodes.get(str((task or {}).get("NodeID") or ""))
     exit_code = int((status.get("ContainerStatus") or {}).get("ExitCode") or 0)
     reason = str(status.get("Err") or "")
+    failed = sum(1 for t in tasks if t is not task and
+                 str((t.get("Status") or {}).get("State")) in _FAILED_STATES)
+    lost = _lost_node(tasks, nodes)
     health: str | None = None
     if node is not None and not node.ready and state in _RUNNING_STATES + _STARTING_STATES:
-        engine_state, reason = "exited", f"node {node.hostname} is down"
-        health = "unhealthy" if has_check else None
+        engine_state = "restarting" if restarts else "exited"
+        lost = lost or node
     elif state in _RUNNING_STATES:
         engine_state, health = "running", "healthy" if has_check else None
     elif state in _STARTING_STATES:
         engine_state, health = "running", "starting" if has_check else None
     elif state in _WAITING_STATES:
-        engine_state = "created"
+        engine_state = "restarting" if restarts and (failed or lost) else "created"
     elif state == "complete":
-        engine_state = "exited"
+        engine_state = "restarting" if restarts else "exited"
     else:
-        engine_state = "exited"
+        engine_state = "restarting" if restarts else "exited"
         exit_code = exit_code or 1
         reason = reason or f"task {state}"
-    failed = sum(1 for t in tasks if t is not task and
-                 str((t.get("Status") or {}).get("State")) in _FAILED_STATES + ("complete",))
+    if lost is not None and engine_state != "running":
+        reason = f"node {lost.hostname} is down"
+        health = "unhealthy" if has_check else None
     pinned = nodes.get(labels.get(LABEL_NODE_PIN, ""))
     address = None
     if node is not None and task is not None:
@@ -248,7 +256,19 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
         ip_address=address, started_at=_started(status) if engine_state == "running" else None,
         host_ports=_host_ports(node, spec), health_output=reason[:300],
         node=node.hostname if node is not None else "",
-        pinned_node=pinned.hostname if pinned is not None else "")
+        pinned_node=pinned.hostname if pinned is not None else "",
+        lost=reason if lost is not None and engine_state != "running" else "")
+
+
+def _lost_node(tasks: Sequence[Mapping[str, Any]],
+               nodes: Mapping[str, NodeView]) -> NodeView | None:
+    """The down node a task of the replica was last running on, if any."""
+    for task in sorted(tasks, key=lambda t: str(t.get("CreatedAt") or ""), reverse=True):
+        node = nodes.get(str(task.get("NodeID") or ""))
+        state = str((task.get("Status") or {}).get("State"))
+        if node is not None and not node.ready and state in _RUNNING_STATES + _STARTING_STATES:
+            return node
+    return None
 
 
 def node_of(tasks: Sequence[Mapping[str, Any]], nodes: Mapping[str, NodeView]) -> str:

@@ -99,9 +99,11 @@ class Watcher:
                     event.container_id) else S.SERVICE_DEPLOYMENT_FAILED
                 verb = "the engine restarts it" if state is S.SERVICE_DEPLOYMENT_PENDING \
                     else "it is not restarted"
-                self.control.follow(account, deployment, service, status.state, state,
-                                    f"container {name} exited with code {code}; {verb}")
-            elif status.state is S.SERVICE_DEPLOYMENT_PENDING:
+                why = f"container {name} exited with code {code}; {verb}"
+                if info is not None and info.lost:  # a lost node (Swarm): not a crash
+                    why = f"{info.lost}; {name} is rescheduled on another node"
+                self.control.follow(account, deployment, service, status.state, state, why)
+            elif status.state is S.SERVICE_DEPLOYMENT_PENDING and not self._lost(event):
                 self.control.follow(account, deployment, service, status.state,
                                     S.SERVICE_DEPLOYMENT_FAILED, f"crash loop: container "
                                     f"{name} exited again with code {code}")
@@ -121,6 +123,11 @@ class Watcher:
                 self.control.follow(account, deployment, service, status.state,
                                     S.SERVICE_DEPLOYMENT_FAILED,
                                     f"the health check of {name} fails")
+
+    def _lost(self, event: EngineEvent) -> bool:
+        """Whether a replica died with its node (Swarm reschedules it): not a crash loop."""
+        info = self.control.driver.inspect(event.container_id)
+        return info is not None and bool(info.lost)
 
     def _restarts(self, container_id: str) -> bool:
         info = self.control.driver.inspect(container_id)

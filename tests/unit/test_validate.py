@@ -248,15 +248,15 @@ def test_declared_references_are_fine(tmp_path: Path) -> None:
 def test_ignored_keys(tmp_path: Path) -> None:
     out = load(tmp_path, "services:\n  web:\n    image: x\n    privileged: true\n"
                          "    container_name: c\n    x-mine: 1\n"
-                         "    deploy:\n      replicas: 1\n      placement: {constraints: []}\n")
+                         "    deploy:\n      replicas: 1\n      endpoint_mode: vip\n")
     assert out.valid
     unused = {d.location.path: d for d in out.of("ignored-key")}
     assert set(unused) == {
         "services.web.privileged", "services.web.container_name",
-        "services.web.deploy.placement",
+        "services.web.deploy.endpoint_mode",
     }
     assert unused["services.web.privileged"].location.line == 4
-    assert unused["services.web.deploy.placement"].location.line == 9
+    assert unused["services.web.deploy.endpoint_mode"].location.line == 9
     assert all(d.hint for d in unused.values())
 
 

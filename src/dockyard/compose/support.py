@@ -166,7 +166,9 @@ DEPLOY_KEYS: dict[str, KeySupport] = {
                         "remove it"),
     "labels": _h("container labels"),
     "mode": _h("one server: `global` runs one replica"),
-    "placement": _i("one server places every container", "remove it"),
+    "placement": _h("with the Swarm driver (`dockyard server --driver swarm`): constraints, "
+                    "spread preferences and max_replicas_per_node; one Docker Engine runs "
+                    "every container itself"),
     "replicas": _h("the number of replicas, balanced by the ingress"),
     "resources": _h("limits (cpus, memory, pids) and reservations (cpus, memory); devices are "
                     "not given"),

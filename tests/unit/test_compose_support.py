@@ -1,6 +1,6 @@
 """docs/compose-support.md is `dockyard.compose.support` written out, and the table is true to
 the code: every key of the schema has its row, ignored keys warn with why and what to do
-instead, and every key the runtime reads from a service is marked honoured.
+instead, and every key the runtime or the server reads from a service is marked honoured.
 
 Run `pytest tests/unit/test_compose_support.py --regen` to rewrite the generated part of the
 page after changing the table.
@@ -59,14 +59,16 @@ def test_every_key_of_the_schema_has_its_row() -> None:
         assert bool(item.instead) == (item.status is Status.IGNORED)
 
 
-def test_keys_the_runtime_reads_are_honoured() -> None:
-    specs = (ROOT / "src" / "dockyard" / "runtime" / "specs.py").read_text()
-    read = set(re.findall(r'extra(?:\.get\(|\[)"([a-z_]+)"', specs))
+def test_keys_the_runtime_and_the_server_read_are_honoured() -> None:
+    src = ROOT / "src" / "dockyard"
+    code = "\n".join(p.read_text() for folder in ("runtime", "server")
+                     for p in sorted((src / folder).rglob("*.py")))
+    read = set(re.findall(r'extra(?:\.get\(|\[)"([a-z_]+)"', code))
     assert read, "the scan found no keys"
     for key in read:
         support = SERVICE_KEYS.get(key) or DEPLOY_KEYS[key]  # service.deploy.extra too
         assert support.status is Status.HONOURED, (
-            f"`{key}` is applied by runtime/specs.py: mark it honoured (saying how) in "
+            f"`{key}` is applied by the runtime or the server: mark it honoured (saying how) in "
             "dockyard.compose.support, then run pytest tests/unit/test_compose_support.py "
             "--regen to rewrite docs/compose-support.md")
     for field in ("stop_grace_period", "healthcheck", "hostname", "domainname", "user",

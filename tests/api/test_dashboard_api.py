@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from dockyard.server import dashboard
 from tests.support.server import IMAGE, Server, follow, log_answer, running_server
 
 SECRET = "dash-secret-4f1c9e"  # a config value: on no page, in no stream
@@ -381,3 +383,33 @@ def test_the_services_stream_ends_once_the_token_is_revoked(server: Server) -> N
                 server.store.revoke_token(server.accounts["alice"], token_id)
                 server.control.notify()  # wake the stream now rather than at its next refresh
     assert events == 1  # the stream ended by itself, after its first table
+
+
+# Without a session: what each of the dashboard's routes may answer. The login pages and the
+# static files are for everyone; every other route refuses (a page by going to the login page).
+OPEN = {("GET", "/login"), ("POST", "/login"), ("GET", "/login/{code}"),
+        ("GET", "/static/{name:path}")}
+
+
+def test_every_dashboard_route_refuses_a_request_without_a_session(server: Server) -> None:
+    deployment, _ = server.up("shop", web())
+    routes = [(method, route.path) for route in server.app.routes
+              if isinstance(route, APIRoute) and dashboard.serves(route.path)
+              for method in sorted(route.methods or ())]
+    assert len(routes) >= 15 and OPEN <= set(routes)
+    values = {"project": "shop", "deployment": deployment}
+    bearer = server.auth("alice")  # a token is no session
+    for method, path in sorted(set(routes) - OPEN):
+        url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+        accept = {"Accept": "text/event-stream"} if path.endswith("/stream") else HTML
+        for headers in ({}, bearer):
+            answer = server.client.request(method, url, headers={**accept, **headers},
+                                           data={"csrf": "x", "confirm": "shop"},
+                                           follow_redirects=False)
+            if method == "GET" and not path.endswith("/stream"):
+                assert answer.status_code == 303, (method, path)
+                assert answer.headers["location"].startswith("/login?next=")
+            else:
+                assert answer.status_code == 401, (method, path, answer.text)
+    assert set(server.containers("shop")) == {"web", "db"}
+    assert server.client_of("alice").configs("shop") == []

@@ -111,7 +111,7 @@ def create_app(control: ControlPlane) -> FastAPI:
     registries.add_routes(api, control)
     deployments.add_routes(api, control, watches)
     logs.add_routes(api, control, follows)
-    dashboard.add_dashboard(app, api, control, follows, watches)
+    dashboard.add_dashboard(app, control, follows, watches)
     return app
 
 

@@ -11,14 +11,14 @@ with their licences (no CDN, no build step). docs/dashboard.md shows it.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
-from fastapi.staticfiles import StaticFiles
+from fastapi import FastAPI
 
 from dockyard.server.control import ControlPlane
 from dockyard.server.dashboard.actions import add_actions
 from dockyard.server.dashboard.login import add_login
 from dockyard.server.dashboard.pages import add_pages
 from dockyard.server.dashboard.sessions import SessionBook
+from dockyard.server.dashboard.static_files import add_static
 from dockyard.server.dashboard.web import HERE
 from dockyard.server.streams import FollowSlots
 
@@ -30,16 +30,16 @@ def serves(path: str) -> bool:
     return path == "/" or path.startswith(PREFIXES)
 
 
-def add_dashboard(app: FastAPI, api: APIRouter, control: ControlPlane, follows: FollowSlots,
+def add_dashboard(app: FastAPI, control: ControlPlane, follows: FollowSlots,
                   watches: FollowSlots) -> None:
-    """Mount the dashboard on `app`; its login-link route joins the API (`api`)."""
+    """Add the dashboard's routes to the app's own router (each an `APIRoute`, as the API's),
+    its login-link route (`POST /v1/dashboard/links`) among them."""
     app.state.dashboard_sessions = SessionBook()
-    router = APIRouter()
-    add_login(router, api, control)
+    router = app.router
+    add_login(router, control)
     add_pages(router, control, follows, watches)
     add_actions(router, control)
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+    add_static(router, HERE / "static")
 
 
 __all__ = ["add_dashboard", "serves"]

@@ -55,8 +55,8 @@ def _with_session(request: Request, response: Response, session: Session) -> Res
     return response
 
 
-def add_login(router: APIRouter, api: APIRouter, control: ControlPlane) -> None:
-    @api.post("/v1/dashboard/links")
+def add_login(router: APIRouter, control: ControlPlane) -> None:
+    @router.post("/v1/dashboard/links")
     def dashboard_link(request: Request, who: Who) -> DashboardLink:
         """A one-time login link to the dashboard for the request's token (`dockyard
         dashboard`): valid once, for `expires_in` seconds."""

@@ -20,8 +20,8 @@ import yaml
 import dockyard
 from dockyard.exit_codes import ExitCode
 from tests.support.cli import Result, run_cli, write_files
+from tests.support.golden import check_golden
 
-GOLDEN = Path(__file__).parent / "golden"
 PLACEHOLDER = "<PROJECT>"
 
 
@@ -46,16 +46,6 @@ def placeholder(text: str, directory: Path) -> str:
     for form in {str(directory.resolve()), str(directory)}:
         text = text.replace(form, PLACEHOLDER)
     return text
-
-
-def check_golden(name: str, actual: str, regen: bool) -> None:
-    path = GOLDEN / name
-    if regen or not path.exists():
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    expected = path.read_text(encoding="utf-8")
-    assert actual == expected, f"{path} differs; review the change, then run pytest --regen"
 
 
 # --- projects ---------------------------------------------------------------------------------

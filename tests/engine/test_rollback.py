@@ -10,26 +10,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.engine.test_ingress import Load, byoc_domain, get, logs, ports, replicas
 from tests.engine.test_ingress import pytestmark as ingress_marks
 from tests.support.deployments import Dockyard, containers, copy_project, eventually
 
 pytestmark = ingress_marks  # a real engine and HAProxy, as the ingress tests
-
-
-@pytest.fixture
-def dockyard(dockyard_home: Path) -> Iterator[Dockyard]:
-    dy = Dockyard(dockyard_home)
-    try:
-        yield dy
-    finally:
-        dy.close()
 
 
 def show(dy: Dockyard, deployment: str) -> dict[str, Any]:

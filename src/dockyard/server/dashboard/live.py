@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from fastapi.concurrency import run_in_threadpool
 
+from dockyard.api_errors import NotFound
 from dockyard.server.control import ControlPlane
 from dockyard.server.dashboard import views
 from dockyard.server.dashboard.sessions import SessionBook
@@ -36,11 +37,15 @@ def html_event(kind: str, html: str) -> str:
 
 
 def services_html(control: ControlPlane, who: Viewer, project: str) -> str | None:
-    """The services table, or None once the session's token is revoked (the stream ends)."""
+    """The services table, or None once the session's token is revoked or the project is
+    gone (the stream ends)."""
     if control.store.account_for_token(who.session.token) != who.account:
         return None
-    return fragment("_services.html", project=project,
-                    view=views.project(control, who.account, project))
+    try:
+        view = views.project(control, who.account, project)
+    except NotFound:
+        return None
+    return fragment("_services.html", project=project, view=view)
 
 
 async def services_events(control: ControlPlane, sessions: SessionBook, who: Viewer,

@@ -7,6 +7,7 @@ the real Python client (`Client.dashboard_link`), as `dockyard dashboard` uses i
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -413,3 +414,17 @@ def test_every_dashboard_route_refuses_a_request_without_a_session(server: Serve
                 assert answer.status_code == 401, (method, path, answer.text)
     assert set(server.containers("shop")) == {"web", "db"}
     assert server.client_of("alice").configs("shop") == []
+
+
+def test_a_failed_service_shows_its_state_and_reason(server: Server) -> None:
+    _, status = server.up("shop", {"web": {"image": IMAGE, "command": ["sh", "-c", "crash"]}})
+    assert status == "failed"
+    (row,) = server.client_of("alice").services("shop")
+    assert row.state == "SERVICE_DEPLOYMENT_FAILED" and row.reason
+    browser = Browser(server)
+    browser.log_in()
+    page = browser.get("/projects/shop").text
+    assert 'data-state="SERVICE_DEPLOYMENT_FAILED"' in page
+    assert f'<div class="reason bad">{html.escape(row.reason, quote=False)}</div>' in page
+    projects = browser.get("/").text
+    assert "1 SERVICE_DEPLOYMENT_FAILED" in projects and "up failed" in projects

@@ -30,6 +30,9 @@ from typing import Any, overload
 from dockyard.compose.models import Project, Service
 from dockyard.compose.render import service_to_dict
 from dockyard.selection import closure
+from dockyard.wire import FILES_KEY
+
+PROJECT_FILES_PART = "project files"
 
 
 class ActionKind(enum.StrEnum):
@@ -115,7 +118,7 @@ def config_parts(service: Service, image_id: str | None = None,
                  configs_digest: str = "") -> dict[str, str]:
     """A short hash of each part of the service that, changed, needs new containers: each
     top-level key of the normalized service, the image id (`image`) and the config values it
-    uses (`config values`).
+    uses (`config values`), and the project files it mounts (`project files`: their digests).
 
     The replica count is left out (scaling needs no replacement); the image id is put in, so a
     rebuilt image with changed content, or a moved tag, replaces the service even when the
@@ -128,8 +131,11 @@ def config_parts(service: Service, image_id: str | None = None,
     deploy = data.get("deploy")
     if isinstance(deploy, dict):
         data["deploy"] = {k: v for k, v in deploy.items() if k != "replicas"}
+    files = data.pop(FILES_KEY, None)
     parts = {key: _short(value) for key, value in data.items() if key != "image"}
     parts["image"] = _short({"image": data.get("image"), "id": image_id})
+    if files:  # the digests of what it mounts from the project: changed, it is replaced
+        parts[PROJECT_FILES_PART] = _short(files)
     if configs_digest:
         parts["config values"] = _short(configs_digest)
     return parts

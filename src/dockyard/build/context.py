@@ -39,7 +39,8 @@ def _mode(st_mode: int, is_dir: bool) -> int:
     return 0o644
 
 
-def _entries(root: str, rules: list[dockerignore.Rule], always: set[str]) -> list[str]:
+def _entries(root: str, rules: list[dockerignore.Rule],
+             always: frozenset[str] | set[str]) -> list[str]:
     """Relative paths to pack, sorted; directories that only hold excluded files are left out."""
     negations = any(rule.negated for rule in rules)
     out: list[str] = []
@@ -83,18 +84,27 @@ def pack_context(context_dir: str, dockerfile: str = "Dockerfile") -> PackedCont
     if not os.path.isfile(os.path.join(root, dockerfile_rel)):
         raise BuildContextError(f"no {dockerfile_rel} in the build context {root}",
                                 hint="create it, or set `build.dockerfile`")
+    return pack_entries(root, directory_entries(root, {dockerfile_rel, ".dockerignore"}))
+
+
+def directory_entries(root: str, always: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What of `root` is packed: everything but what its `.dockerignore` excludes (`always`
+    is packed whatever it says)."""
     ignore_path = os.path.join(root, ".dockerignore")
     rules: list[dockerignore.Rule] = []
     if os.path.isfile(ignore_path):
         with open(ignore_path, encoding="utf-8", errors="replace") as handle:
             rules = dockerignore.parse(handle.read())
-    always = {dockerfile_rel, ".dockerignore"}
+    return _entries(root, rules, always)
 
+
+def pack_entries(root: str, entries: list[str]) -> PackedContext:
+    """A reproducible tar of `entries` (relative to `root`, directories ending in `/`)."""
     buffer = io.BytesIO()
     files = 0
     size = 0
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel in _entries(root, rules, always):
+        for rel in entries:
             full = os.path.join(root, rel.rstrip("/"))
             try:
                 st = os.lstat(full)

@@ -30,7 +30,8 @@ ERRORS: dict[str, str] = {
     "duplicate-ingress-port": "a service lists the same ingress target port twice",
     "domain-collision": "two services get the same DNS label after sanitizing",
     "domainname-without-ingress": "domainname on a service without an ingress port",
-    "bind-mount": "a host path is mounted; deployments run on a server",
+    "bind-mount": "a host path outside the project directory is mounted, and the server's "
+    "operator did not allow it (--allow-host-paths; never on a shared server)",
     "invalid-config-name": "a config name does not match ^[A-Za-z_][A-Za-z0-9_]{0,63}$",
     "invalid-duration": "a duration cannot be parsed (use 10s, 1m30s, 500ms)",
     "pull-policy-invalid": "a pull_policy is not always, missing, never, build, daily, weekly "
@@ -42,6 +43,10 @@ ERRORS: dict[str, str] = {
     "server-path": "the project sent to a server names a file (env_file, extends, include, a "
     "file-based secret...): the client resolves files, the server never opens one",
     # Checked by the server before a deployment starts:
+    "project-files-missing": "a service's project files (bind mounts inside the project, "
+    "file and content configs) were not uploaded to the server",
+    "project-files-unsupported": "the server's driver cannot mount project files or host "
+    "paths (the Swarm driver: a node has no copy of them)",
     "context-missing": "a service's build context was not uploaded to the server",
     "image-missing": "an image a service uses is not on the server's engine and is not to be "
     "pulled (pull_policy: never, or up --pull never)",
@@ -95,6 +100,10 @@ WARNINGS: dict[str, str] = {
     "ingress-no-healthcheck": "a public service has no healthcheck; GET / decides its health",
     "logging-driver-replaced": "a logging driver Dockyard cannot read back is replaced by "
     "json-file (rotated)",
+    "host-path": "a bind mount of a host path outside the project directory: a server refuses "
+    "it unless its operator allows that path (--allow-host-paths)",
+    "project-files-writable": "a writable bind mount inside the project: the server gets its "
+    "own copy, and writes stay on the server (not synced back)",
 }
 
 ALL_CODES: frozenset[str] = frozenset(ERRORS) | frozenset(WARNINGS)

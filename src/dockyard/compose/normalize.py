@@ -372,8 +372,6 @@ class Normalizer:
                 source = self.abspath(str(source))
             extra = {k: v for k, v in item.items()
                      if k not in ("type", "source", "target", "read_only")}
-            if kind == "bind":
-                extra.setdefault("bind", {"create_host_path": True})
             tmpfs = extra.get("tmpfs")
             if isinstance(tmpfs, dict) and tmpfs.get("size") is not None:
                 size = self.size(tmpfs["size"], (*path, "tmpfs", "size"))

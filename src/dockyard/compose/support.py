@@ -62,9 +62,10 @@ SERVICE_KEYS: dict[str, KeySupport] = {
     "cgroup": _KERNEL,
     "cgroup_parent": _i("the server places containers in its own cgroups", "remove it"),
     "command": _h("the container's command"),
-    "configs": _i("config files are not mounted into services yet",
-                  "copy the file into the image with `build`, or store a value with `dockyard "
-                  "config set` and read it from the environment or an external secret"),
+    "configs": _h("a config from `file:` (inside the project) or `content:` is uploaded with "
+                  "the project and mounted read-only at its target (default /<name>, mode "
+                  "0444); `uid`/`gid` are not applied, `environment:` and external configs "
+                  "are not mounted"),
     "container_name": _i("Dockyard names containers per account, project and replica",
                          "remove it; other services reach this one by its service name"),
     "cpu_count": _CPU, "cpu_percent": _CPU, "cpu_period": _CPU, "cpu_quota": _CPU,
@@ -156,8 +157,12 @@ SERVICE_KEYS: dict[str, KeySupport] = {
     "user": _h("the user the container runs as"),
     "userns_mode": _KERNEL,
     "uts": _PRIVATE_NAMESPACE,
-    "volumes": _h("named volumes and tmpfs; a host bind mount is refused (bind-mount)"),
-    "volumes_from": _PRIVATE_NAMESPACE,
+    "volumes": _h("named volumes and tmpfs; a bind mount inside the project directory is "
+                  "uploaded with the project (`:ro` read-only, else a per-deployment copy); "
+                  "a host path outside it is refused (bind-mount) unless the server's "
+                  "operator allows it (--allow-host-paths)"),
+    "volumes_from": _h("the named volumes of that service mounted at the same targets (`:ro` "
+                       "read-only); `container:NAME` is refused (network-mode-refused)"),
     "working_dir": _h("the container's working directory"),
 }
 
@@ -184,8 +189,9 @@ DEPLOY_KEYS: dict[str, KeySupport] = {
 REFUSED: tuple[tuple[str, str], ...] = (
     ("`unknown-key`", "a key the Compose specification does not define"),
     ("`no-image-or-build`", "a service with neither `image`, `build` nor `provider`"),
-    ("`bind-mount`", "a host bind mount (`./dir:/x`, `type: bind`): a deployment runs on a "
-     "server, not in this directory"),
+    ("`bind-mount`", "a bind mount of a host path outside the project directory "
+     "(`/var/run/docker.sock`, `~/.aws`, `../..`), unless the server's operator allows it "
+     "(`dockyard server --allow-host-paths`, never on a shared server)"),
     ("`schema`", "a secret or config that is not external and sets no `file`, `environment` "
      "(or `content`), as Compose refuses it"),
     ("`port-range`, `duplicate-ingress-port`", "ports outside 1-65535, the same ingress "

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dockyard.compose.interpolation import config_references
-from dockyard.compose.models import Condition, Port, Project, Service
+from dockyard.compose.models import Condition, Mount, Port, Project, Service
 from dockyard.compose.paths import KeyPath
 from dockyard.compose.ports import PortSyntaxError, parse_long, parse_short, port_numbers
 from dockyard.compose.sanity import check_values
@@ -131,12 +131,7 @@ def _check_service(project: Project, service: Service, raw: Mapping[str, Any],
 
     for index, mount in enumerate(service.volumes):
         if mount.is_bind:
-            yield error("bind-mount",
-                        f"service {name!r} mounts the host path {mount.source} at "
-                        f"{mount.target}; a deployment runs on a server, not in this directory",
-                        at("volumes", index),
-                        f"use a named volume (`data:{mount.target}` plus a top-level "
-                        "`volumes: {data: {}}`), or copy the files into the image with `build`")
+            yield from _bind_mount(project, name, mount, at("volumes", index))
         elif mount.type == "volume" and mount.source and mount.source not in project.volumes:
             yield error("undefined-reference",
                         f"service {name!r} uses the volume {mount.source!r}, which is not "
@@ -227,6 +222,30 @@ def _ignored_keys(name: str, raw: Mapping[str, Any], table: Mapping[str, KeySupp
 
 
 _SOURCES = {"secrets": ("file", "environment"), "configs": ("file", "environment", "content")}
+
+
+def _bind_mount(project: Project, name: str, mount: Mount,
+                where: Location) -> Iterator[Diagnostic]:
+    """A bind mount inside the project directory is deployed with the project (packed by the
+    client); one outside it names the host of the server, which refuses it unless allowed."""
+    source = mount.source or ""
+    root = project.working_dir.rstrip("/")
+    if source == project.working_dir or source.startswith(root + "/"):
+        if not mount.read_only:
+            yield warning("project-files-writable",
+                          f"service {name!r} mounts {source} writable at {mount.target}: the "
+                          "server gets its own copy, and writes to it stay on the server and "
+                          "are not synced back", where,
+                          f"mount it read-only (`:ro`), or keep data in a named volume "
+                          f"(`data:{mount.target}` plus a top-level `volumes: {{data: {{}}}}`)")
+        return
+    yield warning("host-path",
+                  f"service {name!r} mounts the host path {source} at {mount.target}, outside "
+                  f"the project directory {project.working_dir}: a server refuses it unless "
+                  "its operator allows that path", where,
+                  "move the files into the project directory and mount them as `./...`, use "
+                  "a named volume, or (on your own server) allow the path with `dockyard "
+                  "server --allow-host-paths DIR`")
 
 
 def _check_file_sources(raw: Mapping[str, Any], locate: Locate) -> Iterator[Diagnostic]:

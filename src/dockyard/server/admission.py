@@ -9,8 +9,11 @@ allow it (docs/architecture.md, How a deployment runs). Only then is a deploymen
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,13 @@ from dockyard.secrets.resolve import missing_configs
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.image_plan import ImagePlan, plan_images
+from dockyard.server.model_endpoint import model_problems
+from dockyard.server.namespaces import namespace_problems
 from dockyard.wire import check_wire
+
+_LOADED: OrderedDict[str, Project] = OrderedDict()  # the last projects loaded, by content
+_LOADED_KEPT = 32
+_LOADED_LOCK = threading.Lock()
 
 
 def load_submitted(name: str, data: Mapping[str, Any]) -> Project:
@@ -39,7 +48,25 @@ def load_submitted(name: str, data: Mapping[str, Any]) -> Project:
 
     Every profile is active: the client already chose the services (a service it sent is one
     its profiles enabled). Nothing is interpolated from the server's environment.
+
+    Loading is a pure function of (`name`, `data`), and a valid project is immutable: the
+    last few are kept by the digest of their content, so a no-op `up`, its `ps` and a
+    rollback do not load the same document again.
     """
+    key = hashlib.sha256(json.dumps([name, data], sort_keys=True).encode()).hexdigest()
+    with _LOADED_LOCK:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
+    project = _load_submitted(name, data)
+    with _LOADED_LOCK:
+        _LOADED[key] = project
+        while len(_LOADED) > _LOADED_KEPT:
+            _LOADED.popitem(last=False)
+    return project
+
+
+def _load_submitted(name: str, data: Mapping[str, Any]) -> Project:
     refused = check_wire(data)
     if refused:
         raise ProjectInvalid(refused)
@@ -79,7 +106,10 @@ def check_request(control: ControlPlane, project: Project,
     deployed; `whole`, when it is a part of it (`up SERVICE...`), is held to the limits."""
     problems: list[Diagnostic] = _domain_problems(control, project, account)
     problems += _external_problems(control, project)
+    problems += namespace_problems(project, driver=control.settings.driver)
+    problems += model_problems(control.settings, project)
     problems += _limit_problems(control, whole or project, account)
+    problems += _file_problems(control, project, account)
     for name, service in sorted(project.services.items()):
         if service.build is not None and name not in (pins or {}):
             build = builds.get(name)
@@ -130,12 +160,53 @@ def _external_problems(control: ControlPlane, project: Project) -> list[Diagnost
     return problems
 
 
+def _file_problems(control: ControlPlane, project: Project,
+                   account: str | None) -> list[Diagnostic]:
+    """Project files that were not uploaded, host paths the operator did not allow (never on
+    a shared server), and either one under a driver that cannot mount them."""
+    from dockyard.server.project_files import host_path_allowed, project_files
+
+    settings = control.settings
+    allowed = () if settings.playground else settings.allow_host_paths
+    owner = None if account is None else _owner_of(control, account)
+    problems: list[Diagnostic] = []
+    for name, service in sorted(project.services.items()):
+        files = project_files(service)
+        binds = [(i, m) for i, m in enumerate(service.volumes) if m.is_bind]
+        if settings.driver == "swarm" and (files or binds):
+            problems.append(_problem(
+                "project-files-unsupported", f"service {name!r} mounts project files or host "
+                "paths, which the Swarm driver cannot mount (a node has no copy of them)",
+                name, "volumes", "copy the files into the image with `build`, or keep them "
+                "in a named volume"))
+            continue
+        for item in files:
+            if not control.contexts.has(item.digest, owner):
+                problems.append(_problem(
+                    "project-files-missing", f"the project files {item.source or item.digest} "
+                    f"({item.digest}) were not uploaded", name, "volumes",
+                    "run `dockyard compose up`, which uploads them"))
+        for index, mount in binds:
+            if not host_path_allowed(mount.source or "", allowed):
+                operator = (" (a shared server never mounts its host's files)" if
+                            settings.playground else "; or ask the server's operator to allow "
+                            "it (`dockyard server --allow-host-paths DIR`)")
+                problems.append(_problem(
+                    "bind-mount", f"service {name!r} mounts the host path {mount.source} at "
+                    f"{mount.target}: only the files inside the project directory are deployed "
+                    "with it", name, f"volumes[{index}]",
+                    "move the files into the project directory and mount them as `./...`, or "
+                    f"use a named volume{operator}"))
+    return problems
+
+
 def _limit_problems(control: ControlPlane, project: Project,
                     account: str | None) -> list[Diagnostic]:
     """What the account may deploy here (playground limits, and what its containers may take
     from the host: `server.containment`), checked before anything starts."""
     from dockyard.plan import desired_replicas
     from dockyard.server.containment import (
+        capability_problems,
         host_port_problems,
         logging_problems,
         pids_problems,
@@ -145,6 +216,7 @@ def _limit_problems(control: ControlPlane, project: Project,
     problems: list[Diagnostic] = logging_problems(project, playground=settings.playground)
     if settings.playground:
         problems += host_port_problems(project, settings.allow_host_ports.get(account or ""))
+        problems += capability_problems(project)
     limits = settings.limits
     if limits is None:
         return problems

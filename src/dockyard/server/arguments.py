@@ -23,10 +23,12 @@ _OPTIONS = (
     "allow_host_ports", "egress", "max_request_bytes", "max_project_bytes",
     "max_build_log_bytes", "log_max_size", "log_max_files", "keep_deployments",
     "context_ttl", "registry", "pull_concurrency", "pull_timeout", "max_pull_size",
-    "tenant_pulls", "allow_registry", "key_file", "secrets_dir", "driver",
+    "tenant_pulls", "allow_registry", "key_file", "secrets_dir", "driver", "allow_host_paths",
+    "model_endpoint", "model_key_file",
 )
 # Repeatable options, passed on comma-separated.
-_REPEATED = frozenset({"allow_image", "allow_host_ports", "allow_registry"})
+_REPEATED = frozenset({"allow_image", "allow_host_ports", "allow_registry",
+                       "allow_host_paths"})
 
 
 def add_server_arguments(server: argparse.ArgumentParser) -> None:
@@ -108,6 +110,9 @@ def add_server_arguments(server: argparse.ArgumentParser) -> None:
                          "(fnmatch, such as 'docker.io/library/*'; repeatable)")
     tenancy.add_argument("--allow-host-ports", action="append", metavar="ACCOUNT=FIRST-LAST",
                          help="playground: host ports an account may publish (repeatable)")
+    tenancy.add_argument("--allow-host-paths", action="extend", nargs="+", metavar="DIR",
+                         help="byoc only (refused in playground mode): host directories "
+                         "projects may bind-mount besides their own files (an allow-list)")
     tenancy.add_argument("--egress", choices=["restricted", "open"],
                          help="restricted (playground default): tenant containers cannot "
                          "reach the host's addresses or link-local metadata addresses")

@@ -40,6 +40,7 @@ from dockyard.server.contexts import ContextStore
 from dockyard.server.engine_events import EngineEvents
 from dockyard.server.ingress import Ingress
 from dockyard.server.keys import load_cipher
+from dockyard.server.project_files import ProjectFileCopies
 from dockyard.server.puller import Puller
 from dockyard.server.registry_auth import RegistryCredentials
 from dockyard.server.secret_files import SecretFiles
@@ -108,6 +109,7 @@ class ControlPlane:
         # main() installs the checked tmpfs (`server.tmpfs`); a control plane made in-process
         # (tests, over a fake engine) writes where its settings say, else in its data dir.
         self.secret_files = SecretFiles(settings.secrets_dir or settings.data / "secrets")
+        self.project_files = ProjectFileCopies(settings.data / "project-files")
         self.strict_transitions = os.environ.get(STRICT_TRANSITIONS) == "1"
         self._moves = KeyedLocks()  # per (account, service): a move's check and write are one
 

@@ -25,34 +25,43 @@ from dockyard.registry.failures import classify
 from dockyard.registry.reference import Reference, parse_reference, pinned
 from dockyard.runtime.driver import (
     LABEL_DEPLOYMENT,
+    LABEL_REPLICA,
     BuildFence,
     ContainerInfo,
+    ContainerSpec,
     ImageDetails,
 )
-from dockyard.runtime.errors import BuildFailed, BuildTimedOut, PushFailed
+from dockyard.runtime.errors import BuildFailed, BuildTimedOut, EngineError, PushFailed
+from dockyard.runtime.model_env import provider_model
 from dockyard.runtime.specs import (
     container_specs,
     is_job,
     network_name,
     project_labels,
+    project_networks,
     replacement_order,
+    service_labels,
+    shared_service,
     volume_name,
 )
 from dockyard.secrets.resolve import configs_digests
 from dockyard.server.build_log import BuildLogCap
 from dockyard.server.build_reuse import build_tag, own_build_labels, reusable_build
 from dockyard.server.configs import RedactText
-from dockyard.server.control import ControlPlane
+from dockyard.server.control import ControlPlane, KeyedLocks
 from dockyard.server.deploy_request import BuildInput, DeployRequest
 from dockyard.server.health import Outcome, wait_healthy
 from dockyard.server.image_plan import ImageUse
 from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy_volumes
+from dockyard.server.model_endpoint import deployable
 from dockyard.server.observe import by_service, healthy_as_is, observe
+from dockyard.server.project_files import host_mounts
 from dockyard.server.pull_phase import run_pulls
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.store.store import Account
 
 S = ServiceState
+PROVIDER_IMAGE = "<provider>"  # the "image" of a provider service, which runs no container
 DRAIN_SECONDS = 30.0  # the longest in-flight requests of a replaced replica may take to finish
 BUILD_CPU_SHARES = 512  # a playground build step's CPU weight: half a container's (1024)
 
@@ -91,7 +100,9 @@ class Deployer:
         self.driver = control.driver
         self.account = account
         self.deployment = deployment
-        self.request = request
+        # Model providers' variables in their users' environments, the key among the configs
+        project, configs = deployable(control.settings, request.project, request.configs)
+        self.request = request = dataclasses.replace(request, project=project, configs=configs)
         self.project = request.project
         self.placement = control.placement(account, request.project.name)
         self.progress = {name: _Progress() for name in self.project.services}
@@ -105,6 +116,7 @@ class Deployer:
         # The engine's answers about images, per deployment (a lost race only asks twice).
         self._ids: dict[str, str | None] = {}
         self._image_details: dict[str, ImageDetails | None] = {}
+        self._asking = KeyedLocks()  # one engine question per image, however many ask
         self._records_lock = threading.Lock()
 
     def _record(self, service: str, state: ServiceState, reason: str) -> None:
@@ -115,8 +127,9 @@ class Deployer:
         """Deploy; returns the deployment's final status (succeeded or failed)."""
         project = self.project
         labels = project_labels(self.placement)
-        self.driver.ensure_network(network_name(self.placement), labels)
-        self.control.egress.protect(network_name(self.placement))  # before any container
+        for network, internal in project_networks(project, self.placement).items():
+            self.driver.ensure_network(network, labels, internal=internal)
+            self.control.egress.protect(network)  # before any container
         self.placement = with_legacy_volumes(self.driver, self.placement, project)
         for volume, resource in project.volumes.items():
             if not resource.external:
@@ -147,8 +160,9 @@ class Deployer:
         if not self.request.services and any(  # a partial `up` leaves the others' network
                 is_legacy(self.placement, c) for found in running.values() for c in found):
             remove_legacy_network(self.driver, self.placement)
-        self.control.secret_files.prune(self.placement, self.driver.containers(
-            labels, detail=False))  # the files of replaced containers go with them
+        left = self.driver.containers(labels, detail=False)
+        self.control.secret_files.prune(self.placement, left)  # replaced containers' files
+        self.control.project_files.prune(self.placement, left)  # go with them
         ok = all(p.ok for p in self.progress.values())
         return "succeeded" if ok else "failed"
 
@@ -250,6 +264,8 @@ class Deployer:
         """Every service's image id, built or found (builds in parallel within the server's
         build slots); None for a service whose image failed (recorded already)."""
         def one(name: str) -> str | None:
+            if "provider" in self.project.services[name].extra:
+                return PROVIDER_IMAGE  # runs no container
             try:
                 return self._image(name, self.project.services[name])
             except Exception as exc:  # an engine error: fail this service, say why
@@ -288,6 +304,13 @@ class Deployer:
         if failed:
             self._fail(name, failed)
             progress.settle(False, failed)
+            return
+        if "provider" in service.extra:
+            model = provider_model(service)
+            self._enter(name, S.SERVICE_DEPLOYMENT_COMPLETED,
+                        f"model {model} served by the server's model endpoint (no container)"
+                        if model else "a provider service: no container")
+            progress.settle(True, "provider")
             return
         if action.kind is ActionKind.KEEP:
             # One event, not two: a no-op `up` of a large project writes one per service.
@@ -385,14 +408,16 @@ class Deployer:
 
     def _engine_image_id(self, reference: str) -> str | None:
         """Asked once per deployment and reference (many services name the same image)."""
-        if reference not in self._ids:
-            self._ids[reference] = self.driver.image_id(reference)
-        return self._ids[reference]
+        with self._asking(f"id\0{reference}"):  # the services' threads ask at once
+            if reference not in self._ids:
+                self._ids[reference] = self.driver.image_id(reference)
+            return self._ids[reference]
 
     def _details(self, image_id: str) -> ImageDetails | None:
-        if image_id not in self._image_details:
-            self._image_details[image_id] = self.driver.image_details(image_id)
-        return self._image_details[image_id]
+        with self._asking(f"details\0{image_id}"):
+            if image_id not in self._image_details:
+                self._image_details[image_id] = self.driver.image_details(image_id)
+            return self._image_details[image_id]
 
     def _note_image(self, name: str, reference: str, image_id: str,
                     digest: str | None) -> None:
@@ -529,6 +554,9 @@ class Deployer:
         mounts = self.control.secret_files.write(self.placement, self.project, service,
                                                  self.deployment, self.request.configs)
         settings = self.control.settings
+        mounts += self.control.project_files.mounts(  # project files, then allowed host paths
+            self.placement, service, self.deployment, self.control.contexts,
+            str(self.account.id)) + tuple(host_mounts(service, settings.allow_host_paths))
         specs = container_specs(self.project, service, self.placement,
                                 image=self.run_as.get(name, job.image_id),
                                 deployment=self.deployment,
@@ -544,7 +572,30 @@ class Deployer:
                 spec, nano_cpus=spec.nano_cpus or (int(limits.cpus * 1e9) or None),
                 memory=spec.memory or limits.memory or None,
                 pids_limit=_pids(spec.pids_limit, limits.pids)) for spec in specs]
-        return [self.driver.run(spec) for spec in specs]
+        return [self.driver.run(self._joined(spec)) for spec in specs]
+
+    def _joined(self, spec: ContainerSpec) -> ContainerSpec:
+        """`service:X` namespace modes as the engine takes them: `container:<id>` of X's
+        first running container (this deployment's, when X was just replaced)."""
+        network, ipc = shared_service(spec.network_mode), shared_service(spec.ipc_mode)
+        if network is not None:
+            spec = dataclasses.replace(
+                spec, network_mode=f"container:{self._namespace_holder(network)}")
+        if ipc is not None:
+            spec = dataclasses.replace(
+                spec, ipc_mode=f"container:{self._namespace_holder(ipc)}")
+        return spec
+
+    def _namespace_holder(self, service: str) -> str:
+        found = [c for c in self.driver.containers(service_labels(self.placement, service),
+                                                   detail=False) if c.status == "running"]
+        fresh = [c for c in found if c.deployment == self.deployment] or found
+        if not fresh:
+            raise EngineError(f"service {service!r} has no running container whose "
+                              "namespaces this one could join",
+                              hint=f"check why {service} is not running (`dockyard compose "
+                              f"ps`, `dockyard logs {service}`)")
+        return min(fresh, key=lambda c: int(c.labels.get(LABEL_REPLICA, "0") or 0)).id
 
     def _settle(self, service: Service, ids: list[str]) -> Outcome:
         settings = self.control.settings

@@ -23,6 +23,7 @@ from dockyard.server.deployer import Deployer
 from dockyard.server.deployment_record import deployment_record
 from dockyard.server.domain_reports import claim_project_domains
 from dockyard.server.down import services_to_take_down, take_down, take_down_services
+from dockyard.server.project_files import project_digests
 from dockyard.server.project_size import check_project_size
 from dockyard.server.ps import remember_model
 from dockyard.server.rollback import (
@@ -76,7 +77,8 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
         control.driver.ensure_network(network_name(placement), project_labels(placement))
         deployment = control.store.create_deployment(account, project.name, action,
                                                      dict(project_data),
-                                                     [b.digest for b in builds.values()],
+                                                     [b.digest for b in builds.values()]
+                                                     + project_digests(project),
                                                      record=record, configs=versions)
         try:
             control.begin(account, project.name, deployment)

@@ -42,6 +42,7 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
     control.ingress.forget(account.name, project)
     control.secret_files.remove_project(placement)
     _remove_all(control, account, deployment, containers, services)
+    control.project_files.remove_project(placement)
     notes: list[str] = []
     complete = True
     try:
@@ -123,6 +124,7 @@ def take_down_services(control: ControlPlane, account: Account, project: str, de
         control.ingress.forget(account.name, project, service)
     _remove_all(control, account, deployment, containers, sorted(chosen))
     control.secret_files.remove_services(placement, sorted(chosen))
+    control.project_files.remove_services(placement, sorted(chosen))
     control.store.forget_services(account, project, sorted(chosen))
     return True
 

@@ -230,9 +230,8 @@ class Ingress:
             if queued:
                 self._services[key] = wanted
                 self._pending += 1
-            table = self.table()  # already served so: a no-op `up` rewrites nothing
-        if not queued:
-            return True  # served as asked already; the engine's events keep its rotation
+        if not queued:  # served so already: a no-op `up` rewrites nothing, and asks nothing
+            return True  # the engine's events keep its rotation
         table = self._flush()
         if not wait:
             return True

@@ -69,6 +69,9 @@ class ServerSettings:
     allow_images: tuple[str, ...] = ()
     # Host ports (mode: host) an account may publish in playground mode: account -> (lo, hi).
     allow_host_ports: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # Host directories a byoc server's projects may bind-mount (`--allow-host-paths`; never in
+    # playground mode): absolute, normalized. Paths inside a project need no permission.
+    allow_host_paths: tuple[str, ...] = ()
     restrict_egress: bool = False  # tenant networks cannot reach the host or link-local
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_project_bytes: int = DEFAULT_MAX_PROJECT_BYTES
@@ -126,7 +129,7 @@ def settings_from(options: Mapping[str, str | None],
     Options: listen, data, mode, zone, build_concurrency, max_context_bytes, stabilization,
     deploy_timeout, build_timeout, store_url, ingress ("0"/"off"/"false" turns it off),
     ingress_host, http_port, https_port, acme_directory, acme_email, acme_dns_hook, acme_ca_bundle,
-    max_* (limits), allow_image and allow_host_ports (comma-separated), egress
+    max_* (limits), allow_image, allow_host_ports and allow_host_paths (comma-separated), egress
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
     log_max_size, log_max_files, keep_deployments, context_ttl, pull_concurrency,
     pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off"), allow_registry
@@ -172,6 +175,7 @@ def settings_from(options: Mapping[str, str | None],
         allow_images=tuple(p.strip() for p in (pick("allow_image") or "").split(",")
                            if p.strip()),
         allow_host_ports=_host_port_ranges(pick("allow_host_ports") or ""),
+        allow_host_paths=_host_paths(pick("allow_host_paths") or "", mode),
         restrict_egress=_egress(pick("egress"), mode),
         max_request_bytes=_size(pick("max_request_bytes"), "--max-request-bytes",
                                 DEFAULT_MAX_REQUEST_BYTES),
@@ -256,6 +260,22 @@ def _egress(text: str | None, mode: NamingMode) -> bool:
     if text.lower() not in ("restricted", "open"):
         raise UsageError(f"--egress {text!r} is neither restricted nor open")
     return text.lower() == "restricted"
+
+
+def _host_paths(text: str, mode: NamingMode) -> tuple[str, ...]:
+    """`/srv/media,/var/log` as normalized absolute directories; refused in playground mode
+    (a shared server never lets a tenant reach its host's files)."""
+    paths = [p.strip() for p in text.split(",") if p.strip()]
+    if paths and mode is NamingMode.PLAYGROUND:
+        raise UsageError("--allow-host-paths cannot be used in playground mode: tenants of a "
+                         "shared server never mount the host's files",
+                         hint="remove --allow-host-paths (DOCKYARD_ALLOW_HOST_PATHS); projects "
+                         "still deploy the files inside their own directory")
+    for path in paths:
+        if not path.startswith("/"):
+            raise UsageError(f"--allow-host-paths {path!r} is not an absolute directory",
+                             hint="for example --allow-host-paths /srv/media")
+    return tuple(sorted({os.path.normpath(p) for p in paths}))
 
 
 def _host_port_ranges(text: str) -> dict[str, tuple[int, int]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.build.context import pack_context
+from dockyard.build.project_files import pack_project_files
 from dockyard.cli.render import LiveStates, note, print_diagnostics, write_stdout
 from dockyard.cli.tables import endpoints_text, plan_table, ps_table
 from dockyard.client.api import Client
@@ -66,7 +67,8 @@ def _emit_json(item: dict[str, Any]) -> None:
 def prepare(options: LoadOptions, services: Sequence[str] = ()
             ) -> tuple[str, dict[str, Any], dict[str, Any], list[Any], list[Diagnostic]]:
     """Load and validate locally, pack every build context (with `services`, `up
-    SERVICE...`: only theirs and their dependencies', after refusing an unknown name).
+    SERVICE...`: only theirs and their dependencies', after refusing an unknown name) and
+    the project files services mount (`build.project_files`), uploaded as contexts are.
 
     Returns (name, project, builds, packs, unset): `unset` are the warnings of variables a build
     arg uses that are not set here, which `check_build_args` holds against the stored configs.
@@ -79,12 +81,13 @@ def prepare(options: LoadOptions, services: Sequence[str] = ()
     local = build_arg_config_problems(unset, config_users(project))
     if local:
         raise ProjectInvalid([*local, *result.warnings])
-    data, refused = to_wire(project_to_dict(project))
+    files = pack_project_files(project)  # bind mounts inside the project, file configs
+    data, refused = to_wire(project_to_dict(project), files.services)
     if refused:
         raise ProjectInvalid([*refused, *result.warnings])
     print_diagnostics(result.warnings)
     builds: dict[str, Any] = {}
-    packs = []
+    packs = list(files.packs)
     for name, service in project.services.items():
         if service.build is None or name not in chosen:
             continue

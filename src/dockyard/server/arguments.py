@@ -24,7 +24,6 @@ _OPTIONS = (
     "max_build_log_bytes", "log_max_size", "log_max_files", "keep_deployments",
     "context_ttl", "registry", "pull_concurrency", "pull_timeout", "max_pull_size",
     "tenant_pulls", "allow_registry", "key_file", "secrets_dir", "driver", "allow_host_paths",
-    "model_endpoint", "model_key_file",
 )
 # Repeatable options, passed on comma-separated.
 _REPEATED = frozenset({"allow_image", "allow_host_ports", "allow_registry",

@@ -34,6 +34,7 @@ class FakeDriver:
     def __init__(self) -> None:
         self.images: dict[str, str] = {"dockyard/busybox:1": "sha256:" + "b" * 64}
         self.networks: set[str] = set()
+        self.network_labels: dict[str, dict[str, str]] = {}
         self.volume_set: dict[str, Mapping[str, str]] = {}
         self.items: dict[str, ContainerInfo] = {}
         self.specs: dict[str, ContainerSpec] = {}
@@ -114,8 +115,15 @@ class FakeDriver:
     def tag_image(self, image_id: str, reference: str) -> None:
         self.images[reference] = image_id
 
-    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def ensure_network(self, name: str, labels: Mapping[str, str], *,
+                       internal: bool = False) -> None:
         self.networks.add(name)
+        self.network_labels[name] = {**labels, **({"internal": "true"} if internal else {})}
+
+    def labelled_networks(self, labels: Mapping[str, str]) -> list[str]:
+        return sorted(n for n in self.networks
+                      if all(self.network_labels.get(n, {}).get(k) == v
+                             for k, v in labels.items()))
 
     def remove_network(self, name: str, owner: Mapping[str, str] | None = None) -> None:
         self.networks.discard(name)

@@ -14,7 +14,10 @@ The decisions, per service:
   an older release, not healthy as it is, or `force`;
 - **scale**: only the replica count changed (to 0: scaled in);
 - **keep**: same configuration and replica count, and healthy as it is (a job: exited 0), so
-  a no-op `up` restarts nothing and reruns no job;
+  a no-op `up` restarts nothing and reruns no job; a provider service (`provider:`), which
+  runs no container, is always kept;
+- a service joining another's namespaces (`network_mode`/`ipc: service:X`) is replaced when X
+  is (its containers would keep the namespace of X's old container, gone with it);
 - **remove**: it is no longer in the project (after everything else, so dependents move first).
 """
 
@@ -200,16 +203,47 @@ def plan(project: Project, running: Mapping[str, RunningService],
     images = image_ids or {}
     digests = configs_digests or {}
     chosen = None if services is None else set(closure(project, services))
+    decided: dict[str, Action] = {}
+    for names in start_order(project):  # dependencies first: a joined service is decided
+        for name in names:
+            if chosen is None or name in chosen:
+                decided[name] = _joined(project.services[name], _decide(
+                    project.services[name], running.get(name), images.get(name),
+                    digests.get(name, ""), force), decided, name in running)
     levels = tuple(level for level in (
-        tuple(_decide(project.services[name], running.get(name), images.get(name),
-                      digests.get(name, ""), force)
-              for name in names if chosen is None or name in chosen)
+        tuple(decided[name] for name in names if name in decided)
         for names in start_order(project)) if level)
     removals = () if chosen is not None else tuple(
         Action(ActionKind.REMOVE, name, "no longer in the project",
                reasons=("no longer in the project",))
         for name in sorted(set(running) - set(project.services)))
     return Plan(levels, removals)
+
+
+def joined_services(service: Service) -> list[tuple[str, str]]:
+    """(namespace, service) of each `network_mode`/`ipc: service:X` of the service."""
+    out = []
+    for key, what in (("network_mode", "network"), ("ipc", "IPC")):
+        value = service.extra.get(key)
+        if isinstance(value, str) and value.startswith("service:"):
+            out.append((what, value.split(":", 1)[1]))
+    return out
+
+
+def _joined(service: Service, action: Action, decided: Mapping[str, Action],
+            runs: bool) -> Action:
+    """A running service kept or scaled while a service whose namespace it joins gets new
+    containers is replaced too, saying why."""
+    if not runs or action.kind not in (ActionKind.KEEP, ActionKind.SCALE) \
+            or action.replicas == 0:
+        return action
+    for what, other in joined_services(service):
+        found = decided.get(other)
+        if found is not None and found.kind in (ActionKind.REPLACE, ActionKind.CREATE):
+            reason = f"joins the {what} namespace of {other}, which gets new containers"
+            return Action(ActionKind.REPLACE, action.service, reason, action.replicas,
+                          (reason,), action.config_hash, action.parts)
+    return action
 
 
 def _decide(service: Service, current: RunningService | None, image_id: str | None,
@@ -221,6 +255,9 @@ def _decide(service: Service, current: RunningService | None, image_id: str | No
 
     def act(kind: ActionKind, *reasons: str) -> Action:
         return Action(kind, name, "; ".join(reasons), replicas, tuple(reasons), wanted, parts)
+
+    if "provider" in service.extra:
+        return act(ActionKind.KEEP, "a provider service: no container runs for it")
 
     if current is None:
         if replicas == 0:

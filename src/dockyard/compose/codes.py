@@ -85,6 +85,14 @@ ERRORS: dict[str, str] = {
     "logging-options": "a logging max-size or max-file that is not a size or a positive count",
     "host-port-refused": "a host port (mode: host, or UDP) outside the account's allowed "
     "range on a shared (playground) server",
+    "capability-refused": "a cap_add beyond the engine's default capabilities on a shared "
+    "(playground) server",
+    "network-mode-refused": "a network_mode, ipc or volumes_from that reaches outside the "
+    "project (host, bridge, container:NAME), or a service in another's network namespace "
+    "that sets ports, hostname or extra_hosts",
+    "provider-unsupported": "a provider service whose type is not `model`",
+    "model-endpoint-missing": "a service uses an AI model (provider type model, or models:) "
+    "and the server has no --model-endpoint (or cannot read its key file)",
 }
 
 WARNINGS: dict[str, str] = {

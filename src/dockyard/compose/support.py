@@ -56,8 +56,8 @@ SERVICE_KEYS: dict[str, KeySupport] = {
     "blkio_config": _i("block I/O limits are not applied; the server's operator shares its "
                        "disks", "remove it"),
     "build": _h("built on the server from the uploaded context (.dockerignore honoured)"),
-    "cap_add": _i("containers keep the engine's default capabilities", "remove it; a service "
-                  "needing more capabilities cannot run on this server yet"),
+    "cap_add": _h("capabilities added; a shared (playground) server admits only the engine's "
+                  "default ones (capability-refused)"),
     "cap_drop": _h("capabilities dropped"),
     "cgroup": _KERNEL,
     "cgroup_parent": _i("the server places containers in its own cgroups", "remove it"),
@@ -97,13 +97,13 @@ SERVICE_KEYS: dict[str, KeySupport] = {
     "hostname": _h("the container's host name"),
     "image": _h("pulled as `pull_policy` says and pinned by digest"),
     "init": _h("an init process as PID 1"),
-    "ipc": _PRIVATE_NAMESPACE,
+    "ipc": _h("`service:NAME` joins that service's IPC namespace (which is made shareable); "
+              "private, shareable and none; `host` is refused (network-mode-refused)"),
     "isolation": _WINDOWS,
     "label_file": _h("read on the client and merged into labels"),
     "labels": _h("container labels"),
-    "links": _i("the link's alias is not created; only the order it implies (depends_on) is "
-                "kept", "reach the service by its name, or give it another name with "
-                "networks.<network>.aliases"),
+    "links": _h("`service:alias` makes the alias a name of the service on its networks; "
+                "the order it implies (depends_on) is kept"),
     "logging": _h("json-file or local, rotated within the server's limits; another driver is "
                   "replaced (a shared server refuses it)"),
     "mac_address": _i("the engine assigns addresses", "remove it"),
@@ -114,12 +114,14 @@ SERVICE_KEYS: dict[str, KeySupport] = {
     "mem_swappiness": _KERNEL,
     "memswap_limit": _i("swap is not configured per container",
                         "use deploy.resources.limits.memory"),
-    "models": _i("model providers are not served yet; their variables are not set",
-                 "set the endpoint and model in environment"),
-    "network_mode": _i("every service joins the project's network; `service:X` keeps only the "
-                       "order it implies (depends_on)",
-                       "remove it; services reach each other by service name"),
-    "networks": _h("aliases; every service joins the project's one network"),
+    "models": _h("the service gets <MODEL>_URL and <MODEL>_MODEL (or its endpoint_var and "
+                 "model_var) for the server's --model-endpoint; refused without one "
+                 "(model-endpoint-missing)"),
+    "network_mode": _h("`service:NAME` joins that service's network namespace (replaced with "
+                       "it), `none` has no network; host, bridge and container:NAME are "
+                       "refused (network-mode-refused)"),
+    "networks": _h("each declared network is an engine network of its own (internal: no "
+                   "egress) and a service joins only those it lists, with their aliases"),
     "oom_kill_disable": _KERNEL, "oom_score_adj": _KERNEL,
     "pid": _PRIVATE_NAMESPACE,
     "pids_limit": _i("process limits outside `deploy` are not applied",
@@ -131,9 +133,9 @@ SERVICE_KEYS: dict[str, KeySupport] = {
     "post_start": _HOOKS, "pre_stop": _HOOKS,
     "privileged": _i("containers never run privileged", "remove it"),
     "profiles": _h("services are enabled by --profile or COMPOSE_PROFILES"),
-    "provider": _i("provider services (such as `type: model`) are not run yet",
-                   "run the model server as a service with an image, and point its "
-                   "dependants at it with environment"),
+    "provider": _h("`type: model` runs no container: the services depending on it get "
+                   "<NAME>_URL and <NAME>_MODEL for the server's --model-endpoint; other types "
+                   "are refused (provider-unsupported)"),
     "pull_policy": _h("always, missing, never, build, daily, weekly or every_<duration>"),
     "pull_refresh_after": _i("not used", "use pull_policy: every_<duration>"),
     "read_only": _h("a read-only root file system"),
@@ -203,6 +205,13 @@ REFUSED: tuple[tuple[str, str], ...] = (
     ("`external-refused`, `logging-driver`, `host-port-refused`", "on a shared (playground) "
      "server: external volumes and networks, logging drivers other than json-file and local, "
      "host ports outside the account's range"),
+    ("`capability-refused`", "on a shared (playground) server: a `cap_add` beyond the "
+     "engine's default capabilities"),
+    ("`network-mode-refused`", "`network_mode` host, bridge or container:NAME, `ipc: host`, "
+     "`volumes_from: [container:NAME]`; ports, hostname or extra_hosts on a service in "
+     "another's network namespace; `service:NAME` namespaces with the Swarm driver"),
+    ("`provider-unsupported`, `model-endpoint-missing`", "a provider type other than `model`; "
+     "a model used on a server without `--model-endpoint`"),
 )
 
 

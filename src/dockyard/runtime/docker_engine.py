@@ -336,14 +336,20 @@ class DockerEngine:
         return failure
 
     # -- networks and volumes ----------------------------------------------------------------
-    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def ensure_network(self, name: str, labels: Mapping[str, str], *,
+                       internal: bool = False) -> None:
         with _errors():
             for network in self.client.api.networks(names=[name]):
                 if network["Name"] == name:
                     _check_owner("network", name, network.get("Labels") or {}, labels)
                     return
             self.client.api.create_network(name, driver="bridge", labels=dict(labels),
-                                           check_duplicate=True)
+                                           check_duplicate=True, internal=internal)
+
+    def labelled_networks(self, labels: Mapping[str, str]) -> list[str]:
+        with _errors():
+            found = self.client.api.networks(filters={"label": _label_filter(labels)})
+        return sorted(str(n["Name"]) for n in found)
 
     def remove_network(self, name: str, owner: Mapping[str, str] | None = None) -> None:
         """Remove the network `name`; with `owner`, only when it carries those labels."""
@@ -405,6 +411,7 @@ class DockerEngine:
         mounts = [docker.types.Mount(target=m.target, source=m.source,
                                      type=_MOUNT_TYPES.get(m.type, "volume"),
                                      read_only=m.read_only) for m in spec.mounts]
+        network_mode = spec.network_mode or spec.network
         with _errors():
             host_config = api.create_host_config(
                 restart_policy=restart, nano_cpus=spec.nano_cpus, mem_limit=spec.memory,
@@ -413,10 +420,13 @@ class DockerEngine:
                 port_bindings=port_bindings or None, init=spec.init, read_only=spec.read_only,
                 tmpfs=dict(spec.tmpfs) or None, extra_hosts=list(spec.extra_hosts) or None,
                 cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
-                network_mode=spec.network, log_config=_log_config(spec))
+                network_mode=network_mode, ipc_mode=spec.ipc_mode,
+                log_config=_log_config(spec))
             # docker-py takes a mapping of network to endpoint here; its stubs say otherwise.
-            networking = api.create_networking_config({  # type: ignore[arg-type]
-                spec.network: api.create_endpoint_config(aliases=list(spec.aliases))})
+            # The first network is given at creation, the others are connected before start.
+            networking = None if spec.network_mode else api.create_networking_config({
+                spec.network: api.create_endpoint_config(  # type: ignore[arg-type]
+                    aliases=list(spec.aliases))})
             created = api.create_container(
                 image=spec.image, name=spec.name, labels=dict(spec.labels),
                 environment=dict(spec.environment),
@@ -430,6 +440,9 @@ class DockerEngine:
                 host_config=host_config, networking_config=networking)
             container_id = str(created["Id"])
             try:
+                for network, aliases in () if spec.network_mode else spec.networks:
+                    api.connect_container_to_network(container_id, network,
+                                                     aliases=list(aliases))
                 api.start(container_id)
             except docker.errors.APIError:
                 api.remove_container(container_id, force=True)

@@ -102,6 +102,15 @@ class ContainerSpec:
     spread: tuple[str, ...] = ()
     max_replicas_per_node: int | None = None
     ingress_ports: tuple[int, ...] = ()
+    # Compose networks beyond `network` (the first), each with its aliases there
+    # (`specs.service_networks`); a service joins only the networks it lists.
+    networks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Another container's namespaces (`specs.shared_namespaces`): `network_mode` "none" or
+    # "service:<name>", `ipc_mode` "shareable" or "service:<name>"; the deployer turns a
+    # service into "container:<id>" of its running container before `run`. With a network
+    # mode, `network` and `aliases` are not used.
+    network_mode: str | None = None
+    ipc_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +297,17 @@ class Driver(Protocol):
         registry stored. Raises `PushFailed`."""
         ...
 
-    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+    def ensure_network(self, name: str, labels: Mapping[str, str], *,
+                       internal: bool = False) -> None:
+        """Create the network (`internal`: with no route out of it) unless it exists and
+        carries the owner labels of `labels` (else `EngineError`)."""
+        ...
 
     def remove_network(self, name: str, owner: Mapping[str, str] | None = None) -> None: ...
+
+    def labelled_networks(self, labels: Mapping[str, str]) -> list[str]:
+        """The names of the networks carrying every one of `labels` (`down` removes them)."""
+        ...
 
     def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
         """Each network carrying `labels`, by name: its host bridge (egress rules use it)."""

@@ -8,10 +8,16 @@ Dockyard's choices, written down here because the Compose file cannot say them:
   `dy-<account>-<project>-<hash>`, where the hash covers the exact (server id, account,
   project) and the readable parts are only for people. Account `bob` with project `smith-site`
   and account `bob-smith` with project `site` read alike but never share a name.
-- Every service joins its project's one network, under the aliases of `naming.private_hostnames`
-  plus its Compose network aliases. Compose `networks:` declarations do not split a project
-  into several networks.
-- `cap_add` is not applied (a deployment gains no privilege); `cap_drop` is.
+- Each Compose network of the project is an engine network of its own (`network_name`:
+  `default` keeps the project's scope name), `internal: true` one with no route out. A service
+  joins only the networks it lists (none listed: `default`), on each under the aliases of
+  `naming.private_hostnames`, its Compose aliases there, and the aliases other services give
+  it with `links: [service:alias]`.
+- `network_mode: service:X` and `ipc: service:X` join X's running container's namespaces (the
+  deployer resolves the container); a service another joins with `ipc` is made `shareable`.
+  `volumes_from: [X]` mounts X's named volumes at the same targets (`:ro` read-only).
+- `cap_add` and `cap_drop` are applied (a shared server admits only some capabilities:
+  `server.containment.capability_problems`).
 - `deploy.resources.limits` become the engine's CPU, memory and pids limits; a memory
   reservation becomes a soft limit; a CPU reservation becomes a relative CPU weight (1 CPU =
   1024 shares): a single Docker Engine cannot reserve CPU time.
@@ -21,6 +27,7 @@ Dockyard's choices, written down here because the Compose file cannot say them:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -74,8 +81,89 @@ def scope(placement: Placement) -> str:
     return f"dy-{readable}-{digest}"
 
 
-def network_name(placement: Placement) -> str:
-    return scope(placement)
+def network_name(placement: Placement, network: str = "default") -> str:
+    """The engine network of the Compose network `network` (the project's scope name for
+    `default`, as every earlier release named the project's one network)."""
+    base = scope(placement)
+    return base if network == "default" else f"{base}_{network}"
+
+
+def engine_network(project: Project, placement: Placement, network: str) -> str:
+    resource = project.networks.get(network)
+    if resource is not None and resource.external:
+        return resource.name
+    return network_name(placement, network)
+
+
+def project_networks(project: Project, placement: Placement) -> dict[str, bool]:
+    """The engine networks a deployment makes, each with whether it is `internal`: the
+    project's `default` (builds and earlier releases use it) and every non-external Compose
+    network a service joins."""
+    out = {network_name(placement): False}
+    for name, resource in project.networks.items():
+        if not resource.external:
+            out[network_name(placement, name)] = bool(resource.settings.get("internal"))
+    return out
+
+
+def shared_service(value: object) -> str | None:
+    """X of a `service:X` namespace mode (`network_mode`, `ipc`), else None."""
+    if isinstance(value, str) and value.startswith("service:"):
+        return value.split(":", 1)[1]
+    return None
+
+
+def link_aliases(project: Project, service: str) -> list[str]:
+    """The names other services give `service` with `links: [service:alias]`."""
+    out: list[str] = []
+    for other in project.services.values():
+        for link in other.extra.get("links") or ():
+            name, _, alias = str(link).partition(":")
+            if name == service and alias:
+                out.append(alias)
+    return out
+
+
+def service_networks(project: Project, service: Service,
+                     placement: Placement) -> list[tuple[str, tuple[str, ...]]]:
+    """Each engine network the service joins, with its aliases there (see the module)."""
+    names = [*private_hostnames(placement.mode, username=placement.account,
+                                project=placement.project, service=service.name),
+             *link_aliases(project, service.name)]
+    return [(engine_network(project, placement, network),
+             tuple(dict.fromkeys([*names, *(config.aliases if config else ())])))
+            for network, config in service.networks.items()]
+
+
+def ipc_mode(project: Project, service: Service) -> str | None:
+    """`ipc` as the engine takes it before the deployer resolves `service:X`; `shareable`
+    for a service another joins (the engine's private default cannot be joined)."""
+    asked = service.extra.get("ipc")
+    if any(shared_service(o.extra.get("ipc")) == service.name
+           for o in project.services.values()):
+        return "shareable"
+    return str(asked) if isinstance(asked, str) and asked else None
+
+
+def volumes_from_mounts(project: Project, service: Service, placement: Placement,
+                        seen: frozenset[str] = frozenset()) -> tuple[MountSpec, ...]:
+    """`volumes_from: [X[:ro]]`: X's named volumes (and those X has from others) at the same
+    targets; a service's anonymous volumes and tmpfs are its own."""
+    mounts: list[MountSpec] = []
+    for entry in service.extra.get("volumes_from") or ():
+        source, _, mode = str(entry).partition(":")
+        other = project.services.get(source)
+        if other is None or source in seen:
+            continue  # `container:NAME` is refused at admission
+        for m in other.volumes:
+            if m.type == "volume" and m.source:
+                mounts.append(MountSpec(type="volume", target=m.target,
+                                        source=volume_name(placement, project, m.source),
+                                        read_only=m.read_only or mode == "ro"))
+        mounts += [dataclasses.replace(m, read_only=m.read_only or mode == "ro")
+                   for m in volumes_from_mounts(project, other, placement,
+                                                seen | {service.name, source})]
+    return tuple(mounts)
 
 
 def volume_name(placement: Placement, project: Project, volume: str) -> str:
@@ -251,17 +339,18 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
                          service=service.name, zone=placement.zone)
             if service.is_public else "")
     environment = resolve_environment(service, configs or {})
-    aliases = list(private_hostnames(placement.mode, username=placement.account,
-                                     project=placement.project, service=service.name))
-    for network in service.networks.values():
-        if network is not None:
-            aliases.extend(network.aliases)
+    networks = service_networks(project, service, placement)
+    mode = extra.get("network_mode")
+    network_mode = str(mode) if shared_service(mode) or mode == "none" else None
     mounts = tuple(
         MountSpec(type=m.type, target=m.target,
                   source=(volume_name(placement, project, m.source)
                           if m.type == "volume" and m.source else m.source),
                   read_only=m.read_only)
         for m in service.volumes if m.type in ("volume", "tmpfs")) + extra_mounts
+    taken = {m.target for m in mounts}
+    mounts += tuple(m for m in volumes_from_mounts(project, service, placement)
+                    if m.target not in taken)
     ports = tuple(PublishedPort(target=p.target, protocol=p.protocol,
                                 published=p.published or str(p.target), host_ip=p.host_ip)
                   for p in service.host_ports)
@@ -282,7 +371,10 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
         specs.append(ContainerSpec(
             name=f"{scope(placement)}-{sanitize_label(service.name)}-{index}-{deployment[:6]}",
             image=image, labels={**labels_base, LABEL_REPLICA: str(index)}, environment=env,
-            network=network_name(placement), aliases=tuple(dict.fromkeys(aliases)),
+            network=networks[0][0] if networks and not network_mode else "",
+            aliases=networks[0][1] if networks and not network_mode else (),
+            networks=tuple(networks[1:]) if not network_mode else (),
+            network_mode=network_mode, ipc_mode=ipc_mode(project, service),
             command=service.command, entrypoint=service.entrypoint,
             healthcheck=engine_healthcheck(service.healthcheck),
             restart=restart, restart_max_attempts=attempts,
@@ -295,10 +387,14 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
                         else None),
             pids_limit=limits.pids if limits else None,
             mounts=mounts, ports=ports, user=service.user, working_dir=service.working_dir,
-            hostname=service.hostname, domainname=service.domainname,
+            # Another container's network namespace brings its host name and hosts file.
+            hostname=None if network_mode else service.hostname,
+            domainname=None if network_mode else service.domainname,
             init=bool(extra["init"]) if extra.get("init") is not None else None,
             read_only=bool(extra.get("read_only")), tmpfs=tmpfs,
-            extra_hosts=tuple(str(h) for h in extra.get("extra_hosts") or ()),
+            extra_hosts=() if network_mode else tuple(str(h) for h in
+                                                      extra.get("extra_hosts") or ()),
+            cap_add=tuple(str(c) for c in extra.get("cap_add") or ()),
             cap_drop=tuple(str(c) for c in extra.get("cap_drop") or ()),
             tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open")),
             log_driver=log_driver, log_max_size=log_size, log_max_files=log_files,

@@ -93,14 +93,16 @@ class SwarmEngine(DockerEngine):
         return node_of(self._tasks(container_id), self.nodes())
 
     # -- networks and volumes ----------------------------------------------------------------
-    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def ensure_network(self, name: str, labels: Mapping[str, str], *,
+                       internal: bool = False) -> None:
         with _errors():
             for network in self._api.networks(names=[name]):
                 if network["Name"] == name:
                     _check_owner("network", name, network.get("Labels") or {}, labels)
                     return
             self._api.create_network(name, driver="overlay", attachable=True,
-                                           labels=dict(labels), check_duplicate=True)
+                                           labels=dict(labels), check_duplicate=True,
+                                           internal=internal)
 
     def network_bridges(self, labels: Mapping[str, str]) -> dict[str, str]:
         """Overlay networks have no host bridge here: the overlay itself fences a project (a

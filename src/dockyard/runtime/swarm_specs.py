@@ -86,6 +86,8 @@ def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
         container["StopGracePeriod"] = spec.stop_timeout * NANO
     if spec.cap_drop:
         container["CapabilityDrop"] = list(spec.cap_drop)
+    if spec.cap_add:
+        container["CapabilityAdd"] = list(spec.cap_add)
     if spec.extra_hosts:
         container["Hosts"] = [_host_entry(h) for h in spec.extra_hosts]
     mounts: list[dict[str, Any]] = []
@@ -133,7 +135,8 @@ def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
         "Resources": {"Limits": limits, "Reservations": reservations},
         "RestartPolicy": _restart_policy(spec),
         "Placement": placement,
-        "Networks": [{"Target": spec.network, "Aliases": list(spec.aliases)}],
+        "Networks": [{"Target": spec.network, "Aliases": list(spec.aliases)},
+                     *({"Target": n, "Aliases": list(a)} for n, a in spec.networks)],
         "LogDriver": {"Name": spec.log_driver,
                       "Options": {"max-size": str(spec.log_max_size),
                                   "max-file": str(spec.log_max_files)}},

@@ -24,6 +24,7 @@ _OPTIONS = (
     "max_build_log_bytes", "log_max_size", "log_max_files", "keep_deployments",
     "context_ttl", "registry", "pull_concurrency", "pull_timeout", "max_pull_size",
     "tenant_pulls", "allow_registry", "key_file", "secrets_dir", "driver", "allow_host_paths",
+    "model_endpoint", "model_key_file",
 )
 # Repeatable options, passed on comma-separated.
 _REPEATED = frozenset({"allow_image", "allow_host_ports", "allow_registry",
@@ -67,6 +68,15 @@ def add_server_arguments(server: argparse.ArgumentParser) -> None:
                          help="a directory on tmpfs for secret files (default: a tmpfs the "
                          "server mounts at /run/dockyard/<server-id> as root, else "
                          "$XDG_RUNTIME_DIR or /dev/shm)")
+    models = server.add_argument_group(
+        "models", "Compose model providers (`provider: {type: model}`, `models:`): the "
+        "services using one get <NAME>_URL and <NAME>_MODEL (docs/deployments.md)")
+    models.add_argument("--model-endpoint", metavar="URL",
+                        help="the OpenAI-compatible API they are given (default: none, and "
+                        "a project using a model is refused)")
+    models.add_argument("--model-key-file", metavar="PATH",
+                        help="a file holding the endpoint's API key, given to those services "
+                        "as <NAME>_API_KEY (DOCKYARD_MODEL_KEY may hold the key itself)")
     ingress = server.add_argument_group(
         "ingress", "the HAProxy that serves public ports at their domains, over HTTP and HTTPS")
     ingress.add_argument("--http-port", metavar="PORT",

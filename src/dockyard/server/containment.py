@@ -10,6 +10,11 @@ Checked before a deployment starts, so a refused project never starts anything:
 - processes: a service's `deploy.resources.limits.pids` may lower the server's per-container
   limit, never raise it; 0 or a negative number means "unlimited" to the engine, so it is over
   any limit.
+- capabilities: in playground mode `cap_add` may only name the capabilities the engine gives
+  every container anyway (`DEFAULT_CAPABILITIES`: adding one back after a `cap_drop` is
+  harmless); any other (NET_ADMIN, SYS_ADMIN, SYS_PTRACE, SYS_TIME, ALL ...) would act on
+  the kernel the tenants share, or on their neighbours' packets, and is refused. A single
+  user's server applies every `cap_add`.
 - host ports: in playground mode a port that becomes a host port (`mode: host`, and every UDP
   port) must lie in the account's allowed range (`--allow-host-ports alice=30000-30009`); a
   published range counts port by port. Without a range, an account publishes no host port:
@@ -69,6 +74,29 @@ def pids_problems(project: Project, limit: int) -> list[Diagnostic]:
                 "limit-exceeded", f"service {name!r}: {shown} per container; at most {limit} "
                 "allowed here", _at(name, "deploy.resources.limits.pids"),
                 f"set pids to a number from 1 to {limit}, or leave it out to get {limit}"))
+    return problems
+
+
+# What the Docker Engine gives every container (its default capability set).
+DEFAULT_CAPABILITIES = frozenset({
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+    "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
+
+
+def capability_problems(project: Project) -> list[Diagnostic]:
+    """Playground: every `cap_add` beyond the engine's defaults, one problem per service."""
+    problems: list[Diagnostic] = []
+    for name, service in sorted(project.services.items()):
+        asked = [str(c) for c in service.extra.get("cap_add") or ()]
+        refused = [c for c in asked
+                   if c.upper().removeprefix("CAP_") not in DEFAULT_CAPABILITIES]
+        if refused:
+            problems.append(error(
+                "capability-refused", f"service {name!r}: cap_add {', '.join(refused)} is "
+                "not allowed on this shared server (only the engine's default capabilities "
+                "may be added back)", _at(name, "cap_add"),
+                "remove them; a service needing more privileges runs on a server of your own "
+                "(byoc mode)"))
     return problems
 
 

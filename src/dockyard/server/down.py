@@ -45,11 +45,14 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
     control.project_files.remove_project(placement)
     notes: list[str] = []
     complete = True
-    try:
-        control.driver.remove_network(network_name(placement), owner)
-    except DockyardError as exc:  # still in use (another server's containers): keep it
-        log.warning("network %s kept: %s", network_name(placement), exc.message)
-        notes.append(f"network kept: {scrub_engine_text(exc.message, control.settings.data)}")
+    # The project's own network and each of its Compose networks (all carry its labels).
+    for network in sorted({network_name(placement), *control.driver.labelled_networks(owner)}):
+        try:
+            control.driver.remove_network(network, owner)
+        except DockyardError as exc:  # still in use (another server's containers): keep it
+            log.warning("network %s kept: %s", network, exc.message)
+            notes.append(f"network kept: "
+                         f"{scrub_engine_text(exc.message, control.settings.data)}")
     control.egress.forget()  # a removed network's egress rules go with it
     if any(is_legacy(placement, c) for c in containers):
         remove_legacy_network(control.driver, placement)

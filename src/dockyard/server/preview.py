@@ -23,6 +23,7 @@ from dockyard.server.build_reuse import reusable_build
 from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.image_plan import ImagePlan
+from dockyard.server.model_endpoint import deployable
 from dockyard.server.observe import by_service, observe
 from dockyard.server.project_size import check_project_size
 from dockyard.store.store import Account
@@ -59,6 +60,7 @@ def preview(control: ControlPlane, account: Account, project_name: str,
     configs, _ = run_configs(control, account, project, config_versions)
     images = check_request(control, project, builds, configs, account.name, pull=pull,
                            rebuild=rebuild, pins=pins, whole=whole)
+    project, configs = deployable(control.settings, project, configs)  # as a deployment runs
     placement = control.placement(account, project.name)
     running = by_service(control.driver.containers(project_labels(placement),
                                                 detail=False))

@@ -83,14 +83,15 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
                     for p in service.ingress_ports)
                 endpoints += tuple(f"https://{host}{suffix}" for host in custom_hosts(service)
                                    if served is None or host in served)
-            else:
+            elif "provider" not in service.extra:  # a provider has no container, no name
                 fqdn = f"{sanitize_label(service.name)}.{sanitize_label(project)}.internal"
             if service.host_ports:
                 exposure = "public" if service.is_public else "host"
                 host = _advertised_host(control)
                 endpoints += tuple(f"{host}:{p.published or p.target}"
                                    for p in service.host_ports)
-        replicas = len(mine) if not service else _desired(service)
+        replicas = len(mine) if not service or "provider" in service.extra \
+            else _desired(service)
         # The image the containers run: recorded by the deployment that created them.
         made_by = mine[0].deployment if mine else status.deployment
         if made_by not in recorded:

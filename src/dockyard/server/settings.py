@@ -98,6 +98,12 @@ class ServerSettings:
     # Where secret files live while their containers do: a memory-backed directory
     # (`server.tmpfs`); None: chosen at start.
     secrets_dir: Path | None = None
+    # Model providers (`runtime.model_env`): the OpenAI-compatible endpoint services using a
+    # model are pointed at, and its key, from a file or DOCKYARD_MODEL_KEY (never the command
+    # line, never in a repr). None: a project using a model is refused at admission.
+    model_endpoint: str | None = None
+    model_key_file: Path | None = None
+    model_key: str | None = field(default=None, repr=False)
 
     @property
     def playground(self) -> bool:
@@ -133,7 +139,8 @@ def settings_from(options: Mapping[str, str | None],
     ("restricted"/"open"), max_request_bytes, max_project_bytes, max_build_log_bytes,
     log_max_size, log_max_files, keep_deployments, context_ttl, pull_concurrency,
     pull_timeout, max_pull_size, registry, tenant_pulls ("on"/"off"), allow_registry
-    (comma-separated), key_file, secrets_dir, driver. The key itself comes only from DOCKYARD_KEY.
+    (comma-separated), key_file, secrets_dir, driver, model_endpoint, model_key_file. The key
+    itself comes only from DOCKYARD_KEY, the model key from DOCKYARD_MODEL_KEY.
     """
     env = os.environ if environ is None else environ
 
@@ -200,7 +207,24 @@ def settings_from(options: Mapping[str, str | None],
                                if p.strip()),
         key_file=Path(key_file) if (key_file := pick("key_file")) else None,
         key=env.get("DOCKYARD_KEY") or None,
-        secrets_dir=Path(secrets_dir) if (secrets_dir := pick("secrets_dir")) else None)
+        secrets_dir=Path(secrets_dir) if (secrets_dir := pick("secrets_dir")) else None,
+        model_endpoint=_model_endpoint(pick("model_endpoint")),
+        model_key_file=Path(model_file) if (model_file := pick("model_key_file")) else None,
+        model_key=env.get("DOCKYARD_MODEL_KEY") or None)
+
+
+def _model_endpoint(text: str | None) -> str | None:
+    """An http(s) URL: what services using a model get as `<NAME>_URL`, as written."""
+    if not text:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--model-endpoint {text!r} is not an http or https URL",
+                         hint="the base URL of an OpenAI-compatible API, such as "
+                         "https://api.openai.com/v1/ or http://10.0.0.5:8080/v1/")
+    return text.strip()
 
 
 def _pull_bytes(text: str | None, mode: NamingMode) -> int:

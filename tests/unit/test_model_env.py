@@ -94,3 +94,17 @@ def test_the_key_file_is_read_at_each_deployment(tmp_path: Path) -> None:
     key.unlink()
     assert [d.code for d in model_problems(settings, project)] == ["model-endpoint-missing"]
     assert "sk-" not in repr(ServerSettings(model_key="sk-hidden"))
+
+
+def test_the_endpoint_is_an_http_url_and_the_key_comes_only_from_the_environment() -> None:
+    import pytest
+
+    from dockyard.errors import UsageError
+    from dockyard.server.settings import settings_from
+
+    settings = settings_from({"model_endpoint": "https://models.example/v1/"},
+                             {"DOCKYARD_MODEL_KEY": "sk-env", "HOME": "/nonexistent"})
+    assert (settings.model_endpoint, settings.model_key) == ("https://models.example/v1/",
+                                                             "sk-env")
+    with pytest.raises(UsageError, match="--model-endpoint"):
+        settings_from({"model_endpoint": "models.example"}, {"HOME": "/nonexistent"})

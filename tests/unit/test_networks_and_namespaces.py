@@ -168,3 +168,17 @@ services:
     assert len(found) == 1 and found[0].code == "capability-refused"
     assert "NET_ADMIN, SYS_ADMIN" in found[0].message and "CHOWN," not in found[0].message
     assert found[0].location.path == "services.bad.cap_add"
+
+
+def test_the_swarm_driver_attaches_every_network_and_adds_capabilities() -> None:
+    from dockyard.runtime.driver import ContainerSpec
+    from dockyard.runtime.swarm_specs import service_spec
+
+    body = service_spec(ContainerSpec(
+        name="dy-x-api-1-abc", image="busybox", labels={"dockyard.service": "api"},
+        environment={}, network="dy-x_front", aliases=("api", "gateway"),
+        networks=(("dy-x_back", ("api",)),), cap_add=("NET_ADMIN",)))
+    task = body["TaskTemplate"]
+    assert task["Networks"] == [{"Target": "dy-x_front", "Aliases": ["api", "gateway"]},
+                                {"Target": "dy-x_back", "Aliases": ["api"]}]
+    assert task["ContainerSpec"]["CapabilityAdd"] == ["NET_ADMIN"]

@@ -6,6 +6,7 @@ project are refused at admission unless the operator allows them."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,21 @@ def test_the_plan_names_project_files_as_the_reason(server: Server, project: Pat
     actions = {item.service: (item.action, tuple(item.reasons)) for item in found.services}
     assert actions == {"web": ("replace", ("project files changed",)),
                        "data": ("keep", ("unchanged",))}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_a_writable_copy_belongs_to_the_services_numeric_user(server: Server,
+                                                              project: Path) -> None:
+    text = (project / "compose.yaml").read_text()
+    volumes = '    volumes: ["./state:/state"]'
+    (project / "compose.yaml").write_text(
+        text.replace(volumes, '    user: "4321:4322"\n' + volumes))
+    _deployed(server, project)
+    state = Path(_mount(server, "data", "/state").source)
+    for path in (state, state / "seed.txt"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
+    app = Path(_mount(server, "data", "/app").source)  # read-only: left as unpacked
+    assert app.stat().st_uid == os.geteuid()
 
 
 def test_files_not_uploaded_are_refused(server: Server, project: Path) -> None:

@@ -102,6 +102,8 @@ class ProjectFileCopies:
             copy = directory / str(index)
             if not copy.is_dir():
                 _unpack(contexts, item, owner, directory, copy)
+                if not item.read_only:
+                    _own(copy, service.user)
             source = copy if item.path == "." else copy / item.path
             mounts.append(MountSpec(type="bind", source=str(source), target=item.target,
                                     read_only=item.read_only))
@@ -159,6 +161,18 @@ def _unpack(contexts: ContextStore, item: ProjectFile, owner: str, directory: Pa
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _own(copy: Path, user: str | None) -> None:
+    """Give a writable copy to the service's numeric `user` (`uid[:gid]`), as a host directory
+    owned by that user would be; a name, or none, leaves it the server's (root's, usually)."""
+    uid_text, _, gid_text = (user or "").partition(":")
+    if not uid_text.isdigit() or (gid_text and not gid_text.isdigit()):
+        return
+    uid, gid = int(uid_text), int(gid_text) if gid_text else -1
+    with contextlib.suppress(OSError):
+        for path in (copy, *copy.rglob("*")):
+            os.lchown(path, uid, gid)
 
 
 def _dir_name(service: str, deployment: str) -> str:

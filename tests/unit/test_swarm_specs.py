@@ -51,9 +51,9 @@ def test_a_long_running_replica_is_one_replicated_task_on_the_overlay_with_dnsrr
     assert container["Image"].endswith("@sha256:" + "1" * 64)
 
 
-def test_a_job_is_a_replicated_job_that_never_restarts() -> None:
+def test_a_job_is_one_task_that_never_restarts() -> None:
     body = service_spec(spec(restart="no"))
-    assert body["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    assert body["Mode"] == {"Replicated": {"Replicas": 1}}
     assert body["TaskTemplate"]["RestartPolicy"] == {"Condition": "none"}
 
 
@@ -161,8 +161,21 @@ def test_a_replica_on_a_node_that_is_down_has_died_with_the_nodes_name() -> None
 
 
 def test_a_finished_job_is_exited_with_its_code() -> None:
-    info = container_info(_service(check=False), [_task("complete", desired="complete")], NODES)
+    job = _service(check=False)
+    job["Spec"]["Mode"] = {"Replicated": {"Replicas": 1}}
+    job["Spec"]["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
+    info = container_info(job, [_task("complete", desired="shutdown")], NODES)
     assert (info.status, info.exit_code) == ("exited", 0)
+    failed = container_info(job, [_task("failed", desired="shutdown", code=3)], NODES)
+    assert (failed.status, failed.exit_code) == ("exited", 3)
+
+
+def test_a_long_running_replica_that_exited_is_restarting() -> None:
+    service = _service(check=False)
+    service["Spec"]["Mode"] = {"Replicated": {"Replicas": 1}}
+    service["Spec"]["TaskTemplate"]["RestartPolicy"] = {"Condition": "any"}
+    info = container_info(service, [_task("failed", desired="shutdown", code=2)], NODES)
+    assert (info.status, info.exit_code) == ("restarting", 2)
 
 
 def test_the_pinned_node_is_shown_by_name() -> None:

@@ -50,6 +50,7 @@ from dockyard.runtime.swarm_specs import (
 )
 
 POLL_SECONDS = 1.0  # how often the task follower asks the manager
+VOLUME_RELEASE_SECONDS = 30.0  # how long a removed replica's container may hold its volume
 LABEL_SECRET_OWNER = "dockyard.secret-of"  # a Swarm secret's replica (its service name)
 
 
@@ -68,6 +69,7 @@ class SwarmEngine(DockerEngine):
                 "Swarm that the server's engine manages",
                 hint="run `docker swarm init` there (or scripts/cluster up N for a test "
                      "cluster), or start the server with --driver docker")
+        self.node_id = str(swarm.get("NodeID") or "")  # the manager the server talks to
         self._nodes: dict[str, NodeView] = {}
         self._nodes_at = 0.0
         self._lock = threading.Lock()
@@ -113,9 +115,22 @@ class SwarmEngine(DockerEngine):
         """Swarm makes a named volume on the node where a task first mounts it (with the
         owner labels `service_spec` gives it), and the replica stays pinned to that node."""
 
+    def remove_volume(self, name: str) -> None:
+        """Remove it once no task container uses it: Swarm removes the containers of a
+        removed service a moment later, on its own."""
+        deadline = time.monotonic() + VOLUME_RELEASE_SECONDS
+        while True:
+            try:
+                super().remove_volume(name)
+                return
+            except EngineError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def volumes(self, labels: Mapping[str, str]) -> list[str]:
-        """Named volumes of the manager's engine; those on other nodes are removed by their
-        own engine (`scripts/cluster down`), as Swarm gives no way to reach them."""
+        """Named volumes of the manager's engine: where every replica writing one is pinned
+        (`_volume_pin`)."""
         return super().volumes(labels)
 
     # -- replicas ------------------------------------------------------------------------------
@@ -154,32 +169,22 @@ class SwarmEngine(DockerEngine):
                           mode=st.st_mode & 0o777, uid=str(st.st_uid), gid=str(st.st_gid))
 
     def _volume_pin(self, spec: ContainerSpec) -> str:
-        """The node a replica writing named volumes must run on: where an earlier replica of
-        the service wrote them (the newest service carrying its pin), else the ready worker or
-        manager running the fewest tasks, chosen now so the data never moves."""
+        """The node a replica writing named volumes runs on, for good: the one an earlier
+        replica of the service was pinned to while that node is in the Swarm, else the
+        manager the server talks to. There the server's own engine holds the volume: `down
+        --volumes` removes it and `ps` sees it; a worker's volumes are out of its reach."""
         service_labels = {k: spec.labels[k] for k in
                           ("dockyard.server", "dockyard.account", "dockyard.project",
                            "dockyard.service") if k in spec.labels}
         with _errors():
             found = self._api.services(filters={"label": _label_filter(service_labels)})
         nodes = self.nodes(fresh=True)
-        pins = [str((s.get("Spec") or {}).get("Labels", {}).get(LABEL_NODE_PIN) or "")
-                for s in sorted(found, key=lambda s: str(s.get("CreatedAt") or ""),
-                                reverse=True)]
-        for pin in pins:
+        for service in sorted(found, key=lambda s: str(s.get("CreatedAt") or ""), reverse=True):
+            pin = str(((service.get("Spec") or {}).get("Labels") or {}).get(LABEL_NODE_PIN)
+                      or "")
             if pin in nodes:
                 return pin
-        with _errors():
-            tasks = self._api.tasks(filters={"desired-state": "running"})
-        load = {node_id: 0 for node_id, node in nodes.items() if node.ready}
-        for task in tasks:
-            node_id = str(task.get("NodeID") or "")
-            if node_id in load:
-                load[node_id] += 1
-        if not load:
-            raise EngineError("no Swarm node is ready to hold the volume of "
-                              f"{spec.labels.get('dockyard.service', spec.name)}")
-        return min(sorted(load), key=lambda n: load[n])
+        return self.node_id
 
     def _service(self, service_id: str) -> dict[str, Any] | None:
         try:
@@ -224,9 +229,6 @@ class SwarmEngine(DockerEngine):
         if service is None:
             return
         spec = service["Spec"]
-        mode = spec.get("Mode") or {}
-        if "Replicated" not in mode:
-            return  # a job's task ends by itself; `remove` takes it away
         spec["Mode"] = {"Replicated": {"Replicas": 0}}
         self._update(service, spec)
         deadline = time.monotonic() + (timeout if timeout is not None else 30) + 15

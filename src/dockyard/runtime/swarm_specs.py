@@ -13,7 +13,9 @@ The mapping:
 - resources: CPU and memory limits, pids limit, memory reservation (a CPU reservation stays a
   weight on one engine: Swarm reserves CPUs, so it becomes `NanoCPUs` reserved);
 - restart: a long-running replica restarts on any exit (`unless-stopped`, `always`) or on
-  failure with its attempts; a job (`restart: "no"`) is a replicated-job of one completion;
+  failure with its attempts; a job (`restart: "no"`) is one task that is never restarted (a
+  `replicated-job` would fit, but Engine 20.10 leaves a finished job's container on its node
+  after the service is removed, so `down` could not leave every node clean);
 - placement: the Compose constraints, spread preferences and max_replicas_per_node, and the
   node a named volume lives on (`pin`): a service writing it never moves away from its data;
 - networking: the project's overlay network with the replica's aliases, endpoint mode `dnsrr`
@@ -129,7 +131,6 @@ def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
         placement["Preferences"] = [{"Spread": {"SpreadDescriptor": s}} for s in spec.spread]
     if spec.max_replicas_per_node:
         placement["MaxReplicas"] = spec.max_replicas_per_node
-    job = spec.restart == "no"
     task: dict[str, Any] = {
         "ContainerSpec": container,
         "Resources": {"Limits": limits, "Reservations": reservations},
@@ -151,8 +152,7 @@ def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
         labels[LABEL_NODE_PIN] = pin
     return {
         "Name": spec.name, "Labels": labels, "TaskTemplate": task,
-        "Mode": ({"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}} if job
-                 else {"Replicated": {"Replicas": 1}}),
+        "Mode": {"Replicated": {"Replicas": 1}},
         "EndpointSpec": {"Mode": "dnsrr", "Ports": ports},
     }
 
@@ -219,7 +219,9 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     has_check = bool(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {})
                      .get("Healthcheck"))
     # Swarm brings a long-running replica back by itself (restart policy, rescheduling).
-    restarts = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0) > 0
+    template = spec.get("TaskTemplate") or {}
+    restarts = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0) > 0 \
+        and (template.get("RestartPolicy") or {}).get("Condition") != "none"
     task = current_task(tasks)
     status: Mapping[str, Any] = (task or {}).get("Status") or {}
     state = str(status.get("State") or "new")

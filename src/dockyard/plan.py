@@ -23,6 +23,7 @@ The decisions, per service:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -207,9 +208,10 @@ def plan(project: Project, running: Mapping[str, RunningService],
     for names in start_order(project):  # dependencies first: a joined service is decided
         for name in names:
             if chosen is None or name in chosen:
-                decided[name] = _joined(project.services[name], _decide(
-                    project.services[name], running.get(name), images.get(name),
-                    digests.get(name, ""), force), decided, name in running)
+                service = _as_run(project, project.services[name])
+                decided[name] = _joined(service, _decide(
+                    service, running.get(name), images.get(name), digests.get(name, ""),
+                    force), decided, name in running)
     levels = tuple(level for level in (
         tuple(decided[name] for name in names if name in decided)
         for names in start_order(project)) if level)
@@ -228,6 +230,17 @@ def joined_services(service: Service) -> list[tuple[str, str]]:
         if isinstance(value, str) and value.startswith("service:"):
             out.append((what, value.split(":", 1)[1]))
     return out
+
+
+def _as_run(project: Project, service: Service) -> Service:
+    """The service with what other services make of it: `ipc: shareable` when one joins its
+    IPC namespace (the engine's private default cannot be joined), so a service that becomes
+    joined is replaced by a shareable one."""
+    if service.extra.get("ipc") is None and any(
+            other.extra.get("ipc") == f"service:{service.name}"
+            for other in project.services.values()):
+        return dataclasses.replace(service, extra={**service.extra, "ipc": "shareable"})
+    return service
 
 
 def _joined(service: Service, action: Action, decided: Mapping[str, Action],

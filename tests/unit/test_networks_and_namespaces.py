@@ -9,7 +9,7 @@ from pathlib import Path
 from dockyard.compose import LoadOptions, load_project
 from dockyard.compose.models import Project
 from dockyard.naming import NamingMode
-from dockyard.plan import ActionKind, RunningService, config_hash, plan
+from dockyard.plan import ActionKind, RunningService, config_hash, config_parts, plan
 from dockyard.runtime.specs import (
     Placement,
     container_specs,
@@ -101,7 +101,8 @@ volumes: {data: {}, cache: {}}
 
 
 def running(project: Project, *names: str) -> dict[str, RunningService]:
-    return {n: RunningService(n, config_hash(project.services[n], "img"), 1) for n in names}
+    return {n: RunningService(n, config_hash(project.services[n], "img"), 1,
+                              config_parts(project.services[n], "img")) for n in names}
 
 
 def test_a_sidecar_is_replaced_with_the_service_whose_namespace_it_joins(
@@ -182,3 +183,30 @@ def test_the_swarm_driver_attaches_every_network_and_adds_capabilities() -> None
     assert task["Networks"] == [{"Target": "dy-x_front", "Aliases": ["api", "gateway"]},
                                 {"Target": "dy-x_back", "Aliases": ["api"]}]
     assert task["ContainerSpec"]["CapabilityAdd"] == ["NET_ADMIN"]
+
+
+def test_the_engine_s_bridge_means_the_project_s_default_network(tmp_path: Path) -> None:
+    project = load(tmp_path, """
+name: shop
+services:
+  old: {image: busybox, network_mode: bridge}
+""")
+    old = spec(project, "old")
+    assert (old.network, old.network_mode) == (scope(BYOC), None)
+    assert old.aliases == ("old", "old.shop.internal")
+    assert namespace_problems(project) == []
+
+
+def test_a_service_another_joins_the_ipc_of_is_made_shareable_and_replaced_for_it(
+        tmp_path: Path) -> None:
+    text = """
+name: shop
+services:
+  app: {image: busybox}
+"""
+    before = load(tmp_path, text)
+    now = running(before, "app")
+    after = load(tmp_path, text + "  shm: {image: busybox, ipc: \"service:app\"}\n")
+    app = plan(after, now, {"app": "img", "shm": "img"}).action("app")
+    assert app is not None and app.kind is ActionKind.REPLACE and app.reason == "ipc changed"
+    assert spec(after, "app").ipc_mode == "shareable"

@@ -88,7 +88,7 @@ ERRORS: dict[str, str] = {
     "capability-refused": "a cap_add beyond the engine's default capabilities on a shared "
     "(playground) server",
     "network-mode-refused": "a network_mode, ipc or volumes_from that reaches outside the "
-    "project (host, bridge, container:NAME), or a service in another's network namespace "
+    "project (host, container:NAME), or a service in another's network namespace "
     "that sets ports, hostname or extra_hosts",
     "provider-unsupported": "a provider service whose type is not `model`",
     "model-endpoint-missing": "a service uses an AI model (provider type model, or models:) "

@@ -118,8 +118,8 @@ SERVICE_KEYS: dict[str, KeySupport] = {
                  "model_var) for the server's --model-endpoint; refused without one "
                  "(model-endpoint-missing)"),
     "network_mode": _h("`service:NAME` joins that service's network namespace (replaced with "
-                       "it), `none` has no network; host, bridge and container:NAME are "
-                       "refused (network-mode-refused)"),
+                       "it), `none` has no network, `bridge` joins the project's default "
+                       "network; host and container:NAME are refused (network-mode-refused)"),
     "networks": _h("each declared network is an engine network of its own (internal: no "
                    "egress) and a service joins only those it lists, with their aliases"),
     "oom_kill_disable": _KERNEL, "oom_score_adj": _KERNEL,
@@ -207,7 +207,7 @@ REFUSED: tuple[tuple[str, str], ...] = (
      "host ports outside the account's range"),
     ("`capability-refused`", "on a shared (playground) server: a `cap_add` beyond the "
      "engine's default capabilities"),
-    ("`network-mode-refused`", "`network_mode` host, bridge or container:NAME, `ipc: host`, "
+    ("`network-mode-refused`", "`network_mode` host or container:NAME, `ipc: host`, "
      "`volumes_from: [container:NAME]`; ports, hostname or extra_hosts on a service in "
      "another's network namespace; `service:NAME` namespaces with the Swarm driver"),
     ("`provider-unsupported`, `model-endpoint-missing`", "a provider type other than `model`; "

@@ -106,6 +106,11 @@ def project_networks(project: Project, placement: Placement) -> dict[str, bool]:
     return out
 
 
+# `network_mode` values that mean the engine's shared bridge: the service joins the project's
+# `default` network instead (the engine's bridge would put it beside every other project).
+SHARED_BRIDGE_MODES = ("bridge", "default")
+
+
 def shared_service(value: object) -> str | None:
     """X of a `service:X` namespace mode (`network_mode`, `ipc`), else None."""
     if isinstance(value, str) and value.startswith("service:"):
@@ -130,9 +135,12 @@ def service_networks(project: Project, service: Service,
     names = [*private_hostnames(placement.mode, username=placement.account,
                                 project=placement.project, service=service.name),
              *link_aliases(project, service.name)]
+    joined = dict(service.networks)
+    if not joined and service.extra.get("network_mode") in SHARED_BRIDGE_MODES:
+        joined = {"default": None}  # the engine's bridge is every project's: this one's
     return [(engine_network(project, placement, network),
              tuple(dict.fromkeys([*names, *(config.aliases if config else ())])))
-            for network, config in service.networks.items()]
+            for network, config in joined.items()]
 
 
 def ipc_mode(project: Project, service: Service) -> str | None:

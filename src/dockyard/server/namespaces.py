@@ -2,8 +2,9 @@
 
 `network_mode: service:X` and `ipc: service:X` join the namespaces of X's running container
 (`runtime.specs`, the deployer resolves it); `network_mode: none` leaves the service with no
-network. Everything that would reach outside the project is refused: the host's namespaces
-(`host`), another container (`container:NAME`), the engine's default bridge (`bridge`). A
+network, and `bridge` (or `default`) puts it on the project's `default` network (the engine's
+own bridge would put it beside every other project). Everything else would reach outside the
+project and is refused: the host's namespaces (`host`), another container (`container:NAME`). A
 service joining another's network namespace has no network of its own, so it publishes no
 port and sets no host name or hosts entry (publish them on X). The Swarm driver runs each
 replica as a Swarm service, which cannot join another's namespaces.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dockyard.compose.models import Project
 from dockyard.diagnostics import Diagnostic, Location, error
-from dockyard.runtime.specs import shared_service
+from dockyard.runtime.specs import SHARED_BRIDGE_MODES, shared_service
 
 IPC_MODES = ("private", "shareable", "none")  # besides service:X
 
@@ -28,10 +29,11 @@ def namespace_problems(project: Project, *, driver: str = "docker") -> list[Diag
         extra = service.extra
         mode, ipc = extra.get("network_mode"), extra.get("ipc")
         joined = shared_service(mode)
-        if mode is not None and joined is None and mode != "none":
+        if mode is not None and joined is None and mode not in ("none",
+                                                                  *SHARED_BRIDGE_MODES):
             problems.append(error(
                 "network-mode-refused", f"service {name!r}: network_mode {mode!r} would reach "
-                "outside the project; only `service:NAME` and `none` are run here",
+                "outside the project; only `service:NAME`, `none` and `bridge` are run here",
                 _at(name, "network_mode"), "remove it: the service joins the project's "
                 "networks (`networks:`), where the others reach it by name"))
         if ipc is not None and shared_service(ipc) is None and ipc not in IPC_MODES:

@@ -58,6 +58,20 @@ def test_a_file_packs_under_its_name_and_content_with_its_mode(tmp_path: Path) -
         pack_path(str(tmp_path / "missing.conf"))
 
 
+def test_a_missing_short_syntax_source_is_an_empty_directory(tmp_path: Path) -> None:
+    project = _project(tmp_path, "services:\n  db:\n    image: busybox\n"
+                       "    volumes: ['./data:/var/lib/data']\n")
+    files = pack_project_files(project)
+    (entry,) = files.services["db"].entries
+    assert entry["path"] == "." and entry["target"] == "/var/lib/data"
+    (packed,) = files.packs
+    assert _members(packed.data) == {}
+    long_form = _project(tmp_path, "services:\n  db:\n    image: busybox\n    volumes:\n"
+                         "      - {type: bind, source: ./data, target: /d}\n")
+    with pytest.raises(BuildContextError, match="does not exist"):
+        pack_project_files(long_form)
+
+
 COMPOSE = """
 services:
   web:

@@ -10,8 +10,10 @@ services that mount it (the plan's `project files` part).
 A pack holds a directory's entries relative to it (mounted as `.`), or one file under its own
 name (mounted as that member). A config is always read-only, with the `mode` its reference
 asks (0444 by default), at its `target` (default `/<config name>`, as Compose mounts it).
-A bind mount of a path outside the project directory is not packed: it is sent as it is and
-the server refuses it unless its operator allows the path.
+A missing source of the short syntax is an empty directory, as Docker makes one for it
+(`create_host_path`); of the long syntax, an error. A bind mount of a path outside the
+project directory is not packed: it is sent as it is and the server refuses it unless its
+operator allows the path.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from dockyard.build.context import (
@@ -78,6 +80,13 @@ def pack_content(name: str, content: bytes, mode: int) -> PackedContext:
     return PackedContext(data, "sha256:" + hashlib.sha256(data).hexdigest(), 1, len(content))
 
 
+def _creates_host_path(extra: object) -> bool:
+    """Whether a missing source is made as an empty directory, as Docker makes it for the
+    short syntax (`bind.create_host_path`, which Compose sets for it)."""
+    bind = extra.get("bind") if isinstance(extra, Mapping) else None
+    return isinstance(bind, Mapping) and bind.get("create_host_path") in (True, "true")
+
+
 def _relative(project: Project, path: str) -> str:
     rel = os.path.relpath(os.path.realpath(path), os.path.realpath(project.working_dir))
     return "." if rel == "." else "./" + rel.replace(os.sep, "/")
@@ -126,7 +135,10 @@ def pack_project_files(project: Project) -> ProjectFiles:
             if not mount.is_bind or not mount.source or \
                     not inside(project.working_dir, mount.source):
                 continue
-            packed, member = pack_path(mount.source)
+            if not os.path.lexists(mount.source) and _creates_host_path(mount.extra):
+                packed, member = pack_entries(project.working_dir, []), "."  # an empty dir
+            else:
+                packed, member = pack_path(mount.source)
             packs.setdefault(packed.digest, packed)
             volumes.add(index)
             entries.append({"digest": packed.digest, "path": member, "target": mount.target,

@@ -94,3 +94,16 @@ def test_namespaces_outside_the_project_and_extra_capabilities_are_refused(
         assert ("capability-refused", "services.b.cap_add") in codes
         assert not any(path.startswith("services.c") for _, path in codes)
         assert server.store.deployments(server.accounts["bob"], "odd") == []
+
+
+def test_restarting_a_service_restarts_the_services_in_its_namespaces_after_it(
+        tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        services = {"app": BUSYBOX, "side": {**BUSYBOX, "network_mode": "service:app"},
+                    "other": BUSYBOX}
+        assert server.up("pods", services)[1] == "succeeded"
+        deployment = server.client_of().restart("pods", ["app"])
+        assert server.events(deployment)[1] == "succeeded"
+        containers = server.containers("pods")
+        (app,), (side,) = containers["app"], containers["side"]
+        assert server.driver.restarts == [app, side]

@@ -43,7 +43,14 @@ from dockyard.api_errors import NotFound
 from dockyard.compose.models import Project, Service
 from dockyard.errors import DockyardError, UsageError
 from dockyard.lifecycle import ServiceState
-from dockyard.plan import Action, ActionKind, config_hash, config_parts, start_order
+from dockyard.plan import (
+    Action,
+    ActionKind,
+    config_hash,
+    config_parts,
+    joined_services,
+    start_order,
+)
 from dockyard.runtime.driver import ContainerInfo
 from dockyard.runtime.specs import is_job, project_labels, replacement_order
 from dockyard.secrets.resolve import configs_digests
@@ -121,6 +128,7 @@ def plan_restart(control: ControlPlane, account: Account, project: str,
     data: dict[str, Any] = {"name": project, "services": {}}
     images: dict[str, tuple[str, str, str]] = {}
     chosen: list[str] = []
+    restartable: dict[str, Service] = {}
     for name, status in sorted(statuses.items()):
         model = deployed_model(control, account, project, status.deployment)
         recorded = store.deployed_project(account, status.deployment) or {}
@@ -137,12 +145,19 @@ def plan_restart(control: ControlPlane, account: Account, project: str,
         if image is not None:
             images[name] = image
         why = _not_restartable(model.services[name], live, image is not None, status.state)
+        if why is None:
+            restartable[name] = model.services[name]
         if why is None and (not services or name in services):
             chosen.append(name)
         elif why is not None and name in services:
             raise UsageError(f"service {name!r} of project {project!r} cannot be restarted: "
                              f"{why}", hint=f"`dockyard compose up --force {name}` deploys it "
                              "again")
+    # A service in another's namespaces (`network_mode`/`ipc: service:X`) would keep the
+    # namespace X's restarted container left: it is restarted after X.
+    while joined := [n for n, s in restartable.items() if n not in chosen
+                     and any(x in chosen for _, x in joined_services(s))]:
+        chosen += joined
     if not chosen:
         raise UsageError(f"nothing to restart in project {project!r}: no service has a "
                          "running container", hint="`dockyard compose up` deploys it")

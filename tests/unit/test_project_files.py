@@ -3,6 +3,7 @@ the server's allow-list of host paths."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import tarfile
@@ -17,7 +18,10 @@ from dockyard.build.project_files import pack_content, pack_path, pack_project_f
 from dockyard.compose import LoadOptions, load_project, project_to_dict
 from dockyard.compose.models import Project
 from dockyard.errors import UsageError
+from dockyard.exit_codes import ExitCode
 from dockyard.plan import RunningService, config_hash, config_parts, plan
+from dockyard.server.arguments import add_server_arguments, server_options
+from dockyard.server.main import run
 from dockyard.server.project_files import host_path_allowed
 from dockyard.server.settings import settings_from
 from dockyard.wire import FILES_KEY, check_wire, to_wire
@@ -180,3 +184,16 @@ def test_allow_host_paths_is_refused_in_playground_mode() -> None:
         settings_from({"mode": "playground", "allow_host_paths": "/srv"})
     with pytest.raises(UsageError, match="not an absolute directory"):
         settings_from({"allow_host_paths": "srv"})
+
+
+def test_the_server_option_takes_several_directories_and_refuses_a_playground(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    options = server_options(parser.parse_args(
+        ["--allow-host-paths", "/srv/media", "/var/log", "--allow-host-paths", "/opt"]))
+    assert settings_from(options, environ={}).allow_host_paths == (
+        "/opt", "/srv/media", "/var/log")
+    code = run(["--mode", "playground", "--data", str(tmp_path), "--allow-host-paths", "/srv"])
+    assert code == int(ExitCode.USAGE)
+    assert "--allow-host-paths cannot be used in playground mode" in capsys.readouterr().err

@@ -180,6 +180,18 @@ def test_a_writable_copy_belongs_to_the_services_numeric_user(server: Server,
     assert app.stat().st_uid == os.geteuid()
 
 
+def test_the_uploads_a_deployment_mounts_are_kept_from_collection(server: Server,
+                                                                  project: Path) -> None:
+    _deployed(server, project)
+    data = prepare(LoadOptions(working_dir=str(project), environ=HOME))[1]
+    digests = {e["digest"] for s in data["services"].values() for e in s["x-dockyard-files"]}
+    account = server.accounts["alice"].id
+    assert {(account, d) for d in digests} <= server.store.contexts_in_use()
+    found = server.control.contexts.collect(
+        {(str(account), d) for d in digests}, ttl=0.0)
+    assert found.markers == 0 and all(server.control.contexts.has(d) for d in digests)
+
+
 def test_files_not_uploaded_are_refused(server: Server, project: Path) -> None:
     response, _ = _up(server, project, upload=False)
     assert response.status_code == 422, response.text

@@ -210,3 +210,14 @@ services:
     app = plan(after, now, {"app": "img", "shm": "img"}).action("app")
     assert app is not None and app.kind is ActionKind.REPLACE and app.reason == "ipc changed"
     assert spec(after, "app").ipc_mode == "shareable"
+
+
+def test_playground_private_names_resolve_on_every_network_a_service_joins(
+        tmp_path: Path) -> None:
+    playground = Placement(account="alice", project="shop", mode=NamingMode.PLAYGROUND,
+                           zone="prod1a.localhost")
+    project = load(tmp_path, NETWORKS)
+    api = container_specs(project, project.services["api"], playground, image="sha256:abc",
+                          deployment="d1e2f3g4h5i6", config_hash="h", replicas=1)[0]
+    for _, aliases in ((api.network, api.aliases), *api.networks):
+        assert {"api", "api.shop.internal", "alice-api"} <= set(aliases)

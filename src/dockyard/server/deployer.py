@@ -658,7 +658,8 @@ class Deployer:
         verb = "starting" if fresh else "replacing the previous version" + \
             (f" ({why})" if why else "")
         self._record(name, S.SERVICE_DEPLOYMENT_PENDING,
-                     f"{verb}: {replicas} container{'s' if replicas != 1 else ''} started")
+                     f"{verb}: {replicas} container{'s' if replicas != 1 else ''} started"
+                     + self._pinned(service, ids))
         progress.started_ok = True
         progress.started.set()
         outcome = self._settle(service, ids)
@@ -686,6 +687,16 @@ class Deployer:
             self._stop_all(old)
         self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, outcome.reason)
         progress.settle(True, outcome.reason)
+
+    def _pinned(self, service: Service, ids: list[str]) -> str:
+        """The warning for a service a multi-node driver pinned to its volume's node."""
+        if not ids or not any(m.type == "volume" and m.source and not m.read_only
+                              for m in service.volumes):
+            return ""
+        info = self.driver.inspect(ids[0])
+        node = info.pinned_node if info is not None else ""
+        return (f"; warning: pinned to node {node}, which holds its named volume: it cannot "
+                f"move if {node} is lost") if node else ""
 
     def _scale(self, job: ServiceJob, progress: _Progress) -> None:
         name, service, live, replicas = job.name, job.service, job.live, job.action.replicas

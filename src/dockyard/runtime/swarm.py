@@ -49,7 +49,7 @@ from dockyard.runtime.swarm_specs import (
     service_spec,
 )
 
-POLL_SECONDS = 1.0  # how often the task follower asks the manager
+POLL_SECONDS = 0.5  # how often the task follower asks the manager (two light API calls)
 VOLUME_RELEASE_SECONDS = 30.0  # how long a removed replica's container may hold its volume
 LABEL_SECRET_OWNER = "dockyard.secret-of"  # a Swarm secret's replica (its service name)
 

@@ -140,3 +140,32 @@ def test_the_watcher_leaves_a_deploying_project_to_its_deployment(
     assert _state(control, alice, "web") is S.SERVICE_DEPLOYMENT_COMPLETED
     control.end(alice, "shop")
     control.begin(alice, "shop", "next")  # free again
+
+
+def test_a_replica_lost_with_its_node_is_pending_with_the_node_and_not_a_crash_loop(
+        control: ControlPlane) -> None:
+    """A multi-node driver (Swarm) reports a replica whose node went down as `lost`."""
+    alice = control.store.ensure_account("alice")
+    deployment = control.store.create_deployment(alice, "shop", "up", {})
+    _event(control, alice, deployment, "api", S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_PENDING,
+           S.SERVICE_DEPLOYMENT_COMPLETED)
+    control.store.finish_deployment(alice, deployment, "succeeded")
+    api = _container(control, "api", deployment)
+    driver = control.driver
+    assert isinstance(driver, FakeDriver)
+    labels = {**driver.items[api].labels, "name": "api-1"}
+    driver.items[api] = replace(driver.items[api], status="restarting",
+                                lost="node n2 is down", node="n2")
+    watcher = Watcher(control)
+
+    watcher.handle(EngineEvent("die", api, labels, 0))
+    assert _state(control, alice, "api") is S.SERVICE_DEPLOYMENT_PENDING
+    last = control.store.events(alice, deployment)[-1]
+    assert last.reason.startswith("node n2 is down; api-1 is rescheduled")
+
+    watcher.handle(EngineEvent("die", api, labels, 0))  # still lost: not a crash loop
+    assert _state(control, alice, "api") is S.SERVICE_DEPLOYMENT_PENDING
+
+    driver.items[api] = replace(driver.items[api], status="running", lost="", node="n3")
+    watcher.handle(EngineEvent("health_status: healthy", api, labels))
+    assert _state(control, alice, "api") is S.SERVICE_DEPLOYMENT_COMPLETED

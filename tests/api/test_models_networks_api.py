@@ -10,7 +10,7 @@ from typing import Any
 from dockyard.naming import NamingMode
 from dockyard.runtime.specs import scope
 from dockyard.server.settings import Limits
-from tests.support.server import IMAGE, running_server
+from tests.support.server import IMAGE, log_answer, running_server
 
 BUSYBOX = {"image": IMAGE, "command": ["sleep", "1d"]}
 MODEL = {"llm": {"provider": {"type": "model", "options": {"model": "ai/smollm2"}}},
@@ -51,6 +51,11 @@ def test_dependents_get_the_endpoint_the_model_and_the_key_which_no_answer_shows
         assert rows["llm"]["fqdn"] == ""
         server.call("GET", f"/v1/deployments/{deployment}")
         server.call("GET", "/v1/projects/chat/configs")
+        # the fake containers print their whole environment: the key line is there, masked
+        lines = [str(data["line"]) for kind, data in log_answer(server.client_of(), "chat")
+                 if kind == "log"]
+        assert any(line.startswith("env LLM_API_KEY=") for line in lines), lines
+        server.bodies.extend(lines)
         # A second `up` keeps both: the key and the variables are part of what is compared.
         _, again = server.up("chat", MODEL)
         assert again == "succeeded" and set(server.containers("chat")) == {"app"}

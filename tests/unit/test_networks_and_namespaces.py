@@ -156,6 +156,10 @@ services:
     assert all(d.hint for d in found)
     swarm = namespace_problems(project, driver="swarm")
     assert any("Swarm driver" in d.message for d in swarm)
+    lonely = load(tmp_path, "services:\n  x: {image: busybox, network_mode: none}\n")
+    assert namespace_problems(lonely) == []
+    assert [d.code for d in namespace_problems(lonely, driver="swarm")] == [
+        "network-mode-refused"]
 
 
 def test_a_shared_server_admits_only_the_default_capabilities(tmp_path: Path) -> None:

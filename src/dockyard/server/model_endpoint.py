@@ -13,6 +13,7 @@ from dockyard.runtime.model_env import (
     provider_type,
     with_model_environment,
 )
+from dockyard.server.configs import RedactText
 from dockyard.server.settings import ServerSettings
 
 
@@ -31,6 +32,15 @@ def model_key(settings: ServerSettings) -> str | None:
         return settings.model_key_file.read_text().strip() or None
     except OSError as exc:
         raise ModelKeyUnreadable(f"{settings.model_key_file}: {exc.strerror}") from None
+
+
+def with_model_key(settings: ServerSettings, redact: RedactText) -> RedactText:
+    """`redact` masking the model key too: a service may print the `<NAME>_API_KEY` it got."""
+    try:
+        key = model_key(settings)
+    except ModelKeyUnreadable:
+        key = None
+    return redact if not key else RedactText([*redact.values, key])
 
 
 def model_problems(settings: ServerSettings, project: Project) -> list[Diagnostic]:

@@ -62,11 +62,12 @@ def namespace_problems(project: Project, *, driver: str = "docker") -> list[Diag
                     "remove them, or remove `network_mode: none`"))
         if driver == "swarm":
             for key, value in (("network_mode", mode), ("ipc", ipc)):
-                if shared_service(value) is not None:
+                if shared_service(value) is not None or (key == "network_mode"
+                                                         and value == "none"):
                     problems.append(error(
                         "network-mode-refused", f"service {name!r}: {key} {value!r} is not "
-                        "run by the Swarm driver (a Swarm service cannot join another's "
-                        "namespaces)", _at(name, key),
+                        "run by the Swarm driver (a Swarm service joins overlay networks only, "
+                        "never another's namespaces)", _at(name, key),
                         "run both processes in one service, or deploy to a server with the "
                         "docker driver"))
     return problems

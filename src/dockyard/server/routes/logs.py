@@ -15,6 +15,7 @@ from dockyard.server.auth import Who
 from dockyard.server.control import ControlPlane
 from dockyard.server.log_sources import MAX_FILTER
 from dockyard.server.log_window import MAX_LINES, clamp_lines
+from dockyard.server.model_endpoint import with_model_key
 from dockyard.server.streams import FollowSlots, SSEResponse
 from dockyard.store.store import Account
 
@@ -50,7 +51,8 @@ async def log_response(control: ControlPlane, follows: FollowSlots, who: Account
         raise DockyardError(f"unknown log type {kind!r}", hint="use build, run or all")
     chosen, only = await run_in_threadpool(log_stream.resolve, control, who, project,
                                            deployment)
-    redact = await run_in_threadpool(control.configs.redactor, who, project)
+    redact = with_model_key(control.settings, await run_in_threadpool(
+        control.configs.redactor, who, project))
     query = log_stream.LogQuery(
         services=services, follow=follow, since=log_stream.utc(since),
         until=log_stream.utc(until), kind=kind, deployment=chosen,

@@ -113,7 +113,8 @@ def test_the_openapi_document_describes_the_answers(server: Server) -> None:
     assert answer("get", "/v1/whoami", "4XX") == {"$ref": "#/components/schemas/ErrorBody"}
     assert list(schemas["ServiceStatus"]["properties"]) == [
         "service", "deployment", "state", "state_number", "reason", "since", "fqdn",
-        "endpoint", "endpoints", "replicas", "running", "exposure", "image", "expires_at"]
+        "endpoint", "endpoints", "replicas", "running", "exposure", "image", "nodes",
+        "pinned_node", "expires_at"]
     assert "password" in schemas["RegistryLoginBody"]["properties"]
 
 

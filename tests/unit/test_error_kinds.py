@@ -26,7 +26,7 @@ from dockyard.server.app import error_body
 # dockyard.error_kinds): the server's start-up, the operator's local commands, and what only a
 # deployment's background job meets (its pulls, the ingress proxy, the firewall).
 NOT_SENT = {"ServerStartError", "KeyRefused", "AccountNotFound", "PullStopped",
-            "IngressError", "EgressError", "IptablesMissing"}
+            "IngressError", "EgressError", "IptablesMissing", "ProjectFilesMissing"}
 
 # The statuses the server answered with before each class carried its own (app.py's table).
 STATUS = {"ProjectInvalid": 422, "UnsafeArchive": 422, "ContextTooLarge": 413,

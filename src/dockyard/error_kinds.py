@@ -7,7 +7,8 @@ and the CLI exits with the class's own code.
 Not here, because no request meets them: the errors of the server's start-up
 (`ServerStartError`, a refused config key `KeyRefused`), of the operator's local commands
 (`AccountNotFound`), of what only a deployment's background job does (a pull the server
-stopped, `PullStopped`; the ingress proxy's `IngressError`; the firewall's `EgressError`), and
+stopped, `PullStopped`; the ingress proxy's `IngressError`; the firewall's `EgressError`;
+project files gone between admission and the containers' start, `ProjectFilesMissing`), and
 of the client and CLI themselves.
 `tests/unit/test_error_kinds.py` checks that every other class is registered.
 """

@@ -46,6 +46,18 @@ def test_ps_tables(regen: bool) -> None:
     assert all(line == line.rstrip() for line in ps_table(ROWS).splitlines())
 
 
+def test_ps_long_shows_the_nodes_on_a_swarm_and_only_there() -> None:
+    """`--driver swarm`: where each service's replicas run, and a volume's pinned node."""
+    swarm = [ServiceStatus.from_json({**row.to_json(), "nodes": nodes, "pinned_node": pin})
+             for row, nodes, pin in zip(ROWS, (["n2", "n3"], ["n1"], []), ("", "n1", ""),
+                                         strict=True)]
+    lines = ps_table(swarm, long=True).splitlines()
+    assert lines[0].split()[-2:] == ["NODES", "REASON"]
+    assert lines[1].split()[-5:] == ["n2,n3", "the", "health", "check", "passes"]
+    assert "n1 (pinned to n1)" in lines[2]
+    assert "NODES" not in ps_table(ROWS, long=True)
+
+
 def test_deployments_table(regen: bool) -> None:
     items = [DeploymentSummary.from_json(item) for item in [
         {"id": "a1b2c3d4e5f6", "created_at": "2026-11-28T10:00:00.123+00:00",

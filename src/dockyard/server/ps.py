@@ -87,9 +87,12 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
                 fqdn = f"{sanitize_label(service.name)}.{sanitize_label(project)}.internal"
             if service.host_ports:
                 exposure = "public" if service.is_public else "host"
-                host = _advertised_host(control)
+                # On a Swarm, host ports are published on the nodes running the replicas.
+                hosts = sorted({port.partition("->")[0].rpartition(":")[0]
+                                for c in mine if c.node for port in c.host_ports}) \
+                    or [_advertised_host(control)]
                 endpoints += tuple(f"{host}:{p.published or p.target}"
-                                   for p in service.host_ports)
+                                   for p in service.host_ports for host in hosts)
         replicas = len(mine) if not service or "provider" in service.extra \
             else _desired(service)
         # The image the containers run: recorded by the deployment that created them.

@@ -195,6 +195,13 @@ volumes: {data: {}}
 def test_an_external_volume_cannot_reach_another_tenants_data(shared: Shared) -> None:
     alice = shared.users["alice"]
     vault = f"vault{shared.run}"
+    # Keys that would reach the host: cap_add beyond the defaults and ipc: host are refused
+    # before anything runs; the others are ignored (the container gets none of them).
+    reaching = shared.deploy_raw("alice", {"name": vault, "services": {"vault": {
+        **_listener("x"), "cap_add": ["ALL"], "ipc": "host"}}})
+    assert reaching.status_code == 422, reaching.text
+    codes = {d["code"] for d in reaching.json()["diagnostics"]}
+    assert {"capability-refused", "network-mode-refused"} <= codes, reaching.text
     directory = shared.project(vault, """
 services:
   vault:
@@ -203,9 +210,7 @@ services:
     volumes: [{type: volume, source: data, target: /data}]
     stop_grace_period: 1s
     privileged: true
-    cap_add: [ALL]
     pid: host
-    ipc: host
     security_opt: ["apparmor=unconfined"]
     sysctls: {net.ipv4.ip_forward: 1}
 volumes: {data: {}}

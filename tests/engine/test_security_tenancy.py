@@ -17,8 +17,9 @@ Held here:
   `down --volumes` says which volume it removed, and did;
 - four projects sent at once by one account against a limit of one: exactly one is admitted;
 - values an engine takes oddly (negative CPUs and replicas) are refused with 422;
-- privilege keys (`privileged`, `cap_add`, `pid`, `ipc`, `security_opt`, `sysctls`) stay
-  ignored: the container runs without them.
+- `cap_add` beyond the engine's defaults and `ipc: host` are refused before anything runs;
+  the other privilege keys (`privileged`, `pid`, `security_opt`, `sysctls`) stay ignored: the
+  container runs without them.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
                 client.upload_context(packed.digest, packed.data)
                 sent += 1
         if up.dry_run:
-            return _print_plan(client.plan(name, data, builds, force=up.force, build=up.build,
+            return print_plan(client.plan(name, data, builds, force=up.force, build=up.build,
                                            pull=up.pull, services=up.services),
                                as_json=up.as_json)
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
@@ -129,10 +129,10 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
                                    origin=local_origin(project_directory(options)),
                                    rollback_on_failure=up.rollback_on_failure,
                                    services=up.services)
-        return _follow(client, name, deployment, up, {"contexts_uploaded": sent})
+        return follow_deployment(client, name, deployment, up, {"contexts_uploaded": sent})
 
 
-def _print_plan(found: PlanAnswer, *, as_json: bool) -> int:
+def print_plan(found: PlanAnswer, *, as_json: bool) -> int:
     """The plan: one JSON object per service (`--json`), or a table and what would be built
     and pulled."""
     if as_json:
@@ -153,11 +153,11 @@ def run_redeploy(deployment_id: str, client_factory: Any, up: UpOptions) -> int:
     with client:
         started = client.redeploy(deployment_id, pull=up.pull,
                                   origin=local_origin(None))
-        return _follow(client, started.project, started.deployment, up,
+        return follow_deployment(client, started.project, started.deployment, up,
                        {"redeploys": deployment_id})
 
 
-def _follow(client: Client, name: str, deployment: str, up: UpOptions,
+def follow_deployment(client: Client, name: str, deployment: str, up: UpOptions,
             extra: dict[str, Any]) -> int:
     """Show a started deployment to its end (unless detached), then `ps` and the endpoints."""
     if up.as_json:
@@ -303,4 +303,4 @@ def run_restart(project: str, client_factory: Any, services: Sequence[str],
     client: Client = client_factory()
     with client:
         deployment = client.restart(project, services)
-        return _follow(client, project, deployment, up, {"restarts": list(services)})
+        return follow_deployment(client, project, deployment, up, {"restarts": list(services)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dockyard.cli.commands.deploy import UpOptions, _follow, _print_plan
+from dockyard.cli.commands.deploy import UpOptions, follow_deployment, print_plan
 from dockyard.cli.deployment_view import deployment_text
 from dockyard.cli.render import note, write_stdout
 from dockyard.client.api import Client
@@ -35,7 +35,7 @@ def run_rollback(project: str, deployment: str | None, client_factory: Any, up: 
     with client:
         planned = client.rollback_plan(project, deployment, pull=up.pull)
         if up.dry_run:
-            return _print_plan(planned, as_json=up.as_json)
+            return print_plan(planned, as_json=up.as_json)
         if not up.as_json:
             changes = [s for s in planned.services if s.action != "keep"]
             note(f"rolling {project} back to deployment {planned.rollback_of}: " + (
@@ -43,5 +43,5 @@ def run_rollback(project: str, deployment: str | None, client_factory: Any, up: 
                 if changes else "no service changes"))
         started = client.rollback(project, planned.rollback_of, pull=up.pull,
                                   origin=local_origin(None))
-        return _follow(client, project, started.deployment, up,
+        return follow_deployment(client, project, started.deployment, up,
                        {"rollback_of": started.rollback_of})

@@ -35,6 +35,7 @@ from dockyard.server.deploy_request import BuildInput
 from dockyard.server.image_plan import ImagePlan, plan_images
 from dockyard.server.model_endpoint import model_problems
 from dockyard.server.namespaces import namespace_problems
+from dockyard.server.rollout import rollout_problems
 from dockyard.wire import check_wire
 
 _LOADED: OrderedDict[str, Project] = OrderedDict()  # the last projects loaded, by content
@@ -108,6 +109,7 @@ def check_request(control: ControlPlane, project: Project,
     problems += _external_problems(control, project)
     problems += namespace_problems(project, driver=control.settings.driver)
     problems += model_problems(control.settings, project)
+    problems += rollout_problems(project)  # update_config values no rollout can follow
     problems += _limit_problems(control, whole or project, account)
     problems += _file_problems(control, project, account)
     for name, service in sorted(project.services.items()):

@@ -31,6 +31,8 @@ from dockyard.runtime.errors import BuildFailed, PullFailed, RegistryLoginFailed
 
 
 class FakeDriver:
+    default_update_parallelism = 0  # as one Docker Engine: a replacement starts all at once
+
     def __init__(self) -> None:
         self.images: dict[str, str] = {"dockyard/busybox:1": "sha256:" + "b" * 64}
         self.networks: set[str] = set()
@@ -47,6 +49,7 @@ class FakeDriver:
         self.job_exit_code = 0
         self.lock = threading.Lock()
         self.counter = 0
+        self.nodes = 1  # the nodes a global service runs on (a multi-node driver: several)
         self.addresses = False  # give containers addresses (as the ingress needs)
         self.image_labels: dict[str, dict[str, str]] = {}  # image id -> its build's labels
         self.image_lookups: list[str] = []  # every reference image_id() was asked about
@@ -158,6 +161,9 @@ class FakeDriver:
             started_at=datetime.now(UTC))
         self.specs[cid] = spec
         return cid
+
+    def global_replicas(self, constraints: Sequence[str]) -> int:
+        return self.nodes
 
     def containers(self, labels: Mapping[str, str], *,
                    detail: bool = True) -> list[ContainerInfo]:

@@ -111,7 +111,11 @@ class Plan(Sequence[Action]):
         return any(a.kind is not ActionKind.KEEP for a in self.actions)
 
 
-def desired_replicas(service: Service) -> int:
+def desired_replicas(service: Service, nodes: int = 1) -> int:
+    """`deploy.replicas` (or `scale`); a `deploy.mode: global` service runs one per node it
+    may be placed on: `nodes`, which the driver counts (one engine: 1)."""
+    if service.deploy is not None and service.deploy.mode == "global":
+        return nodes
     if service.deploy is not None and service.deploy.replicas is not None:
         return service.deploy.replicas
     scale = service.extra.get("scale")
@@ -192,7 +196,8 @@ UNPULLED_IMAGE = "<to be pulled>"  # ... nor of a pull of a new digest
 def plan(project: Project, running: Mapping[str, RunningService],
          image_ids: Mapping[str, str] | None = None,
          configs_digests: Mapping[str, str] | None = None, *, force: bool = False,
-         services: Collection[str] | None = None) -> Plan:
+         services: Collection[str] | None = None,
+         global_nodes: Mapping[str, int] | None = None) -> Plan:
     """The whole decision (see the module's docstring).
 
     `image_ids` holds each service's image id (`UNKNOWN_IMAGE` when it is yet to be built:
@@ -200,8 +205,10 @@ def plan(project: Project, running: Mapping[str, RunningService],
     uses (a changed value replaces it, as a changed setting does); `force` replaces every
     service that would be kept. `services` (`up SERVICE...`) plans only those and what they
     depend on (`selection.closure`), and removes nothing: every other service, in the project
-    or not, is left as it runs."""
+    or not, is left as it runs. `global_nodes` holds how many nodes each global service may
+    run on (`Driver.global_replicas`; one when not given)."""
     images = image_ids or {}
+    nodes = global_nodes or {}
     digests = configs_digests or {}
     chosen = None if services is None else set(closure(project, services))
     decided: dict[str, Action] = {}
@@ -211,7 +218,7 @@ def plan(project: Project, running: Mapping[str, RunningService],
                 service = _as_run(project, project.services[name])
                 decided[name] = _joined(service, _decide(
                     service, running.get(name), images.get(name), digests.get(name, ""),
-                    force), decided, name in running)
+                    force, nodes.get(name, 1)), decided, name in running)
     levels = tuple(level for level in (
         tuple(decided[name] for name in names if name in decided)
         for names in start_order(project)) if level)
@@ -260,9 +267,9 @@ def _joined(service: Service, action: Action, decided: Mapping[str, Action],
 
 
 def _decide(service: Service, current: RunningService | None, image_id: str | None,
-            configs_digest: str, force: bool) -> Action:
+            configs_digest: str, force: bool, nodes: int = 1) -> Action:
     name = service.name
-    replicas = desired_replicas(service)
+    replicas = desired_replicas(service, nodes)
     wanted = config_hash(service, image_id, configs_digest)
     parts = config_parts(service, image_id, configs_digest)
 

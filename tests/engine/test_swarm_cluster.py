@@ -266,6 +266,33 @@ def test_secret_files_arrive_on_tmpfs_and_no_node_writes_them_to_disk(shop: Shop
         assert down.code == 0, str(down)
 
 
+def test_global_services_and_max_replicas_per_node_are_placed_by_dockyard(
+        shop: Shop, tmp_path: Path) -> None:
+    dy = shop.dy
+    project = dy.name("placement")
+    directory = tmp_path / "placement"
+    shutil.copytree(PROJECTS / "swarm-placement", directory)
+    try:
+        up = dy.cli("compose", "up", "-C", str(directory), "-p", project, "--json",
+                    timeout=300)
+        assert up.code == 0, str(up)
+        rows = dy.ps(project)
+        # One replica per worker (the manager is no worker), one per node at most.
+        assert (rows["agent"]["running"], rows["agent"]["nodes"]) == (2, ["n2", "n3"]), rows
+        assert (rows["spread"]["running"], rows["spread"]["nodes"]) == (2, ["n2", "n3"]), rows
+        # A third replica has no worker left: refused at once, saying why; two keep running.
+        edit(directory / "compose.yaml", "      replicas: 2\n", "      replicas: 3\n")
+        more = dy.cli("compose", "up", "-C", str(directory), "-p", project, "--json",
+                      timeout=300)
+        assert more.code != 0, str(more)
+        row = dy.ps(project)["spread"]
+        assert row["state"] == FAILED and "max_replicas_per_node 1" in row["reason"], row
+        assert row["nodes"] == ["n2", "n3"], row
+    finally:
+        down = dy.cli("compose", "down", "-p", project)
+        assert down.code == 0, str(down)
+
+
 def test_losing_a_worker_moves_its_replicas_and_the_states_say_why(
         shop: Shop, request: pytest.FixtureRequest) -> None:
     victim = sorted(shop.rows()["api"]["nodes"])[-1]  # a worker: two replicas, two nodes
@@ -299,6 +326,38 @@ def test_losing_a_worker_moves_its_replicas_and_the_states_say_why(
              outcome["failed"] + outcome["ok"])
     assert outcome["ok"] > 0
     assert shop.get("api", 8000) == 200
+
+
+def test_draining_a_node_moves_its_tasks_and_no_request_fails(shop: Shop) -> None:
+    rows = shop.rows()
+    workers = sorted(n for n in rows["api"]["nodes"] if n != "n1")
+    assert workers, rows["api"]  # one of two replicas is on a worker (no two share a node)
+    victim = workers[-1]
+    stop, outcome, loader = shop.under_load("api", 8000)
+    try:
+        shop.cluster.docker("n1", "node", "update", "--availability", "drain", victim)
+
+        def moved() -> dict[str, Any] | None:
+            row = shop.rows()["api"]
+            return row if row["state"] == COMPLETED and row["running"] == 2 \
+                and victim not in row["nodes"] else None
+        row = eventually(moved, f"api moved off {victim}", timeout=120)
+        time.sleep(1)  # a moment of load on the moved replica too
+    finally:
+        stop.set()
+        loader.join()
+        shop.cluster.docker("n1", "node", "update", "--availability", "active", victim)
+    moves = [(e["state"], e["reason"]) for e in shop.dy.events(row["deployment"])
+             if e["service"] == "api"]
+    assert any(state == PENDING and reason.startswith(f"node {victim} is drained")
+               for state, reason in moves), "\n".join(map(str, moves))
+    assert moves[-1][0] == COMPLETED, moves
+    # Swarm stops the drained task; the ingress took it out of rotation when Swarm shut it
+    # down, and a request that still met it is retried on the other replica.
+    assert outcome["ok"] > 0
+    assert outcome["failed"] == 0, outcome
+    # The service writing a named volume never moved: it stays with its data.
+    assert shop.rows()["db"]["nodes"] == ["n1"]
 
 
 def test_down_removes_everything_from_every_node(shop: Shop) -> None:

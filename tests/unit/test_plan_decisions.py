@@ -165,3 +165,17 @@ def test_a_plan_carried_out_then_planned_again_keeps_everything(
     again = plan(wanted, after_second, image_ids)
     assert set(kinds(again).values()) <= {ActionKind.KEEP}, [
         (a.service, a.kind, a.reason) for a in again]
+
+
+def test_a_global_service_runs_one_replica_per_node_the_driver_counts(tmp_path: Path) -> None:
+    project = load(tmp_path, TEXT.replace("deploy: {replicas: 2}", "deploy: {mode: global}"))
+    base = running(project)
+    one = plan(project, {}).action("api")
+    assert one is not None and one.replicas == 1  # one engine: one node
+    created = plan(project, {}, global_nodes={"api": 3}).action("api")
+    assert created is not None and (created.kind, created.replicas) == (ActionKind.CREATE, 3)
+    joined = plan(project, base, global_nodes={"api": 3}).action("api")  # a node joined
+    assert joined is not None and (joined.kind, joined.reason) == (ActionKind.SCALE,
+                                                                   "replicas 2 -> 3")
+    same = plan(project, base, global_nodes={"api": 2}).action("api")
+    assert same is not None and same.kind is ActionKind.KEEP

@@ -12,10 +12,13 @@ from dockyard.runtime.specs import Placement, container_specs
 from dockyard.runtime.swarm import _actions
 from dockyard.runtime.swarm_specs import (
     LABEL_NODE_PIN,
+    REJECTIONS_TO_FAIL,
     NodeView,
     SecretFile,
     container_info,
     node_of,
+    place,
+    placement_nodes,
     service_spec,
 )
 
@@ -109,7 +112,8 @@ def _service(ports: bool = True, check: bool = True,
         container["Healthcheck"] = {"Test": ["CMD", "true"]}
     return {"ID": "svc1", "Spec": {
         "Name": "dy-x-web-1-abc", "Labels": {"dockyard.service": "web", **(labels or {})},
-        "TaskTemplate": {"ContainerSpec": container},
+        "Mode": {"Replicated": {"Replicas": 1}},
+        "TaskTemplate": {"ContainerSpec": container, "RestartPolicy": {"Condition": "any"}},
         "EndpointSpec": {"Ports": [{"TargetPort": 8080, "PublishedPort": 8080}] if ports
                          else []}}}
 
@@ -119,7 +123,8 @@ def _task(state: str, node: str = "a", at: str = "2026-01-01T00:00:01Z", err: st
     return {"ID": f"t-{state}-{at}", "ServiceID": "svc1", "NodeID": node, "CreatedAt": at,
             "DesiredState": desired,
             "Status": {"State": state, "Err": err, "Timestamp": at,
-                       "ContainerStatus": {"ExitCode": code}},
+                       "ContainerStatus": {} if state in ("new", "pending", "rejected") else
+                       {"ContainerID": f"c-{at}", "ExitCode": code}},
             "NetworksAttachments": [{"Network": {"Spec": {"Name": "dy-x"}},
                                      "Addresses": ["10.0.1.5/24"]}]}
 
@@ -143,20 +148,47 @@ def test_a_task_waiting_to_be_placed_is_created_and_one_starting_is_not_yet_heal
     assert (starting.status, starting.health) == ("running", "starting")
 
 
-def test_a_failed_task_exits_with_the_task_error_and_counts_as_a_restart() -> None:
+def test_a_failed_task_counts_as_a_restart_and_its_code_is_the_last_exit_code() -> None:
     tasks = [_task("failed", at="2026-01-01T00:00:01Z", err="task: non-zero exit (3)", code=3,
                    desired="shutdown"),
-             _task("rejected", at="2026-01-01T00:00:02Z", err="No such image: x")]
+             _task("running", at="2026-01-01T00:00:02Z")]
     info = container_info(_service(), tasks, NODES)
-    assert (info.status, info.exit_code, info.health_output) == ("exited", 1,
-                                                                 "No such image: x")
-    assert info.restart_count == 1
+    assert (info.status, info.restart_count, info.exit_code) == ("running", 1, 3)
+    assert info.health_output == "task: non-zero exit (3)"
+
+
+def test_a_rejected_task_is_no_restart_the_replica_waits_to_be_placed_again() -> None:
+    # Seen in CI: a task rejected while Swarm placed the replica was taken for a crash loop
+    # ("restarted 1 times, last exit code 0").
+    tasks = [_task("rejected", at="2026-01-01T00:00:01Z", err="No such image: x",
+                   desired="shutdown"),
+             _task("pending", at="2026-01-01T00:00:02Z")]
+    info = container_info(_service(), tasks, NODES)
+    assert (info.status, info.restart_count) == ("created", 0)
+    assert info.health_output == "rejected on n1: No such image: x; Swarm places it again"
+    tasks[1] = _task("running", at="2026-01-01T00:00:02Z")
+    running = container_info(_service(), tasks, NODES)
+    assert (running.status, running.health, running.restart_count) == ("running", "healthy", 0)
+
+
+def test_a_replica_swarm_keeps_rejecting_fails_with_the_reason() -> None:
+    tasks = [_task("rejected", at=f"2026-01-01T00:00:0{i}Z", err="No such image: x",
+                   desired="shutdown") for i in range(1, REJECTIONS_TO_FAIL + 1)]
+    tasks.append(_task("pending", at="2026-01-01T00:00:09Z"))
+    info = container_info(_service(), tasks, NODES)
+    assert (info.status, info.restart_count) == ("exited", 0)
+    assert info.health_output == (f"Swarm could not start it ({REJECTIONS_TO_FAIL} tries): "
+                                  "rejected on n1: No such image: x")
 
 
 def test_a_replica_on_a_node_that_is_down_has_died_with_the_nodes_name() -> None:
     info = container_info(_service(), [_task("running", node="b")], NODES)
-    assert info.status == "exited"
-    assert info.health_output == "node n2 is down"
+    assert info.status == "restarting"  # Swarm reschedules it
+    assert info.health_output == info.lost == "node n2 is down"
+    moving = container_info(_service(), [_task("running", node="b", desired="shutdown"),
+                                         _task("pending", at="2026-01-01T00:00:02Z")], NODES)
+    assert (moving.status, moving.lost, moving.restart_count) == ("restarting",
+                                                                  "node n2 is down", 0)
     assert node_of([_task("running", node="b")], NODES) == "n2"
 
 
@@ -184,9 +216,58 @@ def test_the_pinned_node_is_shown_by_name() -> None:
 
 
 def test_task_changes_are_the_container_events_the_watcher_follows() -> None:
-    assert _actions(("running", "healthy"), ("exited", None)) == ["die"]
-    assert _actions(("created", None), ("running", None)) == ["start"]
-    assert _actions(("running", "starting"), ("running", "healthy")) == \
+    assert _actions(("running", "healthy", False), ("exited", None, False)) == ["die"]
+    assert _actions(("created", None, False), ("running", None, False)) == ["start"]
+    assert _actions(("running", "starting", False), ("running", "healthy", False)) == \
         ["health_status: healthy"]
-    assert _actions(("exited", None), ("running", "healthy")) == \
+    assert _actions(("exited", None, False), ("running", "healthy", False)) == \
         ["start", "health_status: healthy"]
+    # Swarm shuts a task down (its node drained): out of rotation before it stops.
+    assert _actions(("running", "healthy", False), ("running", "healthy", True)) == ["kill"]
+
+
+def test_a_replica_moved_off_a_drained_node_says_so_and_is_no_crash() -> None:
+    drained = {**NODES, "b": NodeView("b", "n2", "10.250.0.12", True, drained=True)}
+    old = _task("running", node="b", at="2026-01-01T00:00:01Z", desired="shutdown")
+    moving = container_info(_service(), [old, _task("pending", at="2026-01-01T00:00:02Z")],
+                            drained)
+    assert (moving.status, moving.restart_count) == ("restarting", 0)
+    assert moving.lost == moving.health_output == "node n2 is drained"
+    stopping = container_info(_service(), [old], drained)
+    assert (stopping.status, stopping.stopping) == ("running", True)
+    moved = container_info(_service(), [old, _task("running", at="2026-01-01T00:00:02Z")],
+                           drained)
+    assert (moved.status, moved.lost, moved.stopping) == ("running", "", False)
+
+
+def test_placement_constraints_are_matched_as_swarm_does() -> None:
+    node = NodeView("a", "n1", "10.250.0.11", True, role="manager",
+                    labels={"zone": "Paris"}, engine_labels={"gpu": "yes"}, arch="x86_64")
+    assert node.matches(["node.role==manager", "node.hostname!=n2", "node.labels.zone==paris",
+                         "engine.labels.gpu == yes", "node.platform.arch==x86_64"])
+    assert not node.matches(["node.role==worker"])
+    assert not node.matches(["node.labels.disk==ssd"])  # a missing label is not equal
+    assert node.matches(["node.labels.disk!=ssd"])
+
+
+def test_a_global_replica_is_pinned_to_the_first_node_without_one_of_its_version() -> None:
+    nodes = {"a": NodeView("a", "n1", "x", True, role="manager"),
+             "b": NodeView("b", "n2", "y", True), "c": NodeView("c", "n3", "z", True),
+             "d": NodeView("d", "n4", "w", False), "e": NodeView("e", "n5", "v", True,
+                                                                drained=True)}
+    workers = placement_nodes(nodes, ["node.role==worker"])
+    assert [n.hostname for n in workers] == ["n2", "n3"]  # not down, not drained
+    glob = spec(global_mode=True)
+    assert place(glob, workers, {}) == ("b", ())
+    assert place(glob, workers, {"b": 1}) == ("c", ())
+    assert place(glob, workers, {"b": 1, "c": 1}) == (None, ())
+
+
+def test_max_replicas_per_node_avoids_the_nodes_holding_that_many() -> None:
+    nodes = placement_nodes({"a": NodeView("a", "n1", "x", True),
+                             "b": NodeView("b", "n2", "y", True)}, [])
+    most = spec(max_replicas_per_node=2)
+    assert place(most, nodes, {"a": 2, "b": 1}) == (None, ("a",))
+    body = service_spec(most, avoid=("a",))
+    assert "node.id!=a" in body["TaskTemplate"]["Placement"]["Constraints"]
+    assert place(spec(), nodes, {"a": 9}) == (None, ())

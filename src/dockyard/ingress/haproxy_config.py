@@ -229,7 +229,8 @@ def render_config(layout: Layout, paths: Paths, *, http: Listener, https: Listen
         "    timeout http-keep-alive 10s",
         "    timeout tunnel 1h",
         "    timeout check 2s",
-        "    option redispatch",
+        # Every retry goes to another replica: one that just stopped is not waited for.
+        "    option redispatch 1",
         "    retries 3",
         "    option forwardfor",
         "    default-server inter 1s fastinter 500ms downinter 1s rise 1 fall 2",

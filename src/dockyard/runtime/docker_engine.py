@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -64,6 +64,8 @@ LOGIN_TIMEOUT = 30  # seconds a registry login check may take
 
 
 class DockerEngine:
+    default_update_parallelism = 0  # a changed service's replicas are replaced all at once
+
     def __init__(self, base_url: str | None = None) -> None:
         url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         if url.startswith("unix://") and not os.path.exists(url[len("unix://"):]):
@@ -448,6 +450,10 @@ class DockerEngine:
                 api.remove_container(container_id, force=True)
                 raise
         return container_id
+
+    def global_replicas(self, constraints: Sequence[str]) -> int:
+        """One engine is one node: a global service runs one replica."""
+        return 1
 
     def containers(self, labels: Mapping[str, str], *,
                    detail: bool = True) -> list[ContainerInfo]:

@@ -10,7 +10,7 @@ logs and engine events, described by plain values. The Docker Engine driver
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -101,6 +101,7 @@ class ContainerSpec:
     constraints: tuple[str, ...] = ()
     spread: tuple[str, ...] = ()
     max_replicas_per_node: int | None = None
+    global_mode: bool = False  # `deploy.mode: global`: one replica per node it may run on
     ingress_ports: tuple[int, ...] = ()
     # Compose networks beyond `network` (the first), each with its aliases there
     # (`specs.service_networks`); a service joins only the networks it lists.
@@ -131,6 +132,7 @@ class ContainerInfo:
     node: str = ""  # the node it runs on (a multi-node driver; "" on one engine)
     pinned_node: str = ""  # the node it must stay on (it writes a named volume there)
     lost: str = ""  # why the engine lost it, not the container itself ("node n2 is down")
+    stopping: bool = False  # running, but the engine is stopping it (Swarm drains its node)
 
     @property
     def service(self) -> str:
@@ -195,6 +197,7 @@ class EngineEvent:
     container_id: str
     labels: Mapping[str, str]
     exit_code: int | None = None
+    lost: str = ""  # a die: the engine lost it, not a crash ("node n2 is down"), when it died
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +259,16 @@ def _quietly(close: Callable[[], None]) -> None:
 class Driver(Protocol):
     """What the control plane needs from an engine; nothing more."""
 
+    # Replicas a changed service replaces at a time when its Compose file does not say
+    # (`deploy.update_config.parallelism`); 0: all at once (`server.rollout`).
+    default_update_parallelism: int
+
     def close(self) -> None: ...
+
+    def global_replicas(self, constraints: Sequence[str]) -> int:
+        """How many replicas a `deploy.mode: global` service runs: one per node it may be
+        placed on (one engine: 1)."""
+        ...
 
     def build(self, context: PackedContext, *, tag: str, dockerfile: str = "Dockerfile",
               build_args: Mapping[str, str] | None = None, target: str | None = None,

@@ -407,6 +407,7 @@ def container_specs(project: Project, service: Service, placement: Placement, *,
             tty=bool(extra.get("tty")), stdin_open=bool(extra.get("stdin_open")),
             log_driver=log_driver, log_max_size=log_size, log_max_files=log_files,
             constraints=constraints, spread=spread, max_replicas_per_node=most,
+            global_mode=service.deploy is not None and service.deploy.mode == "global",
             ingress_ports=tuple(dict.fromkeys(p.target for p in service.ingress_ports))))
     return specs
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,12 @@ from dockyard.runtime.docker_engine import (
     _log_lines,
 )
 from dockyard.runtime.driver import (
+    LABEL_ACCOUNT,
+    LABEL_DEPLOYMENT,
     LABEL_MANAGED,
+    LABEL_PROJECT,
     LABEL_SERVER,
+    LABEL_SERVICE,
     ContainerInfo,
     ContainerSpec,
     EngineEvent,
@@ -45,7 +49,10 @@ from dockyard.runtime.swarm_specs import (
     NodeView,
     SecretFile,
     container_info,
+    current_task,
     node_of,
+    place,
+    placement_nodes,
     service_spec,
 )
 
@@ -56,6 +63,8 @@ LABEL_SECRET_OWNER = "dockyard.secret-of"  # a Swarm secret's replica (its servi
 
 class SwarmEngine(DockerEngine):
     """`DockerEngine` for images and builds, Swarm services for everything that runs."""
+
+    default_update_parallelism = 1  # one replica at a time, as Swarm's own update_config
 
     def __init__(self, base_url: str | None = None) -> None:
         super().__init__(base_url)
@@ -139,12 +148,68 @@ class SwarmEngine(DockerEngine):
                    for m in spec.mounts if m.type == "bind"]
         pin = self._volume_pin(spec) if any(m.type == "volume" and m.source and not m.read_only
                                             for m in spec.mounts) else None
-        body = service_spec(spec, secrets=secrets, pin=pin)
+        avoid: tuple[str, ...] = ()
+        if spec.global_mode or spec.max_replicas_per_node:
+            candidates = placement_nodes(self.nodes(fresh=True), spec.constraints)
+            chosen, avoid = place(spec, candidates, self._taken(spec))
+            if not spec.global_mode and {n.id for n in candidates} <= set(avoid):
+                raise EngineError(
+                    f"no node of the Swarm may run another replica of service "
+                    f"{spec.labels.get(LABEL_SERVICE, spec.name)!r}: "
+                    f"max_replicas_per_node {spec.max_replicas_per_node} on "
+                    f"{len(candidates)} ready node(s) that match its placement",
+                    hint="lower deploy.replicas, raise "
+                         "deploy.placement.max_replicas_per_node, or add nodes")
+            if spec.global_mode:
+                if chosen is None:
+                    raise EngineError(
+                        f"no node of the Swarm is left for another replica of global service "
+                        f"{spec.labels.get(LABEL_SERVICE, spec.name)!r} "
+                        f"({len(candidates)} ready node(s) match its placement)",
+                        hint="check `docker node ls` and the service's "
+                             "deploy.placement.constraints")
+                pin = chosen  # one per node, where its node's volume is too
+        body = service_spec(spec, secrets=secrets, pin=pin, avoid=avoid)
         api = self._api
         with _errors():
             response = api._post_json(api._url("/services/create"), data=body)
             created = api._result(response, True)
-        return str(created["ID"])
+        service_id = str(created["ID"])
+        if spec.max_replicas_per_node and not spec.global_mode:
+            self._wait_placed(service_id)  # the next replica counts it on its node
+        return service_id
+
+    def global_replicas(self, constraints: Sequence[str]) -> int:
+        """One replica per ready, active node its constraints allow (at least one: with no
+        such node, `run` says so)."""
+        return max(1, len(placement_nodes(self.nodes(fresh=True), constraints)))
+
+    def _taken(self, spec: ContainerSpec) -> dict[str, int]:
+        """How many replicas of the spec's service and version each node holds (or is
+        pinned to hold)."""
+        same = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT, LABEL_PROJECT,
+                                            LABEL_SERVICE, LABEL_DEPLOYMENT)
+                if k in spec.labels}
+        with _errors():
+            services = self._api.services(filters={"label": _label_filter(same)})
+            tasks = self._api.tasks(filters={"label": _label_filter(same)}) if services else []
+        taken: dict[str, int] = {}
+        for service in services:
+            pinned = str(((service.get("Spec") or {}).get("Labels") or {})
+                         .get(LABEL_NODE_PIN) or "")
+            task = current_task([t for t in tasks if t.get("ServiceID") == service["ID"]])
+            node = pinned or str((task or {}).get("NodeID") or "")
+            if node:
+                taken[node] = taken.get(node, 0) + 1
+        return taken
+
+    def _wait_placed(self, service_id: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = current_task(self._tasks(service_id))
+            if task is not None and task.get("NodeID"):
+                return
+            time.sleep(0.1)
 
     def _secret(self, owner: str, source: str, target: str,
                 labels: Mapping[str, str]) -> SecretFile:
@@ -314,12 +379,13 @@ class SwarmEngine(DockerEngine):
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         """Task changes of the replicas carrying `labels`, as container events (blocks)."""
-        seen: dict[str, tuple[str, str | None]] = {}
+        seen: dict[str, tuple[str, str | None, bool]] = {}
         first = True
         while True:
+            self.nodes(fresh=True)  # a node lost or drained is seen with its tasks' change
             current = {c.id: c for c in self.containers(labels)}
             for service_id, info in current.items():
-                now = (info.status, info.health)
+                now = (info.status, info.health, info.stopping)
                 before = seen.get(service_id)
                 seen[service_id] = now
                 if first or before == now:
@@ -327,19 +393,25 @@ class SwarmEngine(DockerEngine):
                 for action in _actions(before, now):
                     yield EngineEvent(action=action, container_id=service_id,
                                       labels={**info.labels, "name": info.name},
-                                      exit_code=info.exit_code if action == "die" else None)
+                                      exit_code=info.exit_code if action == "die" else None,
+                                      lost=info.lost if action == "die" else "")
             for gone in set(seen) - set(current):
                 del seen[gone]
             first = False
             time.sleep(POLL_SECONDS)
 
 
-def _actions(before: tuple[str, str | None] | None,
-             now: tuple[str, str | None]) -> list[str]:
-    """The container events a change of a replica's (status, health) stands for."""
-    status, health = now
-    was_status, was_health = before if before is not None else ("created", None)
+def _actions(before: tuple[str, str | None, bool] | None,
+             now: tuple[str, str | None, bool]) -> list[str]:
+    """The container events a change of a replica's (status, health, stopping) stands for: a
+    task Swarm is shutting down (its node drained) is a `kill`, so the ingress takes it out of
+    rotation before its container stops."""
+    status, health, stopping = now
+    was_status, was_health, was_stopping = before if before is not None else \
+        ("created", None, False)
     actions: list[str] = []
+    if stopping and not was_stopping and status == "running":
+        actions.append("kill")
     if was_status == "running" and status != "running":
         actions.append("die")
     if status == "running" and was_status != "running":
@@ -356,9 +428,19 @@ def _node_view(node: Mapping[str, Any]) -> NodeView:
     if address in ("", "0.0.0.0", "127.0.0.1"):
         manager = node.get("ManagerStatus") or {}
         address = str(manager.get("Addr") or address).rpartition(":")[0] or address
+    spec = node.get("Spec") or {}
+    platform = description.get("Platform") or {}
     return NodeView(id=str(node.get("ID") or ""),
                     hostname=str(description.get("Hostname") or ""),
-                    address=address, ready=status.get("State") == "ready")
+                    address=address, ready=status.get("State") == "ready",
+                    drained=spec.get("Availability") == "drain",
+                    role=str(spec.get("Role") or "worker"),
+                    labels={str(k): str(v) for k, v in (spec.get("Labels") or {}).items()},
+                    engine_labels={str(k): str(v) for k, v in
+                                   ((description.get("Engine") or {}).get("Labels")
+                                    or {}).items()},
+                    os=str(platform.get("OS") or "linux"),
+                    arch=str(platform.get("Architecture") or ""))
 
 
 def describe(driver: object) -> str:

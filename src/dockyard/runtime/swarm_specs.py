@@ -29,7 +29,7 @@ The mapping:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ LABEL_NODE_PIN = "dockyard.node-pin"  # the node id a service writing a named vo
 _RUNNING_STATES = ("running",)
 _STARTING_STATES = ("starting",)
 _WAITING_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready")
-_FAILED_STATES = ("failed", "rejected", "complete")  # ended by itself: a restart follows
+REJECTIONS_TO_FAIL = 3  # Swarm rejected the replica this often (no image, port taken): failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +63,68 @@ class NodeView:
     hostname: str
     address: str
     ready: bool
+    drained: bool = False  # availability `drain`: Swarm moves its tasks elsewhere
+    role: str = "worker"
+    labels: Mapping[str, str] = field(default_factory=dict)  # node.labels.*
+    engine_labels: Mapping[str, str] = field(default_factory=dict)  # engine.labels.*
+    os: str = "linux"
+    arch: str = ""
+
+    def matches(self, constraints: Sequence[str]) -> bool:
+        """Whether Swarm may place a task with these placement constraints here: `node.id`,
+        `node.hostname`, `node.role`, `node.platform.os|arch`, `node.labels.K` and
+        `engine.labels.K` with `==` or `!=` (as Swarm: a missing label is not equal; values
+        compare case-insensitively)."""
+        for constraint in constraints:
+            op = "==" if "==" in constraint else "!=" if "!=" in constraint else ""
+            if not op:
+                continue  # not a constraint Swarm knows: Swarm itself refuses it
+            key, value = (part.strip() for part in constraint.split(op, 1))
+            actual = self._attribute(key)
+            equal = actual is not None and actual.lower() == value.lower()
+            if equal != (op == "=="):
+                return False
+        return True
+
+    def _attribute(self, key: str) -> str | None:
+        fixed = {"node.id": self.id, "node.hostname": self.hostname, "node.role": self.role,
+                 "node.platform.os": self.os, "node.platform.arch": self.arch}
+        if key in fixed:
+            return fixed[key]
+        for prefix, labels in (("node.labels.", self.labels),
+                               ("engine.labels.", self.engine_labels)):
+            if key.startswith(prefix):
+                return labels.get(key.removeprefix(prefix))
+        return None
+
+
+def placement_nodes(nodes: Mapping[str, NodeView], constraints: Sequence[str]) -> list[NodeView]:
+    """The nodes a replica may be placed on now (ready, not drained, matching), by name."""
+    return sorted((n for n in nodes.values() if n.ready and not n.drained
+                   and n.matches(constraints)), key=lambda n: n.hostname)
+
+
+def place(spec: ContainerSpec, candidates: Sequence[NodeView],
+          taken: Mapping[str, int]) -> tuple[str | None, tuple[str, ...]]:
+    """Where Dockyard places a replica itself, where Swarm's own scheduler cannot (each
+    Dockyard replica is one Swarm service): (the node id it is pinned to, the node ids it
+    must avoid). `taken` counts the replicas of the same service and version per node id.
+
+    A global replica is pinned to the first candidate node holding none of them yet (Swarm
+    never moves a global task either); with max_replicas_per_node, the nodes holding that many
+    are avoided (a replica Swarm moves after a node loss may exceed it until the next
+    deployment)."""
+    if spec.global_mode:
+        free = [n.id for n in candidates if not taken.get(n.id)]
+        return (free[0] if free else None), ()
+    most = spec.max_replicas_per_node
+    if most:
+        return None, tuple(sorted(node for node, count in taken.items() if count >= most))
+    return None, ()
 
 
 def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
-                 pin: str | None = None) -> dict[str, Any]:
+                 pin: str | None = None, avoid: Sequence[str] = ()) -> dict[str, Any]:
     """The engine's ServiceSpec (API 1.41) for one replica."""
     container: dict[str, Any] = {
         "Image": spec.image, "Labels": dict(spec.labels),
@@ -124,6 +182,7 @@ def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
     constraints = list(spec.constraints)
     if pin is not None:
         constraints.append(f"node.id=={pin}")
+    constraints += [f"node.id!={node}" for node in avoid]
     placement: dict[str, Any] = {}
     if constraints:
         placement["Constraints"] = constraints
@@ -212,7 +271,9 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     error (or "node n2 is down", also its `lost`) as its health output; a finished job is
     `exited` with its code. A long-running replica that is not running is `restarting`: Swarm
     brings it back (restart policy, rescheduling). `restart_count` is how many of its tasks
-    ended by themselves before this one (failed, rejected, exited).
+    ran a container that ended by itself before this one (failed, exited); a task Swarm
+    rejected (no image on that node, its host port taken there) never ran and is no restart:
+    the replica waits to be placed again, saying why, and fails after REJECTIONS_TO_FAIL.
     """
     spec = service.get("Spec") or {}
     labels = dict(spec.get("Labels") or {})
@@ -228,19 +289,41 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     node = nodes.get(str((task or {}).get("NodeID") or ""))
     exit_code = int((status.get("ContainerStatus") or {}).get("ExitCode") or 0)
     reason = str(status.get("Err") or "")
-    failed = sum(1 for t in tasks if t is not task and
-                 str((t.get("Status") or {}).get("State")) in _FAILED_STATES)
+    earlier = sorted((t for t in tasks if t is not task),
+                     key=lambda t: str(t.get("CreatedAt") or ""), reverse=True)
+    # Restarts are earlier tasks whose container ran and ended; a task Swarm rejected (no
+    # image on that node, its host port taken there) never ran: Swarm places it again.
+    ended = [t for t in earlier if _ran(t)]
+    rejected = [t for t in earlier if _state(t) == "rejected"]
+    if state == "rejected":
+        rejected.insert(0, task or {})
+    failed = len(ended)
     lost = _lost_node(tasks, nodes)
     health: str | None = None
     if node is not None and not node.ready and state in _RUNNING_STATES + _STARTING_STATES:
         engine_state = "restarting" if restarts else "exited"
         lost = lost or node
-    elif state in _RUNNING_STATES:
-        engine_state, health = "running", "healthy" if has_check else None
-    elif state in _STARTING_STATES:
-        engine_state, health = "running", "starting" if has_check else None
-    elif state in _WAITING_STATES:
-        engine_state = "restarting" if restarts and (failed or lost) else "created"
+    elif state in _RUNNING_STATES + _STARTING_STATES:
+        engine_state = "running"
+        if has_check:
+            health = "healthy" if state in _RUNNING_STATES else "starting"
+        if ended:  # what the last restart was about
+            exit_code = _exit_code(ended[0])
+            reason = str((ended[0].get("Status") or {}).get("Err") or "")
+    elif len(rejected) >= REJECTIONS_TO_FAIL and state in _WAITING_STATES + ("rejected",):
+        engine_state, exit_code = "exited", 1
+        reason = (f"Swarm could not start it ({len(rejected)} tries): "
+                  f"{_rejection(rejected[0], nodes)}")
+    elif state in _WAITING_STATES or state == "rejected":
+        # A replica that ran before and waits for a new task is being brought back (restart
+        # policy, a lost or drained node): restarting, not a replica never started.
+        placed = [t for t in earlier if _state(t) != "rejected"]
+        engine_state = "restarting" if restarts and (placed or lost) else "created"
+        if rejected:
+            reason = f"{_rejection(rejected[0], nodes)}; Swarm places it again"
+        elif ended:
+            exit_code = _exit_code(ended[0])
+            reason = str((ended[0].get("Status") or {}).get("Err") or "")
     elif state == "complete":
         engine_state = "restarting" if restarts else "exited"
     else:
@@ -250,6 +333,9 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     if lost is not None and engine_state != "running":
         reason = f"node {lost.hostname} is down"
         health = "unhealthy" if has_check else None
+    elif engine_state != "running" and not ended and earlier and _drained_from(earlier[0], nodes):
+        lost = nodes[str(earlier[0].get("NodeID"))]
+        reason = f"node {lost.hostname} is drained"
     pinned = nodes.get(labels.get(LABEL_NODE_PIN, ""))
     address = None
     if node is not None and task is not None:
@@ -262,7 +348,36 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
         host_ports=_host_ports(node, spec), health_output=reason[:300],
         node=node.hostname if node is not None else "",
         pinned_node=pinned.hostname if pinned is not None else "",
-        lost=reason if lost is not None and engine_state != "running" else "")
+        lost=reason if lost is not None and engine_state != "running" else "",
+        stopping=engine_state == "running" and (task or {}).get("DesiredState") == "shutdown")
+
+
+def _state(task: Mapping[str, Any]) -> str:
+    return str((task.get("Status") or {}).get("State") or "")
+
+
+def _ran(task: Mapping[str, Any]) -> bool:
+    """Whether the task's container ran and ended by itself (a restart, when another follows)."""
+    container = (task.get("Status") or {}).get("ContainerStatus") or {}
+    return _state(task) in ("failed", "complete") and bool(container.get("ContainerID"))
+
+
+def _exit_code(task: Mapping[str, Any]) -> int:
+    return int(((task.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode") or 0)
+
+
+def _rejection(task: Mapping[str, Any], nodes: Mapping[str, NodeView]) -> str:
+    node = nodes.get(str(task.get("NodeID") or ""))
+    where = f" on {node.hostname}" if node is not None else ""
+    err = str((task.get("Status") or {}).get("Err") or "rejected")
+    return f"rejected{where}: {err}"
+
+
+def _drained_from(task: Mapping[str, Any], nodes: Mapping[str, NodeView]) -> bool:
+    """Whether Swarm shut this task down because its node is drained (it moves elsewhere)."""
+    node = nodes.get(str(task.get("NodeID") or ""))
+    return node is not None and node.drained and task.get("DesiredState") == "shutdown" \
+        and _state(task) in (*_RUNNING_STATES, *_STARTING_STATES, "shutdown")
 
 
 def _lost_node(tasks: Sequence[Mapping[str, Any]],

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 
 from dockyard.compose.models import Project, Service
 from dockyard.plan import RunningService
-from dockyard.runtime.driver import LABEL_CONFIG_PARTS, ContainerInfo
-from dockyard.runtime.specs import Placement, is_job
+from dockyard.runtime.driver import LABEL_CONFIG_PARTS, ContainerInfo, Driver
+from dockyard.runtime.specs import Placement, is_job, placement_fields
 from dockyard.server.legacy import is_legacy
 
 
@@ -17,6 +17,14 @@ def by_service(containers: Iterable[ContainerInfo]) -> dict[str, list[ContainerI
     for info in containers:
         out.setdefault(info.service, []).append(info)
     return out
+
+
+def global_nodes(driver: Driver, project: Project) -> dict[str, int]:
+    """How many nodes each `deploy.mode: global` service may run on now (the plan's replica
+    count for it: one engine is one node; a Swarm counts its ready nodes that match)."""
+    return {name: driver.global_replicas(placement_fields(service)[0])
+            for name, service in project.services.items()
+            if service.deploy is not None and service.deploy.mode == "global"}
 
 
 def observe(project: Project, placement: Placement,

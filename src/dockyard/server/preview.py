@@ -24,7 +24,7 @@ from dockyard.server.control import ControlPlane
 from dockyard.server.deploy_request import BuildInput
 from dockyard.server.image_plan import ImagePlan
 from dockyard.server.model_endpoint import deployable
-from dockyard.server.observe import by_service, observe
+from dockyard.server.observe import by_service, global_nodes, observe
 from dockyard.server.project_size import check_project_size
 from dockyard.store.store import Account
 
@@ -80,7 +80,7 @@ def preview(control: ControlPlane, account: Account, project_name: str,
         ids[name] = _image_id(control, images, name, recorded.get(name))
     decided = plan(project, observe(project, placement, running), ids,
                    configs_digests(control.configs.digest_key, project, configs), force=force,
-                   services=services or None)
+                   services=services or None, global_nodes=global_nodes(control.driver, project))
     pulls = sorted({u.reference for u in images.uses
                     if u.pull and (not u.base or u.service in building)})
     return Preview(project.name, decided, tuple(sorted(building)), tuple(pulls))

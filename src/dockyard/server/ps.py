@@ -94,7 +94,7 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
                 endpoints += tuple(f"{host}:{p.published or p.target}"
                                    for p in service.host_ports for host in hosts)
         replicas = len(mine) if not service or "provider" in service.extra \
-            else _desired(service)
+            else _desired(service, max(1, len(mine)))  # global: the nodes it was placed on
         # The image the containers run: recorded by the deployment that created them.
         made_by = mine[0].deployment if mine else status.deployment
         if made_by not in recorded:
@@ -108,10 +108,10 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
     return rows
 
 
-def _desired(service: Any) -> int:
+def _desired(service: Any, nodes: int) -> int:
     from dockyard.plan import desired_replicas
 
-    return desired_replicas(service)
+    return desired_replicas(service, nodes)
 
 
 def _advertised_host(control: ControlPlane) -> str:

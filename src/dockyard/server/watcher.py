@@ -95,15 +95,17 @@ class Watcher:
                 info = self.control.driver.inspect(event.container_id)
                 restarts = labels.get(LABEL_DEPLOYMENT) is not None and info is not None \
                     and info.status in ("restarting", "running")
-                state = S.SERVICE_DEPLOYMENT_PENDING if restarts or self._restarts(
+                lost = event.lost or (info.lost if info is not None else "")
+                state = S.SERVICE_DEPLOYMENT_PENDING if restarts or lost or self._restarts(
                     event.container_id) else S.SERVICE_DEPLOYMENT_FAILED
                 verb = "the engine restarts it" if state is S.SERVICE_DEPLOYMENT_PENDING \
                     else "it is not restarted"
                 why = f"container {name} exited with code {code}; {verb}"
-                if info is not None and info.lost:  # a lost node (Swarm): not a crash
-                    why = f"{info.lost}; {name} is rescheduled on another node"
+                if lost:  # a lost or drained node (Swarm): not a crash
+                    why = f"{lost}; {name} is rescheduled on another node"
                 self.control.follow(account, deployment, service, status.state, state, why)
-            elif status.state is S.SERVICE_DEPLOYMENT_PENDING and not self._lost(event):
+            elif status.state is S.SERVICE_DEPLOYMENT_PENDING and not event.lost \
+                    and not self._lost(event):
                 self.control.follow(account, deployment, service, status.state,
                                     S.SERVICE_DEPLOYMENT_FAILED, f"crash loop: container "
                                     f"{name} exited again with code {code}")

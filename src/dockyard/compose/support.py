@@ -180,11 +180,14 @@ DEPLOY_KEYS: dict[str, KeySupport] = {
     "resources": _h("limits (cpus, memory, pids) and reservations (cpus, memory); devices are "
                     "not given"),
     "restart_policy": _h("the engine's restart policy (condition, max_attempts)"),
-    "rollback_config": _i("a rollback restores the previous deployment as it ran",
-                          "use update_config.failure_action: rollback or `up "
-                          "--rollback-on-failure`"),
-    "update_config": _h("order (start-first, stop-first) and failure_action: rollback; the "
-                        "rest is kept and not used"),
+    "rollback_config": _h("how a rollback (`dockyard rollback`, or one a failure started) "
+                          "replaces replicas: its keys over update_config's; failure_action "
+                          "pause or continue"),
+    "update_config": _h("parallelism (0: all at once; unset: the driver's default, all at "
+                        "once on one engine, 1 on a Swarm), delay between batches, order "
+                        "(start-first, stop-first), failure_action (pause, continue, "
+                        "rollback: the whole deployment) and monitor (the health "
+                        "stabilization window); max_failure_ratio is not used"),
 }
 
 # What is refused whatever the key (errors, with their codes), for the docs.
@@ -195,7 +198,9 @@ REFUSED: tuple[tuple[str, str], ...] = (
      "(`/var/run/docker.sock`, `~/.aws`, `../..`), unless the server's operator allows it "
      "(`dockyard server --allow-host-paths`, never on a shared server)"),
     ("`schema`", "a secret or config that is not external and sets no `file`, `environment` "
-     "(or `content`), as Compose refuses it"),
+     "(or `content`), as Compose refuses it; at deployment, an `update_config` or "
+     "`rollback_config` value no rollout can follow (a parallelism that is not a whole number, "
+     "a negative delay or monitor, an unknown failure_action)"),
     ("`port-range`, `duplicate-ingress-port`", "ports outside 1-65535, the same ingress "
      "target port twice in a service"),
     ("`domainname-without-ingress`, `domain-collision`", "`domainname` without an ingress "

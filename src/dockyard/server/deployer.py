@@ -12,6 +12,7 @@ found on the engine), then for its dependencies' conditions, then does what `pla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,6 @@ from dockyard.runtime.specs import (
     network_name,
     project_labels,
     project_networks,
-    replacement_order,
     service_labels,
     shared_service,
     volume_name,
@@ -54,9 +54,10 @@ from dockyard.server.health import Outcome, wait_healthy
 from dockyard.server.image_plan import ImageUse
 from dockyard.server.legacy import is_legacy, remove_legacy_network, with_legacy_volumes
 from dockyard.server.model_endpoint import deployable
-from dockyard.server.observe import by_service, healthy_as_is, observe
+from dockyard.server.observe import by_service, global_nodes, healthy_as_is, observe
 from dockyard.server.project_files import host_mounts
 from dockyard.server.pull_phase import run_pulls
+from dockyard.server.rollout import RolloutPolicy, rollout_policy
 from dockyard.server.scrub import scrub_engine_text
 from dockyard.store.store import Account
 
@@ -142,7 +143,8 @@ class Deployer:
         decided = plan(project, observe(project, self.placement, running), {
             name: image_id for name, image_id in images.items() if image_id is not None},
             configs_digests(self.control.configs.digest_key, project, self.request.configs),
-            force=self.request.force, services=self.request.services or None)
+            force=self.request.force, services=self.request.services or None,
+            global_nodes=global_nodes(self.driver, project))
         self.decided = decided
         self.control.store.set_deployment_plan(self.account, self.deployment,
                                                [action.to_json() for action in decided])
@@ -604,8 +606,10 @@ class Deployer:
         check = service.healthcheck
         test = check.test if check is not None and not check.disable else None
         has_check = bool(test) and test is not None and test[0] != "NONE"
+        monitor = self._policy(service).monitor_seconds  # update_config.monitor, if given
         return wait_healthy(self.driver, ids, job=is_job(service), has_healthcheck=has_check,
-                            http_port=http_port, stabilization=settings.stabilization_seconds,
+                            http_port=http_port, stabilization=settings.stabilization_seconds
+                            if monitor is None else monitor,
                             timeout=settings.deploy_timeout_seconds,
                             cancelled=self.control.shutting_down.is_set,
                             events=self.control.engine_events)
@@ -646,47 +650,90 @@ class Deployer:
 
     def _replace(self, job: ServiceJob, progress: _Progress, fresh: bool) -> None:
         """Start-first: new containers, healthy and in rotation, then the old ones drain and
-        go. Stop-first where `replacement_order` says so (jobs, host ports, written volumes)."""
-        name, service, old, replicas = job.name, job.service, job.live, job.action.replicas
-        why = job.action.reason
-        stop_first = replacement_order(service) == "stop-first"
+        go. Stop-first where `replacement_order` says so (jobs, host ports, written volumes).
+        A changed service goes in batches of `update_config.parallelism` replicas, `delay`
+        apart (`rollout`; the driver's default when unset: all at once on one engine); what
+        a failed batch does to the rest is its `failure_action`."""
+        name, service, replicas = job.name, job.service, job.action.replicas
+        policy = self._policy(service)
+        batches = policy.batches(replicas) if job.live and not fresh else \
+            [range(1, replicas + 1)]
+        old = sorted(job.live, key=_replica_number)
+        verb = "starting" if fresh else "replacing the previous version" + \
+            (f" ({job.action.reason})" if job.action.reason else "")
+        done, settled = 0, ""  # replicas updated, how the last batch settled
+        failed: list[tuple[int, str]] = []  # each failed batch: its number, why
+        for index, numbers in enumerate(batches):
+            last = index == len(batches) - 1
+            retired, old = (old, []) if last else (old[:len(numbers)], old[len(numbers):])
+            count = len(numbers)
+            note = f"{verb}: {count} container{'s' if count != 1 else ''} started" \
+                if len(batches) == 1 else \
+                f"{verb}: {done} of {replicas} replicas updated, {count} more started"
+            ok, why = self._replace_batch(job, progress, policy, numbers, retired, note)
+            if ok:
+                done, settled = done + count, why
+            else:
+                failed.append((index + 1, why))
+                if policy.failure_action != "continue":
+                    break
+            if not last:
+                if ok:
+                    self._record(name, S.SERVICE_DEPLOYMENT_PENDING,
+                                 f"{verb}: {done} of {replicas} replicas updated")
+                self.control.shutting_down.wait(policy.delay_seconds)
+        if not failed:
+            self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, settled)
+            progress.settle(True, settled)
+            return
+        reason = failed[0][1] if len(batches) == 1 else \
+            _partial(failed, len(batches), done, replicas, policy)
+        self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
+        progress.settle(False, reason)
+
+    def _replace_batch(self, job: ServiceJob, progress: _Progress, policy: RolloutPolicy,
+                       numbers: range, old: list[ContainerInfo], note: str
+                       ) -> tuple[bool, str]:
+        """Replace `old` by the new replicas `numbers`: (True, how they settled) when they
+        serve, else (False, why not), a start-first batch's new replicas removed (its old
+        ones keep serving)."""
+        name, service = job.name, job.service
+        stop_first = policy.order == "stop-first"
         if stop_first:
             self._withdraw(name, service, old)
             self._stop_all(old)
         # Names carry the deployment id, so new replicas number from 1 beside the old ones.
-        ids = self._start(job, replicas, 1)
-        verb = "starting" if fresh else "replacing the previous version" + \
-            (f" ({why})" if why else "")
-        self._record(name, S.SERVICE_DEPLOYMENT_PENDING,
-                     f"{verb}: {replicas} container{'s' if replicas != 1 else ''} started"
-                     + self._pinned(service, ids))
+        ids = self._start(job, len(numbers), numbers.start)
+        self._record(name, S.SERVICE_DEPLOYMENT_PENDING, note + self._pinned(service, ids))
         progress.started_ok = True
         progress.started.set()
         outcome = self._settle(service, ids)
         if not outcome.ok:
             if old and not stop_first:
-                new = [i for i in (self.driver.inspect(c) for c in ids) if i is not None]
-                self._stop_all(new)
-                reason = f"{outcome.reason}; the previous version keeps running"
-            else:
-                reason = outcome.reason
-            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
-            progress.settle(False, reason)
-            return
+                self._stop_all([i for i in (self.driver.inspect(c) for c in ids)
+                                if i is not None])
+                return False, f"{outcome.reason}; the previous version keeps running"
+            return False, outcome.reason
         new = [i for i in (self.driver.inspect(c) for c in ids) if i is not None]
         unreachable = self._publish(name, service, new)
         if unreachable:
             self._stop_all(new)
-            reason = unreachable + ("; the previous version keeps serving"
-                                    if old and not stop_first else "")
-            self._record(name, S.SERVICE_DEPLOYMENT_FAILED, reason)
-            progress.settle(False, reason)
-            return
+            return False, unreachable + ("; the previous version keeps serving"
+                                         if old and not stop_first else "")
         if not stop_first:
             self._withdraw(name, service, old)
             self._stop_all(old)
-        self._record(name, S.SERVICE_DEPLOYMENT_COMPLETED, outcome.reason)
-        progress.settle(True, outcome.reason)
+        return True, outcome.reason
+
+    @functools.cached_property
+    def _rolling_back(self) -> bool:
+        """Whether this deployment is a rollback (it reads `rollback_config`)."""
+        record = self.control.store.deployment(self.account, self.deployment)
+        return record is not None and record.action == "rollback"
+
+    def _policy(self, service: Service) -> RolloutPolicy:
+        return rollout_policy(service, rollback=self._rolling_back,
+                              default_parallelism=self.driver.default_update_parallelism)
 
     def _pinned(self, service: Service, ids: list[str]) -> str:
         """The warning for a service a multi-node driver pinned to its volume's node."""
@@ -732,6 +779,27 @@ class Deployer:
         self._stop_all(containers)
         self._record(name, S.DEPLOYMENT_SCALED_IN, "removed: no longer in the project")
         self.control.store.forget_services(self.account, self.project.name, [name])
+
+
+def _replica_number(info: ContainerInfo) -> int:
+    return int(info.labels.get(LABEL_REPLICA, "0") or 0)
+
+
+def _partial(failed: Sequence[tuple[int, str]], batches: int, done: int, replicas: int,
+             policy: RolloutPolicy) -> str:
+    """Why a service replaced in batches failed: what runs now first (a reason is cut at
+    `scrub.MAX_CHARS`), then the first failed batch (number, why)."""
+    at, why = failed[0]
+    if done == 0 and policy.order == "start-first" and policy.failure_action != "continue":
+        return why  # its first batch failed: nothing changed
+    now = f"{done} of {replicas} replicas run the new version, the others the previous one"
+    if policy.failure_action == "continue":
+        return (f"{now}; {len(failed)} of {batches} batches failed (`dockyard rollback` "
+                f"restores the previous version), the first, batch {at}: {why}")
+    then = "the deployment rolls back to the previous one" \
+        if policy.failure_action == "rollback" else \
+        "paused there: `dockyard rollback` restores the previous version"
+    return f"{now}; batch {at} of {batches} failed, {then}: {why}"
 
 
 def _digest_for(reference: str, digests: Sequence[str]) -> str | None:

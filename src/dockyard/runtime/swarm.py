@@ -32,7 +32,7 @@ from dockyard.runtime.docker_engine import (
 )
 from dockyard.runtime.driver import (
     LABEL_ACCOUNT,
-    LABEL_DEPLOYMENT,
+    LABEL_CONFIG_HASH,
     LABEL_MANAGED,
     LABEL_PROJECT,
     LABEL_SERVER,
@@ -185,10 +185,11 @@ class SwarmEngine(DockerEngine):
         return max(1, len(placement_nodes(self.nodes(fresh=True), constraints)))
 
     def _taken(self, spec: ContainerSpec) -> dict[str, int]:
-        """How many replicas of the spec's service and version each node holds (or is
+        """How many replicas of the spec's service and version (its configuration hash: a
+        scale-out adds to them, a replacement starts a new version) each node holds (or is
         pinned to hold)."""
         same = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT, LABEL_PROJECT,
-                                            LABEL_SERVICE, LABEL_DEPLOYMENT)
+                                            LABEL_SERVICE, LABEL_CONFIG_HASH)
                 if k in spec.labels}
         with _errors():
             services = self._api.services(filters={"label": _label_filter(same)})
@@ -271,6 +272,10 @@ class SwarmEngine(DockerEngine):
 
     def containers(self, labels: Mapping[str, str], *,
                    detail: bool = True) -> list[ContainerInfo]:
+        return self._containers(labels, fresh_nodes=False)
+
+    def _containers(self, labels: Mapping[str, str], *,
+                    fresh_nodes: bool) -> list[ContainerInfo]:
         with _errors():
             services = self._api.services(filters={"label": _label_filter(labels)})
             tasks = self._api.tasks(filters={"label": _label_filter(labels)}) \
@@ -278,7 +283,8 @@ class SwarmEngine(DockerEngine):
         by_service: dict[str, list[dict[str, Any]]] = {}
         for task in tasks:
             by_service.setdefault(str(task.get("ServiceID")), []).append(task)
-        nodes = self.nodes()
+        # Read after the tasks: a node lost or drained is seen with the task change it made.
+        nodes = self.nodes(fresh=fresh_nodes)
         infos = [container_info(s, by_service.get(str(s["ID"]), []), nodes) for s in services]
         return sorted(infos, key=lambda i: i.name)
 
@@ -286,7 +292,8 @@ class SwarmEngine(DockerEngine):
         service = self._service(container_id)
         if service is None:
             return None
-        return container_info(service, self._tasks(str(service["ID"])), self.nodes())
+        tasks = self._tasks(str(service["ID"]))
+        return container_info(service, tasks, self.nodes())
 
     def stop(self, container_id: str, timeout: int | None = None) -> None:
         """Scale the replica to no task: Swarm stops it within its stop grace period."""
@@ -382,8 +389,7 @@ class SwarmEngine(DockerEngine):
         seen: dict[str, tuple[str, str | None, bool]] = {}
         first = True
         while True:
-            self.nodes(fresh=True)  # a node lost or drained is seen with its tasks' change
-            current = {c.id: c for c in self.containers(labels)}
+            current = {c.id: c for c in self._containers(labels, fresh_nodes=True)}
             for service_id, info in current.items():
                 now = (info.status, info.health, info.stopping)
                 before = seen.get(service_id)

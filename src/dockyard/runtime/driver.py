@@ -262,6 +262,9 @@ class Driver(Protocol):
     # Replicas a changed service replaces at a time when its Compose file does not say
     # (`deploy.update_config.parallelism`); 0: all at once (`server.rollout`).
     default_update_parallelism: int
+    # Whether a public service's ports are published on the node of each replica (a Swarm:
+    # host mode), so two versions of one replica cannot share a node (`server.rollout`).
+    ports_on_nodes: bool
 
     def close(self) -> None: ...
 

@@ -39,19 +39,13 @@ def _alive(pid: int) -> bool:
 
 def _answers(url: str) -> bool:
     """Whether a Dockyard server answers its health check at `url` (a local http URL)."""
-    import http.client
-    from urllib.parse import urlsplit
+    from dockyard.client.plain import PlainSession, TransportFailure
 
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
-                                            timeout=2.0)
     try:
-        connection.request("GET", "/v1/health")
-        return connection.getresponse().status == 200
-    except OSError:
+        return PlainSession(url, headers={}, timeout=2.0).request(
+            "GET", "/v1/health").status_code == 200
+    except TransportFailure:
         return False
-    finally:
-        connection.close()
 
 
 def running_server(env: Mapping[str, str]) -> tuple[str, int] | None:

@@ -14,6 +14,7 @@ loss of a node, and `down` leaves nothing on any node.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -46,12 +47,6 @@ from tests.support.ingress import local_ca, request
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.cluster,
-    # Opt-in until the Swarm driver is done (issue "Scale out", still open): on a fresh CI
-    # machine the example's api replica was once taken for crash-looping ("restarted 1 times,
-    # last exit code 0") while Swarm placed it, and the whole module failed. Run them with
-    # DOCKYARD_CLUSTER_TESTS=1 scripts/test -m cluster.
-    pytest.mark.skipif(not os.environ.get("DOCKYARD_CLUSTER_TESTS"),
-                       reason="multi-node Swarm tests are opt-in: DOCKYARD_CLUSTER_TESTS=1"),
     pytest.mark.skipif(not os.environ.get("CI") and not (engine_ready() and cluster_possible()),
                        reason="needs root, iproute2, docker-registry and a Docker Engine with "
                        "dockyard/busybox:1 (run scripts/setup as root)"),
@@ -200,6 +195,18 @@ def test_a_failing_new_version_fails_and_the_old_one_keeps_serving(shop: Shop) -
         row = shop.rows()["web"]
         assert row["state"] == FAILED and "keeps" in row["reason"], row
         assert row["nodes"] == before["nodes"] and row["running"] == 1
+        assert shop.get("web", 8080) == 200
+        # Asked to, the failed deployment is rolled back: the previous one runs again.
+        again = shop.dy.cli("compose", "up", "-C", str(shop.directory), "-p", shop.project,
+                            "--json", "--rollback-on-failure", timeout=600)
+        assert again.code != 0, str(again)
+        failed = json.loads(again.out.splitlines()[0])["deployment"]
+        shown = shop.dy.cli("deployments", "show", failed, "--json")
+        record = json.loads(shown.out)["record"]
+        assert record["rolled_back_by"] and record["rolled_back_to"], record
+        row = eventually(lambda: (r := shop.rows()["web"])["state"] == COMPLETED and r,
+                         "web to be COMPLETED after the rollback", timeout=120)
+        assert row["running"] == 1 and row["nodes"] == before["nodes"], row
         assert shop.get("web", 8080) == 200
     finally:
         edit(shop.directory / "compose.yaml", 'test: ["CMD", "false"]',

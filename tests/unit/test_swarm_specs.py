@@ -271,3 +271,22 @@ def test_max_replicas_per_node_avoids_the_nodes_holding_that_many() -> None:
     body = service_spec(most, avoid=("a",))
     assert "node.id!=a" in body["TaskTemplate"]["Placement"]["Constraints"]
     assert place(spec(), nodes, {"a": 9}) == (None, ())
+
+
+def test_a_task_swarm_replaced_while_it_ran_is_no_restart_when_its_node_reports_it_later() -> None:
+    # Seen on 3 nodes: a worker killed and started again reports its old task failed (exit
+    # 255) after Swarm had moved the replica; a drain later must still say "drained".
+    drained = {**NODES, "b": NodeView("b", "n2", "10.250.0.12", True),
+               "c": NodeView("c", "n3", "10.250.0.13", True, drained=True)}
+    lost = _task("failed", node="b", at="2026-01-01T00:00:01Z", desired="shutdown", code=255)
+    lost["Status"]["Timestamp"] = "2026-01-01T00:00:30Z"  # reported when n2 came back
+    moved = _task("running", node="c", at="2026-01-01T00:00:05Z", desired="shutdown")
+    info = container_info(_service(), [lost, moved, _task("ready", at="2026-01-01T00:01:00Z")],
+                          drained)
+    assert (info.status, info.restart_count) == ("restarting", 0)
+    assert info.lost == "node n3 is drained"
+    crashed = _task("failed", node="b", at="2026-01-01T00:00:01Z", desired="shutdown", code=3)
+    crashed["Status"]["Timestamp"] = "2026-01-01T00:00:02Z"  # then Swarm restarted it
+    again = container_info(_service(), [crashed, _task("running", at="2026-01-01T00:00:04Z")],
+                           drained)
+    assert (again.restart_count, again.exit_code) == (1, 3)

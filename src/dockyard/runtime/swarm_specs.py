@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.runtime.driver import ContainerInfo, ContainerSpec, parse_engine_time
@@ -255,7 +255,7 @@ def _owner_labels(labels: Mapping[str, str]) -> dict[str, str]:
 def current_task(tasks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The task that stands for the replica now: the newest one Swarm wants running (or, for a
     finished job, the newest of all)."""
-    ordered = sorted(tasks, key=lambda t: str(t.get("CreatedAt") or ""), reverse=True)
+    ordered = sorted(tasks, key=_created, reverse=True)
     wanted = [t for t in ordered if t.get("DesiredState") in ("running", "ready", "complete")]
     found = wanted or ordered
     return found[0] if found else None
@@ -290,10 +290,12 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     exit_code = int((status.get("ContainerStatus") or {}).get("ExitCode") or 0)
     reason = str(status.get("Err") or "")
     earlier = sorted((t for t in tasks if t is not task),
-                     key=lambda t: str(t.get("CreatedAt") or ""), reverse=True)
-    # Restarts are earlier tasks whose container ran and ended; a task Swarm rejected (no
-    # image on that node, its host port taken there) never ran: Swarm places it again.
-    ended = [t for t in earlier if _ran(t)]
+                     key=_created, reverse=True)
+    # Restarts are earlier tasks whose container ran and ended by itself; a task Swarm
+    # rejected (no image on that node, its host port taken there) never ran, and one Swarm
+    # replaced while it still ran (its node lost or drained) did not end by itself.
+    ended = [t for i, t in enumerate(earlier) if _ran(t)
+             and not _replaced_while_running(t, earlier[i - 1] if i else task)]
     rejected = [t for t in earlier if _state(t) == "rejected"]
     if state == "rejected":
         rejected.insert(0, task or {})
@@ -333,7 +335,7 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     if lost is not None and engine_state != "running":
         reason = f"node {lost.hostname} is down"
         health = "unhealthy" if has_check else None
-    elif engine_state != "running" and not ended and earlier and _drained_from(earlier[0], nodes):
+    elif engine_state != "running" and earlier and _drained_from(earlier[0], nodes):
         lost = nodes[str(earlier[0].get("NodeID"))]
         reason = f"node {lost.hostname} is drained"
     pinned = nodes.get(labels.get(LABEL_NODE_PIN, ""))
@@ -362,6 +364,21 @@ def _ran(task: Mapping[str, Any]) -> bool:
     return _state(task) in ("failed", "complete") and bool(container.get("ContainerID"))
 
 
+def _created(item: Mapping[str, Any]) -> datetime:
+    """When the engine made it (its `CreatedAt` text trims trailing zeros: not sortable)."""
+    return parse_engine_time(str(item.get("CreatedAt") or "")) or datetime.min.replace(tzinfo=UTC)
+
+
+def _replaced_while_running(task: Mapping[str, Any], newer: Mapping[str, Any] | None) -> bool:
+    """Whether Swarm created the task after this one before this one ended: it moved the
+    replica (a node lost or drained); a restart is created after the end."""
+    if newer is None:
+        return False
+    created = parse_engine_time(str(newer.get("CreatedAt") or ""))
+    ended = parse_engine_time(str((task.get("Status") or {}).get("Timestamp") or ""))
+    return created is not None and ended is not None and created < ended
+
+
 def _exit_code(task: Mapping[str, Any]) -> int:
     return int(((task.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode") or 0)
 
@@ -383,7 +400,7 @@ def _drained_from(task: Mapping[str, Any], nodes: Mapping[str, NodeView]) -> boo
 def _lost_node(tasks: Sequence[Mapping[str, Any]],
                nodes: Mapping[str, NodeView]) -> NodeView | None:
     """The down node a task of the replica was last running on, if any."""
-    for task in sorted(tasks, key=lambda t: str(t.get("CreatedAt") or ""), reverse=True):
+    for task in sorted(tasks, key=_created, reverse=True):
         node = nodes.get(str(task.get("NodeID") or ""))
         state = str((task.get("Status") or {}).get("State"))
         if node is not None and not node.ready and state in _RUNNING_STATES + _STARTING_STATES:

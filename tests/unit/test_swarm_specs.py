@@ -261,6 +261,9 @@ def test_a_global_replica_is_pinned_to_the_first_node_without_one_of_its_version
     assert place(glob, workers, {}) == ("b", ())
     assert place(glob, workers, {"b": 1}) == ("c", ())
     assert place(glob, workers, {"b": 1, "c": 1}) == (None, ())
+    # Replaced stop-first: the node whose old replica just stopped (its port free) comes first.
+    assert place(glob, workers, {}, others={"b"}) == ("c", ())
+    assert place(glob, workers, {"c": 1}, others={"b"}) == ("b", ())
 
 
 def test_max_replicas_per_node_avoids_the_nodes_holding_that_many() -> None:

@@ -152,7 +152,7 @@ class SwarmEngine(DockerEngine):
         avoid: tuple[str, ...] = ()
         if spec.global_mode or spec.max_replicas_per_node:
             candidates = placement_nodes(self.nodes(fresh=True), spec.constraints)
-            chosen, avoid = place(spec, candidates, self._taken(spec))
+            chosen, avoid = place(spec, candidates, *self._taken(spec))
             if not spec.global_mode and {n.id for n in candidates} <= set(avoid):
                 raise EngineError(
                     f"no node of the Swarm may run another replica of service "
@@ -185,25 +185,31 @@ class SwarmEngine(DockerEngine):
         such node, `run` says so)."""
         return max(1, len(placement_nodes(self.nodes(fresh=True), constraints)))
 
-    def _taken(self, spec: ContainerSpec) -> dict[str, int]:
+    def _taken(self, spec: ContainerSpec) -> tuple[dict[str, int], set[str]]:
         """How many replicas of the spec's service and version (its configuration hash: a
         scale-out adds to them, a replacement starts a new version) each node holds (or is
-        pinned to hold)."""
-        same = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT, LABEL_PROJECT,
-                                            LABEL_SERVICE, LABEL_CONFIG_HASH)
-                if k in spec.labels}
+        pinned to hold), and the nodes holding a replica of another version."""
+        service_labels = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT,
+                                                      LABEL_PROJECT, LABEL_SERVICE)
+                          if k in spec.labels}
         with _errors():
-            services = self._api.services(filters={"label": _label_filter(same)})
-            tasks = self._api.tasks(filters={"label": _label_filter(same)}) if services else []
+            services = self._api.services(filters={"label": _label_filter(service_labels)})
+            tasks = self._api.tasks(filters={"label": _label_filter(service_labels)}) \
+                if services else []
         taken: dict[str, int] = {}
+        others: set[str] = set()
+        version = spec.labels.get(LABEL_CONFIG_HASH)
         for service in services:
-            pinned = str(((service.get("Spec") or {}).get("Labels") or {})
-                         .get(LABEL_NODE_PIN) or "")
+            labels = (service.get("Spec") or {}).get("Labels") or {}
             task = current_task([t for t in tasks if t.get("ServiceID") == service["ID"]])
-            node = pinned or str((task or {}).get("NodeID") or "")
-            if node:
+            node = str(labels.get(LABEL_NODE_PIN) or (task or {}).get("NodeID") or "")
+            if not node:
+                continue
+            if labels.get(LABEL_CONFIG_HASH) == version:
                 taken[node] = taken.get(node, 0) + 1
-        return taken
+            else:
+                others.add(node)
+        return taken, others
 
     def _wait_placed(self, service_id: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

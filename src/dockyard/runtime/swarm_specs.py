@@ -28,7 +28,7 @@ The mapping:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,19 +104,23 @@ def placement_nodes(nodes: Mapping[str, NodeView], constraints: Sequence[str]) -
                    and n.matches(constraints)), key=lambda n: n.hostname)
 
 
-def place(spec: ContainerSpec, candidates: Sequence[NodeView],
-          taken: Mapping[str, int]) -> tuple[str | None, tuple[str, ...]]:
+def place(spec: ContainerSpec, candidates: Sequence[NodeView], taken: Mapping[str, int],
+          others: Collection[str] = ()) -> tuple[str | None, tuple[str, ...]]:
     """Where Dockyard places a replica itself, where Swarm's own scheduler cannot (each
     Dockyard replica is one Swarm service): (the node id it is pinned to, the node ids it
-    must avoid). `taken` counts the replicas of the same service and version per node id.
+    must avoid). `taken` counts the replicas of the same service and version per node id;
+    `others` are the nodes holding a replica of another version of it.
 
-    A global replica is pinned to the first candidate node holding none of them yet (Swarm
-    never moves a global task either); with max_replicas_per_node, the nodes holding that many
-    are avoided (a replica Swarm moves after a node loss may exceed it until the next
-    deployment)."""
+    A global replica is pinned to the first candidate node holding none of this version yet,
+    one holding no other version first (a stop-first replacement just freed it: its ports are
+    free there); Swarm never moves a global task either. With max_replicas_per_node, the nodes
+    holding that many are avoided (a replica Swarm moves after a node loss may exceed it until
+    the next deployment)."""
     if spec.global_mode:
         free = [n.id for n in candidates if not taken.get(n.id)]
-        return (free[0] if free else None), ()
+        empty = [node for node in free if node not in others]
+        best = empty or free
+        return (best[0] if best else None), ()
     most = spec.max_replicas_per_node
     if most:
         return None, tuple(sorted(node for node, count in taken.items() if count >= most))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from dockyard.api_errors import DependentsRunning
 from dockyard.errors import DockyardError, UsageError
-from dockyard.lifecycle import ServiceState
+from dockyard.lifecycle import ServiceState, can_transition
 from dockyard.runtime.driver import ContainerInfo
 from dockyard.runtime.specs import network_name, project_labels
 from dockyard.selection import blockers, blockers_text, check_known
@@ -41,7 +41,7 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)
     control.secret_files.remove_project(placement)
-    _remove_all(control, account, deployment, containers, services)
+    _remove_all(control, account, project, deployment, containers, services)
     control.project_files.remove_project(placement)
     notes: list[str] = []
     complete = True
@@ -125,14 +125,14 @@ def take_down_services(control: ControlPlane, account: Account, project: str, de
                   if c.service in chosen]
     for service in sorted(chosen):
         control.ingress.forget(account.name, project, service)
-    _remove_all(control, account, deployment, containers, sorted(chosen))
+    _remove_all(control, account, project, deployment, containers, sorted(chosen))
     control.secret_files.remove_services(placement, sorted(chosen))
     control.project_files.remove_services(placement, sorted(chosen))
     control.store.forget_services(account, project, sorted(chosen))
     return True
 
 
-def _remove_all(control: ControlPlane, account: Account, deployment: str,
+def _remove_all(control: ControlPlane, account: Account, project: str, deployment: str,
                 containers: list[ContainerInfo], services: Sequence[str]) -> None:
     """Stop and remove `containers` in parallel, then record `services` taken down."""
     for info in containers:
@@ -143,9 +143,26 @@ def _remove_all(control: ControlPlane, account: Account, deployment: str,
         thread.start()
     for thread in threads:
         thread.join()
+    _record_removed(control, account, project, deployment, services)
+
+
+def _record_removed(control: ControlPlane, account: Account, project: str, deployment: str,
+                    services: Sequence[str]) -> None:
+    """Each of `services` DEPLOYMENT_SCALED_IN, in one write for those the table lets move
+    there as they stand (a project's size costs no more writes); the others one at a time
+    through `record` (a service left PENDING by another deployment is superseded first, a
+    forbidden move logged and not recorded)."""
+    reason = "removed by `down`"
+    states = {s.service: s.state for s in control.store.statuses(account, project)}
+    direct = {service for service in services
+              if can_transition(states.get(service, S.NOT_SPECIFIED), S.DEPLOYMENT_SCALED_IN)
+              or states.get(service) is S.DEPLOYMENT_SCALED_IN}
+    control.record_all(account, deployment, project,
+                       [(service, S.DEPLOYMENT_SCALED_IN, reason) for service in services
+                        if service in direct])
     for service in services:
-        control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN,
-                       "removed by `down`")
+        if service not in direct:
+            control.record(account, deployment, service, S.DEPLOYMENT_SCALED_IN, reason)
 
 
 def _stop_remove(control: ControlPlane, info: ContainerInfo) -> None:

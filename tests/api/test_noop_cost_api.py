@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from dockyard.store.store import Store
 from tests.support.server import IMAGE, Server, running_server
@@ -56,3 +57,39 @@ def test_a_noop_up_writes_as_often_for_30_services_as_for_3(
         for i in range(30))
     rows = server.call("GET", "/v1/projects/large/services").json()
     assert {r["state"] for r in rows} == {"SERVICE_DEPLOYMENT_COMPLETED"} and len(rows) == 30
+
+
+def statements_and_listings_of_a_noop_up(server: Server, name: str, size: int,
+                                         monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(SQL statements that write, engine container listings) of a no-op `up`."""
+    first, status = server.up(name, project(size))
+    assert status == "succeeded"
+    writes, listings = [0], [0]
+
+    def count_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes[0] += 1
+
+    containers = type(server.driver).containers
+
+    def listed(driver: Any, *args: Any, **kwargs: Any) -> Any:
+        listings[0] += 1
+        return containers(driver, *args, **kwargs)
+
+    sa.event.listen(server.store.engine, "before_cursor_execute", count_write)
+    monkeypatch.setattr(type(server.driver), "containers", listed)
+    try:
+        again, status = server.up(name, project(size))
+    finally:
+        sa.event.remove(server.store.engine, "before_cursor_execute", count_write)
+        monkeypatch.setattr(type(server.driver), "containers", containers)
+    assert status == "succeeded"
+    return writes[0], listings[0]
+
+
+def test_a_noop_up_runs_as_many_writes_and_engine_listings_for_30_services_as_for_3(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = statements_and_listings_of_a_noop_up(server, "small", 3, monkeypatch)
+    large = statements_and_listings_of_a_noop_up(server, "large", 30, monkeypatch)
+    assert large == small, (small, large)
+    assert large[1] == 1, "the plan's listing of what runs is the only one"

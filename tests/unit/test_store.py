@@ -143,3 +143,19 @@ def test_a_deployment_keeps_its_record_plan_and_config_versions(store: Store) ->
     store.finish_deployment(alice, deployment, "failed")
     assert [d.id for d in store.deployments(alice, status="failed")] == [deployment]
     assert store.deployments(alice, status="succeeded") == []
+
+
+def test_recorded_images_replace_a_services_earlier_record_and_keep_the_others(
+        store: Store) -> None:
+    alice, bob = store.ensure_account("alice"), store.ensure_account("bob")
+    deployment = store.create_deployment(alice, "shop", "up", {})
+    store.record_images(alice, deployment, [("web", "web:1", "sha256:a", "id-a"),
+                                            ("db", "db:1", "", "id-b")])
+    store.record_images(alice, deployment, [("web", "web:2", "sha256:c", "id-c"),
+                                            ("api", "api:1", "", "id-d"),
+                                            ("api", "api:2", "", "id-e")])  # the last wins
+    store.record_images(bob, deployment, [("db", "stolen", "", "x")])  # not bob's: ignored
+    store.record_images(alice, deployment, [])
+    assert store.deployment_images(alice, deployment) == {
+        "web": ("web:2", "sha256:c", "id-c"), "db": ("db:1", "", "id-b"),
+        "api": ("api:2", "", "id-e")}

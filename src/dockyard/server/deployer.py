@@ -162,7 +162,10 @@ class Deployer:
         if not self.request.services and any(  # a partial `up` leaves the others' network
                 is_legacy(self.placement, c) for found in running.values() for c in found):
             remove_legacy_network(self.driver, self.placement)
-        left = self.driver.containers(labels, detail=False)
+        # Nothing carried out nor removed (a no-op `up`): what runs is what `_running` found.
+        left = [c for found in running.values() for c in found] \
+            if not services and not decided.removals \
+            else self.driver.containers(labels, detail=False)
         self.control.secret_files.prune(self.placement, left)  # replaced containers' files
         self.control.project_files.prune(self.placement, left)  # go with them
         ok = all(p.ok for p in self.progress.values())

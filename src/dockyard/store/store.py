@@ -438,17 +438,22 @@ class Store:
     # -- images ----------------------------------------------------------------------------------
     def record_images(self, account: Account, deployment_id: str,
                       images: Sequence[tuple[str, str, str, str]]) -> None:
-        """(service, reference, digest, image id) of what the deployment's services run."""
+        """(service, reference, digest, image id) of what the deployment's services run (a
+        service given twice: its last). Two statements, whatever the project's size."""
         table = schema.deployment_images
+        latest = {service: (reference, digest, image_id)
+                  for service, reference, digest, image_id in images}
+        if not latest:
+            return
         with self._begin() as conn:
             if not self._owns(conn, account, deployment_id):
                 return
-            for service, reference, digest, image_id in images:
-                conn.execute(table.delete().where(table.c.deployment_id == deployment_id,
-                                                  table.c.service == service))
-                conn.execute(table.insert().values(
-                    deployment_id=deployment_id, service=service, reference=reference,
-                    digest=digest, image_id=image_id))
+            conn.execute(table.delete().where(table.c.deployment_id == deployment_id,
+                                              table.c.service.in_(list(latest))))
+            conn.execute(table.insert(), [
+                {"deployment_id": deployment_id, "service": service, "reference": reference,
+                 "digest": digest, "image_id": image_id}
+                for service, (reference, digest, image_id) in latest.items()])
 
     def deployment_images(self, account: Account,
                           deployment_id: str) -> dict[str, tuple[str, str, str]]:
@@ -706,15 +711,24 @@ class Store:
             last = {e.service: e for e in events}
             known = {str(r[0]) for r in conn.execute(sa.select(st.c.service).where(
                 st.c.project_id == project_id, st.c.service.in_(list(last))))}
-            for service, event in last.items():
-                values = {"deployment_id": deployment_id, "state": int(event.state),
-                          "reason": event.reason, "at": event.at}
-                if service in known:
-                    conn.execute(st.update().where(st.c.project_id == project_id,
-                                                   st.c.service == service).values(**values))
-                else:
-                    conn.execute(st.insert().values(project_id=project_id, service=service,
-                                                    **values))
+            rows = [{"row_project": project_id, "row_service": service,
+                     "deployment_id": deployment_id, "state": int(event.state),
+                     "reason": event.reason, "at": event.at} for service, event in last.items()]
+            # One statement each for the services known and the new ones (executemany).
+            updates = [r for r in rows if r["row_service"] in known]
+            if updates:
+                conn.execute(st.update().where(st.c.project_id == sa.bindparam("row_project"),
+                                               st.c.service == sa.bindparam("row_service"))
+                             .values(deployment_id=sa.bindparam("deployment_id"),
+                                     state=sa.bindparam("state"),
+                                     reason=sa.bindparam("reason"), at=sa.bindparam("at")),
+                             updates)
+            inserts = [{"project_id": r["row_project"], "service": r["row_service"],
+                        "deployment_id": r["deployment_id"], "state": r["state"],
+                        "reason": r["reason"], "at": r["at"]}
+                       for r in rows if r["row_service"] not in known]
+            if inserts:
+                conn.execute(st.insert(), inserts)
 
     def statuses(self, account: Account, project: str) -> list[ServiceStatus]:
         """The current state of each service of `project`, by service name."""

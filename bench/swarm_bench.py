@@ -13,9 +13,8 @@
   until every service is COMPLETED again, and the requests through the ingress that failed
   meanwhile (a client asking the API every 20 ms).
 - **rolling update**: the web front replaced (a changed environment value) while a client asks
-  it the same way; the requests that failed. (The web front, one replica: a public service's
-  replicas hold its port on their node, so a start-first replacement of the API's two
-  replicas would need four nodes; docs/swarm.md.)
+  it the same way; the requests that failed (one replica: with no other replica to serve
+  meanwhile, the start-first replacement alone keeps it answering).
 Timings are never asserted in tests; this prints them, and the ratio dockyard/stack.
 """
 

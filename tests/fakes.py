@@ -32,7 +32,6 @@ from dockyard.runtime.errors import BuildFailed, PullFailed, RegistryLoginFailed
 
 class FakeDriver:
     default_update_parallelism = 0  # as one Docker Engine: a replacement starts all at once
-    ports_on_nodes = False
 
     def __init__(self) -> None:
         self.images: dict[str, str] = {"dockyard/busybox:1": "sha256:" + "b" * 64}

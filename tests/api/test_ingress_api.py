@@ -3,6 +3,7 @@ records every routing table it is given (the real HAProxy is in tests/engine).""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -166,3 +167,22 @@ def test_the_ingress_endpoint_needs_a_token_and_says_what_runs(api: Api) -> None
     info = api.client.get("/v1/ingress", headers=api.alice).json()
     assert info["enabled"] is True and info["https_port"] == 8443
     assert info["ca_certificate"] is None  # this fake ingress has no certificates
+
+
+def test_a_replica_published_on_a_node_port_is_reached_there_and_followed_when_it_moves(
+        api: Api) -> None:
+    # A Swarm publishes an ingress port on the replica's node at a port the engine picks
+    # (ContainerInfo.published); the proxy must connect there, and follow a move.
+    deploy(api, {"web": web()})
+    first = sorted(serving(api.proxy.table))[0]
+    info = api.driver.items[first]
+    moved = dataclasses.replace(info, ip_address="10.250.0.12", published={8080: 32771})
+    api.driver.items[first] = moved
+    ingress = api.control.ingress
+    ingress.container_event(EngineEvent("die", first, {}))
+    ingress.container_event(EngineEvent("start", first, {}), moved)
+    ingress.container_event(EngineEvent("health_status: healthy", first, {}))
+    [upstream] = [u for u in api.proxy.table[WEB].upstreams if u.container == first]
+    assert upstream.endpoint == "10.250.0.12:32771"
+    others = [u.endpoint for u in api.proxy.table[WEB].upstreams if u.container != first]
+    assert others and all(e.endswith(":8080") for e in others)  # one engine: the target

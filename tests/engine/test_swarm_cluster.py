@@ -5,8 +5,8 @@ deployment of the example shop through the real CLI and a real local server star
 `--driver swarm` (DOCKYARD_DRIVER) against the manager's engine, with the cluster's registry:
 built images are pushed there and every node runs them by digest. The database writes a named
 volume, so the driver pins it to the manager (n1, whose engine the server talks to); one of
-the API's two replicas is on a worker (a public service's replicas hold its port on their
-node, so no two share one), and killing that worker never loses the data.
+the API's two replicas is on a worker (`max_replicas_per_node: 1`, added to the copy), and
+killing that worker never loses the data.
 
 The tests run in file order, on the same deployment: it runs, it is reached, it survives the
 loss of a node, and `down` leaves nothing on any node.
@@ -109,6 +109,10 @@ def shop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     base = tmp_path_factory.mktemp("swarm")
     directory = base / "shop"
     shutil.copytree(EXAMPLE, directory)
+    # The API's two replicas on two machines, as a user who wants it to survive a node would
+    # ask (replicas can share a node: their ports are the ones the engine picks there).
+    edit(directory / "compose.yaml", "      replicas: 2\n",
+         "      replicas: 2\n      placement: {max_replicas_per_node: 1}\n")
     dy = Dockyard(base / "home", env={**cluster.env, "DOCKYARD_DEPLOY_TIMEOUT": "120"})
     project = dy.name("swarm")
     try:
@@ -127,7 +131,7 @@ def test_the_example_runs_with_its_replicas_on_several_nodes(shop: Shop) -> None
     rows = shop.rows()
     assert {name: row["state"] for name, row in rows.items()} == dict.fromkeys(
         ("api", "db", "metrics", "migrate", "web"), COMPLETED)
-    assert len(rows["api"]["nodes"]) == 2  # one replica per node: its port is the node's
+    assert len(rows["api"]["nodes"]) == 2  # max_replicas_per_node: 1
     assert rows["db"]["nodes"] == ["n1"] and rows["db"]["pinned_node"] == "n1"
     assert "warning: pinned to node n1" in shop.first_up  # said at `up`
     every = {n for row in rows.values() for n in row["nodes"]}
@@ -287,6 +291,18 @@ def test_global_services_and_max_replicas_per_node_are_placed_by_dockyard(
         # One replica per worker (the manager is no worker), one per node at most.
         assert (rows["agent"]["running"], rows["agent"]["nodes"]) == (2, ["n2", "n3"]), rows
         assert (rows["spread"]["running"], rows["spread"]["nodes"]) == (2, ["n2", "n3"]), rows
+        agent = f"agent--8080.{project}.{dy.user}.localhost"
+        assert request(shop.port, agent, ca=shop.ca, timeout=5).status == 404  # no index
+        # A new version of the global public service: start-first on each node (the new
+        # replica's port is another one the engine picks there).
+        edit(directory / "compose.yaml", "RELEASE: one", "RELEASE: two")
+        replaced = dy.cli("compose", "up", "-C", str(directory), "-p", project, "--json",
+                          timeout=300)
+        assert replaced.code == 0, str(replaced)
+        row = dy.ps(project)["agent"]
+        assert (row["state"], row["running"], row["nodes"]) == (COMPLETED, 2, ["n2", "n3"])
+        assert row["deployment"] != rows["agent"]["deployment"]
+        assert request(shop.port, agent, ca=shop.ca, timeout=5).status == 404
         # A third replica has no worker left: refused at once, saying why; two keep running.
         edit(directory / "compose.yaml", "      replicas: 2\n", "      replicas: 3\n")
         more = dy.cli("compose", "up", "-C", str(directory), "-p", project, "--json",

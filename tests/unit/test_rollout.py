@@ -143,12 +143,3 @@ def test_a_service_left_on_two_versions_is_replaced(tmp_path: Path) -> None:
     assert action is not None
     assert (action.kind, action.reason) == (ActionKind.REPLACE, "mixed versions running")
 
-
-def test_a_global_public_service_on_node_ports_is_replaced_stop_first(tmp_path: Path) -> None:
-    public = _project(tmp_path, deploy={"mode": "global"}, ports=["8080"]).services["web"]
-    assert rollout_policy(public).order == "start-first"  # one engine: no port on a node
-    assert rollout_policy(public, ports_on_nodes=True).order == "stop-first"
-    private = _project(tmp_path, deploy={"mode": "global"}).services["web"]
-    assert rollout_policy(private, ports_on_nodes=True).order == "start-first"
-    replicated = _web(tmp_path)
-    assert rollout_policy(replicated, ports_on_nodes=True).order == "start-first"

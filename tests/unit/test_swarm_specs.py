@@ -41,8 +41,9 @@ def test_a_long_running_replica_is_one_replicated_task_on_the_overlay_with_dnsrr
                              stop_timeout=2, nano_cpus=500_000_000, memory=128 << 20))
     assert body["Name"] == "dy-x-web-1-abc"
     assert body["Mode"] == {"Replicated": {"Replicas": 1}}
+    # An ingress port: on the node, at a port the engine picks (replicas share nodes).
     assert body["EndpointSpec"] == {"Mode": "dnsrr", "Ports": [
-        {"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": 8080, "PublishMode": "host"}]}
+        {"Protocol": "tcp", "TargetPort": 8080, "PublishMode": "host"}]}
     task = body["TaskTemplate"]
     assert task["Networks"] == [{"Target": "dy-x", "Aliases": ["web", "web.p.internal"]}]
     assert task["RestartPolicy"]["Condition"] == "any"
@@ -130,10 +131,14 @@ def _task(state: str, node: str = "a", at: str = "2026-01-01T00:00:01Z", err: st
 
 
 def test_a_running_task_with_a_check_is_running_and_healthy_at_its_node_address() -> None:
-    info = container_info(_service(), [_task("running")], NODES)
+    task = _task("running")
+    task["Status"]["PortStatus"] = {"Ports": [
+        {"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": 32769, "PublishMode": "host"}]}
+    info = container_info(_service(), [task], NODES)
     assert (info.status, info.health, info.node) == ("running", "healthy", "n1")
-    assert info.ip_address == "10.250.0.11"  # the ingress reaches the host-mode port there
-    assert info.host_ports == ("10.250.0.11:8080->8080/tcp",)
+    # The ingress reaches the port the engine picked on that node.
+    assert (info.ip_address, info.reach(8080)) == ("10.250.0.11", 32769)
+    assert info.host_ports == ("10.250.0.11:8080->8080/tcp",)  # the spec's fixed host port
 
 
 def test_a_private_replica_is_reached_at_its_overlay_address() -> None:

@@ -65,7 +65,6 @@ LOGIN_TIMEOUT = 30  # seconds a registry login check may take
 
 class DockerEngine:
     default_update_parallelism = 0  # a changed service's replicas are replaced all at once
-    ports_on_nodes = False  # the ingress reaches containers at their own addresses
 
     def __init__(self, base_url: str | None = None) -> None:
         url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

@@ -133,6 +133,13 @@ class ContainerInfo:
     pinned_node: str = ""  # the node it must stay on (it writes a named volume there)
     lost: str = ""  # why the engine lost it, not the container itself ("node n2 is down")
     stopping: bool = False  # running, but the engine is stopping it (Swarm drains its node)
+    # Where the ingress proxy reaches a port of it, by target port, when not at the target on
+    # `ip_address`: a Swarm publishes ingress ports on the node at ports the engine picks.
+    published: Mapping[int, int] = field(default_factory=dict)
+
+    def reach(self, port: int) -> int:
+        """The port the proxy connects to on `ip_address` for the container's `port`."""
+        return self.published.get(port, port)
 
     @property
     def service(self) -> str:
@@ -262,9 +269,6 @@ class Driver(Protocol):
     # Replicas a changed service replaces at a time when its Compose file does not say
     # (`deploy.update_config.parallelism`); 0: all at once (`server.rollout`).
     default_update_parallelism: int
-    # Whether a public service's ports are published on the node of each replica (a Swarm:
-    # host mode), so two versions of one replica cannot share a node (`server.rollout`).
-    ports_on_nodes: bool
 
     def close(self) -> None: ...
 

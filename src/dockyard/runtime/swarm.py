@@ -65,7 +65,6 @@ class SwarmEngine(DockerEngine):
     """`DockerEngine` for images and builds, Swarm services for everything that runs."""
 
     default_update_parallelism = 1  # one replica at a time, as Swarm's own update_config
-    ports_on_nodes = True  # host-mode publishing: the proxy reaches the node's port
 
     def __init__(self, base_url: str | None = None) -> None:
         super().__init__(base_url)

@@ -205,8 +205,10 @@ def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),
                       "Options": {"max-size": str(spec.log_max_size),
                                   "max-file": str(spec.log_max_files)}},
     }
-    ports = [{"Protocol": "tcp", "TargetPort": port, "PublishedPort": port,
-              "PublishMode": "host"} for port in spec.ingress_ports]
+    # Ingress ports: in host mode on the node, at a port the engine picks (the proxy is told
+    # which: `container_info`), so any number of replicas of any project share a node.
+    ports: list[dict[str, Any]] = [{"Protocol": "tcp", "TargetPort": port, "PublishMode": "host"}
+                                   for port in spec.ingress_ports]
     ports += [{"Protocol": p.protocol, "TargetPort": p.target,
                "PublishedPort": int(p.published.partition("-")[0]), "PublishMode": "host"}
               for p in spec.ports if p.published.partition("-")[0].isdigit()]
@@ -347,6 +349,9 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
     if node is not None and task is not None:
         published = (spec.get("EndpointSpec") or {}).get("Ports")
         address = node.address if published else _overlay_address(task)
+    published = {int(p.get("TargetPort") or 0): int(p.get("PublishedPort") or 0)
+                 for p in (status.get("PortStatus") or {}).get("Ports") or ()
+                 if p.get("PublishedPort")} if engine_state == "running" else {}
     return ContainerInfo(
         id=str(service.get("ID") or ""), name=str(spec.get("Name") or ""), labels=labels,
         status=engine_state, exit_code=exit_code, health=health, restart_count=failed,
@@ -355,7 +360,8 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
         node=node.hostname if node is not None else "",
         pinned_node=pinned.hostname if pinned is not None else "",
         lost=reason if lost is not None and engine_state != "running" else "",
-        stopping=engine_state == "running" and (task or {}).get("DesiredState") == "shutdown")
+        stopping=engine_state == "running" and (task or {}).get("DesiredState") == "shutdown",
+        published=published)
 
 
 def _state(task: Mapping[str, Any]) -> str:
@@ -434,7 +440,7 @@ def _host_ports(node: NodeView | None, spec: Mapping[str, Any]) -> tuple[str, ..
         return ()
     ports = (spec.get("EndpointSpec") or {}).get("Ports") or ()
     return tuple(sorted(f"{node.address}:{p.get('PublishedPort')}->{p.get('TargetPort')}/"
-                        f"{p.get('Protocol') or 'tcp'}" for p in ports))
+                        f"{p.get('Protocol') or 'tcp'}" for p in ports if p.get("PublishedPort")))
 
 
 def _started(status: Mapping[str, Any]) -> datetime | None:

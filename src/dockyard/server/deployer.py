@@ -736,8 +736,7 @@ class Deployer:
 
     def _policy(self, service: Service) -> RolloutPolicy:
         return rollout_policy(service, rollback=self._rolling_back,
-                              default_parallelism=self.driver.default_update_parallelism,
-                              ports_on_nodes=self.driver.ports_on_nodes)
+                              default_parallelism=self.driver.default_update_parallelism)
 
     def _pinned(self, service: Service, ids: list[str]) -> str:
         """The warning for a service a multi-node driver pinned to its volume's node."""

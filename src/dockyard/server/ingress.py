@@ -75,6 +75,24 @@ class _Service:
     routes: list[Route]  # without upstreams
     addresses: dict[str, str] = field(default_factory=dict)  # container id → address
     resting: set[str] = field(default_factory=set)  # out of rotation
+    # container id → {target port: the port the proxy connects to}, where not the target
+    # (`ContainerInfo.published`: a Swarm's engine-picked node ports)
+    published: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def endpoint(self, container_id: str, port: int) -> str:
+        """Where the proxy reaches `port` of the container: ADDRESS:PORT."""
+        reach = self.published.get(container_id, {}).get(port, port)
+        return f"{self.addresses[container_id]}:{reach}"
+
+    def note_published(self, container_id: str, published: Mapping[int, int]) -> None:
+        if published:
+            self.published[container_id] = dict(published)
+        else:
+            self.published.pop(container_id, None)
+
+    def upstream(self, container_id: str, port: int) -> Upstream:
+        reach = self.published.get(container_id, {}).get(port, port)
+        return Upstream(self.addresses[container_id], reach, container_id)
 
 
 class Ingress:
@@ -145,9 +163,9 @@ class Ingress:
             for entry in self._services.values():
                 for template in entry.routes:
                     port = _port(template)
-                    live = [Upstream(a, port, c) for c, a in entry.addresses.items()
+                    live = [entry.upstream(c, port) for c in entry.addresses
                             if c not in entry.resting]
-                    rest = [Upstream(a, port, c) for c, a in entry.addresses.items()
+                    rest = [entry.upstream(c, port) for c in entry.addresses
                             if c in entry.resting]
                     routes[template.key] = template.with_upstreams(live, rest)
             return self._proven(routes)
@@ -200,8 +218,9 @@ class Ingress:
         `drain` first to let their requests finish. Returns whether every replica of `live` is
         in rotation (after waiting for the proxy's first check when `wait`).
         """
-        addresses = {c.id: c.ip_address for c in live if c.ip_address}
-        return self._serve(account, project, service, addresses, wait=wait)
+        reached = [c for c in live if c.ip_address]
+        return self._serve(account, project, service, _addresses(reached),
+                           _published(reached), wait=wait)
 
     def add(self, account: str, project: Project, service: str,
             containers: Sequence[ContainerInfo]) -> bool:
@@ -210,11 +229,16 @@ class Ingress:
             entry = self._services.get((account, project.name, service))
             addresses = {} if entry is None else {
                 c: a for c, a in entry.addresses.items() if c not in entry.resting}
-        addresses.update({c.id: c.ip_address for c in containers if c.ip_address})
-        return self._serve(account, project, service, addresses, wait=True)
+            published = {} if entry is None else {
+                c: p for c, p in entry.published.items() if c in addresses}
+        reached = [c for c in containers if c.ip_address]
+        addresses.update(_addresses(reached))
+        published.update(_published(reached))
+        return self._serve(account, project, service, addresses, published, wait=True)
 
     def _serve(self, account: str, project: Project, service: str,
-               addresses: Mapping[str, str], *, wait: bool) -> bool:
+               addresses: Mapping[str, str], published: Mapping[str, dict[int, int]], *,
+               wait: bool) -> bool:
         if self.proxy is None:
             return True
         model = project.services.get(service)
@@ -225,7 +249,7 @@ class Ingress:
                     self._apply()
                 return True
             routes = service_routes(self.mode, self.zone, account, project.name, model)
-            wanted = _Service(routes, dict(addresses), set())
+            wanted = _Service(routes, dict(addresses), set(), dict(published))
             queued = self._services.get(key) != wanted
             if queued:
                 self._services[key] = wanted
@@ -235,7 +259,7 @@ class Ingress:
         table = self._flush()
         if not wait:
             return True
-        return self._wait_in_rotation(table, routes, addresses.values())
+        return self._wait_in_rotation(table, routes, wanted)
 
     def _flush(self) -> dict[str, Route]:
         """Apply the changes `_serve` queued: one proxy update for all the changes queued
@@ -250,12 +274,12 @@ class Ingress:
                 return self.table()  # an update that ran meanwhile carried this change
 
     def _wait_in_rotation(self, table: Mapping[str, Route], routes: Sequence[Route],
-                          addresses: Iterable[str]) -> bool:
+                          wanted: _Service) -> bool:
         assert self.proxy is not None
-        wanted = list(addresses)
         deadline = time.monotonic() + IN_ROTATION_TIMEOUT
         while True:
-            ok = all(self.proxy.in_rotation(r.key, [f"{a}:{_port(r)}" for a in wanted])
+            ok = all(self.proxy.in_rotation(r.key, [wanted.endpoint(c, _port(r))
+                                                    for c in wanted.addresses])
                      for r in routes if r.key in table)
             if ok or time.monotonic() >= deadline:
                 return ok
@@ -275,7 +299,7 @@ class Ingress:
             entry.resting |= ids & set(entry.addresses)
             table = self._apply()
             routes = [r for r in entry.routes if r.key in table]
-            endpoints = {r.key: [f"{entry.addresses[c]}:{_port(r)}"
+            endpoints = {r.key: [entry.endpoint(c, _port(r))
                                  for c in ids if c in entry.addresses] for r in routes}
         deadline = time.monotonic() + max(timeout, 0.0)
         while time.monotonic() < deadline:
@@ -287,6 +311,7 @@ class Ingress:
             if entry is not None:
                 for cid in ids:
                     entry.addresses.pop(cid, None)
+                    entry.published.pop(cid, None)
                     entry.resting.discard(cid)
                 self._apply()
 
@@ -303,25 +328,28 @@ class Ingress:
                 self._apply()
 
     # -- what the watcher calls ----------------------------------------------------------------
-    def container_event(self, event: EngineEvent, address: str | None = None) -> None:
-        """A member died, started again, or changed health: move it in or out of rotation."""
+    def container_event(self, event: EngineEvent, info: ContainerInfo | None = None) -> None:
+        """A member died, started again, or changed health: move it in or out of rotation
+        (`info`: as it runs now, on a start: a Swarm may have moved it to another node and
+        port)."""
         if self.proxy is None:
             return
         with self._lock:
             for entry in self._services.values():
                 if event.container_id not in entry.addresses:
                     continue
-                before = (dict(entry.addresses), set(entry.resting))
+                before = (dict(entry.addresses), set(entry.resting), dict(entry.published))
                 if event.action in ("die", "stop", "kill", "pause") or \
                         event.action.endswith("unhealthy"):
                     entry.resting.add(event.container_id)
                 elif event.action in ("start", "unpause") or event.action.endswith(": healthy"):
-                    if address:
-                        entry.addresses[event.container_id] = address
+                    if info is not None and info.ip_address:
+                        entry.addresses[event.container_id] = info.ip_address
+                        entry.note_published(event.container_id, info.published)
                     has_check = any(r.check is Check.TCP for r in entry.routes)
                     if event.action.endswith(": healthy") or not has_check:
                         entry.resting.discard(event.container_id)
-                if (entry.addresses, entry.resting) != before:
+                if (entry.addresses, entry.resting, entry.published) != before:
                     self._apply()
                 return
 
@@ -347,10 +375,19 @@ class Ingress:
                     entry = self._services[key] = _Service(service_routes(
                         self.mode, self.zone, account, model.name, service))
                 entry.addresses[info.id] = info.ip_address
+                entry.note_published(info.id, info.published)
                 if info.health not in (None, "healthy"):
                     entry.resting.add(info.id)
             if self.proxy is not None and self._supervisor is not None:
                 self._apply()
+
+
+def _addresses(containers: Iterable[ContainerInfo]) -> dict[str, str]:
+    return {c.id: c.ip_address for c in containers if c.ip_address}
+
+
+def _published(containers: Iterable[ContainerInfo]) -> dict[str, dict[int, int]]:
+    return {c.id: dict(c.published) for c in containers if c.published}
 
 
 def _port(route: Route) -> int:

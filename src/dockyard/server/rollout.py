@@ -55,13 +55,9 @@ class RolloutPolicy:
 
 
 def rollout_policy(service: Service, *, rollback: bool = False,
-                   default_parallelism: int = 0, ports_on_nodes: bool = False) -> RolloutPolicy:
+                   default_parallelism: int = 0) -> RolloutPolicy:
     """The policy replacing `service` (admitted: `rollout_problems` found nothing); for a
-    rollback deployment when `rollback`; `default_parallelism` is the driver's.
-
-    `ports_on_nodes`: the driver publishes a public service's ports on the node of each replica
-    (a Swarm). A global service's new replica then goes where its old one holds the port: it is
-    replaced stop-first, node by node."""
+    rollback deployment when `rollback`; `default_parallelism` is the driver's."""
     settings = _settings(service, rollback)
     parallelism = _parallelism(settings.get("parallelism"))
     action = str(settings.get("failure_action") or "pause")
@@ -71,9 +67,7 @@ def rollout_policy(service: Service, *, rollback: bool = False,
     return RolloutPolicy(
         parallelism=default_parallelism if parallelism is None else parallelism,
         delay_seconds=_seconds(settings.get("delay")) or 0.0,
-        order="stop-first" if ports_on_nodes and _global(service) and (
-            service.ingress_ports or service.host_ports) else
-        replacement_order(_with_update_config(service, settings)),
+        order=replacement_order(_with_update_config(service, settings)),
         failure_action=action,
         monitor_seconds=monitor or None)
 
@@ -106,10 +100,6 @@ def rollout_problems(project: Project) -> list[Diagnostic]:
                     f"not one of {', '.join(allowed)}", Location(path=f"{path}.failure_action"),
                     f"use {' or '.join(allowed)} (pause when left out)"))
     return problems
-
-
-def _global(service: Service) -> bool:
-    return service.deploy is not None and service.deploy.mode == "global"
 
 
 def _raw(service: Service, key: str) -> Mapping[str, Any]:

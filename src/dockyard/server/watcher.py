@@ -68,7 +68,7 @@ class Watcher:
         if ingress.is_member(event.container_id):
             info = self.control.driver.inspect(event.container_id) \
                 if event.action == "start" else None
-            ingress.container_event(event, info.ip_address if info else None)
+            ingress.container_event(event, info)
         labels = event.labels
         account_name = labels.get(LABEL_ACCOUNT)
         project = labels.get(LABEL_PROJECT)

@@ -212,10 +212,11 @@ def plan(project: Project, running: Mapping[str, RunningService],
     digests = configs_digests or {}
     chosen = None if services is None else set(closure(project, services))
     decided: dict[str, Action] = {}
+    ipc_joined = _ipc_joined(project)
     for names in start_order(project):  # dependencies first: a joined service is decided
         for name in names:
             if chosen is None or name in chosen:
-                service = _as_run(project, project.services[name])
+                service = _as_run(project.services[name], ipc_joined)
                 decided[name] = _joined(service, _decide(
                     service, running.get(name), images.get(name), digests.get(name, ""),
                     force, nodes.get(name, 1)), decided, name in running)
@@ -239,13 +240,17 @@ def joined_services(service: Service) -> list[tuple[str, str]]:
     return out
 
 
-def _as_run(project: Project, service: Service) -> Service:
+def _ipc_joined(project: Project) -> set[str]:
+    """The services whose IPC namespace another service joins (`ipc: service:X`)."""
+    return {value.split(":", 1)[1] for other in project.services.values()
+            if isinstance(value := other.extra.get("ipc"), str) and value.startswith("service:")}
+
+
+def _as_run(service: Service, ipc_joined: set[str]) -> Service:
     """The service with what other services make of it: `ipc: shareable` when one joins its
-    IPC namespace (the engine's private default cannot be joined), so a service that becomes
-    joined is replaced by a shareable one."""
-    if service.extra.get("ipc") is None and any(
-            other.extra.get("ipc") == f"service:{service.name}"
-            for other in project.services.values()):
+    IPC namespace (`ipc_joined`; the engine's private default cannot be joined), so a service
+    that becomes joined is replaced by a shareable one."""
+    if service.extra.get("ipc") is None and service.name in ipc_joined:
         return dataclasses.replace(service, extra={**service.extra, "ipc": "shareable"})
     return service
 

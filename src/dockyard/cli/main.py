@@ -623,7 +623,9 @@ def _project_name(args: argparse.Namespace) -> str:
     return load_project_name(_load_options(args))
 
 
-_finished: list[bool] = []  # set by a command that leaves nothing to clean up (compose config)
+# Set by a command that leaves nothing to clean up when it returns (compose config, ps, up,
+# down: no thread still running, no file open but the standard streams).
+_finished: list[bool] = []
 
 
 def _compose_config(args: argparse.Namespace) -> None:
@@ -636,11 +638,13 @@ def _compose_config(args: argparse.Namespace) -> None:
 def _compose_up(args: argparse.Namespace) -> int:
     from dockyard.cli.commands.deploy import UpOptions, run_up
 
-    return run_up(_load_options(args), _client_factory(args), UpOptions(
+    code = run_up(_load_options(args), _client_factory(args), UpOptions(
         detach=args.detach, build=args.build, force=args.force, pull=args.pull,
         dry_run=args.dry_run, wait_timeout=args.wait_timeout, as_json=args.json,
         ttl=_ttl_seconds(args.ttl, args.ttl_volumes), ttl_volumes=args.ttl_volumes,
         rollback_on_failure=args.rollback_on_failure, services=tuple(args.services)))
+    _finished.append(True)
+    return code
 
 
 def _ttl_seconds(text: str | None, volumes: bool) -> int | None:
@@ -664,6 +668,7 @@ def _compose_ps(args: argparse.Namespace) -> None:
     from dockyard.cli.commands.status import run_ps
 
     run_ps(_project_name(args), _client_factory(args), as_json=args.json, long=args.long)
+    _finished.append(True)
 
 
 def _compose_ls(args: argparse.Namespace) -> None:
@@ -675,9 +680,11 @@ def _compose_ls(args: argparse.Namespace) -> None:
 def _compose_down(args: argparse.Namespace) -> int:
     from dockyard.cli.commands.deploy import run_down
 
-    return run_down(_project_name(args), _client_factory(args), volumes=args.volumes,
+    code = run_down(_project_name(args), _client_factory(args), volumes=args.volumes,
                     detach=args.detach, as_json=args.json, services=list(args.services),
                     force=args.force)
+    _finished.append(True)
+    return code
 
 
 def _compose_restart(args: argparse.Namespace) -> int:
@@ -892,9 +899,9 @@ def run() -> None:
     """Console-script entry point."""
     code = main()
     if _finished:
-        # `compose config` started no thread and holds nothing: the interpreter's teardown of
-        # every module (about a tenth of its run, which is compared with Docker Compose's) is
-        # skipped once the output is flushed.
+        # The command left no thread running and holds nothing: the interpreter's teardown
+        # of every module (about a tenth of a `compose config` or `ps`, which are compared
+        # with Docker Compose's) is skipped once the output is flushed.
         try:
             sys.stdout.flush()
             sys.stderr.flush()

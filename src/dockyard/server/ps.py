@@ -11,6 +11,7 @@ from dockyard.errors import DockyardError
 from dockyard.ingress.routes import custom_hosts, hosts_table
 from dockyard.lifecycle import ServiceState
 from dockyard.naming import public_domain, sanitize_label, service_fqdn
+from dockyard.runtime.driver import ContainerInfo
 from dockyard.runtime.specs import project_labels
 from dockyard.server.admission import load_submitted
 from dockyard.server.control import ControlPlane
@@ -58,10 +59,13 @@ def services(control: ControlPlane, account: Account, project: str) -> list[Serv
     served = set(hosts_table(control.ingress.table())) if control.settings.playground else None
     recorded: dict[str, dict[str, tuple[str, str, str]]] = {}  # deployment -> its images
     rows: list[ServiceRow] = []
+    by_service: dict[str, list[ContainerInfo]] = {}  # in the engine's order, as before
+    for container in containers:
+        by_service.setdefault(container.service, []).append(container)
     for status in statuses:
         model = deployed_model(control, account, project, status.deployment)
         service = model.services.get(status.service) if model else None
-        mine = [c for c in containers if c.service == status.service]
+        mine = by_service.get(status.service, [])
         running = len([c for c in mine if c.status == "running"])
         state, reason = status.state, status.reason
         if state is S.SERVICE_DEPLOYMENT_COMPLETED and mine and not mine[0].is_job \

@@ -8,9 +8,9 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from dockyard.build.context import pack_context
 from dockyard.build.project_files import pack_project_files
@@ -26,6 +26,8 @@ from dockyard.secrets.resolve import build_arg_config_problems, config_users
 from dockyard.selection import closure
 from dockyard.wire import to_wire
 from dockyard.wire_models import PlanAnswer, PullPolicy
+
+T = TypeVar("T")
 
 
 class DeploymentFailed(DockyardError):
@@ -110,7 +112,32 @@ def check_build_args(client: Client, project: str, unset: list[Diagnostic]) -> N
             raise ProjectInvalid(problems)
 
 
+class _Beside(Generic[T]):
+    """A call run in a thread of its own while the caller goes on (asking git where the
+    project comes from takes a process or three: they run while the project loads)."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._outcome: list[T] = []
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[[], T]) -> None:
+        try:
+            self._outcome.append(call())
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._failure.append(exc)
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._outcome[0]
+
+
 def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
+    origin = None if up.dry_run else _Beside(
+        lambda: local_origin(project_directory(options)))
     name, data, builds, packs, unset = prepare(options, up.services)
     client: Client = client_factory()
     with client:
@@ -126,7 +153,7 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
                                as_json=up.as_json)
         deployment = client.deploy(name, data, builds, force=up.force, build=up.build,
                                    pull=up.pull, ttl=up.ttl, ttl_volumes=up.ttl_volumes,
-                                   origin=local_origin(project_directory(options)),
+                                   origin=None if origin is None else origin.result(),
                                    rollback_on_failure=up.rollback_on_failure,
                                    services=up.services)
         return follow_deployment(client, name, deployment, up, {"contexts_uploaded": sent})

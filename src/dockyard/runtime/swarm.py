@@ -149,10 +149,11 @@ class SwarmEngine(DockerEngine):
         pin = self._volume_pin(spec) if any(m.type == "volume" and m.source and not m.read_only
                                             for m in spec.mounts) else None
         avoid: tuple[str, ...] = ()
-        if spec.global_mode or spec.max_replicas_per_node:
+        if spec.global_mode or spec.max_replicas_per_node or spec.spread:
             candidates = placement_nodes(self.nodes(fresh=True), spec.constraints)
             chosen, avoid = place(spec, candidates, *self._taken(spec))
-            if not spec.global_mode and {n.id for n in candidates} <= set(avoid):
+            if spec.max_replicas_per_node and not spec.global_mode \
+                    and {n.id for n in candidates} <= set(avoid):
                 raise EngineError(
                     f"no node of the Swarm may run another replica of service "
                     f"{spec.labels.get(LABEL_SERVICE, spec.name)!r}: "
@@ -175,7 +176,7 @@ class SwarmEngine(DockerEngine):
             response = api._post_json(api._url("/services/create"), data=body)
             created = api._result(response, True)
         service_id = str(created["ID"])
-        if spec.max_replicas_per_node and not spec.global_mode:
+        if (spec.max_replicas_per_node or spec.spread) and not spec.global_mode:
             self._wait_placed(service_id)  # the next replica counts it on its node
         return service_id
 

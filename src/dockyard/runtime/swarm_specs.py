@@ -80,13 +80,14 @@ class NodeView:
             if not op:
                 continue  # not a constraint Swarm knows: Swarm itself refuses it
             key, value = (part.strip() for part in constraint.split(op, 1))
-            actual = self._attribute(key)
+            actual = self.attribute(key)
             equal = actual is not None and actual.lower() == value.lower()
             if equal != (op == "=="):
                 return False
         return True
 
-    def _attribute(self, key: str) -> str | None:
+    def attribute(self, key: str) -> str | None:
+        """A placement key's value here (`node.labels.zone`), None when the node has none."""
         fixed = {"node.id": self.id, "node.hostname": self.hostname, "node.role": self.role,
                  "node.platform.os": self.os, "node.platform.arch": self.arch}
         if key in fixed:
@@ -114,17 +115,28 @@ def place(spec: ContainerSpec, candidates: Sequence[NodeView], taken: Mapping[st
     A global replica is pinned to the first candidate node holding none of this version yet,
     one holding no other version first (a stop-first replacement just freed it: its ports are
     free there); Swarm never moves a global task either. With max_replicas_per_node, the nodes
-    holding that many are avoided (a replica Swarm moves after a node loss may exceed it until
-    the next deployment)."""
+    holding that many are avoided; with a spread preference (`spread=node.labels.zone`), the
+    nodes of every value but those holding the fewest replicas (Swarm spreads the tasks of one
+    Swarm service only: each Dockyard replica is one). Both are decided when the replica is
+    created; a replica Swarm moves after a node loss may break them until the next deployment."""
     if spec.global_mode:
         free = [n.id for n in candidates if not taken.get(n.id)]
         empty = [node for node in free if node not in others]
         best = empty or free
         return (best[0] if best else None), ()
+    avoid: set[str] = set()
     most = spec.max_replicas_per_node
     if most:
-        return None, tuple(sorted(node for node, count in taken.items() if count >= most))
-    return None, ()
+        avoid |= {node for node, count in taken.items() if count >= most}
+    if spec.spread:  # the first preference: its values with the fewest replicas get the next
+        groups: dict[str, int] = {}
+        for node in candidates:
+            value = node.attribute(spec.spread[0]) or ""
+            groups[value] = groups.get(value, 0) + taken.get(node.id, 0)
+        fewest = min(groups.values(), default=0)
+        avoid |= {n.id for n in candidates
+                  if groups[n.attribute(spec.spread[0]) or ""] > fewest}
+    return None, tuple(sorted(avoid))
 
 
 def service_spec(spec: ContainerSpec, *, secrets: Sequence[SecretFile] = (),

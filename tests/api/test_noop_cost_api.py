@@ -60,31 +60,39 @@ def test_a_noop_up_writes_as_often_for_30_services_as_for_3(
 
 
 def statements_and_listings_of_a_noop_up(server: Server, name: str, size: int,
-                                         monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
-    """(SQL statements that write, engine container listings) of a no-op `up`."""
+                                         monkeypatch: pytest.MonkeyPatch
+                                         ) -> tuple[int, int, int]:
+    """(SQL statements that write, engine container listings, engine volume listings) of a
+    no-op `up`."""
     first, status = server.up(name, project(size))
     assert status == "succeeded"
-    writes, listings = [0], [0]
+    writes, listings, volume_listings = [0], [0], [0]
 
     def count_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
             writes[0] += 1
 
-    containers = type(server.driver).containers
+    containers, volumes = type(server.driver).containers, type(server.driver).volumes
 
     def listed(driver: Any, *args: Any, **kwargs: Any) -> Any:
         listings[0] += 1
         return containers(driver, *args, **kwargs)
 
+    def volumes_listed(driver: Any, *args: Any, **kwargs: Any) -> Any:
+        volume_listings[0] += 1
+        return volumes(driver, *args, **kwargs)
+
     sa.event.listen(server.store.engine, "before_cursor_execute", count_write)
     monkeypatch.setattr(type(server.driver), "containers", listed)
+    monkeypatch.setattr(type(server.driver), "volumes", volumes_listed)
     try:
         again, status = server.up(name, project(size))
     finally:
         sa.event.remove(server.store.engine, "before_cursor_execute", count_write)
         monkeypatch.setattr(type(server.driver), "containers", containers)
+        monkeypatch.setattr(type(server.driver), "volumes", volumes)
     assert status == "succeeded"
-    return writes[0], listings[0]
+    return writes[0], listings[0], volume_listings[0]
 
 
 def test_a_noop_up_runs_as_many_writes_and_engine_listings_for_30_services_as_for_3(
@@ -93,3 +101,4 @@ def test_a_noop_up_runs_as_many_writes_and_engine_listings_for_30_services_as_fo
     large = statements_and_listings_of_a_noop_up(server, "large", 30, monkeypatch)
     assert large == small, (small, large)
     assert large[1] == 1, "the plan's listing of what runs is the only one"
+    assert large[2] == 0, "a project without named volumes has no volume to look for"

@@ -131,7 +131,8 @@ class Deployer:
         for network, internal in project_networks(project, self.placement).items():
             self.driver.ensure_network(network, labels, internal=internal)
             self.control.egress.protect(network)  # before any container
-        self.placement = with_legacy_volumes(self.driver, self.placement, project)
+        if project.volumes:  # else nothing to keep, and no engine call to find out
+            self.placement = with_legacy_volumes(self.driver, self.placement, project)
         for volume, resource in project.volumes.items():
             if not resource.external:
                 self.driver.ensure_volume(volume_name(self.placement, project, volume), labels)

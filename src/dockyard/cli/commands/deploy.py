@@ -1,4 +1,9 @@
-"""`dockyard compose up` and `dockyard compose down`: thin adapters over the client."""
+"""`dockyard compose up` and `dockyard compose down`: thin adapters over the client.
+
+What only `up` needs (loading and packing the project, git) is imported by the functions of
+`up`: `down`, `restart`, `redeploy` and `rollback` follow deployments from here too, and
+would otherwise import the whole Compose loader and the build packer (about 60 ms each run).
+"""
 
 from __future__ import annotations
 
@@ -10,22 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from dockyard.build.context import pack_context
-from dockyard.build.project_files import pack_project_files
 from dockyard.cli.render import LiveStates, note, print_diagnostics, write_stdout
 from dockyard.cli.tables import endpoints_text, plan_table, ps_table
-from dockyard.client.api import Client
-from dockyard.client.origin import local_origin
-from dockyard.compose import LoadOptions, load_project, project_to_dict
-from dockyard.diagnostics import Diagnostic
-from dockyard.errors import DockyardError, ProjectInvalid
+from dockyard.errors import DockyardError
 from dockyard.exit_codes import ExitCode
-from dockyard.secrets.resolve import build_arg_config_problems, config_users
-from dockyard.selection import closure
-from dockyard.wire import to_wire
 from dockyard.wire_models import PlanAnswer, PullPolicy
+
+if TYPE_CHECKING:
+    from dockyard.client.api import Client
+    from dockyard.compose import LoadOptions
+    from dockyard.diagnostics import Diagnostic
 
 T = TypeVar("T")
 
@@ -75,6 +76,14 @@ def prepare(options: LoadOptions, services: Sequence[str] = ()
     Returns (name, project, builds, packs, unset): `unset` are the warnings of variables a build
     arg uses that are not set here, which `check_build_args` holds against the stored configs.
     """
+    from dockyard.build.context import pack_context
+    from dockyard.build.project_files import pack_project_files
+    from dockyard.compose import load_project, project_to_dict
+    from dockyard.errors import ProjectInvalid
+    from dockyard.secrets.resolve import build_arg_config_problems, config_users
+    from dockyard.selection import closure
+    from dockyard.wire import to_wire
+
     result = load_project(options)
     project = result.project
     chosen = set(closure(project, services)) if services else set(project.services)
@@ -105,6 +114,9 @@ def prepare(options: LoadOptions, services: Sequence[str] = ()
 
 def check_build_args(client: Client, project: str, unset: list[Diagnostic]) -> None:
     """Refuse a build arg that references one of the project's stored configs."""
+    from dockyard.errors import ProjectInvalid
+    from dockyard.secrets.resolve import build_arg_config_problems
+
     if unset:
         stored = [c.name for c in client.configs(project)]
         problems = build_arg_config_problems(unset, stored)
@@ -136,6 +148,8 @@ class _Beside(Generic[T]):
 
 
 def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
+    from dockyard.client.origin import local_origin
+
     origin = None if up.dry_run else _Beside(
         lambda: local_origin(project_directory(options)))
     name, data, builds, packs, unset = prepare(options, up.services)
@@ -176,6 +190,8 @@ def print_plan(found: PlanAnswer, *, as_json: bool) -> int:
 
 def run_redeploy(deployment_id: str, client_factory: Any, up: UpOptions) -> int:
     """`dockyard redeploy ID`: the recorded deployment's images again, followed like `up`."""
+    from dockyard.client.origin import local_origin
+
     client: Client = client_factory()
     with client:
         started = client.redeploy(deployment_id, pull=up.pull,

@@ -192,7 +192,12 @@ def restore_ingress(control: ControlPlane) -> int:
         owner = control.store.account_by_name(info.labels.get(LABEL_ACCOUNT, ""))
         project = info.labels.get(LABEL_PROJECT, "")
         model = deployed_model(control, owner, project, info.deployment) if owner else None
-        if model is not None:
-            replicas.append((info, model))
-    control.ingress.restore(replicas)
+        if model is not None and owner is not None:
+            record = control.store.deployment(owner, info.deployment)
+            replicas.append((record.created_at.timestamp() if record else 0.0, info, model))
+    # Newest deployment first: a service left on two versions (an interrupted rolling update)
+    # is routed as its newest version says (`Ingress.restore` takes a service's routes from
+    # the first replica it meets).
+    replicas.sort(key=lambda found: -found[0])
+    control.ingress.restore([(info, model) for _, info, model in replicas])
     return len(replicas)

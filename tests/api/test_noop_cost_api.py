@@ -61,18 +61,23 @@ def test_a_noop_up_writes_as_often_for_30_services_as_for_3(
 
 def statements_and_listings_of_a_noop_up(server: Server, name: str, size: int,
                                          monkeypatch: pytest.MonkeyPatch
-                                         ) -> tuple[int, int, int]:
-    """(SQL statements that write, engine container listings, engine volume listings) of a
-    no-op `up`."""
+                                         ) -> tuple[int, int, int, int]:
+    """(SQL statements that write, engine container listings, engine volume listings, network
+    checks) of a no-op `up`."""
     first, status = server.up(name, project(size))
     assert status == "succeeded"
-    writes, listings, volume_listings = [0], [0], [0]
+    writes, listings, volume_listings, networks = [0], [0], [0], [0]
 
     def count_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
             writes[0] += 1
 
     containers, volumes = type(server.driver).containers, type(server.driver).volumes
+    ensure_network = type(server.driver).ensure_network
+
+    def network_checked(driver: Any, *args: Any, **kwargs: Any) -> Any:
+        networks[0] += 1
+        return ensure_network(driver, *args, **kwargs)
 
     def listed(driver: Any, *args: Any, **kwargs: Any) -> Any:
         listings[0] += 1
@@ -85,14 +90,16 @@ def statements_and_listings_of_a_noop_up(server: Server, name: str, size: int,
     sa.event.listen(server.store.engine, "before_cursor_execute", count_write)
     monkeypatch.setattr(type(server.driver), "containers", listed)
     monkeypatch.setattr(type(server.driver), "volumes", volumes_listed)
+    monkeypatch.setattr(type(server.driver), "ensure_network", network_checked)
     try:
         again, status = server.up(name, project(size))
     finally:
         sa.event.remove(server.store.engine, "before_cursor_execute", count_write)
         monkeypatch.setattr(type(server.driver), "containers", containers)
         monkeypatch.setattr(type(server.driver), "volumes", volumes)
+        monkeypatch.setattr(type(server.driver), "ensure_network", ensure_network)
     assert status == "succeeded"
-    return writes[0], listings[0], volume_listings[0]
+    return writes[0], listings[0], volume_listings[0], networks[0]
 
 
 def test_a_noop_up_runs_as_many_writes_and_engine_listings_for_30_services_as_for_3(
@@ -102,3 +109,4 @@ def test_a_noop_up_runs_as_many_writes_and_engine_listings_for_30_services_as_fo
     assert large == small, (small, large)
     assert large[1] == 1, "the plan's listing of what runs is the only one"
     assert large[2] == 0, "a project without named volumes has no volume to look for"
+    assert large[3] == 1, "the project's network is made sure of once, at admission"

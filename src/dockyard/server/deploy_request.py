@@ -43,3 +43,5 @@ class DeployRequest:
     # `up SERVICE...`: the services asked for (`project` holds them and what they depend on);
     # the plan touches nothing else. Empty: the whole project.
     services: tuple[str, ...] = ()
+    # Networks admission made sure of already (the project's own): not asked again.
+    ensured_networks: frozenset[str] = frozenset()

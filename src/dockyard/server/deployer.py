@@ -129,7 +129,8 @@ class Deployer:
         project = self.project
         labels = project_labels(self.placement)
         for network, internal in project_networks(project, self.placement).items():
-            self.driver.ensure_network(network, labels, internal=internal)
+            if network not in self.request.ensured_networks or internal:
+                self.driver.ensure_network(network, labels, internal=internal)
             self.control.egress.protect(network)  # before any container
         if project.volumes:  # else nothing to keep, and no engine call to find out
             self.placement = with_legacy_volumes(self.driver, self.placement, project)

@@ -88,7 +88,8 @@ def start_deployment(control: ControlPlane, account: Account, project_name: str,
     remember_model(control, account, deployment, whole)  # what `ps` reads: loaded already
     request = DeployRequest(project=project, builds=builds, force=force, rebuild=rebuild,
                             configs=configs, images=images, pins=dict(pins or {}),
-                            services=tuple(services))
+                            services=tuple(services),
+                            ensured_networks=frozenset({network_name(placement)}))
 
     def work() -> None:
         status = "failed"

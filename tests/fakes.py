@@ -52,7 +52,7 @@ class FakeDriver:
         self.nodes = 1  # the nodes a global service runs on (a multi-node driver: several)
         self.addresses = False  # give containers addresses (as the ingress needs)
         self.image_labels: dict[str, dict[str, str]] = {}  # image id -> its build's labels
-        self.image_lookups: list[str] = []  # every reference image_id() was asked about
+        self.image_lookups: list[str] = []  # every reference image_id()/_details() was asked
         self.printed = 0  # lines each container prints after its greeting
         self.log_epoch = datetime.now(UTC)  # when they print them (a microsecond apart)
         self.following = 0  # follow streams of logs() open now
@@ -221,6 +221,7 @@ class FakeDriver:
         return iter(())
 
     def image_details(self, reference: str) -> ImageDetails | None:
+        self.image_lookups.append(reference)
         image_id = self.images.get(reference) or (
             reference if reference in self.images.values() else None)
         if image_id is None:

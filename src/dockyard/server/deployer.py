@@ -414,10 +414,15 @@ class Deployer:
         return image_id
 
     def _engine_image_id(self, reference: str) -> str | None:
-        """Asked once per deployment and reference (many services name the same image)."""
+        """Asked once per deployment and reference (many services name the same image); the
+        one answer holds the image's details too (`_details` then asks nothing)."""
         with self._asking(f"id\0{reference}"):  # the services' threads ask at once
             if reference not in self._ids:
-                self._ids[reference] = self.driver.image_id(reference)
+                details = self.driver.image_details(reference)
+                self._ids[reference] = details.id if details is not None else None
+                if details is not None:
+                    with self._asking(f"details\0{details.id}"):
+                        self._image_details.setdefault(details.id, details)
             return self._ids[reference]
 
     def _details(self, image_id: str) -> ImageDetails | None:

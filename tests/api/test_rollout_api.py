@@ -201,3 +201,19 @@ def test_values_no_rollout_can_follow_are_refused_before_anything_changes(
     assert "deploy.update_config.failure_action 'bogus' is not one of pause, continue, " \
         "rollback" in text
     assert not server.driver.items
+
+
+def test_scaling_in_removes_the_replicas_that_do_not_run_first(server: Server) -> None:
+    # E.g. a global service's replica on a node that left the Swarm: the live ones stay.
+    _, status, _ = up(server, web("v1"))
+    assert status == "succeeded"
+    first = sorted(server.containers("shop")["web"],
+                   key=lambda c: int(server.driver.items[c].labels["dockyard.replica"]))[0]
+    server.driver.items[first] = dataclasses.replace(server.driver.items[first],
+                                                     status="restarting")
+    fewer = web("v1")
+    fewer["web"]["deploy"]["replicas"] = 2
+    _, status, events = up(server, fewer)
+    assert status == "succeeded" and events[-1]["reason"] == "scaled in to 2 replicas"
+    left = server.containers("shop")["web"]
+    assert first not in left and len(left) == 2

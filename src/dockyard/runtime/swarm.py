@@ -312,8 +312,10 @@ class SwarmEngine(DockerEngine):
         self._update(service, spec)
         deadline = time.monotonic() + (timeout if timeout is not None else 30) + 15
         while time.monotonic() < deadline:
+            nodes = self.nodes()  # a task on a node that is down stops with it: not waited for
             running = [t for t in self._tasks(str(service["ID"]))
-                       if (t.get("Status") or {}).get("State") in ("running", "starting")]
+                       if (t.get("Status") or {}).get("State") in ("running", "starting")
+                       and getattr(nodes.get(str(t.get("NodeID"))), "ready", True)]
             if not running:
                 return
             time.sleep(0.3)

@@ -757,7 +757,9 @@ class Deployer:
 
     def _scale(self, job: ServiceJob, progress: _Progress) -> None:
         name, service, live, replicas = job.name, job.service, job.live, job.action.replicas
-        keep = sorted(live, key=lambda c: int(c.labels.get("dockyard.replica", "0") or 0))
+        # Scaling in removes the replicas that do not run first (a global service's replica
+        # on a node that left), then the highest numbers.
+        keep = sorted(live, key=lambda c: (c.status != "running", _replica_number(c)))
         if replicas < len(keep):
             self._withdraw(name, service, keep[replicas:])
             self._stop_all(keep[replicas:])

@@ -177,8 +177,38 @@ class SwarmEngine(DockerEngine):
             created = api._result(response, True)
         service_id = str(created["ID"])
         if (spec.max_replicas_per_node or spec.spread) and not spec.global_mode:
-            self._wait_placed(service_id)  # the next replica counts it on its node
+            node = self._wait_placed(service_id)  # the next replica counts it on its node
+            if spec.max_replicas_per_node and node:
+                self._fence_full_node(spec, service_id, node)
         return service_id
+
+    def _fence_full_node(self, spec: ContainerSpec, service_id: str, node: str) -> None:
+        """When `node` now holds max_replicas_per_node replicas of the version, the version's
+        other replicas must not move there either (a replica Swarm moves after a node loss
+        would otherwise join them). Only their placement constraints change: Swarm keeps a
+        task running on a node that still matches them."""
+        taken, _ = self._taken(spec)
+        if taken.get(node, 0) < (spec.max_replicas_per_node or 0):
+            return
+        fence = f"node.id!={node}"
+        same = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT, LABEL_PROJECT,
+                                            LABEL_SERVICE, LABEL_CONFIG_HASH)
+                if k in spec.labels}
+        with _errors():
+            services = self._api.services(filters={"label": _label_filter(same)})
+        for service in services:
+            if service["ID"] == service_id:
+                continue
+            task_spec = service["Spec"].setdefault("TaskTemplate", {})
+            placement = task_spec.setdefault("Placement", {})
+            constraints = placement.setdefault("Constraints", [])
+            if fence in constraints or f"node.id=={node}" in constraints:
+                continue
+            task = current_task(self._tasks(str(service["ID"])))
+            if task is not None and task.get("NodeID") == node:
+                continue
+            constraints.append(fence)
+            self._update(service, service["Spec"])
 
     def global_replicas(self, constraints: Sequence[str]) -> int:
         """One replica per ready, active node its constraints allow (at least one: with no
@@ -211,13 +241,15 @@ class SwarmEngine(DockerEngine):
                 others.add(node)
         return taken, others
 
-    def _wait_placed(self, service_id: str, timeout: float = 10.0) -> None:
+    def _wait_placed(self, service_id: str, timeout: float = 10.0) -> str:
+        """The node Swarm placed the replica's task on ("" when not within `timeout`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             task = current_task(self._tasks(service_id))
             if task is not None and task.get("NodeID"):
-                return
+                return str(task["NodeID"])
             time.sleep(0.1)
+        return ""
 
     def _secret(self, owner: str, source: str, target: str,
                 labels: Mapping[str, str]) -> SecretFile:

@@ -328,6 +328,7 @@ def test_losing_a_worker_moves_its_replicas_and_the_states_say_why(
             return row if row["state"] == COMPLETED and row["running"] == 2 \
                 and victim not in row["nodes"] else None
         row = eventually(back, "api back to COMPLETED on other nodes", timeout=120)
+        assert len(row["nodes"]) == 2, row  # max_replicas_per_node: 1 holds after the move
     finally:
         stop.set()
         loader.join()

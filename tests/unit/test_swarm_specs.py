@@ -309,3 +309,16 @@ def test_a_spread_preference_sends_the_next_replica_to_the_value_with_the_fewest
     assert place(spread, nodes, {}) == (None, ())  # no replica yet: anywhere
     assert place(spread, nodes, {"a": 1}) == (None, ("a", "b"))  # east has one: west next
     assert place(spread, nodes, {"a": 1, "c": 1}) == (None, ())  # even again
+
+
+def test_a_replica_whose_picked_port_is_not_reported_yet_is_not_reachable_yet() -> None:
+    # Seen on 3 nodes: a replica Swarm moved was routed to its target port before the engine
+    # said which node port it picked; its route stayed down, and a drain then left none.
+    service = _service()
+    service["Spec"]["EndpointSpec"]["Ports"] = [{"TargetPort": 8080, "PublishMode": "host"}]
+    early = container_info(service, [_task("running")], NODES)
+    assert (early.status, early.ip_address, early.published) == ("running", None, {})
+    task = _task("running")
+    task["Status"]["PortStatus"] = {"Ports": [{"TargetPort": 8080, "PublishedPort": 30001}]}
+    later = container_info(service, [task], NODES)
+    assert (later.ip_address, later.reach(8080)) == ("10.250.0.11", 30001)

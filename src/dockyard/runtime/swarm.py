@@ -428,6 +428,7 @@ class SwarmEngine(DockerEngine):
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         """Task changes of the replicas carrying `labels`, as container events (blocks)."""
         seen: dict[str, tuple[str, str | None, bool]] = {}
+        where: dict[str, tuple[str | None, tuple[tuple[int, int], ...]]] = {}
         first = True
         while True:
             current = {c.id: c for c in self._containers(labels, fresh_nodes=True)}
@@ -435,15 +436,23 @@ class SwarmEngine(DockerEngine):
                 now = (info.status, info.health, info.stopping)
                 before = seen.get(service_id)
                 seen[service_id] = now
-                if first or before == now:
+                reached = (info.ip_address, tuple(sorted(info.published.items())))
+                moved = where.get(service_id) not in (None, reached)
+                where[service_id] = reached
+                if first:
                     continue
-                for action in _actions(before, now):
+                actions = _actions(before, now) if before != now else []
+                if moved and info.status == "running" and info.ip_address \
+                        and "start" not in actions:
+                    actions.append("start")  # reached elsewhere now: the ingress follows
+                for action in actions:
                     yield EngineEvent(action=action, container_id=service_id,
                                       labels={**info.labels, "name": info.name},
                                       exit_code=info.exit_code if action == "die" else None,
                                       lost=info.lost if action == "die" else "")
             for gone in set(seen) - set(current):
                 del seen[gone]
+                where.pop(gone, None)
             first = False
             time.sleep(POLL_SECONDS)
 

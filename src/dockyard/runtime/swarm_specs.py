@@ -357,13 +357,17 @@ def container_info(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]
         lost = nodes[str(earlier[0].get("NodeID"))]
         reason = f"node {lost.hostname} is drained"
     pinned = nodes.get(labels.get(LABEL_NODE_PIN, ""))
-    address = None
-    if node is not None and task is not None:
-        published = (spec.get("EndpointSpec") or {}).get("Ports")
-        address = node.address if published else _overlay_address(task)
     published = {int(p.get("TargetPort") or 0): int(p.get("PublishedPort") or 0)
                  for p in (status.get("PortStatus") or {}).get("Ports") or ()
                  if p.get("PublishedPort")} if engine_state == "running" else {}
+    address = None
+    if node is not None and task is not None:
+        ports = (spec.get("EndpointSpec") or {}).get("Ports") or ()
+        picked = {int(p.get("TargetPort") or 0) for p in ports if not p.get("PublishedPort")}
+        if not ports:
+            address = _overlay_address(task)
+        elif picked <= set(published):  # else the engine has not said yet where they are
+            address = node.address
     return ContainerInfo(
         id=str(service.get("ID") or ""), name=str(spec.get("Name") or ""), labels=labels,
         status=engine_state, exit_code=exit_code, health=health, restart_count=failed,

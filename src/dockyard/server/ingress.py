@@ -343,7 +343,7 @@ class Ingress:
                         event.action.endswith("unhealthy"):
                     entry.resting.add(event.container_id)
                 elif event.action in ("start", "unpause") or event.action.endswith(": healthy"):
-                    if info is not None and info.ip_address:
+                    if info is not None and info.ip_address:  # moved: another node or port
                         entry.addresses[event.container_id] = info.ip_address
                         entry.note_published(event.container_id, info.published)
                     has_check = any(r.check is Check.TCP for r in entry.routes)

@@ -66,8 +66,10 @@ class Watcher:
             self.control.engine_events.saw(event.container_id)
         ingress = self.control.ingress
         if ingress.is_member(event.container_id):
+            # Where it runs now: a Swarm may have moved it to another node and port, which
+            # the engine may only report by the time its health check passes.
             info = self.control.driver.inspect(event.container_id) \
-                if event.action == "start" else None
+                if event.action == "start" or event.action.endswith(": healthy") else None
             ingress.container_event(event, info)
         labels = event.labels
         account_name = labels.get(LABEL_ACCOUNT)

@@ -48,6 +48,20 @@ def _event(control: ControlPlane, account: Account, deployment: str, service: st
                                                       "test", deployment))
 
 
+def _completed(control: ControlPlane, service: str) -> tuple[Account, str, str, FakeDriver]:
+    """A service COMPLETED by a finished deployment, with one container: (its account, the
+    deployment, the container, the fake engine)."""
+    alice = control.store.ensure_account("alice")
+    deployment = control.store.create_deployment(alice, "shop", "up", {})
+    _event(control, alice, deployment, service, S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_PENDING,
+           S.SERVICE_DEPLOYMENT_COMPLETED)
+    control.store.finish_deployment(alice, deployment, "succeeded")
+    container = _container(control, service, deployment)
+    driver = control.driver
+    assert isinstance(driver, FakeDriver)
+    return alice, deployment, container, driver
+
+
 def test_an_interrupted_deployment_is_failed_and_its_half_replacement_rolled_back(
         control: ControlPlane) -> None:
     store = control.store
@@ -94,14 +108,7 @@ def test_a_completed_service_with_nothing_running_is_failed_at_start(
 
 def test_the_watcher_follows_a_crash_and_ignores_planned_stops_and_jobs(
         control: ControlPlane) -> None:
-    alice = control.store.ensure_account("alice")
-    deployment = control.store.create_deployment(alice, "shop", "up", {})
-    _event(control, alice, deployment, "web", S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_PENDING,
-           S.SERVICE_DEPLOYMENT_COMPLETED)
-    control.store.finish_deployment(alice, deployment, "succeeded")
-    web = _container(control, "web", deployment)
-    driver = control.driver
-    assert isinstance(driver, FakeDriver)
+    alice, deployment, web, driver = _completed(control, "web")
     labels = dict(driver.items[web].labels)
     watcher = Watcher(control)
 
@@ -145,14 +152,7 @@ def test_the_watcher_leaves_a_deploying_project_to_its_deployment(
 def test_a_replica_lost_with_its_node_is_pending_with_the_node_and_not_a_crash_loop(
         control: ControlPlane) -> None:
     """A multi-node driver (Swarm) reports a replica whose node went down as `lost`."""
-    alice = control.store.ensure_account("alice")
-    deployment = control.store.create_deployment(alice, "shop", "up", {})
-    _event(control, alice, deployment, "api", S.UPDATE_QUEUED, S.SERVICE_DEPLOYMENT_PENDING,
-           S.SERVICE_DEPLOYMENT_COMPLETED)
-    control.store.finish_deployment(alice, deployment, "succeeded")
-    api = _container(control, "api", deployment)
-    driver = control.driver
-    assert isinstance(driver, FakeDriver)
+    alice, deployment, api, driver = _completed(control, "api")
     labels = {**driver.items[api].labels, "name": "api-1"}
     driver.items[api] = replace(driver.items[api], status="restarting",
                                 lost="node n2 is down", node="n2")

@@ -151,7 +151,7 @@ class SwarmEngine(DockerEngine):
         avoid: tuple[str, ...] = ()
         if spec.global_mode or spec.max_replicas_per_node or spec.spread:
             candidates = placement_nodes(self.nodes(fresh=True), spec.constraints)
-            chosen, avoid = place(spec, candidates, *self._taken(spec))
+            chosen, avoid = place(spec, candidates, *_tally(spec, self._placed(spec)))
             if spec.max_replicas_per_node and not spec.global_mode \
                     and {n.id for n in candidates} <= set(avoid):
                 raise EngineError(
@@ -187,59 +187,43 @@ class SwarmEngine(DockerEngine):
         other replicas must not move there either (a replica Swarm moves after a node loss
         would otherwise join them). Only their placement constraints change: Swarm keeps a
         task running on a node that still matches them."""
-        taken, _ = self._taken(spec)
+        placed = self._placed(spec)
+        taken, _ = _tally(spec, placed)
         if taken.get(node, 0) < (spec.max_replicas_per_node or 0):
             return
         fence = f"node.id!={node}"
-        same = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT, LABEL_PROJECT,
-                                            LABEL_SERVICE, LABEL_CONFIG_HASH)
-                if k in spec.labels}
-        with _errors():
-            services = self._api.services(filters={"label": _label_filter(same)})
-        for service in services:
-            if service["ID"] == service_id:
+        version = spec.labels.get(LABEL_CONFIG_HASH)
+        for service, where in placed:
+            labels = service["Spec"].get("Labels") or {}
+            if service["ID"] == service_id or where == node \
+                    or labels.get(LABEL_CONFIG_HASH) != version:
                 continue
-            task_spec = service["Spec"].setdefault("TaskTemplate", {})
-            placement = task_spec.setdefault("Placement", {})
+            placement = service["Spec"].setdefault("TaskTemplate", {}) \
+                .setdefault("Placement", {})
             constraints = placement.setdefault("Constraints", [])
-            if fence in constraints or f"node.id=={node}" in constraints:
-                continue
-            task = current_task(self._tasks(str(service["ID"])))
-            if task is not None and task.get("NodeID") == node:
-                continue
-            constraints.append(fence)
-            self._update(service, service["Spec"])
+            if fence not in constraints:
+                constraints.append(fence)
+                self._update(service, service["Spec"])
 
     def global_replicas(self, constraints: Sequence[str]) -> int:
         """One replica per ready, active node its constraints allow (at least one: with no
         such node, `run` says so)."""
         return max(1, len(placement_nodes(self.nodes(fresh=True), constraints)))
 
-    def _taken(self, spec: ContainerSpec) -> tuple[dict[str, int], set[str]]:
-        """How many replicas of the spec's service and version (its configuration hash: a
-        scale-out adds to them, a replacement starts a new version) each node holds (or is
-        pinned to hold), and the nodes holding a replica of another version."""
-        service_labels = {k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT,
-                                                      LABEL_PROJECT, LABEL_SERVICE)
-                          if k in spec.labels}
+    def _placed(self, spec: ContainerSpec) -> list[tuple[dict[str, Any], str]]:
+        """Every replica (Swarm service) of the spec's Dockyard service, of any version, with
+        the node it is pinned to or runs on ("" before it is placed)."""
         with _errors():
-            services = self._api.services(filters={"label": _label_filter(service_labels)})
-            tasks = self._api.tasks(filters={"label": _label_filter(service_labels)}) \
+            services = self._api.services(filters={"label": _service_filter(spec)})
+            tasks = self._api.tasks(filters={"label": _service_filter(spec)}) \
                 if services else []
-        taken: dict[str, int] = {}
-        others: set[str] = set()
-        version = spec.labels.get(LABEL_CONFIG_HASH)
+        placed = []
         for service in services:
             labels = (service.get("Spec") or {}).get("Labels") or {}
             task = current_task([t for t in tasks if t.get("ServiceID") == service["ID"]])
-            node = str(labels.get(LABEL_NODE_PIN) or (task or {}).get("NodeID") or "")
-            if not node:
-                continue
-            if labels.get(LABEL_CONFIG_HASH) == version:
-                taken[node] = taken.get(node, 0) + 1
-            else:
-                others.add(node)
-        return taken, others
+            placed.append((service, str(labels.get(LABEL_NODE_PIN)
+                                        or (task or {}).get("NodeID") or "")))
+        return placed
 
     def _wait_placed(self, service_id: str, timeout: float = 10.0) -> str:
         """The node Swarm placed the replica's task on ("" when not within `timeout`)."""
@@ -278,11 +262,8 @@ class SwarmEngine(DockerEngine):
         replica of the service was pinned to while that node is in the Swarm, else the
         manager the server talks to. There the server's own engine holds the volume: `down
         --volumes` removes it and `ps` sees it; a worker's volumes are out of its reach."""
-        service_labels = {k: spec.labels[k] for k in
-                          ("dockyard.server", "dockyard.account", "dockyard.project",
-                           "dockyard.service") if k in spec.labels}
         with _errors():
-            found = self._api.services(filters={"label": _label_filter(service_labels)})
+            found = self._api.services(filters={"label": _service_filter(spec)})
         nodes = self.nodes(fresh=True)
         for service in sorted(found, key=lambda s: str(s.get("CreatedAt") or ""), reverse=True):
             pin = str(((service.get("Spec") or {}).get("Labels") or {}).get(LABEL_NODE_PIN)
@@ -455,6 +436,31 @@ class SwarmEngine(DockerEngine):
                 where.pop(gone, None)
             first = False
             time.sleep(POLL_SECONDS)
+
+
+def _service_filter(spec: ContainerSpec) -> list[str]:
+    """The label filter for every replica of the spec's Dockyard service, any version."""
+    return _label_filter({k: spec.labels[k] for k in (LABEL_SERVER, LABEL_ACCOUNT,
+                                                       LABEL_PROJECT, LABEL_SERVICE)
+                          if k in spec.labels})
+
+
+def _tally(spec: ContainerSpec, placed: Sequence[tuple[Mapping[str, Any], str]]
+           ) -> tuple[dict[str, int], set[str]]:
+    """How many replicas of the spec's version (its configuration hash: a scale-out adds to
+    them, a replacement starts a new version) each node holds, and the nodes holding a replica
+    of another version."""
+    taken: dict[str, int] = {}
+    others: set[str] = set()
+    version = spec.labels.get(LABEL_CONFIG_HASH)
+    for service, node in placed:
+        if not node:
+            continue
+        if ((service.get("Spec") or {}).get("Labels") or {}).get(LABEL_CONFIG_HASH) == version:
+            taken[node] = taken.get(node, 0) + 1
+        else:
+            others.add(node)
+    return taken, others
 
 
 def _actions(before: tuple[str, str | None, bool] | None,

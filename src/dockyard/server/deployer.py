@@ -767,8 +767,7 @@ class Deployer:
                          f"scaled in to {replicas} replicas")
             progress.settle(True, "scaled in")
             return
-        first = 1 + max((int(c.labels.get("dockyard.replica", "0") or 0) for c in keep),
-                        default=0)
+        first = 1 + max((_replica_number(c) for c in keep), default=0)
         ids = self._start(job, replicas - len(keep), first)
         self._record(name, S.SERVICE_DEPLOYMENT_PENDING, f"scaling out to {replicas} replicas")
         progress.started_ok = True

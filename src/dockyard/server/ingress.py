@@ -81,8 +81,7 @@ class _Service:
 
     def endpoint(self, container_id: str, port: int) -> str:
         """Where the proxy reaches `port` of the container: ADDRESS:PORT."""
-        reach = self.published.get(container_id, {}).get(port, port)
-        return f"{self.addresses[container_id]}:{reach}"
+        return self.upstream(container_id, port).endpoint
 
     def note_published(self, container_id: str, published: Mapping[int, int]) -> None:
         if published:

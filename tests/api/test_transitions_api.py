@@ -14,6 +14,7 @@ import pytest
 
 from dockyard.runtime.driver import PullMessage, StreamStop
 from dockyard.runtime.errors import EngineError
+from dockyard.server.deployer import Deployer
 from tests.support.images import upload
 from tests.support.pulls import (
     HOST,
@@ -83,10 +84,11 @@ def test_an_engine_error_during_a_build_fails_it_without_a_forbidden_move(
 
 def test_an_engine_error_before_a_new_service_is_queued_fails_it_without_a_forbidden_move(
         playground: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(reference: str) -> None:
+    def broken(self: Deployer, use: object) -> None:
         raise EngineError("the engine did not answer: connection reset")
 
-    monkeypatch.setattr(playground.driver, "image_details", broken)
+    # The image was read at admission; the engine fails when the deployment looks it up.
+    monkeypatch.setattr(Deployer, "_planned_image", broken)
     events, status = up(playground, "shop", {"cache": {"image": IMAGE}})
     assert status == "failed", events
     moves = [(e["state"], e["reason"]) for e in events if e["service"] == "cache"]

@@ -50,9 +50,12 @@ from dockyard.runtime.errors import (
     PushFailed,
     RegistryLoginFailed,
 )
+from dockyard.runtime.listing_cache import ListingCache
 
 LogSink = Callable[[str], None]
 POOL_SIZE = 64  # engine connections kept open for reuse
+# Events that change a container listing besides `WATCHED_EVENTS` (`ListingCache`).
+LISTING_EVENTS = ("create", "destroy", "rename", "restart", "oom", "update")
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 _RUNNING = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")  # a step's container
 # How the engine words a registry's refusal of credentials (it answers 500 for every failure).
@@ -87,6 +90,7 @@ class DockerEngine:
             api: Any = client.api
             api._set_auth_headers = _no_server_credentials
             self.client = client
+            self._listings = ListingCache()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if client is not None:
                 client.close()
@@ -449,6 +453,8 @@ class DockerEngine:
             except docker.errors.APIError:
                 api.remove_container(container_id, force=True)
                 raise
+            finally:
+                self._listings.changed()
         return container_id
 
     def global_replicas(self, constraints: Sequence[str]) -> int:
@@ -460,12 +466,20 @@ class DockerEngine:
         """Every container (running or not) carrying all of `labels`.
 
         Without `detail`, one engine call: restart count and health output are unknown (0,
-        ""), health and exit code come from the status text. Enough for `ps` and a plan.
+        ""), health and exit code come from the status text. Enough for `ps` and a plan. Such
+        a listing is kept while followed events say nothing changed (`ListingCache`).
         """
+        if not detail:
+            kept = self._listings.lookup(labels)
+            if kept is not None:
+                return kept
+            generation = self._listings.generation()
         with _errors():
             found = self.client.api.containers(all=True, filters={"label": _label_filter(labels)})
         if not detail:
-            return sorted((_summary(c) for c in found), key=lambda i: i.name)
+            listing = sorted((_summary(c) for c in found), key=lambda i: i.name)
+            self._listings.store(labels, generation, listing)
+            return listing
         infos = [self.inspect(str(c["Id"])) for c in found]
         return sorted((i for i in infos if i is not None), key=lambda i: i.name)
 
@@ -490,13 +504,18 @@ class DockerEngine:
                     self.client.api.stop(container_id, timeout=timeout)
             except docker.errors.NotFound:
                 pass
+            finally:
+                self._listings.changed()
 
     def restart(self, container_id: str) -> None:
         # stop + start rather than the API's restart, whose default timeout (10 s in
         # docker-py) would override the container's own stop_grace_period.
         with _errors():
-            self.client.api.stop(container_id)
-            self.client.api.start(container_id)
+            try:
+                self.client.api.stop(container_id)
+                self.client.api.start(container_id)
+            finally:
+                self._listings.changed()
 
     def remove(self, container_id: str) -> None:
         with _errors():
@@ -507,6 +526,8 @@ class DockerEngine:
                 self.client.api.remove_container(container_id, force=True, v=True)
             except docker.errors.NotFound:
                 pass
+            finally:
+                self._listings.changed()
 
     def logs(self, container_id: str, *, tail: int | None = None,
              since: datetime | None = None, until: datetime | None = None,
@@ -536,20 +557,26 @@ class DockerEngine:
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         """Container events of containers with `labels`, as they happen (blocks): only those
-        in `WATCHED_EVENTS` (the engine matches `health_status` with any status)."""
+        in `WATCHED_EVENTS` (the engine matches `health_status` with any status). While the
+        stream is followed, the events it carries keep listings of those containers
+        (`ListingCache`), so it also asks for the few other events that change a listing."""
         filters = {"type": "container", "label": _label_filter(labels),
-                   "event": list(WATCHED_EVENTS)}
+                   "event": [*WATCHED_EVENTS, *LISTING_EVENTS]}
         with _errors():
             stream = self.client.api.events(filters=filters, decode=True)
         try:
-            for item in stream:
-                actor = item.get("Actor") or {}
-                attributes: dict[str, str] = dict(actor.get("Attributes") or {})
-                action = str(item.get("Action") or item.get("status") or "")
-                code = attributes.get("exitCode")
-                yield EngineEvent(action=action, container_id=str(actor.get("ID") or ""),
-                                  labels=attributes,
-                                  exit_code=int(code) if code and code.isdigit() else None)
+            with self._listings.following(labels):
+                for item in stream:
+                    actor = item.get("Actor") or {}
+                    attributes: dict[str, str] = dict(actor.get("Attributes") or {})
+                    self._listings.changed(attributes)
+                    action = str(item.get("Action") or item.get("status") or "")
+                    if action.partition(":")[0] not in WATCHED_EVENTS:
+                        continue
+                    code = attributes.get("exitCode")
+                    yield EngineEvent(action=action, container_id=str(actor.get("ID") or ""),
+                                      labels=attributes,
+                                      exit_code=int(code) if code and code.isdigit() else None)
         finally:
             stream.close()
 

@@ -116,7 +116,8 @@ class Deployer:
         self.image_records: list[tuple[str, str, str, str]] = []
         # The engine's answers about images, per deployment (a lost race only asks twice).
         self._ids: dict[str, str | None] = {}
-        self._image_details: dict[str, ImageDetails | None] = {}
+        self._image_details: dict[str, ImageDetails | None] = {
+            found.id: found for found in request.images.details}  # read at admission
         self._asking = KeyedLocks()  # one engine question per image, however many ask
         self._records_lock = threading.Lock()
 
@@ -280,10 +281,16 @@ class Deployer:
                 self._fail(name, str(reason))
                 return None
 
+        # Only builds wait on the engine for long; an image found or pulled at admission is
+        # looked up in what admission read (a thread per service cost more than the work).
         names = list(self.project.services)
-        with ThreadPoolExecutor(max_workers=max(1, len(names)),
-                                thread_name_prefix=f"image-{self.deployment}") as pool:
-            return dict(zip(names, pool.map(one, names), strict=True))
+        built = [n for n in names if n in self.request.builds and n not in self.request.pins]
+        found = {name: one(name) for name in names if name not in built}
+        if built:
+            with ThreadPoolExecutor(max_workers=len(built),
+                                    thread_name_prefix=f"image-{self.deployment}") as pool:
+                found.update(zip(built, pool.map(one, built), strict=True))
+        return {name: found[name] for name in names}
 
     # -- one service ---------------------------------------------------------------------------
     def _service(self, name: str, action: Action | None, image_id: str | None,

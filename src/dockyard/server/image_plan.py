@@ -42,7 +42,7 @@ from dockyard.registry.reference import (
     pinned,
     registry_host,
 )
-from dockyard.runtime.driver import ImageInfo
+from dockyard.runtime.driver import ImageDetails, ImageInfo
 from dockyard.runtime.errors import PullFailed
 from dockyard.server.build_reuse import reusable_build
 from dockyard.server.control import ControlPlane
@@ -93,6 +93,9 @@ class ImageUse:
 class ImagePlan:
     uses: tuple[ImageUse, ...] = ()
     rebuild: frozenset[str] = frozenset()  # services whose pull_policy is `build`
+    # What admission read of the images found on the engine (their tags and registry
+    # digests), so the deployment records what runs without asking the engine again.
+    details: tuple[ImageDetails, ...] = ()
 
     def service(self, name: str) -> ImageUse | None:
         return next((u for u in self.uses if u.service == name and not u.base), None)
@@ -127,7 +130,8 @@ def plan_images(control: ControlPlane, project: Project, builds: Mapping[str, Bu
                 # user's build reused as it is reads no base, so none is asked for.
                 planner.build_bases(name, build, context_owner)
     uses = planner.check_registries()
-    return ImagePlan(tuple(uses), frozenset(planner.rebuild)), planner.problems
+    return ImagePlan(tuple(uses), frozenset(planner.rebuild),
+                     tuple(planner.details.values())), planner.problems
 
 
 def _reused(control: ControlPlane, account: Account | None, project: Project, name: str,
@@ -158,12 +162,16 @@ class _Planner:
         self.rebuild: set[str] = set()
         self._own: list[ImageInfo] | None = None
         self._ids: dict[str, str | None] = {}  # reference -> image id (`_image_id`)
+        self.details: dict[str, ImageDetails] = {}  # image id -> what the engine said of it
 
     def _image_id(self, reference: str) -> str | None:
         """The engine's answer for `reference`, asked once per admission (many services of a
         project name the same image)."""
         if reference not in self._ids:
-            self._ids[reference] = self.driver.image_id(reference)
+            found = self.driver.image_details(reference)
+            self._ids[reference] = None if found is None else found.id
+            if found is not None:
+                self.details.setdefault(found.id, found)
         return self._ids[reference]
 
     @property

@@ -176,6 +176,39 @@ def test_a_new_route_is_loaded_by_a_seamless_reload(proxy: HAProxy,
     assert get(proxy, "web.test") == (200, "r0")
 
 
+def test_replica_states_are_read_while_reloads_hand_the_socket_over(
+        proxy: HAProxy, replicas: list[Replica]) -> None:
+    """Deployer threads ask whether their replicas are in rotation while other services'
+    new routes reload the proxy: no question may meet a socket between two workers (a
+    fresh-clone benchmark once failed a service on "Connection refused")."""
+    a, b, _ = replicas
+    proxy.start(route(a))
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                proxy.in_rotation("a/p/web/80", [a.upstream.endpoint])
+            except Exception as exc:  # any failure counts
+                failures.append(repr(exc))
+
+    askers = [threading.Thread(target=ask) for _ in range(4)]
+    for asker in askers:
+        asker.start()
+    try:
+        table = route(a)
+        for index in range(8):  # a new host each time: a reload each time
+            table = {**table, **route(b, host=f"s{index}.test", key=f"a/p/s{index}/80")}
+            proxy.apply(table)
+    finally:
+        stop.set()
+        for asker in askers:
+            asker.join()
+    assert failures == []
+    assert get(proxy, "s7.test") == (200, "r1")
+
+
 def test_a_killed_proxy_is_started_again_with_every_route(proxy: HAProxy,
                                                           replicas: list[Replica]) -> None:
     a, b, _ = replicas
@@ -211,3 +244,30 @@ def test_a_port_in_use_is_a_clear_error() -> None:
     assert f"127.0.0.1:{port}" in caught.value.message
     assert "in use" in caught.value.message
     assert caught.value.hint is not None and "--http-port" in caught.value.hint
+
+
+def test_a_socket_between_two_workers_is_waited_for(tmp_path: Path) -> None:
+    """HAProxy's admin socket refused for a moment (bound, not listening yet), then served."""
+    from dockyard.ingress.haproxy import _connect
+
+    path = str(tmp_path / "admin.sock")
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(path)  # a socket file nobody accepts on: connections are refused
+
+    def serve_later() -> None:
+        time.sleep(0.3)
+        silent.close()
+        os.unlink(path)
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listening.bind(path)
+        listening.listen(1)
+        connection, _ = listening.accept()
+        connection.close()
+        listening.close()
+
+    server = threading.Thread(target=serve_later)
+    server.start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(5)
+        _connect(client, path)
+    server.join()

@@ -158,9 +158,9 @@ class HAProxy:
                                    f" {self._log_tail()}",
                                    hint=f"see {self.paths.directory / 'haproxy.log'}")
             with contextlib.suppress(OSError):
-                if "Pid:" in self.command("show info"):
+                if "Pid:" in self._ask("show info"):
                     for token, value in self._acme.items():
-                        self.command(f"add map {self.paths.acme_map} {token} {value}")
+                        self._ask(f"add map {self.paths.acme_map} {token} {value}")
                     return
             time.sleep(0.05)
         raise IngressError("HAProxy did not answer on its admin socket in time",
@@ -209,7 +209,16 @@ class HAProxy:
 
     # -- sockets -------------------------------------------------------------------------------
     def command(self, line: str, *, master: bool = False) -> str:
-        """One runtime-API command; its answer."""
+        """One runtime-API command; its answer (IngressError when HAProxy does not answer)."""
+        try:
+            return self._ask(line, master=master)
+        except OSError as exc:
+            raise IngressError(f"HAProxy's runtime API did not answer {line.split()[0]!r}: "
+                               f"{exc.strerror or exc}",
+                               hint=f"see {self.paths.directory / 'haproxy.log'}") from None
+
+    def _ask(self, line: str, *, master: bool = False) -> str:
+        """`command`, its socket errors raised as they are (start-up waits them out)."""
         path = self.paths.master_socket if master else self.paths.admin_socket
         # One command at a time: HAProxy's socket has a short listen backlog, and many
         # deployer threads asking at once would find it full (EAGAIN on connect).
@@ -252,7 +261,7 @@ class HAProxy:
         if not self.alive():
             self._spawn()
             return
-        before = self._worker_pid()
+        before = self._pid_of(self.command("show info"))
         self.command("reload", master=True)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -265,7 +274,11 @@ class HAProxy:
                            hint=f"see {self.paths.directory / 'haproxy.log'}")
 
     def _worker_pid(self) -> int | None:
-        for line in self.command("show info").splitlines():
+        return self._pid_of(self._ask("show info"))
+
+    @staticmethod
+    def _pid_of(info: str) -> int | None:
+        for line in info.splitlines():
             if line.startswith("Pid:"):
                 return int(line.split(":", 1)[1])
         return None
@@ -303,10 +316,12 @@ class HAProxy:
             if backend is None:
                 return {}
             slots = {server_name(i): u for i, u in enumerate(backend.slots) if u is not None}
+            # Only this backend's servers (type 4, every server id): the whole table's size
+            # grows with the number of routes, and many deployer threads ask at once. Asked
+            # under the lock: never while a reload hands the socket to a new worker.
+            answer = self.command(f"show stat {backend_name(route_key)} 4 -1")
         states: dict[str, str] = {}
-        # Only this backend's servers (type 4, every server id): the whole table's size grows
-        # with the number of routes, and many deployer threads ask at once.
-        for row in _stat_rows(self.command(f"show stat {backend_name(route_key)} 4 -1")):
+        for row in _stat_rows(answer):
             if row.get("pxname") == backend_name(route_key) and row.get("svname") in slots:
                 states[slots[row["svname"]].endpoint] = row.get("status", "")
                 states[slots[row["svname"]].endpoint + "#scur"] = row.get("scur", "0")
@@ -361,12 +376,13 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _connect(sock: socket.socket, path: str, attempts: int = 50) -> None:
-    """Connect to a UNIX socket, waiting out a full backlog (EAGAIN) for up to a second."""
+    """Connect to a UNIX socket, waiting out a full backlog (EAGAIN), or a socket between two
+    workers (absent, or refused: HAProxy started again by `ensure_running`), up to a second."""
     for attempt in range(attempts):
         try:
             sock.connect(path)
             return
-        except BlockingIOError:
+        except (BlockingIOError, ConnectionRefusedError, FileNotFoundError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.02)

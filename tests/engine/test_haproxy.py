@@ -164,16 +164,36 @@ def test_replicas_move_through_the_runtime_api_without_a_failed_request(
     assert proxy._worker_pid() == pid  # never reloaded
 
 
-def test_a_new_route_is_loaded_by_a_seamless_reload(proxy: HAProxy,
-                                                    replicas: list[Replica]) -> None:
-    a, b, _ = replicas
+def test_a_new_route_takes_a_spare_backend_without_a_reload(proxy: HAProxy,
+                                                            replicas: list[Replica]) -> None:
+    a, b, c = replicas
     proxy.start(route(a))
     pid = proxy._worker_pid()
     both = {**route(a), **route(b, host="api.test", key="a/p/api/80")}
     proxy.apply(both)
-    assert proxy._worker_pid() != pid
+    wait_up(proxy, "a/p/api/80", b)
     assert get(proxy, "api.test") == (200, "r1")
     assert get(proxy, "web.test") == (200, "r0")
+    proxy.apply(route(a))  # the route goes: its host answers 404, its backend is a spare
+    assert get(proxy, "api.test")[0] == 404
+    proxy.apply({**route(a), **route(c, host="new.test", key="a/p/new/80")})
+    wait_up(proxy, "a/p/new/80", c)
+    assert get(proxy, "new.test") == (200, "r2")
+    assert proxy._worker_pid() == pid  # never reloaded
+    assert (proxy.paths.hosts_map.read_text()
+            == f"new.test {proxy._layout.backends['a/p/new/80'].name}\n"
+               f"web.test {proxy._layout.backends['a/p/web/80'].name}\n")
+
+
+def test_changed_hosts_are_loaded_by_a_seamless_reload(proxy: HAProxy,
+                                                       replicas: list[Replica]) -> None:
+    a, _, _ = replicas
+    proxy.start(route(a))
+    pid = proxy._worker_pid()
+    proxy.apply(route(a, host="www.test"))
+    assert proxy._worker_pid() != pid
+    assert get(proxy, "www.test") == (200, "r0")
+    assert get(proxy, "web.test")[0] == 404
 
 
 def test_replica_states_are_read_while_reloads_hand_the_socket_over(
@@ -196,16 +216,16 @@ def test_replica_states_are_read_while_reloads_hand_the_socket_over(
     askers = [threading.Thread(target=ask) for _ in range(4)]
     for asker in askers:
         asker.start()
+    pid = proxy._worker_pid()
     try:
-        table = route(a)
-        for index in range(8):  # a new host each time: a reload each time
-            table = {**table, **route(b, host=f"s{index}.test", key=f"a/p/s{index}/80")}
-            proxy.apply(table)
+        for index in range(8):  # other hosts each time: a reload each time
+            proxy.apply({**route(a), **route(b, host=f"s{index}.test", key="a/p/s/80")})
     finally:
         stop.set()
         for asker in askers:
             asker.join()
     assert failures == []
+    assert proxy._worker_pid() != pid
     assert get(proxy, "s7.test") == (200, "r1")
 
 

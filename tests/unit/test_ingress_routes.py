@@ -16,6 +16,8 @@ from dockyard.compose.models import (
 )
 from dockyard.ingress.haproxy_config import (
     EMPTY_ADDRESS,
+    MIN_SLOTS,
+    MIN_SPARES,
     Listener,
     Paths,
     backend_name,
@@ -187,7 +189,8 @@ def test_without_certificates_there_is_no_https_frontend() -> None:
 def test_tcp_checked_routes_have_no_http_check() -> None:
     route = Route(KEY, ROUTE.hosts, Check.TCP, (ONE,))
     config = render_config(fresh_layout({KEY: route}), PATHS, http=Listener(5), https=None)
-    assert "httpchk" not in config
+    block = config.split(f"backend {backend_name(KEY)}\n")[1].split("\n\n")[0]
+    assert "httpchk" not in block and "server s1 10.0.0.2:8080 check" in block
 
 
 def test_https_only_hosts_are_redirected() -> None:
@@ -231,14 +234,20 @@ def test_a_replica_leaving_a_slot_that_was_serving_goes_to_maintenance_first() -
                         f"set server {name}/s1 state ready"]
 
 
-@pytest.mark.parametrize("change", ["new route", "hosts", "check", "slots", "certificates"])
+@pytest.mark.parametrize("change", ["taken host", "no spare", "hosts", "check", "slots",
+                                    "certificates"])
 def test_what_the_runtime_api_cannot_change_needs_a_reload(change: str) -> None:
     layout = fresh_layout({KEY: ROUTE.with_upstreams([ONE])})
     routes = {KEY: ROUTE.with_upstreams([ONE])}
     certificates: tuple[Path, ...] = ()
-    if change == "new route":
-        other = Route("alice/shop/api/80", ("api--80.shop.alice.localhost",), Check.HTTP)
+    if change == "taken host":  # a new route naming a host another route keeps serving
+        other = Route("alice/shop/api/80", ROUTE.hosts, Check.HTTP)
         routes[other.key] = other
+    elif change == "no spare":  # more new routes than spares of their check type
+        for index in range(MIN_SPARES + 1):
+            other = Route(f"alice/shop/s{index}/80", (f"s{index}.shop.alice.localhost",),
+                          Check.TCP)
+            routes[other.key] = other
     elif change == "hosts":
         routes[KEY] = Route(KEY, ("x.example.com",), Check.HTTP, (ONE,))
     elif change == "check":
@@ -249,6 +258,58 @@ def test_what_the_runtime_api_cannot_change_needs_a_reload(change: str) -> None:
     else:
         certificates = (Path("/x.pem"),)
     assert needs_reload(layout, routes, certificates, frozenset())
+
+
+API = Route("alice/shop/api/80", ("api--80.shop.alice.localhost",), Check.HTTP)
+
+
+def test_the_configuration_holds_spare_backends_of_each_check_type() -> None:
+    layout = fresh_layout({KEY: ROUTE.with_upstreams([ONE])})
+    assert [s.check for s in layout.spares].count(Check.HTTP) == MIN_SPARES
+    assert [s.check for s in layout.spares].count(Check.TCP) == MIN_SPARES
+    config = render_config(layout, PATHS, http=Listener(5), https=None)
+    spare = config.split("backend spare_tcp_1\n")[1].split("\n\n")[0]
+    assert "httpchk" not in spare
+    assert spare.count("server s") == MIN_SLOTS and spare.count("check disabled") == MIN_SLOTS
+    assert "spare" not in render_hosts_map(layout)  # no host reaches a spare
+    many = {f"k{i}": Route(f"k{i}", (f"h{i}.test",), Check.HTTP) for i in range(40)}
+    assert [s.check for s in fresh_layout(many).spares].count(Check.HTTP) == 40
+
+
+def test_a_new_route_takes_a_spare_through_the_runtime_api() -> None:
+    layout = fresh_layout({KEY: ROUTE.with_upstreams([ONE])})
+    routes = {KEY: ROUTE.with_upstreams([ONE]), API.key: API.with_upstreams([TWO])}
+    assert not needs_reload(layout, routes, (), frozenset())
+    layout, commands = runtime_update(layout, routes, hosts_map="/data/ingress/hosts.map")
+    claimed = layout.backends[API.key].name
+    assert claimed == "spare_http_1" and claimed not in {s.name for s in layout.spares}
+    assert commands == [f"set server {claimed}/s1 addr 10.0.0.3 port 8080",
+                        f"set server {claimed}/s1 state ready",
+                        f"add map /data/ingress/hosts.map api--80.shop.alice.localhost "
+                        f"{claimed}"]  # the host joins once its replica is in its slot
+    assert f"api--80.shop.alice.localhost {claimed}\n" in render_hosts_map(layout)
+    config = render_config(layout, PATHS, http=Listener(5), https=None)
+    assert f"backend {claimed}\n" in config and "backend spare_http_2\n" in config
+
+
+def test_a_removed_route_leaves_the_map_and_becomes_a_spare() -> None:
+    layout = fresh_layout({KEY: ROUTE.with_upstreams([ONE]), API.key: API.with_upstreams([TWO])})
+    gone = layout.backends[API.key].name
+    routes = {KEY: ROUTE.with_upstreams([ONE])}
+    assert not needs_reload(layout, routes, (), frozenset())
+    layout, commands = runtime_update(layout, routes, hosts_map="hosts.map")
+    assert commands == ["del map hosts.map api--80.shop.alice.localhost",
+                        f"set server {gone}/s1 state maint",
+                        f"set server {gone}/s1 addr {EMPTY_ADDRESS} port 1"]
+    assert API.key not in layout.backends and gone in {s.name for s in layout.spares}
+    assert "api--80" not in render_hosts_map(layout)
+    # ... and a later route may take it: its slots are empty again
+    again = {**routes, "alice/shop/x/80": Route("alice/shop/x/80", ("x.test",), Check.HTTP,
+                                                (THREE,))}
+    spares = [s.name for s in layout.spares if s.check is Check.HTTP]
+    assert spares[-1] == gone
+    layout, _ = runtime_update(layout, again)
+    assert layout.backends["alice/shop/x/80"].name == spares[0]
 
 
 def test_control_sockets_move_to_a_short_path_when_the_directory_is_deep() -> None:

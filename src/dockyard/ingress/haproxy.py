@@ -31,7 +31,6 @@ from dockyard.ingress.haproxy_config import (
     Layout,
     Listener,
     Paths,
-    backend_name,
     fresh_layout,
     needs_reload,
     render_config,
@@ -249,7 +248,8 @@ class HAProxy:
                 self._write_files(check=True)
                 self._reload()
                 return
-            layout, commands = runtime_update(self._layout, routes)
+            layout, commands = runtime_update(self._layout, routes,
+                                              hosts_map=str(self.paths.hosts_map))
             self._layout = layout
             for line in commands:
                 answer = self.command(line).strip()
@@ -319,10 +319,11 @@ class HAProxy:
             # Only this backend's servers (type 4, every server id): the whole table's size
             # grows with the number of routes, and many deployer threads ask at once. Asked
             # under the lock: never while a reload hands the socket to a new worker.
-            answer = self.command(f"show stat {backend_name(route_key)} 4 -1")
+            name = backend.name  # a spare's name, when the route took a spare
+            answer = self.command(f"show stat {name} 4 -1")
         states: dict[str, str] = {}
         for row in _stat_rows(answer):
-            if row.get("pxname") == backend_name(route_key) and row.get("svname") in slots:
+            if row.get("pxname") == name and row.get("svname") in slots:
                 states[slots[row["svname"]].endpoint] = row.get("status", "")
                 states[slots[row["svname"]].endpoint + "#scur"] = row.get("scur", "0")
         return states

@@ -3,9 +3,15 @@
 Each route is one backend with a fixed number of server slots. A slot holds one replica (in
 rotation: `ready`; out of rotation: `maint`, where in-flight requests finish but no new one
 comes) or nothing (`maint` at a dummy address). Changing which replicas serve a route is a list of
-runtime-API commands (`set server ... addr` and `... state`): no reload, no dropped request. Only
-a new or removed route, changed host names or check type, or a route outgrowing its slots needs
-a new configuration, which the proxy driver loads with a seamless reload.
+runtime-API commands (`set server ... addr` and `... state`): no reload, no dropped request.
+
+The configuration also holds spare backends (as many per check type as routes of that type, at
+least `MIN_SPARES`), with no host: a new route takes one through the runtime API (its replicas
+set in its slots, then its hosts added to the hosts map), and a removed route's backend becomes
+a spare. Why: each new public service needed a reload, and a reload under load took seconds; a
+deployment of 50 new services queued behind a chain of them. Only changed host names or check
+type, a route outgrowing its slots, no fitting spare left, or new certificates need a new
+configuration, which the proxy driver loads with a seamless reload (and which has spares again).
 
 Port 80 answers the tokens of the `acme.map` (`set_acme_token`) before any routing, at the ACME
 CA's `/.well-known/acme-challenge/<token>` and at the server's own custom-domain check
@@ -21,13 +27,14 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dockyard.ingress.domain_policy import CHALLENGE_PREFIX
 from dockyard.ingress.routes import Check, Route, Upstream
 
 MIN_SLOTS = 4
+MIN_SPARES = 16  # spare backends per check type, at least (see the module's docstring)
 MAX_SOCKET_PATH = 90
 EMPTY_ADDRESS = "127.0.0.1"
 EMPTY_PORT = 1
@@ -102,12 +109,22 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class Spare:
+    """A backend no route uses: its name, its check type, and how many slots it has."""
+
+    name: str
+    check: Check
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
-    """The whole proxy state: one backend per route, plus TLS and ACME settings."""
+    """The whole proxy state: one backend per route, the spare backends, TLS and ACME."""
 
     backends: Mapping[str, Backend] = field(default_factory=dict)  # by route key
     certificates: tuple[Path, ...] = ()  # PEM files (chain + key); the first is the default
     https_only: frozenset[str] = frozenset()  # hosts whose HTTP requests are redirected
+    spares: tuple[Spare, ...] = ()
 
 
 def backend_name(route_key: str) -> str:
@@ -137,37 +154,81 @@ def fresh_layout(routes: Mapping[str, Route], certificates: Sequence[Path] = (),
         members: list[Upstream | None] = [*route.upstreams, *route.resting]
         members += [None] * (slot_count(len(members)) - len(members))
         backends[key] = Backend(backend_name(key), route, tuple(members))
-    return Layout(backends, tuple(certificates), https_only)
+    spares = tuple(
+        Spare(f"spare_{check.value}_{index + 1}", check, MIN_SLOTS)
+        for check in Check
+        for index in range(max(MIN_SPARES, sum(r.check is check for r in routes.values()))))
+    return Layout(backends, tuple(certificates), https_only, spares)
 
 
 def needs_reload(applied: Layout, routes: Mapping[str, Route], certificates: Sequence[Path],
                  https_only: frozenset[str]) -> bool:
     """Whether `routes` differ from `applied` in something the runtime API cannot change."""
-    if set(applied.backends) != set(routes) or applied.certificates != tuple(certificates) \
-            or applied.https_only != https_only:
+    if applied.certificates != tuple(certificates) or applied.https_only != https_only:
         return True
-    for key, route in routes.items():
-        backend = applied.backends[key]
+    for key in routes.keys() & applied.backends.keys():
+        route, backend = routes[key], applied.backends[key]
         if backend.route.hosts != route.hosts or backend.route.check != route.check:
             return True
         members = {u.endpoint for u in (*route.upstreams, *route.resting)}
         kept = {u.endpoint for u in backend.slots if u is not None} & members
         if len(members - kept) > len(backend.slots) - len(kept):
             return True
-    return False
+    return _claims(applied, routes) is None
 
 
-def runtime_update(applied: Layout, routes: Mapping[str, Route]) -> tuple[Layout, list[str]]:
-    """The runtime-API commands that turn `applied` into `routes` (same keys, hosts and checks).
+def _claims(applied: Layout, routes: Mapping[str, Route]) -> dict[str, Spare] | None:
+    """The spare each new route of `routes` takes, or None when one has none that fits (its
+    check type, enough slots) or names a host another route keeps serving."""
+    added = sorted(routes.keys() - applied.backends.keys())
+    kept = routes.keys() & applied.backends.keys()
+    taken = {h for key in kept for h in applied.backends[key].route.hosts}
+    free = list(applied.spares)
+    claims: dict[str, Spare] = {}
+    for key in added:
+        route = routes[key]
+        if taken & set(route.hosts):
+            return None
+        taken |= set(route.hosts)
+        needed = slot_count(len(route.upstreams) + len(route.resting))
+        spare = next((s for s in free if s.check is route.check and s.slots >= needed), None)
+        if spare is None:
+            return None
+        free.remove(spare)
+        claims[key] = spare
+    return claims
+
+
+def runtime_update(applied: Layout, routes: Mapping[str, Route], *,
+                   hosts_map: str = "hosts.map") -> tuple[Layout, list[str]]:
+    """The runtime-API commands that turn `applied` into `routes`.
 
     Replicas keep their slots; a replica leaving frees its slot (maint first, then the dummy
-    address); a new one takes a free slot, gets its address, then `ready`. Call only when
-    `needs_reload` is False.
+    address); a new one takes a free slot, gets its address, then `ready`. A removed route's
+    hosts leave `hosts_map` (the map file as the configuration names it) and its backend
+    becomes a spare; a new route takes a spare (`_claims`), and its hosts join the map once
+    its replicas are in their slots. Call only when `needs_reload` is False.
     """
     commands: list[str] = []
     backends: dict[str, Backend] = {}
+    claims = _claims(applied, routes) or {}
+    owners = _host_owners(applied)
+    spares = [s for s in applied.spares if s not in claims.values()]
+    for key in sorted(applied.backends.keys() - routes.keys()):
+        gone = applied.backends[key]
+        commands += [f"del map {hosts_map} {host}" for host in gone.route.hosts
+                     if owners.get(host) == gone.name]
+        for index, held in enumerate(gone.slots):
+            if held is not None:
+                target = f"{gone.name}/{server_name(index)}"
+                commands.append(f"set server {target} state maint")
+                commands.append(f"set server {target} addr {EMPTY_ADDRESS} port {EMPTY_PORT}")
+        spares.append(Spare(gone.name, gone.route.check, len(gone.slots)))
     for key, route in sorted(routes.items()):
-        backend = applied.backends[key]
+        claimed = claims.get(key)
+        backend = applied.backends[key] if claimed is None else \
+            Backend(claimed.name, replace(route, upstreams=(), resting=()),
+                    (None,) * claimed.slots)
         live = {u.endpoint: u for u in route.upstreams}
         resting = {u.endpoint: u for u in route.resting}
         slots = list(backend.slots)
@@ -202,7 +263,18 @@ def runtime_update(applied: Layout, routes: Mapping[str, Route]) -> tuple[Layout
             if in_rotation:
                 commands.append(f"set server {target} state ready")
         backends[key] = Backend(backend.name, route, tuple(slots))
-    return Layout(backends, applied.certificates, applied.https_only), commands
+        if claimed is not None:
+            commands += [f"add map {hosts_map} {host} {claimed.name}" for host in route.hosts]
+    return Layout(backends, applied.certificates, applied.https_only, tuple(spares)), commands
+
+
+def _host_owners(layout: Layout) -> dict[str, str]:
+    """host → the backend serving it (the first route by key, as the map file is written)."""
+    owners: dict[str, str] = {}
+    for key in sorted(layout.backends):
+        for host in layout.backends[key].route.hosts:
+            owners.setdefault(host, layout.backends[key].name)
+    return owners
 
 
 def _quote(text: str) -> str:
@@ -271,29 +343,33 @@ def render_config(layout: Layout, paths: Paths, *, http: Listener, https: Listen
     for key in sorted(layout.backends):
         backend = layout.backends[key]
         route = backend.route
-        lines += [f"backend {backend.name}",
-                  f"    # {route.key}: {' '.join(route.hosts)}",
-                  "    balance roundrobin"]
-        if route.check is Check.HTTP:
-            lines += ["    option httpchk GET /", "    http-check expect rstatus ^[1-4]"]
-        live = {u.endpoint for u in route.upstreams}
-        for index, held in enumerate(backend.slots):
-            if held is None:
-                where, state = f"{EMPTY_ADDRESS}:{EMPTY_PORT}", " disabled"
-            else:
-                where = held.endpoint
-                state = "" if held.endpoint in live else " disabled"
-            lines.append(f"    server {server_name(index)} {where} check{state}")
-        lines.append("")
+        lines += _backend_lines(backend.name, f"{route.key}: {' '.join(route.hosts)}",
+                                route.check, backend.slots,
+                                {u.endpoint for u in route.upstreams})
+    for spare in layout.spares:
+        lines += _backend_lines(spare.name, "spare: no route yet", spare.check,
+                                (None,) * spare.slots, set())
     return "\n".join(lines)
 
 
+def _backend_lines(name: str, comment: str, check: Check,
+                   slots: Sequence[Upstream | None], live: set[str]) -> list[str]:
+    lines = [f"backend {name}", f"    # {comment}", "    balance roundrobin"]
+    if check is Check.HTTP:
+        lines += ["    option httpchk GET /", "    http-check expect rstatus ^[1-4]"]
+    for index, held in enumerate(slots):
+        if held is None:
+            where, state = f"{EMPTY_ADDRESS}:{EMPTY_PORT}", " disabled"
+        else:
+            where = held.endpoint
+            state = "" if held.endpoint in live else " disabled"
+        lines.append(f"    server {server_name(index)} {where} check{state}")
+    lines.append("")
+    return lines
+
+
 def render_hosts_map(layout: Layout) -> str:
-    owners: dict[str, str] = {}
-    for key in sorted(layout.backends):
-        for host in layout.backends[key].route.hosts:
-            owners.setdefault(host, layout.backends[key].name)
-    return "".join(f"{host} {name}\n" for host, name in sorted(owners.items()))
+    return "".join(f"{host} {name}\n" for host, name in sorted(_host_owners(layout).items()))
 
 
 def render_crt_list(layout: Layout) -> str:

@@ -165,8 +165,8 @@ class FakeDriver:
     def global_replicas(self, constraints: Sequence[str]) -> int:
         return self.nodes
 
-    def containers(self, labels: Mapping[str, str], *,
-                   detail: bool = True) -> list[ContainerInfo]:
+    def containers(self, labels: Mapping[str, str], *, detail: bool = True,
+                   fresh: bool = False) -> list[ContainerInfo]:
         return sorted((i for i in list(self.items.values())
                        if all(i.labels.get(k) == v for k, v in labels.items())),
                       key=lambda i: i.name)

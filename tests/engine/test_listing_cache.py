@@ -14,6 +14,7 @@ import pytest
 
 from dockyard.runtime.docker_engine import DockerEngine
 from dockyard.runtime.driver import ContainerInfo, EngineEvent
+from dockyard.runtime.listing_cache import MAX_AGE
 from tests.support.engine import LABEL, engine_ready
 
 pytestmark = [
@@ -35,6 +36,8 @@ class Followed:
         self.asked = 0
         self.events: list[EngineEvent] = []
         self.stop_on = ""  # the follower stops at an event of this container
+        self.hold = threading.Event()  # set: the follower blocks after each event ...
+        self.release = threading.Event()  # ... until this is set (a watcher busy handling)
         api: Any = self.driver.client.api
         real = api.containers
 
@@ -54,6 +57,8 @@ class Followed:
                 self.events.append(event)
                 if event.container_id == self.stop_on:
                     break
+                if self.hold.is_set():
+                    self.release.wait()
             cast(Generator[EngineEvent, None, None], self.stream).close()  # a generator
         except Exception:  # the engine connection closed at the end of the test
             return
@@ -65,8 +70,8 @@ class Followed:
         self.driver.close()  # ends the stream
 
 
-def until(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
+def until(check: Callable[[], bool], wait: float = WAIT) -> None:
+    deadline = time.monotonic() + wait
     while not check():
         assert time.monotonic() < deadline, "the engine's change never showed"
         time.sleep(0.02)
@@ -114,6 +119,39 @@ def test_changes_made_behind_the_drivers_back_show(followed: Followed) -> None:
     until(lambda: any(c.name.startswith("renamed-") for c in followed.listing()))
     followed.driver.client.api.remove_container(second, force=True)
     until(lambda: [c.id for c in followed.listing()] == [first])
+
+
+def test_a_container_created_and_not_started_shows(followed: Followed) -> None:
+    _start(followed, "a")
+    until(lambda: len(followed.listing()) == 1)
+    asked = followed.asked
+    followed.listing()
+    assert followed.asked == asked  # kept
+    followed.driver.client.api.create_container(  # only its `create` event tells
+        IMAGE, ["sleep", "300"], name=f"made-{followed.labels[LABEL]}", labels=followed.labels)
+    until(lambda: sorted(c.status for c in followed.listing()) == ["created", "running"],
+          wait=MAX_AGE / 2)
+
+
+def test_a_change_shows_while_the_events_consumer_is_busy(followed: Followed) -> None:
+    """The server's watcher handles one event at a time (an inspect, a proxy reload): kept
+    listings are dropped by the engine's events as they arrive, not when it asks for more."""
+    first = _start(followed, "a")
+    until(lambda: len(followed.listing()) == 1)
+    followed.hold.set()
+    second = _start(followed, "b")  # the follower takes its start event, then blocks
+    until(lambda: len(followed.listing()) == 2)
+    asked = followed.asked
+    followed.listing()
+    assert followed.asked == asked  # kept: nothing changed since
+    followed.driver.client.api.kill(first)
+    try:
+        # sooner than MAX_AGE, after which a kept listing goes anyway
+        until(lambda: {c.id: c.status for c in followed.listing()}
+              == {first: "exited", second: "running"}, wait=MAX_AGE / 2)
+        assert not followed.release.is_set() and followed.events[-1].container_id == second
+    finally:
+        followed.release.set()
 
 
 def test_a_health_change_shows(followed: Followed) -> None:

@@ -234,8 +234,8 @@ def test_a_replica_leaving_a_slot_that_was_serving_goes_to_maintenance_first() -
                         f"set server {name}/s1 state ready"]
 
 
-@pytest.mark.parametrize("change", ["taken host", "no spare", "hosts", "check", "slots",
-                                    "certificates"])
+@pytest.mark.parametrize("change", ["taken host", "no spare", "shared host", "hosts", "check",
+                                    "slots", "certificates"])
 def test_what_the_runtime_api_cannot_change_needs_a_reload(change: str) -> None:
     layout = fresh_layout({KEY: ROUTE.with_upstreams([ONE])})
     routes = {KEY: ROUTE.with_upstreams([ONE])}
@@ -248,6 +248,10 @@ def test_what_the_runtime_api_cannot_change_needs_a_reload(change: str) -> None:
             other = Route(f"alice/shop/s{index}/80", (f"s{index}.shop.alice.localhost",),
                           Check.TCP)
             routes[other.key] = other
+    elif change == "shared host":  # a removed route named a host another one keeps
+        both = Route("alice/shop/api/80", (*ROUTE.hosts, "api.test"), Check.HTTP, (TWO,))
+        layout = fresh_layout({KEY: ROUTE.with_upstreams([ONE]), both.key: both})
+        routes = {both.key: both}
     elif change == "hosts":
         routes[KEY] = Route(KEY, ("x.example.com",), Check.HTTP, (ONE,))
     elif change == "check":

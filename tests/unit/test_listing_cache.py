@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from dockyard.runtime.driver import ContainerInfo
-from dockyard.runtime.listing_cache import ListingCache
+from dockyard.runtime.listing_cache import MAX_AGE, ListingCache
 
 SERVER = {"dockyard.server": "s1"}
 PROJECT = {**SERVER, "dockyard.project": "shop"}
@@ -81,3 +83,45 @@ def test_a_kept_listing_is_a_copy() -> None:
         assert first is not None
         first.clear()
         assert cache.lookup(PROJECT) is not None and len(cache.lookup(PROJECT) or []) == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_listing_is_kept_at_most_max_age() -> None:
+    clock = Clock()
+    cache = ListingCache(clock)
+    with cache.following(SERVER):
+        cache.store(PROJECT, cache.generation(), [_info("a", PROJECT)])
+        clock.now = MAX_AGE - 0.1
+        assert cache.lookup(PROJECT) is not None
+        clock.now = MAX_AGE + 0.1  # a change no event tells (a restart that failed to start)
+        assert cache.lookup(PROJECT) is None
+
+
+def test_a_stream_covers_only_after_its_grace() -> None:
+    cache = ListingCache()
+    with cache.following(SERVER, grace=0.2):
+        asked = cache.generation()  # asked while the engine may not have subscribed it yet
+        assert not cache.covers(PROJECT)
+        deadline = time.monotonic() + 5
+        while not cache.covers(PROJECT):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        cache.store(PROJECT, asked, [_info("a", PROJECT)])
+        assert cache.lookup(PROJECT) is None  # asked before it covered
+        cache.store(PROJECT, cache.generation(), [_info("a", PROJECT)])
+        assert cache.lookup(PROJECT) is not None
+
+
+def test_a_stream_stopped_within_its_grace_never_covers() -> None:
+    cache = ListingCache()
+    with cache.following(SERVER, grace=0.05):
+        pass
+    time.sleep(0.2)
+    assert not cache.covers(PROJECT)

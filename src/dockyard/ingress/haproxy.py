@@ -210,20 +210,22 @@ class HAProxy:
     def command(self, line: str, *, master: bool = False) -> str:
         """One runtime-API command; its answer (IngressError when HAProxy does not answer)."""
         try:
-            return self._ask(line, master=master)
+            # A proxy that died is not waited for: the supervisor starts it again.
+            return self._ask(line, master=master, attempts=50 if self.alive() else 1)
         except OSError as exc:
             raise IngressError(f"HAProxy's runtime API did not answer {line.split()[0]!r}: "
                                f"{exc.strerror or exc}",
                                hint=f"see {self.paths.directory / 'haproxy.log'}") from None
 
-    def _ask(self, line: str, *, master: bool = False) -> str:
-        """`command`, its socket errors raised as they are (start-up waits them out)."""
+    def _ask(self, line: str, *, master: bool = False, attempts: int = 1) -> str:
+        """`command`, its socket errors raised as they are (start-up waits them out); a
+        socket that is busy, absent or refusing is tried `attempts` times, 20 ms apart."""
         path = self.paths.master_socket if master else self.paths.admin_socket
         # One command at a time: HAProxy's socket has a short listen backlog, and many
         # deployer threads asking at once would find it full (EAGAIN on connect).
         with self._socket_lock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
-            _connect(sock, str(path))
+            _connect(sock, str(path), attempts)
             sock.sendall(line.encode() + b"\n")
             if master:
                 sock.shutdown(socket.SHUT_WR)
@@ -244,18 +246,35 @@ class HAProxy:
             if needs_reload(self._layout, routes, certificates, https_only) \
                     or stamp != self._certificate_stamp:
                 self._certificate_stamp = stamp
-                self._layout = fresh_layout(routes, certificates, https_only)
-                self._write_files(check=True)
-                self._reload()
+                self._load(fresh_layout(routes, certificates, https_only))
                 return
             layout, commands = runtime_update(self._layout, routes,
                                               hosts_map=str(self.paths.hosts_map))
-            self._layout = layout
-            for line in commands:
-                answer = self.command(line).strip()
-                if answer and "changed" not in answer and "no need" not in answer:
-                    log.warning("HAProxy answered %r to %r", answer, line)
+            previous, self._layout = self._layout, layout
+            try:
+                for line in commands:
+                    answer = self.command(line).strip()
+                    if answer and "changed" not in answer and "no need" not in answer:
+                        raise IngressError(f"HAProxy answered {answer!r} to {line!r}")
+            except IngressError as exc:
+                # What HAProxy holds is no longer known: load the whole state again.
+                log.warning("%s; reloading the proxy with every route", exc.message)
+                self._layout = previous
+                self._load(fresh_layout(routes, certificates, https_only))
+                return
             self._write_files(check=False)
+
+    def _load(self, layout: Layout) -> None:
+        """Write `layout`'s files and reload; the layout is kept only once HAProxy took it."""
+        previous, self._layout = self._layout, layout
+        try:
+            self._write_files(check=True)
+            self._reload()
+        except BaseException:
+            self._layout = previous  # and the files again as the running proxy has them
+            with contextlib.suppress(Exception):
+                self._write_files(check=False)
+            raise
 
     def _reload(self) -> None:
         if not self.alive():

@@ -174,6 +174,12 @@ def needs_reload(applied: Layout, routes: Mapping[str, Route], certificates: Seq
         kept = {u.endpoint for u in backend.slots if u is not None} & members
         if len(members - kept) > len(backend.slots) - len(kept):
             return True
+    # A removed route's hosts leave the map by name: a host another route also names would
+    # leave with them (the map file would still say it).
+    staying = {h for route in routes.values() for h in route.hosts}
+    if any(h in staying for key in applied.backends.keys() - routes.keys()
+           for h in applied.backends[key].route.hosts):
+        return True
     return _claims(applied, routes) is None
 
 

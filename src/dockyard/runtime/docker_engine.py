@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import os
+import queue
 import re
 import threading
 import time
@@ -50,7 +51,7 @@ from dockyard.runtime.errors import (
     PushFailed,
     RegistryLoginFailed,
 )
-from dockyard.runtime.listing_cache import ListingCache
+from dockyard.runtime.listing_cache import STREAM_GRACE, ListingCache
 
 LogSink = Callable[[str], None]
 POOL_SIZE = 64  # engine connections kept open for reuse
@@ -461,16 +462,17 @@ class DockerEngine:
         """One engine is one node: a global service runs one replica."""
         return 1
 
-    def containers(self, labels: Mapping[str, str], *,
-                   detail: bool = True) -> list[ContainerInfo]:
+    def containers(self, labels: Mapping[str, str], *, detail: bool = True,
+                   fresh: bool = False) -> list[ContainerInfo]:
         """Every container (running or not) carrying all of `labels`.
 
         Without `detail`, one engine call: restart count and health output are unknown (0,
         ""), health and exit code come from the status text. Enough for `ps` and a plan. Such
-        a listing is kept while followed events say nothing changed (`ListingCache`).
+        a listing is kept while followed events say nothing changed (`ListingCache`); `fresh`
+        asks the engine all the same (and keeps its answer).
         """
         if not detail:
-            kept = self._listings.lookup(labels)
+            kept = None if fresh else self._listings.lookup(labels)
             if kept is not None:
                 return kept
             generation = self._listings.generation()
@@ -557,26 +559,43 @@ class DockerEngine:
 
     def events(self, labels: Mapping[str, str]) -> Iterator[EngineEvent]:
         """Container events of containers with `labels`, as they happen (blocks): only those
-        in `WATCHED_EVENTS` (the engine matches `health_status` with any status). While the
-        stream is followed, the events it carries keep listings of those containers
-        (`ListingCache`), so it also asks for the few other events that change a listing."""
+        in `WATCHED_EVENTS` (the engine matches `health_status` with any status).
+
+        While the stream is followed, its events keep listings of those containers
+        (`ListingCache`), so it also asks for the few other events that change a listing. A
+        thread of its own reads them and drops kept listings at once: a caller busy handling
+        one event (an inspect, a proxy reload) never leaves a listing standing meanwhile."""
         filters = {"type": "container", "label": _label_filter(labels),
                    "event": [*WATCHED_EVENTS, *LISTING_EVENTS]}
         with _errors():
             stream = self.client.api.events(filters=filters, decode=True)
+        handoff: queue.SimpleQueue[EngineEvent | BaseException | None] = queue.SimpleQueue()
+
+        def read() -> None:
+            try:
+                with self._listings.following(labels, grace=STREAM_GRACE):
+                    for item in stream:
+                        attributes: dict[str, str] = dict(
+                            (item.get("Actor") or {}).get("Attributes") or {})
+                        self._listings.changed(attributes)
+                        event = _event(item, attributes)
+                        if event is not None:
+                            handoff.put(event)
+            except Exception as exc:  # handed to the caller, who decides (the watcher retries)
+                handoff.put(exc)
+            finally:
+                handoff.put(None)
+
+        threading.Thread(target=read, name="engine-events", daemon=True).start()
         try:
-            with self._listings.following(labels):
-                for item in stream:
-                    actor = item.get("Actor") or {}
-                    attributes: dict[str, str] = dict(actor.get("Attributes") or {})
-                    self._listings.changed(attributes)
-                    action = str(item.get("Action") or item.get("status") or "")
-                    if action.partition(":")[0] not in WATCHED_EVENTS:
-                        continue
-                    code = attributes.get("exitCode")
-                    yield EngineEvent(action=action, container_id=str(actor.get("ID") or ""),
-                                      labels=attributes,
-                                      exit_code=int(code) if code and code.isdigit() else None)
+            while (found := handoff.get()) is not None:
+                if isinstance(found, BaseException):
+                    if isinstance(found, (docker.errors.APIError,
+                                          requests.exceptions.RequestException)):
+                        raise EngineUnavailable(f"the engine's event stream ended: {found}",
+                                                hint="is dockerd running?") from None
+                    raise found
+                yield found
         finally:
             stream.close()
 
@@ -727,6 +746,17 @@ def _exit_code(status_text: str) -> int:
     """The exit code in the engine's status text (`Exited (3) 2 minutes ago`), else 0."""
     found = re.match(r"Exited \((-?\d+)\)", status_text)
     return int(found.group(1)) if found else 0
+
+
+def _event(item: Mapping[str, Any], attributes: dict[str, str]) -> EngineEvent | None:
+    """A watched event (`WATCHED_EVENTS`) as the driver reports it; None for the others."""
+    action = str(item.get("Action") or item.get("status") or "")
+    if action.partition(":")[0] not in WATCHED_EVENTS:
+        return None
+    code = attributes.get("exitCode")
+    return EngineEvent(action=action, container_id=str((item.get("Actor") or {}).get("ID") or ""),
+                       labels=attributes,
+                       exit_code=int(code) if code and code.isdigit() else None)
 
 
 def _summary(item: Mapping[str, Any]) -> ContainerInfo:

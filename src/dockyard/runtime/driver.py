@@ -340,8 +340,11 @@ class Driver(Protocol):
 
     def run(self, spec: ContainerSpec) -> str: ...
 
-    def containers(self, labels: Mapping[str, str], *,
-                   detail: bool = True) -> list[ContainerInfo]: ...
+    def containers(self, labels: Mapping[str, str], *, detail: bool = True,
+                   fresh: bool = False) -> list[ContainerInfo]:
+        """Containers carrying `labels`; `fresh`: as the engine says now, never a listing
+        the driver kept (a plan that changes what runs decides from it)."""
+        ...
 
     def inspect(self, container_id: str) -> ContainerInfo | None: ...
 

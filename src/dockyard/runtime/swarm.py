@@ -290,9 +290,9 @@ class SwarmEngine(DockerEngine):
                 filters={"service": service_id})
         return [t for t in found if str(t.get("ServiceID") or "").startswith(service_id)]
 
-    def containers(self, labels: Mapping[str, str], *,
-                   detail: bool = True) -> list[ContainerInfo]:
-        return self._containers(labels, fresh_nodes=False)
+    def containers(self, labels: Mapping[str, str], *, detail: bool = True,
+                   fresh: bool = False) -> list[ContainerInfo]:
+        return self._containers(labels, fresh_nodes=False)  # tasks are never kept
 
     def _containers(self, labels: Mapping[str, str], *,
                     fresh_nodes: bool) -> list[ContainerInfo]:

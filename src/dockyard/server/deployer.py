@@ -141,6 +141,8 @@ class Deployer:
         running = self._running_by_service = self._running()
         if not self._pull_images(running):
             return "failed"  # nothing changed: every service was settled as it is
+        for pulled in self.pulled.values():  # a pull may have given a known image its digest
+            self._image_details.pop(pulled, None)
         images = self._images()
         self.control.store.record_images(self.account, self.deployment, self.image_records)
         decided = plan(project, observe(project, self.placement, running), {
@@ -168,7 +170,7 @@ class Deployer:
         # Nothing carried out nor removed (a no-op `up`): what runs is what `_running` found.
         left = [c for found in running.values() for c in found] \
             if not services and not decided.removals \
-            else self.driver.containers(labels, detail=False)
+            else self.driver.containers(labels, detail=False, fresh=True)  # files go by it
         self.control.secret_files.prune(self.placement, left)  # replaced containers' files
         self.control.project_files.prune(self.placement, left)  # go with them
         ok = all(p.ok for p in self.progress.values())
@@ -265,7 +267,8 @@ class Deployer:
     def _running(self) -> dict[str, list[ContainerInfo]]:
         # One engine call, whatever the project's size: the summary says all a plan needs
         # (labels, state, health, exit code, address).
-        return by_service(self.driver.containers(project_labels(self.placement), detail=False))
+        return by_service(self.driver.containers(project_labels(self.placement), detail=False,
+                                                 fresh=True))
 
     # -- what runs, and the images ---------------------------------------------------------------
     def _images(self) -> dict[str, str | None]:
@@ -281,16 +284,28 @@ class Deployer:
                 self._fail(name, str(reason))
                 return None
 
-        # Only builds wait on the engine for long; an image found or pulled at admission is
-        # looked up in what admission read (a thread per service cost more than the work).
+        # Builds, and images admission did not read (pulled since), ask the engine, in
+        # parallel; the others are looked up in what admission read (a thread per service
+        # cost more than the work).
         names = list(self.project.services)
-        built = [n for n in names if n in self.request.builds and n not in self.request.pins]
-        found = {name: one(name) for name in names if name not in built}
-        if built:
-            with ThreadPoolExecutor(max_workers=len(built),
+        asking = [n for n in names if self._asks_engine(n)]
+        found = {name: one(name) for name in names if name not in asking}
+        if asking:
+            with ThreadPoolExecutor(max_workers=len(asking),
                                     thread_name_prefix=f"image-{self.deployment}") as pool:
-                found.update(zip(built, pool.map(one, built), strict=True))
+                found.update(zip(asking, pool.map(one, asking), strict=True))
         return {name: found[name] for name in names}
+
+    def _asks_engine(self, name: str) -> bool:
+        """Whether finding the service's image asks the engine (a build, or details of an
+        image admission did not read)."""
+        if name in self.request.builds and name not in self.request.pins:
+            return True
+        use = self.request.images.service(name)
+        if use is None:
+            return False
+        image_id = self.pulled.get(use.target) or use.image_id
+        return image_id is None or image_id not in self._image_details
 
     # -- one service ---------------------------------------------------------------------------
     def _service(self, name: str, action: Action | None, image_id: str | None,

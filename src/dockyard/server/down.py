@@ -36,7 +36,7 @@ def take_down(control: ControlPlane, account: Account, project: str, deployment:
     """
     placement = control.placement(account, project)
     owner = project_labels(placement)
-    containers = control.driver.containers(owner, detail=False)  # one engine call
+    containers = control.driver.containers(owner, detail=False, fresh=True)  # one call
     services = sorted({c.service for c in containers} |
                       {s.service for s in control.store.statuses(account, project)})
     control.ingress.forget(account.name, project)
@@ -87,7 +87,7 @@ def services_to_take_down(control: ControlPlane, account: Account, project: str,
     if not services:
         return ()
     containers = control.driver.containers(project_labels(control.placement(account, project)),
-                                           detail=False)
+                                           detail=False, fresh=True)
     statuses = control.store.statuses(account, project)
     known = {c.service for c in containers} | {s.service for s in statuses}
     check_known(services, known, project)
@@ -121,7 +121,8 @@ def take_down_services(control: ControlPlane, account: Account, project: str, de
     The rest of the project, its network and volumes stay as they are."""
     placement = control.placement(account, project)
     chosen = set(services)
-    containers = [c for c in control.driver.containers(project_labels(placement), detail=False)
+    containers = [c for c in control.driver.containers(project_labels(placement), detail=False,
+                                                       fresh=True)
                   if c.service in chosen]
     for service in sorted(chosen):
         control.ingress.forget(account.name, project, service)

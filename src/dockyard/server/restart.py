@@ -124,7 +124,7 @@ def plan_restart(control: ControlPlane, account: Account, project: str,
                        hint="`dockyard compose up` deploys it")
     check_known(services, statuses, project)
     running = by_service(control.driver.containers(
-        project_labels(control.placement(account, project)), detail=False))
+        project_labels(control.placement(account, project)), detail=False, fresh=True))
     data: dict[str, Any] = {"name": project, "services": {}}
     images: dict[str, tuple[str, str, str]] = {}
     chosen: list[str] = []

@@ -258,9 +258,17 @@ def test_secret_files_arrive_on_tmpfs_and_no_node_writes_them_to_disk(shop: Shop
                 "--json", timeout=300)
     assert up.code == 0, str(up)
     try:
-        [node] = dy.ps(project)["app"]["nodes"]
-        [container] = cluster.docker(node, "ps", "-q", "--filter",
-                                     f"label=dockyard.project={project}").stdout.split()
+        def placed() -> tuple[str, str] | None:
+            """(node, container) where `ps` says the replica runs and that node runs it: once
+            a fresh-clone run found no container where `ps` had just placed it (not seen
+            again in 10 runs of this module); `ps` is asked again each time."""
+            [node] = dy.ps(project)["app"]["nodes"]
+            found = cluster.docker(node, "ps", "-q", "--filter",
+                                   f"label=dockyard.project={project}").stdout.split()
+            return (node, found[0]) if len(found) == 1 else None
+
+        node, container = eventually(placed, "the app's container where ps places it",
+                                     timeout=60)
         inside = cluster.docker(node, "exec", container, "sh", "-c",
                                 "cat /run/secrets/API_TOKEN; echo; "
                                 "grep ' /run/secrets/API_TOKEN ' /proc/mounts").stdout

@@ -590,11 +590,8 @@ class DockerEngine:
         try:
             while (found := handoff.get()) is not None:
                 if isinstance(found, BaseException):
-                    if isinstance(found, (docker.errors.APIError,
-                                          requests.exceptions.RequestException)):
-                        raise EngineUnavailable(f"the engine's event stream ended: {found}",
-                                                hint="is dockerd running?") from None
-                    raise found
+                    with _errors():  # as any engine call's error
+                        raise found
                 yield found
         finally:
             stream.close()

@@ -104,8 +104,6 @@ class ListingCache:
         if not stream.key:  # a stream of every managed container: its filter is no label value
             yield
             return
-        with self._lock:
-            self._generation += 1
         timer = threading.Timer(grace, self._cover, args=(stream,)) if grace > 0 else None
         if timer is None:
             self._cover(stream)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from dockyard import __version__
-from dockyard.client.origin import local_origin
+from dockyard.client.origin import _parse_status, local_origin
 
 
 def git(directory: Path, *args: str) -> str:
@@ -48,3 +50,31 @@ def test_outside_a_checkout_and_for_a_rollback_there_is_no_git(tmp_path: Path) -
     assert (plain.git_commit, plain.git_dirty, plain.git_branch) == (None, None, None)
     assert local_origin(None).git_commit is None
     assert local_origin(tmp_path / "missing").git_commit is None
+
+
+def test_a_repository_without_a_commit_records_no_git(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    assert local_origin(tmp_path).git_commit is None
+
+
+def test_git_is_not_started_outside_a_checkout(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"git was started: {args}")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    assert local_origin(tmp_path, environ={}).git_commit is None
+    with pytest.raises(AssertionError, match="git was started"):  # GIT_DIR: git decides
+        local_origin(tmp_path, environ={"GIT_DIR": str(tmp_path / "elsewhere.git")})
+
+
+def test_status_headers_give_commit_branch_and_dirty_flag() -> None:
+    clean = "# branch.oid abc123\n# branch.head main\n"
+    assert _parse_status(clean) == ("abc123", "main", False)
+    assert _parse_status("# branch.oid (initial)\n# branch.head main\n") == (None, "main",
+                                                                             False)
+    detached = "# branch.oid abc123\n# branch.head (detached)\n? new.env\n"
+    assert _parse_status(detached) == ("abc123", None, True)
+    changed = clean + "1 .M N... 100644 100644 100644 a b compose.yaml\n"
+    assert _parse_status(changed) == ("abc123", "main", True)

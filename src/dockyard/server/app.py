@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -22,7 +21,7 @@ from dockyard.api_errors import RequestInvalid, Unauthorized
 from dockyard.errors import DockyardError
 from dockyard.runtime.errors import EngineError
 from dockyard.server import dashboard, streams
-from dockyard.server.auth import PUBLIC_PATHS, account, account_of
+from dockyard.server.auth import PUBLIC_PATHS, TokenCheck, account
 from dockyard.server.body_limit import BodyLimit
 from dockyard.server.control import ControlPlane
 from dockyard.server.routes import (
@@ -71,18 +70,11 @@ def create_app(control: ControlPlane) -> FastAPI:
         hint="stop another `dockyard compose up` that is watching, or watch with `ps` instead")
     app.state.watches = watches
 
-    @app.middleware("http")
-    async def _authenticate(request: Request, call_next: Any) -> Any:
-        # The token is checked before anything else, the body included: a request without a
-        # valid token learns nothing (not even that its body is malformed).
-        # The dashboard's pages check their own session cookie (`server.dashboard`).
-        if request.url.path not in PUBLIC_PATHS and not dashboard.serves(request.url.path):
-            try:
-                request.state.account = await run_in_threadpool(
-                    account_of, control, request.headers.get("authorization"))
-            except Unauthorized as exc:
-                return JSONResponse(error_body(exc), status_code=exc.status)
-        return await call_next(request)
+    # The token is checked before anything else, the body included: a request without a
+    # valid token learns nothing (not even that its body is malformed). The dashboard's
+    # pages check their own session cookie (`server.dashboard`).
+    app.add_middleware(TokenCheck, control=control,
+                       public=lambda path: path in PUBLIC_PATHS or dashboard.serves(path))
 
     @app.exception_handler(DockyardError)
     async def _dockyard_error(_request: Request, exc: DockyardError) -> JSONResponse:

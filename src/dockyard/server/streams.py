@@ -152,12 +152,16 @@ async def deployment_events(control: ControlPlane, who: Account, deployment: str
         while True:
             changes.clear()
             status, items = await run_in_threadpool(read, last)
-            for event_id, data in items:
-                last = event_id
-                yield sse("state", data)
+            # What one read found goes out in one write: a chunk costs the event loop a pass
+            # through every ASGI layer, and a no-op `up` of 100 services records 100 events.
+            out = [sse("state", data) for _, data in items]
+            if items:
+                last = items[-1][0]
             if status != "running":
-                yield sse("end", {"status": status or "gone"})
+                yield "".join([*out, sse("end", {"status": status or "gone"})])
                 return
+            if out:
+                yield "".join(out)
             if items or await changes.wait(SSE_WAIT_SECONDS):
                 quiet = 0.0
             else:

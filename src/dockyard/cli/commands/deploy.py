@@ -151,7 +151,7 @@ def run_up(options: LoadOptions, client_factory: Any, up: UpOptions) -> int:
     from dockyard.client.origin import local_origin
 
     origin = None if up.dry_run else _Beside(
-        lambda: local_origin(project_directory(options)))
+        lambda: local_origin(project_directory(options), options.environ))
     name, data, builds, packs, unset = prepare(options, up.services)
     client: Client = client_factory()
     with client:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dockyard.registry.policy import duration_ns
-
 MAX_TTL_SECONDS = 366 * 86400
 _EXAMPLES = "like 30s, 10m, 2h, 1h30m or 1d"
 
 
 def parse_ttl(text: str) -> int:
     """The whole seconds of `text` (`2h` -> 7200). Raises ValueError saying what to write."""
+    from dockyard.registry.policy import duration_ns  # `ps` shows expiry without parsing any
+
     nanoseconds = duration_ns(text.strip())
     if nanoseconds is None:
         raise ValueError(f"--ttl {text!r} is not a duration: write one {_EXAMPLES}")

@@ -10,11 +10,9 @@ be part of a build).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
 
 from dockyard.build import dockerignore
@@ -100,6 +98,9 @@ def directory_entries(root: str, always: frozenset[str] | set[str] = frozenset()
 
 def pack_entries(root: str, entries: list[str]) -> PackedContext:
     """A reproducible tar of `entries` (relative to `root`, directories ending in `/`)."""
+    import hashlib  # here: a deployment with nothing to pack never loads tar and OpenSSL
+    import tarfile
+
     buffer = io.BytesIO()
     files = 0
     size = 0

@@ -18,10 +18,8 @@ operator allows the path.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -67,6 +65,9 @@ def pack_path(path: str) -> tuple[PackedContext, str]:
 
 def pack_content(name: str, content: bytes, mode: int) -> PackedContext:
     """A pack of one file `name` holding `content`, with `mode` (a config's)."""
+    import hashlib  # here, as in `pack_entries`: only a deployment with files packs any
+    import tarfile
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(name)

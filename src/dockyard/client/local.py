@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -84,6 +83,8 @@ def ensure_local_server(env: Mapping[str, str],
             return found[0], _token(env)
         (directory / "server.json").unlink(missing_ok=True)
         log_path = directory / "server.log"
+        import subprocess  # only when a server is started, not on every command
+
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "dockyard.server", "--listen", "127.0.0.1:0",

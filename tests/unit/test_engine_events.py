@@ -36,3 +36,16 @@ def test_it_remembers_a_bounded_number_of_containers() -> None:
     assert board.mark(["c0"]) == {"c0": 0}  # the oldest were forgotten
     assert board.mark([f"c{engine_events.REMEMBERED + 4}"]) == {
         f"c{engine_events.REMEMBERED + 4}": 1}
+
+
+def test_wake_all_wakes_every_waiter_and_a_wait_on_an_earlier_mark() -> None:
+    board = EngineEvents()
+    before = board.mark(["a"])
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(board.wait(board.mark(["b"]), 30.0)))
+    waiter.start()
+    board.wake_all()
+    waiter.join(30.0)
+    assert woke == [True]
+    assert board.wait(before, 0.01) is True  # woken since that mark: no wait at all
+    assert board.wait(board.mark(["a"]), 0.01) is False  # a mark after it waits as before

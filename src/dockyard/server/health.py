@@ -25,6 +25,12 @@ from dockyard.server.engine_events import EngineEvents
 
 POLL_SECONDS = 0.1
 EVENT_POLL_SECONDS = 1.0  # how long a waiter woken by engine events sleeps at most
+# The same, for a health check or a job: every change that settles them (health status, exit,
+# restart) is an engine event, so looking by itself is only the fallback for an event the
+# watcher missed (it also wakes every waiter when its stream is interrupted, and the server
+# at shutdown). Each look is an inspect per container, which the engine answers under the
+# container's lock, beside the starts of a large deployment.
+EVENT_FALLBACK_SECONDS = 5.0
 LAST_LINES = 5
 
 
@@ -61,13 +67,14 @@ def wait_healthy(driver: Driver, container_ids: Sequence[str], *, job: bool,
     """Watch `container_ids` until they are healthy, fail, or `timeout` seconds pass.
 
     With `events` (the server's engine events), it looks again when the engine reports
-    something about one of them, and at least every `EVENT_POLL_SECONDS`; without, every
-    `POLL_SECONDS`."""
+    something about one of them, and at least every `EVENT_POLL_SECONDS`
+    (`EVENT_FALLBACK_SECONDS` for a health check or a job, which events settle); without,
+    every `POLL_SECONDS`."""
     started = time.monotonic()
     deadline = started + timeout
     http_ok: set[str] = set()
     while True:
-        mark = events.mark(container_ids) if events is not None else {}
+        mark = events.mark(container_ids) if events is not None else None
         infos = [driver.inspect(cid) for cid in container_ids]
         now = time.monotonic()
         if any(info is None for info in infos):
@@ -111,11 +118,11 @@ def wait_healthy(driver: Driver, container_ids: Sequence[str], *, job: bool,
             return Outcome(False, f"not healthy after {timeout:g}s (waiting for {waiting})")
         if cancelled():
             return Outcome(False, "cancelled")
-        if events is None:
+        if events is None or mark is None:
             time.sleep(POLL_SECONDS)
         else:
             left = max(0.0, deadline - time.monotonic())
-            wake = EVENT_POLL_SECONDS
+            wake = EVENT_FALLBACK_SECONDS if has_healthcheck or job else EVENT_POLL_SECONDS
             if not has_healthcheck and not job and now - started < stabilization:
                 wake = min(wake, stabilization - (now - started) + 0.01)
             elif not has_healthcheck and not job and http_port is not None:

@@ -134,6 +134,8 @@ def serve(settings: ServerSettings) -> int:
         server.run(sockets=[sock])
     finally:
         control.shutting_down.set()
+        if control.engine_events is not None:
+            control.engine_events.wake_all()  # deployments waiting on health see it at once
         expirer.stop()  # a take-down it started goes on in its own thread, as any `down`
         control.ingress.stop()
         control.egress.forget()  # rules of networks removed meanwhile; live ones stay

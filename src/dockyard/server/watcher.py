@@ -60,6 +60,9 @@ class Watcher:
             except DockyardError as exc:
                 log.warning("engine events interrupted (%s); retrying", exc.message)
                 time.sleep(1.0)
+            finally:  # whoever waits on an event may have lost it: let them look again
+                if self.control.engine_events is not None:
+                    self.control.engine_events.wake_all()
 
     def handle(self, event: EngineEvent) -> None:
         if self.control.engine_events is not None:

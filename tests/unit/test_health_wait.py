@@ -1,0 +1,64 @@
+"""Waiting for a health check with engine events: a deployment looks at its containers when an
+event about them arrives, and by itself only as a fallback, so a large deployment does not ask
+the engine about every container every second while the checks start."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from dockyard.runtime.driver import ContainerInfo
+from dockyard.server import health
+from dockyard.server.engine_events import EngineEvents
+
+
+class _Engine:
+    """Answers `inspect` with the health it is told, counting the looks."""
+
+    def __init__(self, health_now: str) -> None:
+        self.health = health_now
+        self.looks = 0
+        self.looked = threading.Event()
+
+    def inspect(self, container_id: str) -> ContainerInfo:
+        info = ContainerInfo(id=container_id, name=f"{container_id}-1", labels={},
+                             status="running", exit_code=0, health=self.health,
+                             restart_count=0, ip_address="10.0.0.2", started_at=None)
+        self.looks += 1
+        self.looked.set()
+        return info
+
+    def logs(self, container_id: str, tail: int) -> Sequence[object]:
+        return ()
+
+
+def _wait(engine: _Engine, board: EngineEvents, outcome: list[health.Outcome]) -> None:
+    outcome.append(health.wait_healthy(
+        engine, ["c1"], job=False, has_healthcheck=True,  # type: ignore[arg-type]
+        http_port=None, stabilization=0.0, timeout=60.0, events=board))
+
+
+def test_a_health_event_settles_the_wait_without_polling() -> None:
+    engine, board = _Engine("starting"), EngineEvents()
+    outcome: list[health.Outcome] = []
+    waiter = threading.Thread(target=_wait, args=(engine, board, outcome))
+    waiter.start()
+    assert engine.looked.wait(30.0)
+    engine.health = "healthy"
+    board.saw("c1")  # the engine's `health_status: healthy`
+    waiter.join(30.0)
+    assert outcome == [health.Outcome(True, "the health check passes")]
+    assert engine.looks == 2  # the first look, and the one the event asked for
+
+
+def test_wake_all_makes_a_waiter_look_again() -> None:
+    engine, board = _Engine("starting"), EngineEvents()
+    outcome: list[health.Outcome] = []
+    waiter = threading.Thread(target=_wait, args=(engine, board, outcome))
+    waiter.start()
+    assert engine.looked.wait(30.0)
+    engine.health = "healthy"
+    board.wake_all()  # the watcher's stream was interrupted: its events may be lost
+    waiter.join(30.0)
+    assert outcome == [health.Outcome(True, "the health check passes")]
+

@@ -23,6 +23,8 @@ import docker
 import docker.errors
 import docker.types
 import requests.exceptions
+from docker.transport import UnixHTTPAdapter
+from docker.transport.unixconn import UnixHTTPConnectionPool
 
 from dockyard.build.context import PackedContext
 from dockyard.runtime.driver import (
@@ -54,7 +56,7 @@ from dockyard.runtime.errors import (
 from dockyard.runtime.listing_cache import STREAM_GRACE, ListingCache
 
 LogSink = Callable[[str], None]
-POOL_SIZE = 64  # engine connections kept open for reuse
+POOL_SIZE = 128  # engine connections kept open for reuse (a deployment: a thread per service)
 # Events that change a container listing besides `WATCHED_EVENTS` (`ListingCache`).
 LISTING_EVENTS = ("create", "destroy", "rename", "restart", "oom", "update")
 _STEP = re.compile(r"^Step \d+/\d+ : ")
@@ -65,6 +67,36 @@ _LOGIN_DENIED = re.compile(r"status: 40[13]\b|\bunauthori[sz]ed\b|\bforbidden\b|
 _UNREACHABLE = re.compile(r"dial tcp|no such host|connection refused|i/o timeout|"
                           r"TLS handshake|certificate", re.IGNORECASE)
 LOGIN_TIMEOUT = 30  # seconds a registry login check may take
+
+
+class _OnePoolAdapter(UnixHTTPAdapter):
+    """docker-py's Unix-socket adapter keeps one connection pool per request URL: every
+    container's path (`/containers/<id>/start`, `.../json`) made a pool of its own, filled with
+    `POOL_SIZE` placeholders, and a new connection to dockerd, dropped when the pool fell out of
+    its 25 most recent. An `up` and a `down` of 100 services made 609 of them. Every call to
+    the engine goes through one socket, so it shares one pool here."""
+
+    def get_connection(self, url: bytes | str, proxies: Any = None) -> UnixHTTPConnectionPool:
+        return super().get_connection(ONE_POOL, proxies)
+
+
+ONE_POOL = "http+docker://localhost"  # the key of the one pool
+
+
+def _one_pool_per_socket(api: Any) -> None:
+    """On a Unix socket: one pool for every call (`_OnePoolAdapter`), and no environment
+    lookups per request. Requests otherwise reads the proxy variables of the whole environment
+    and `~/.netrc` on every call, neither of which applies to a local socket (and a proxy must
+    never see the engine's API)."""
+    adapter = getattr(api, "_custom_adapter", None)
+    if type(adapter) is not UnixHTTPAdapter:
+        return  # TCP, TLS or SSH: requests' own pools are per host already
+    shared = _OnePoolAdapter(f"http+unix://{adapter.socket_path}", adapter.timeout,
+                             max_pool_size=adapter.max_pool_size)
+    api.mount("http+docker://", shared)
+    api._custom_adapter = shared
+    adapter.close()
+    api.trust_env = False
 
 
 class DockerEngine:
@@ -84,6 +116,7 @@ class DockerEngine:
             # default) would open and drop a connection per call past the tenth.
             client = (docker.DockerClient(base_url=base_url, max_pool_size=POOL_SIZE)
                       if base_url else docker.from_env(max_pool_size=POOL_SIZE))
+            _one_pool_per_socket(client.api)
             client.ping()
             # docker-py sends the server user's own ~/.docker credentials with builds and
             # pulls when none are given: never here. Each pull and push carries only the

@@ -6,11 +6,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockyard.build.context import pack_context
-from dockyard.runtime.docker_engine import DockerEngine
+from dockyard.runtime.docker_engine import ONE_POOL, DockerEngine
 from dockyard.runtime.errors import BuildFailed, EngineUnavailable
 from tests.support.engine import EXAMPLE, LABEL, engine_ready
 
@@ -58,3 +59,21 @@ def test_engine_unavailable_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailable) as caught:
         DockerEngine(base_url=f"unix://{tmp_path}/no.sock")
     assert caught.value.hint and "dockerd" in caught.value.hint
+
+
+def test_calls_on_many_objects_share_one_pool_of_connections(
+        engine: tuple[DockerEngine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-py alone keeps a pool (and opens a connection) per request URL, and reads the
+    environment's proxy settings on every call; the driver keeps one pool per socket, and no
+    proxy is asked on a local socket even when the environment names one."""
+    driver, _ = engine
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    api: Any = driver.client.api  # docker-py's own attributes, untyped
+    images = [str(image.id) for image in driver.client.images.list()][:30]
+    for image in images:
+        api.inspect_image(image)
+    api.containers(all=True)
+    adapter = api._custom_adapter
+    assert len(adapter.pools) == 1
+    assert adapter.pools.get(ONE_POOL).num_requests >= len(images) + 1
+    assert api.trust_env is False

@@ -4,8 +4,11 @@ the engine about every container every second while the checks start."""
 
 from __future__ import annotations
 
+import http.server
 import threading
 from collections.abc import Sequence
+
+import pytest
 
 from dockyard.runtime.driver import ContainerInfo
 from dockyard.server import health
@@ -62,3 +65,27 @@ def test_wake_all_makes_a_waiter_look_again() -> None:
     waiter.join(30.0)
     assert outcome == [health.Outcome(True, "the health check passes")]
 
+
+
+def test_get_checks_go_straight_to_the_container_whatever_proxy_the_environment_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_response(503 if self.path != "/" else 204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert health._http_ok("127.0.0.1", server.server_address[1]) is True
+        assert health._http_ok(None, server.server_address[1]) is False
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert health._http_ok("127.0.0.1", server.server_address[1]) is False  # refused

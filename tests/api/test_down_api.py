@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.lifecycle import ServiceState
+from dockyard.runtime.errors import EngineUnavailable
 from tests.support.server import IMAGE, Server, running_server
 
 S = ServiceState
@@ -41,3 +42,21 @@ def test_down_scales_every_service_in_and_supersedes_one_left_pending(server: Se
     assert (web_then.state, web_then.reason) == (S.SERVICE_DEPLOYMENT_FAILED,
                                                  f"superseded by deployment {down}")
     assert server.containers("shop") == {}
+
+
+def test_a_down_the_engine_stops_answering_fails_and_says_why(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, status = server.up("shop", {"db": {"image": IMAGE}})
+    assert status == "succeeded"
+
+    def refused(*_args: object, **_kwargs: object) -> list[str]:
+        raise EngineUnavailable("the Docker Engine stopped answering: connection refused",
+                                hint="is dockerd running?")
+
+    monkeypatch.setattr(server.control.driver, "labelled_networks", refused)
+    response = server.call("POST", "/v1/projects/shop/down", json={})
+    down = str(response.json()["deployment"])
+    _, status = server.events(down)
+    assert status == "failed"
+    notes = server.call("GET", f"/v1/deployments/{down}").json()["notes"]
+    assert notes == ["stopped: the Docker Engine stopped answering: connection refused"]

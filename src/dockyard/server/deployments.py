@@ -22,7 +22,12 @@ from dockyard.server.deploy_request import BuildInput, DeployRequest
 from dockyard.server.deployer import Deployer
 from dockyard.server.deployment_record import deployment_record
 from dockyard.server.domain_reports import claim_project_domains
-from dockyard.server.down import services_to_take_down, take_down, take_down_services
+from dockyard.server.down import (
+    DOWN_NOTES,
+    services_to_take_down,
+    take_down,
+    take_down_services,
+)
 from dockyard.server.project_files import project_digests
 from dockyard.server.project_size import check_project_size
 from dockyard.server.ps import remember_model
@@ -32,6 +37,7 @@ from dockyard.server.rollback import (
     run_configs,
     wants_rollback,
 )
+from dockyard.server.scrub import scrub_engine_text
 from dockyard.server.settle import settle_unfinished
 from dockyard.store.store import Account, DeploymentRecord
 from dockyard.wire_models import DeployOrigin
@@ -186,6 +192,11 @@ def start_down(control: ControlPlane, account: Account, project_name: str, *,
             done = take_down_services(control, account, project_name, deployment, only) \
                 if only else take_down(control, account, project_name, deployment, volumes)
             status = "succeeded" if done else "failed"
+        except DockyardError as exc:  # the engine stopped answering...: `down` says so
+            why = scrub_engine_text(exc.message, control.settings.data)
+            log.warning("down %s of %s/%s stopped: %s", deployment, account.name, project_name,
+                        why)
+            control.store.append_build_log(account, deployment, DOWN_NOTES, [f"stopped: {why}"])
         finally:
             control.store.finish_deployment(account, deployment, status)
             control.end(account, project_name)

@@ -322,8 +322,9 @@ def run_down(project: str, client_factory: Any, *, volumes: bool, detach: bool,
                 raise DeploymentFailed(
                     f"taking {project} down failed ({status})"
                     + "".join(f"\n  {n}" for n in notes),
-                    hint="a volume still in use by a container is kept; see `dockyard "
-                    "deployments` and the server log")
+                    hint="the lines above say what was kept or what stopped it (a volume "
+                    "still in use by a container is kept); `dockyard deployments` and the "
+                    "server log say more")
     if as_json:
         _emit_json({"event": "down", "deployment": deployment, "project": project,
                     "notes": notes, "services": list(services)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -35,36 +35,32 @@ class _Engine:
         return ()
 
 
-def _wait(engine: _Engine, board: EngineEvents, outcome: list[health.Outcome]) -> None:
-    outcome.append(health.wait_healthy(
+def _healthy_after(wake: Callable[[EngineEvents], None]) -> tuple[list[health.Outcome], int]:
+    """Wait on a container whose check is starting; once the waiter has looked, the check
+    passes and `wake` tells the board. Returns the outcome and how many looks it took."""
+    engine, board = _Engine("starting"), EngineEvents()
+    outcome: list[health.Outcome] = []
+    waiter = threading.Thread(target=lambda: outcome.append(health.wait_healthy(
         engine, ["c1"], job=False, has_healthcheck=True,  # type: ignore[arg-type]
-        http_port=None, stabilization=0.0, timeout=60.0, events=board))
+        http_port=None, stabilization=0.0, timeout=60.0, events=board)))
+    waiter.start()
+    assert engine.looked.wait(30.0)
+    engine.health = "healthy"
+    wake(board)
+    waiter.join(30.0)
+    return outcome, engine.looks
 
 
 def test_a_health_event_settles_the_wait_without_polling() -> None:
-    engine, board = _Engine("starting"), EngineEvents()
-    outcome: list[health.Outcome] = []
-    waiter = threading.Thread(target=_wait, args=(engine, board, outcome))
-    waiter.start()
-    assert engine.looked.wait(30.0)
-    engine.health = "healthy"
-    board.saw("c1")  # the engine's `health_status: healthy`
-    waiter.join(30.0)
+    outcome, looks = _healthy_after(lambda board: board.saw("c1"))  # `health_status: healthy`
     assert outcome == [health.Outcome(True, "the health check passes")]
-    assert engine.looks == 2  # the first look, and the one the event asked for
+    assert looks == 2  # the first look, and the one the event asked for
 
 
 def test_wake_all_makes_a_waiter_look_again() -> None:
-    engine, board = _Engine("starting"), EngineEvents()
-    outcome: list[health.Outcome] = []
-    waiter = threading.Thread(target=_wait, args=(engine, board, outcome))
-    waiter.start()
-    assert engine.looked.wait(30.0)
-    engine.health = "healthy"
-    board.wake_all()  # the watcher's stream was interrupted: its events may be lost
-    waiter.join(30.0)
+    # The watcher's stream was interrupted: its events may be lost.
+    outcome, _ = _healthy_after(EngineEvents.wake_all)
     assert outcome == [health.Outcome(True, "the health check passes")]
-
 
 
 def test_get_checks_go_straight_to_the_container_whatever_proxy_the_environment_names(

@@ -69,6 +69,9 @@ _UNREACHABLE = re.compile(r"dial tcp|no such host|connection refused|i/o timeout
 LOGIN_TIMEOUT = 30  # seconds a registry login check may take
 
 
+ONE_POOL = "http+docker://localhost"  # the key of the one pool (`_OnePoolAdapter`)
+
+
 class _OnePoolAdapter(UnixHTTPAdapter):
     """docker-py's Unix-socket adapter keeps one connection pool per request URL: every
     container's path (`/containers/<id>/start`, `.../json`) made a pool of its own, filled with
@@ -78,9 +81,6 @@ class _OnePoolAdapter(UnixHTTPAdapter):
 
     def get_connection(self, url: bytes | str, proxies: Any = None) -> UnixHTTPConnectionPool:
         return super().get_connection(ONE_POOL, proxies)
-
-
-ONE_POOL = "http+docker://localhost"  # the key of the one pool
 
 
 def _one_pool_per_socket(api: Any) -> None:
